@@ -1,0 +1,95 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from threshsearch.cli import main
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_profile_json_has_the_documented_keys(capsys):
+    code, out, _ = run_cli(capsys, "profile", "--preset", "threshnet79", "--input-size", "224",
+                           "--num-classes", "1000", "--json")
+    data = json.loads(out)
+    assert code == 0
+    assert data["params"] == 15_323_248 and isinstance(data["params"], int)
+    assert round(data["madd"] / 1e9, 2) == 6.90
+    assert round(data["flops"] / 1e9, 2) == 3.46
+    assert round(data["memrw_mib"], 2) == 299.96
+    assert data["cio"] > 0
+    assert len(data["config_hash"]) == 16
+
+
+def test_profile_torchvision_model_equals_the_preset(capsys):
+    _, out, _ = run_cli(capsys, "profile", "--model", "torchvision:densenet121", "--json")
+    _, preset_out, _ = run_cli(capsys, "profile", "--preset", "densenet121", "--json")
+    theirs, ours = json.loads(out), json.loads(preset_out)
+    for key in ("params", "madd", "flops", "memrw_mib", "cio"):
+        assert theirs[key] == pytest.approx(ours[key]), key
+    assert "config_hash" not in theirs
+
+
+def test_profile_human_table_and_per_layer(capsys):
+    code, out, _ = run_cli(capsys, "profile", "--preset", "hardnet68", "--input-size", "32",
+                           "--per-layer")
+    assert code == 0
+    assert "parameters" in out and "MemR+W" in out and "Conv2d" in out
+
+
+def test_profile_config_file(capsys, tmp_path):
+    from threshsearch.presets import get_preset
+
+    path = get_preset("threshnet95").save(tmp_path / "net.json")
+    _, out, _ = run_cli(capsys, "profile", "--config", str(path), "--json")
+    assert json.loads(out)["params"] == 17_140_592
+
+
+def test_presets_lists_modes(capsys):
+    code, out, _ = run_cli(capsys, "presets")
+    assert code == 0
+    line = next(line for line in out.splitlines() if line.startswith("threshnet79"))
+    assert "dense dense dense harmonic harmonic" in line
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("stages:\n  - {depth: 0, growth: 8}\n", "stages[0].depth"),
+        ("stages:\n  - {depth: 2, growth: 8}\nthreshhold: 3\n", "did you mean 'threshold'"),
+        ("stages: [{depth: 2, growth: 8}]\nstem: {widths: [16], stride: 9}\n", "stem.stride"),
+        ("stages: [\n", "not valid YAML"),
+        ("!!python/object/apply:os.system ['true']\n", "not valid YAML"),
+    ],
+)
+def test_invalid_config_is_one_line_and_exit_2(capsys, tmp_path, content, expected):
+    path = tmp_path / "bad.yaml"
+    path.write_text(content)
+    code, _, err = run_cli(capsys, "profile", "--config", str(path))
+    assert code == 2
+    assert expected in err
+    assert len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err
+
+
+def test_input_too_small_and_unknown_preset(capsys):
+    code, _, err = run_cli(capsys, "profile", "--preset", "threshnet79", "--input-size", "8")
+    assert code == 2 and "input_size: 8" in err
+    code, _, err = run_cli(capsys, "profile", "--preset", "threshnet97")
+    assert code == 2 and "threshnet79" in err
+
+
+def test_console_script_exit_code_without_traceback(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_bytes(b"\xff\xfe not utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "threshsearch.cli", "profile", "--config", str(path)],
+        capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 2
+    assert "not UTF-8" in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,44 @@
+"""Dense (DenseNet) stages: every layer reads the concatenation of all before it."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from threshsearch.nn.layers import make_activation
+
+
+class _DenseLayer(nn.Module):
+    """Pre-activation bottleneck: BN-act-1x1 conv to ``bottleneck``, BN-act-3x3 conv to
+    ``growth``. Returns only the new ``growth`` channels; the stage does the concatenation."""
+
+    def __init__(self, in_channels: int, growth: int, bottleneck: int, activation: str):
+        super().__init__()
+        self.norm1 = nn.BatchNorm2d(in_channels)
+        self.act1 = make_activation(activation)
+        self.conv1 = nn.Conv2d(in_channels, bottleneck, 1, bias=False)
+        self.norm2 = nn.BatchNorm2d(bottleneck)
+        self.act2 = make_activation(activation)
+        self.conv2 = nn.Conv2d(bottleneck, growth, 3, padding=1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv2(self.act2(self.norm2(self.conv1(self.act1(self.norm1(x))))))
+
+
+class DenseStage(nn.Module):
+    """``depth`` dense layers; the output is the input followed by every layer's new channels."""
+
+    def __init__(self, in_channels: int, depth: int, growth: int, bottleneck: int,
+                 activation: str = "relu"):
+        super().__init__()
+        self.layers = nn.ModuleList(
+            _DenseLayer(in_channels + index * growth, growth, bottleneck, activation)
+            for index in range(depth)
+        )
+        self.out_channels = in_channels + depth * growth
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = [x]
+        for layer in self.layers:
+            features.append(layer(torch.cat(features, 1) if len(features) > 1 else x))
+        return torch.cat(features, 1)
