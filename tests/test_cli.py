@@ -93,3 +93,68 @@ def test_console_script_exit_code_without_traceback(tmp_path):
     )
     assert result.returncode == 2
     assert "not UTF-8" in result.stderr and "Traceback" not in result.stderr
+
+
+def write_tiny(tmp_path):
+    from conftest import TINY
+
+    from threshsearch.config import ArchitectureConfig
+
+    return ArchitectureConfig.from_dict(TINY).save(tmp_path / "tiny.yaml")
+
+
+def test_train_writes_metrics_csv_and_checkpoint(capsys, tmp_path):
+    config = write_tiny(tmp_path)
+    out = tmp_path / "run"
+    code, stdout, _ = run_cli(capsys, "train", "--config", str(config), "--dataset", "synthetic",
+                              "--epochs", "2", "--lr", "0.01", "--out", str(out), "--quiet")
+    assert code == 0, stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["status"] == "completed" and len(metrics["epochs"]) == 2
+    assert 0 <= metrics["test_accuracy"] <= 1
+    assert metrics["recipe"]["lr"] == 0.01 and metrics["dataset"] == "synthetic"
+    assert metrics["extra"]["latency"]["batch_size"] == 1
+    assert (out / "epochs.csv").read_text().count("\n") == 3
+    assert (out / "checkpoint.pt").exists() and (out / "config.yaml").exists()
+    assert "test top-1" in stdout
+    code, _, err = run_cli(capsys, "train", "--config", str(config), "--dataset", "synthetic",
+                           "--epochs", "2", "--out", str(out), "--quiet")
+    assert code == 2 and "--resume" in err
+
+
+def test_train_without_dataset_files_is_a_clear_error(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "threshsearch.cli", "train", "--preset", "threshnet79",
+         "--dataset", "cifar10", "--data-root", str(tmp_path / "empty"), "--epochs", "1"],
+        capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 2
+    assert "cifar10: not found under" in result.stderr and "cifar-10-batches-py" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_killed_training_resumes_from_the_last_saved_epoch(tmp_path):
+    import os
+    import signal
+    import time
+
+    config = write_tiny(tmp_path)
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "threshsearch.cli", "train", "--config", str(config),
+               "--dataset", "synthetic", "--epochs", "8", "--out", str(out), "--quiet"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    csv_path = out / "epochs.csv"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if csv_path.exists() and csv_path.read_text().count("\n") >= 2:
+            break
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    before = csv_path.read_text().splitlines()[1:]
+    assert 1 <= len(before) < 8, "the run must be killed mid-training"
+    result = subprocess.run([*command, "--resume"], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    after = csv_path.read_text().splitlines()[1:]
+    assert len(after) == 8
+    assert after[:len(before)] == before

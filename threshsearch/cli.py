@@ -8,6 +8,7 @@ import math
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from threshsearch.errors import UserError
 
@@ -103,6 +104,48 @@ def _cmd_profile(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------ train
+def _cmd_train(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from threshsearch.api import train
+    from threshsearch.train import DEFAULT_RECIPE, get_recipe
+
+    spec = args.preset or args.config
+    recipe = get_recipe(args.recipe or DEFAULT_RECIPE[args.dataset]).override(
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
+    out = args.out or f"runs/{Path(spec).stem}-{args.dataset}-seed{args.seed}"
+    bars: list[tqdm] = []  # opened at the first epoch, so errors before it print cleanly
+
+    def progress(metrics) -> None:
+        if not bars:
+            bars.append(tqdm(total=recipe.epochs, unit="epoch", desc="train",
+                             disable=args.quiet, dynamic_ncols=True))
+        bar = bars[0]
+        bar.n = metrics.epoch
+        bar.set_postfix(loss=f"{metrics.train_loss:.3f}", val_acc=f"{metrics.val_accuracy:.3f}",
+                        img_s=f"{metrics.images_per_s:.0f}", refresh=False)
+        bar.refresh()
+
+    try:
+        result = train(spec, dataset=args.dataset, recipe=recipe, device=args.device,
+                       seed=args.seed, out=out, resume=args.resume, data_root=args.data_root,
+                       callbacks=[progress])
+    finally:
+        for bar in bars:
+            bar.close()
+    final = result.final
+    if result.status != "completed":
+        print(f"training stopped: {result.reason}", file=sys.stderr)
+    if final:
+        print(f"epochs {final.epoch}  val top-1 {final.val_accuracy:.4f}  "
+              f"{final.images_per_s:.0f} images/s on {result.device}")
+    if result.test_accuracy is not None:
+        print(f"test top-1 {result.test_accuracy:.4f}  top-5 {result.test_top5:.4f}")
+    print(f"wrote {out}/metrics.json, epochs.csv, checkpoint.pt")
+    return 0 if result.status == "completed" else 1
+
+
 # ------------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -122,6 +165,30 @@ def build_parser() -> argparse.ArgumentParser:
     profile.add_argument("--per-layer", action="store_true", help="show every leaf module")
     profile.add_argument("--json", action="store_true", help="print one JSON object")
     profile.set_defaults(handler=_cmd_profile)
+
+    from threshsearch.data import DATASETS
+    from threshsearch.measure import DEVICES
+    from threshsearch.train import RECIPES
+
+    train = commands.add_parser("train", help="train a preset, config or exported result")
+    _add_model_source(train)
+    train.add_argument("--dataset", default="cifar10", choices=DATASETS)
+    train.add_argument("--recipe", choices=list(RECIPES),
+                       help="training recipe (default: the paper's for the dataset)")
+    train.add_argument("--epochs", type=int, metavar="N")
+    train.add_argument("--batch-size", type=int, metavar="N")
+    train.add_argument("--lr", type=float, metavar="LR")
+    train.add_argument("--device", default="auto", choices=DEVICES)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--out", metavar="DIR",
+                       help="where metrics.json, epochs.csv and checkpoint.pt go "
+                            "(default: runs/<name>-<dataset>-seed<seed>)")
+    train.add_argument("--resume", action="store_true",
+                       help="continue from the checkpoint under --out")
+    train.add_argument("--data-root", default="data", metavar="DIR",
+                       help="where torchvision datasets are (downloaded on first use)")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(handler=_cmd_train)
     return parser
 
 

@@ -27,6 +27,7 @@ def _import_torchvision() -> Any:
             "torchvision._meta_registrations"
         )
         import torchvision
+    import torchvision.transforms.v2  # not imported by torchvision itself; after the guard
     return torchvision
 
 

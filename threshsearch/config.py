@@ -10,12 +10,10 @@ the same network hash alike.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import math
-from collections.abc import Mapping
-from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,16 @@ import yaml
 
 from threshsearch.errors import UserError
 from threshsearch.links import dense_output_width, harmonic_output_width
+from threshsearch.validation import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_number,
+    is_int,
+    is_number,
+    join_path,
+    parse_fields,
+)
 
 MODES = ("auto", "dense", "harmonic")
 TRANSITIONS = ("post", "pre", "none")
@@ -255,13 +263,13 @@ class ArchitectureConfig:
         """Build from plain data, reporting unknown keys, wrong types and bad values with the
         key path of each (``path`` prefixes them when the config sits inside a larger file)."""
         problems: list[str] = []
-        values = _parse_mapping(data, cls, path, problems)
+        values = parse_fields(data, cls, path, problems)
         if values is None:
             raise ConfigError(problems)
         if "stem" in values:
-            values["stem"] = _parse_stem(values["stem"], _join(path, "stem"), problems)
+            values["stem"] = _parse_stem(values["stem"], join_path(path, "stem"), problems)
         if "stages" in values:
-            values["stages"] = _parse_stages(values["stages"], _join(path, "stages"), problems)
+            values["stages"] = _parse_stages(values["stages"], join_path(path, "stages"), problems)
         if "threshold" in values:
             values["threshold"] = _parse_threshold(values["threshold"])
         if problems:
@@ -269,7 +277,7 @@ class ArchitectureConfig:
         try:
             return cls(**values)
         except ConfigError as error:
-            raise ConfigError([_join(path, problem) for problem in error.problems]) from None
+            raise ConfigError([join_path(path, problem) for problem in error.problems]) from None
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
@@ -320,43 +328,6 @@ def read_structured_file(path: str | Path) -> Any:
 
 
 # ---------------------------------------------------------------------- parsing
-def _join(path: str, key: str) -> str:
-    if not path:
-        return key
-    return f"{path}{key}" if key.startswith("[") else f"{path}.{key}"
-
-
-def unknown_key_message(path: str, key: Any, valid: list[str]) -> str:
-    """'path.key: unknown key; did you mean ...? valid keys: ...' (shared by every schema)."""
-    close = difflib.get_close_matches(str(key), valid, n=1)
-    hint = f"did you mean '{close[0]}'? " if close else ""
-    return f"{_join(path, str(key))}: unknown key; {hint}valid keys: {', '.join(valid)}"
-
-
-def _parse_mapping(
-    data: Any, cls: type, path: str, problems: list[str]
-) -> dict[str, Any] | None:
-    if not isinstance(data, Mapping):
-        where = path or "config"
-        problems.append(f"{where}: expected a mapping of {cls.__name__} fields, got {data!r:.60}")
-        return None
-    names = [item.name for item in fields(cls)]
-    required = [item.name for item in fields(cls) if _is_required(item)]
-    values = {}
-    for key, value in data.items():
-        if key in names:
-            values[key] = value
-        else:
-            problems.append(unknown_key_message(path, key, names))
-    problems.extend(f"{_join(path, name)}: missing (required)" for name in required
-                    if name not in data)
-    return values
-
-
-def _is_required(item: Any) -> bool:
-    return item.default is MISSING and item.default_factory is MISSING
-
-
 def _parse_stem(data: Any, path: str, problems: list[str]) -> Any:
     if isinstance(data, str):
         if data in STEM_STYLES:
@@ -364,7 +335,7 @@ def _parse_stem(data: Any, path: str, problems: list[str]) -> Any:
         problems.append(f"{path}: unknown stem style {data!r}; expected one of "
                         f"{', '.join(STEM_STYLES)} or a mapping of StemConfig fields")
         return StemConfig()
-    values = _parse_mapping(data, StemConfig, path, problems)
+    values = parse_fields(data, StemConfig, path, problems)
     if values is None:
         return StemConfig()
     if isinstance(values.get("widths"), list):
@@ -378,7 +349,7 @@ def _parse_stages(data: Any, path: str, problems: list[str]) -> Any:
         return ()
     stages = []
     for index, item in enumerate(data):
-        values = _parse_mapping(item, StageConfig, _join(path, f"[{index}]"), problems)
+        values = parse_fields(item, StageConfig, join_path(path, f"[{index}]"), problems)
         if values is not None and all(name in values for name in ("depth", "growth")):
             stages.append(StageConfig(**values))
     return tuple(stages)
@@ -391,41 +362,6 @@ def _parse_threshold(value: Any) -> Any:
 
 
 # ------------------------------------------------------------------- validation
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and not math.isnan(value)
-
-
-def _check_int(problems: list[str], path: str, value: Any, low: int, high: int) -> None:
-    if not _is_int(value) or not low <= value <= high:
-        problems.append(f"{path}: {value!r:.60} is invalid; expected an integer from {low} "
-                        f"to {high}")
-
-
-def _check_number(problems: list[str], path: str, value: Any, low: float, high: float,
-                  low_inclusive: bool = True, high_inclusive: bool = True) -> None:
-    above = _is_number(value) and (value >= low if low_inclusive else value > low)
-    below = _is_number(value) and (value <= high if high_inclusive else value < high)
-    if not (above and below):
-        left = "[" if low_inclusive else "("
-        right = "]" if high_inclusive else ")"
-        problems.append(f"{path}: {value!r:.60} is invalid; expected a number in "
-                        f"{left}{low}, {high}{right}")
-
-
-def _check_choice(problems: list[str], path: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        problems.append(f"{path}: {value!r:.60} is invalid; expected one of {', '.join(choices)}")
-
-
-def _check_bool(problems: list[str], path: str, value: Any) -> None:
-    if not isinstance(value, bool):
-        problems.append(f"{path}: {value!r:.60} is invalid; expected true or false")
-
-
 def _stem_problems(stem: Any, problems: list[str]) -> None:
     if not isinstance(stem, StemConfig):
         problems.append(f"stem: expected a StemConfig, got {stem!r:.60}")
@@ -435,30 +371,30 @@ def _stem_problems(stem: Any, problems: list[str]) -> None:
                         "4 channel counts")
     else:
         for index, width in enumerate(stem.widths):
-            _check_int(problems, f"stem.widths[{index}]", width, 1, MAX_WIDTH)
-    if not _is_int(stem.kernel) or stem.kernel % 2 == 0 or not 1 <= stem.kernel <= MAX_KERNEL:
+            check_int(problems, f"stem.widths[{index}]", width, 1, MAX_WIDTH)
+    if not is_int(stem.kernel) or stem.kernel % 2 == 0 or not 1 <= stem.kernel <= MAX_KERNEL:
         problems.append(f"stem.kernel: {stem.kernel!r:.60} is invalid; expected an odd integer "
                         f"from 1 to {MAX_KERNEL}")
-    _check_int(problems, "stem.stride", stem.stride, 1, MAX_STRIDE)
-    _check_bool(problems, "stem.pool", stem.pool)
+    check_int(problems, "stem.stride", stem.stride, 1, MAX_STRIDE)
+    check_bool(problems, "stem.pool", stem.pool)
 
 
 def _stage_problems(stage: Any, path: str, problems: list[str]) -> None:
     if not isinstance(stage, StageConfig):
         problems.append(f"{path}: expected a StageConfig, got {stage!r:.60}")
         return
-    _check_int(problems, f"{path}.depth", stage.depth, 1, MAX_DEPTH)
-    _check_int(problems, f"{path}.growth", stage.growth, 1, MAX_WIDTH)
-    _check_choice(problems, f"{path}.mode", stage.mode, MODES)
+    check_int(problems, f"{path}.depth", stage.depth, 1, MAX_DEPTH)
+    check_int(problems, f"{path}.growth", stage.growth, 1, MAX_WIDTH)
+    check_choice(problems, f"{path}.mode", stage.mode, MODES)
     if stage.bottleneck is not None:
-        _check_int(problems, f"{path}.bottleneck", stage.bottleneck, 1, MAX_WIDTH)
-    _check_number(problems, f"{path}.multiplier", stage.multiplier, 0, 4, low_inclusive=False)
+        check_int(problems, f"{path}.bottleneck", stage.bottleneck, 1, MAX_WIDTH)
+    check_number(problems, f"{path}.multiplier", stage.multiplier, 0, 4, low_inclusive=False)
     if stage.transition_width is not None:
-        _check_int(problems, f"{path}.transition_width", stage.transition_width, 1, MAX_WIDTH)
-    _check_choice(problems, f"{path}.transition", stage.transition, TRANSITIONS)
-    _check_bool(problems, f"{path}.downsample", stage.downsample)
-    _check_choice(problems, f"{path}.pool", stage.pool, POOLS)
-    _check_number(problems, f"{path}.dropout", stage.dropout, 0, 1, high_inclusive=False)
+        check_int(problems, f"{path}.transition_width", stage.transition_width, 1, MAX_WIDTH)
+    check_choice(problems, f"{path}.transition", stage.transition, TRANSITIONS)
+    check_bool(problems, f"{path}.downsample", stage.downsample)
+    check_choice(problems, f"{path}.pool", stage.pool, POOLS)
+    check_number(problems, f"{path}.dropout", stage.dropout, 0, 1, high_inclusive=False)
 
 
 def _architecture_problems(config: ArchitectureConfig) -> list[str]:
@@ -471,17 +407,17 @@ def _architecture_problems(config: ArchitectureConfig) -> list[str]:
         for index, stage in enumerate(config.stages):
             _stage_problems(stage, f"stages[{index}]", problems)
     threshold = config.threshold
-    if not _is_number(threshold) or threshold < 0:
+    if not is_number(threshold) or threshold < 0:
         problems.append(f"threshold: {threshold!r:.60} is invalid; expected a number >= 0 or "
                         "inf (0: every stage harmonic, inf: every stage dense)")
-    _check_number(problems, "dense_reduction", config.dense_reduction, 0, MAX_REDUCTION,
+    check_number(problems, "dense_reduction", config.dense_reduction, 0, MAX_REDUCTION,
                   low_inclusive=False)
-    _check_number(problems, "harmonic_reduction", config.harmonic_reduction, 0, MAX_REDUCTION,
+    check_number(problems, "harmonic_reduction", config.harmonic_reduction, 0, MAX_REDUCTION,
                   low_inclusive=False)
-    _check_choice(problems, "activation", config.activation, ACTIVATIONS)
-    _check_number(problems, "dropout", config.dropout, 0, 1, high_inclusive=False)
-    _check_bool(problems, "head_norm", config.head_norm)
-    _check_int(problems, "num_classes", config.num_classes, 1, MAX_CLASSES)
+    check_choice(problems, "activation", config.activation, ACTIVATIONS)
+    check_number(problems, "dropout", config.dropout, 0, 1, high_inclusive=False)
+    check_bool(problems, "head_norm", config.head_norm)
+    check_int(problems, "num_classes", config.num_classes, 1, MAX_CLASSES)
     if not problems:
         problems.extend(_width_problems(config))
     return problems
