@@ -146,6 +146,118 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0 if result.status == "completed" else 1
 
 
+# ------------------------------------------------------------------------------ search
+def _describe(value) -> str:
+    from threshsearch.search.space import Distribution
+
+    if isinstance(value, list):
+        return "per stage: " + "; ".join(_describe(item) for item in value)
+    if isinstance(value, Distribution):
+        if value.type == "categorical":
+            return f"one of {list(value.choices)}"
+        extra = f" step {value.step:g}" if value.step else " log" if value.log else ""
+        return f"{value.type} in [{value.low:g}, {value.high:g}]{extra}"
+    return f"fixed {value!r}"
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    import optuna
+    import torch
+
+    from threshsearch.config import ConfigError
+    from threshsearch.data import INPUT_SIZE
+    from threshsearch.nn import build_model
+    from threshsearch.profiler import profile_model
+    from threshsearch.search import load_space
+
+    space = load_space(args.space)
+    study = space.study
+    print(f"{args.space}: valid")
+    print(f"  study       {study.name}: {study.n_trials} trials, {study.concurrency} at once, "
+          f"sampler {study.sampler}, storage {space.storage_url}")
+    print("  objectives  " + ", ".join(f"{name} ({direction})" for name, direction in
+                                       zip(space.metric_names, space.directions, strict=True)))
+    for constraint in space.constraints:
+        bounds = " and ".join(f"{key} {value:g}" for key, value in
+                              (("<=", constraint.max), (">=", constraint.min)) if value is not None)
+        print(f"  constraint  {constraint.metric} {bounds}")
+    print(f"  data        {space.data.dataset} on {space.data.device}; recipe "
+          f"{space.recipe or 'default'}: {space.train.epochs} epochs, batch "
+          f"{space.train.batch_size}, {space.train.optimizer} lr {space.train.lr:g}")
+    print(f"  early stop  {space.early_stopping.kind}; base preset {space.base}")
+    for name, value in space.parameters.items():
+        print(f"  space       {name}: {_describe(value)}")
+    input_size = INPUT_SIZE
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = optuna.samplers.RandomSampler(seed=study.seed)
+    scratch = optuna.create_study(directions=space.directions, sampler=sampler)
+    print(f"\n{args.samples} random samples at {input_size}x{input_size}:")
+    print(f"  {'hash':<16} {'modes':<44} {'params':>10} {'MAdd':>10} {'MemR+W':>10}")
+    for _ in range(args.samples):
+        trial = scratch.ask()
+        try:
+            config, _ = space.sample(trial)
+            config.check_input_size(input_size)
+        except ConfigError as error:
+            print(f"  unbuildable: {error}")
+            continue
+        with torch.device("meta"):
+            figures = profile_model(build_model(config), input_size)
+        modes = " ".join(mode[0].upper() for mode in config.modes)
+        print(f"  {config.hash:<16} {modes:<44} {figures.params:>10,} "
+              f"{_format_count(figures.madd):>10} {figures.memrw_mib:>7.2f} MiB")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from threshsearch.search import load_space, run_search, with_overrides
+
+    space = with_overrides(load_space(args.space), args.storage, args.n_trials)
+    where = args.address or "a local Ray"
+    print(f"study {space.study.name}: {space.study.n_trials} trials on {where}; storage "
+          f"{space.storage_url}")
+    print(f"watch it live: threshsearch dashboard --storage {space.storage_url}", flush=True)
+    summary = run_search(space, address=args.address, quiet=args.quiet)
+    study = summary.study
+    front = study.best_trials if any(t.values for t in study.trials) else []
+    print(f"\ndone in {summary.wall_s:.0f} s: {summary.trials_run} trials in the study, "
+          f"{len(front)} on the Pareto front")
+    print(f"orchestration share {summary.orchestration_share:.1%} of trial wall time "
+          "(Ray scheduling, actor start-up, storage, reporting)")
+    names = study.metric_names or []
+    for trial in sorted(front, key=lambda t: t.number):
+        values = "  ".join(f"{name} {value:.4g}" for name, value in
+                           zip(names, trial.values, strict=True))
+        print(f"  trial {trial.number:>3}  {values}  hash {trial.user_attrs.get('config_hash')}")
+    return 0
+
+
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    import ipaddress
+
+    from optuna_dashboard import run_server
+
+    from threshsearch.search import load_space, open_storage
+
+    url = args.storage or load_space(args.space).storage_url
+    try:
+        loopback = ipaddress.ip_address(args.host).is_loopback
+    except ValueError:
+        loopback = args.host == "localhost"
+    if not loopback:
+        if not args.allow_remote:
+            raise UserError(f"--host: {args.host} is reachable from other machines and the "
+                            "dashboard has no authentication; add --allow-remote to do it "
+                            "anyway")
+        print(f"warning: serving the dashboard on {args.host}:{args.port} without any "
+              "authentication: anyone who can reach this port can read and change the study",
+              file=sys.stderr)
+    print(f"optuna-dashboard for {url} on http://{args.host}:{args.port}/ (Ctrl-C stops it)",
+          flush=True)
+    run_server(open_storage(url), host=args.host, port=args.port)
+    return 0
+
+
 # ------------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -189,6 +301,35 @@ def build_parser() -> argparse.ArgumentParser:
                        help="where torchvision datasets are (downloaded on first use)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(handler=_cmd_train)
+
+    validate = commands.add_parser(
+        "validate", help="check a search-space file, sample a few configs and profile them")
+    validate.add_argument("--space", required=True, metavar="FILE")
+    validate.add_argument("--samples", type=int, default=3, metavar="N")
+    validate.set_defaults(handler=_cmd_validate)
+
+    run = commands.add_parser("run", help="run or resume a search (Ray Tune + Optuna)")
+    run.add_argument("--space", required=True, metavar="FILE", help="a search-space YAML file")
+    run.add_argument("--address", metavar="ADDR",
+                     help="an existing Ray cluster (default: start a local Ray)")
+    run.add_argument("--storage", metavar="URL",
+                     help="an Optuna storage URL (default: the space's, else SQLite under "
+                          "studies/<name>/)")
+    run.add_argument("--n-trials", type=int, metavar="N",
+                     help="total trials in the study, those already there included")
+    run.add_argument("--quiet", action="store_true", help="no per-trial lines")
+    run.set_defaults(handler=_cmd_run)
+
+    dashboard = commands.add_parser("dashboard", help="serve optuna-dashboard for a study")
+    where = dashboard.add_mutually_exclusive_group(required=True)
+    where.add_argument("--space", metavar="FILE", help="the search space whose storage to show")
+    where.add_argument("--storage", metavar="URL", help="an Optuna storage URL")
+    dashboard.add_argument("--port", type=int, default=8080)
+    dashboard.add_argument("--host", default="127.0.0.1",
+                           help="address to bind (default 127.0.0.1, this machine only)")
+    dashboard.add_argument("--allow-remote", action="store_true",
+                           help="allow a --host other machines can reach (no authentication!)")
+    dashboard.set_defaults(handler=_cmd_dashboard)
     return parser
 
 

@@ -252,6 +252,8 @@ def _torchvision_dataset(name: str, root: Path, download: bool) -> ImageDataset:
 
 
 DATASETS = ("cifar10", "cifar100", "svhn", "digits", "synthetic")
+NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "svhn": 10, "digits": 10, "synthetic": 10}
+INPUT_SIZE = 32  # every dataset here is 32x32 (digits are scaled up to it)
 
 
 def load_dataset(name: str, root: str | Path = "data", device: str | torch.device = "cpu",

@@ -1,0 +1,28 @@
+"""The metrics a trial produces: the one list of their names, directions and costs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Metric:
+    direction: str  # the natural one: "maximize" or "minimize"
+    cheap: bool  # known before training (profiler or latency), so usable as a constraint
+    description: str
+
+
+METRICS: dict[str, Metric] = {
+    "val_accuracy": Metric("maximize", False, "validation top-1 after the last epoch"),
+    "val_top5": Metric("maximize", False, "validation top-5 after the last epoch"),
+    "epoch_time_s": Metric("minimize", False, "seconds per training epoch (median)"),
+    "train_images_per_s": Metric("maximize", False, "training throughput (median epoch)"),
+    "latency_ms": Metric("minimize", True, "inference latency per batch on the trial device"),
+    "params": Metric("minimize", True, "parameters"),
+    "madd": Metric("minimize", True, "multiply-adds, torchstat's MAdd"),
+    "flops": Metric("minimize", True, "torchstat's Flops"),
+    "memrw_mib": Metric("minimize", True, "memory read + write, MiB (torchstat)"),
+    "cio": Metric("minimize", True, "HarDNet's CIO: conv input + output elements"),
+    "activation_mib": Metric("minimize", True, "float32 size of all layer outputs, MiB"),
+}
+CHEAP_METRICS = tuple(name for name, metric in METRICS.items() if metric.cheap)

@@ -1,0 +1,377 @@
+"""The search driver: Optuna proposes, Ray Tune runs, the Optuna storage keeps everything.
+
+``StudySearcher`` is a Ray Tune searcher around an Optuna study used through ask and tell,
+so each trial ends in the state it earned: COMPLETE with its objectives when it trained to
+the end, PRUNED when ASHA stopped it (Ray's own OptunaSearch would tell such a trial COMPLETE
+with truncated values), FAIL with a reason when it raised or broke a constraint. Configs
+already evaluated in the study are not trained again, and the trial budget counts every
+trial already in the storage, so rerunning the same command resumes the study.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages import fail_stale_trials
+from optuna.trial import FrozenTrial, TrialState
+
+from threshsearch.config import ConfigError
+from threshsearch.data import load_dataset
+from threshsearch.search.objectives import METRICS
+from threshsearch.search.space import SearchSpace, SpaceError
+from threshsearch.search.storage import (
+    REASON,
+    STATUS,
+    make_sampler,
+    open_storage,
+    retried_numbers,
+    trial_status,
+)
+from threshsearch.search.trial import COMPUTE_S, DONE, FAILED, INFEASIBLE, ray_trainable
+
+WAIT_POLL_S = 1.0  # how often to look again while waiting for other drivers' trials
+
+
+def open_study(space: SearchSpace) -> optuna.Study:
+    """Create or load the space's study, with its objective names set for the dashboard."""
+    storage = open_storage(space.storage_url, space.study.heartbeat_s, space.study.grace_s)
+    directions = space.directions
+    study = optuna.create_study(
+        study_name=space.study.name, storage=storage, directions=directions,
+        sampler=make_sampler(space.study.sampler, space.study.seed), load_if_exists=True,
+    )
+    stored = [direction.name.lower() for direction in study.directions]
+    if stored != directions:
+        raise SpaceError(f"objectives: study {space.study.name!r} in {space.storage_url} "
+                         f"has {len(stored)} objectives ({', '.join(stored)}); this space "
+                         f"asks for {', '.join(directions)}; use another study.name")
+    names = study.metric_names
+    if names is None:
+        study.set_metric_names(space.metric_names)
+    elif list(names) != space.metric_names:
+        raise SpaceError(f"objectives: study {space.study.name!r} optimises "
+                         f"{', '.join(names)}; this space asks for "
+                         f"{', '.join(space.metric_names)}; use another study.name")
+    return study
+
+
+def trial_spec(space: SearchSpace, trial: optuna.Trial, config_dict: dict[str, Any],
+               recipe_dict: dict[str, Any]) -> dict[str, Any]:
+    """Everything a worker needs to run one trial, as plain data."""
+    return {
+        "number": trial.number,
+        "architecture": config_dict,
+        "recipe": recipe_dict,
+        "dataset": space.data.dataset,
+        "data_root": str(Path(space.data.root).resolve()),
+        "device": space.data.device,
+        "latency_batch_size": space.data.latency_batch_size,
+        "constraints": [{"metric": c.metric, "max": c.max, "min": c.min}
+                        for c in space.constraints],
+        "seed": (space.study.seed or 0) + trial.number,
+        "cpus": space.resources.cpus,
+    }
+
+
+@dataclass
+class Counts:
+    finished: int = 0  # complete, pruned, failed (not retried), infeasible, duplicate
+    running: int = 0
+    waiting: int = 0
+
+
+class Progress:
+    """One line per finished trial and a running tally, instead of Ray's log flood."""
+
+    def __init__(self, space: SearchSpace, quiet: bool = False):
+        self.space = space
+        self.quiet = quiet
+
+    def trial(self, trial: FrozenTrial | optuna.Trial, status: str, summary: str,
+              study: optuna.Study, running: int) -> None:
+        if self.quiet:
+            return
+        trials = study.get_trials(deepcopy=False)
+        tally: dict[str, int] = {}
+        for item in trials:
+            key = trial_status(item)
+            tally[key] = tally.get(key, 0) + 1
+        front = len(study.best_trials) if tally.get("complete") else 0
+        counts = " · ".join(f"{key} {tally.get(key, 0)}" for key in
+                            ("complete", "pruned", "failed", "infeasible", "duplicate"))
+        print(f"trial {trial.number:>3} {status:<10} {summary}")
+        print(f"      [{sum(tally.values()) - tally.get('waiting', 0)}/"
+              f"{self.space.study.n_trials}] {counts} · running {running} · front {front}",
+              flush=True)
+
+
+def _metric_summary(values: dict[str, Any], names: list[str]) -> str:
+    return "  ".join(f"{name} {values[name]:.4g}" for name in names if name in values)
+
+
+def make_searcher(space: SearchSpace, study: optuna.Study, input_size: int,
+                  progress: Progress):
+    """The study's Ray Tune searcher (the class is made here so that importing this module
+    does not import Ray)."""
+    from ray.tune.search import Searcher
+
+    class _StudySearcher(Searcher):
+        def __init__(self) -> None:
+            super().__init__()
+            self.space, self.study, self.progress = space, study, progress
+            self.storage = study._storage
+            self.input_size = input_size
+            self.pending: dict[str, optuna.Trial] = {}
+            self.started: dict[str, float] = {}
+            self.last_results: dict[str, dict[str, Any]] = {}
+            self.lock = threading.RLock()
+            self.deadline = (time.monotonic() + space.study.timeout_s
+                             if space.study.timeout_s else None)
+            self.next_look = 0.0
+            self.compute_s = 0.0
+            self.wall_s = 0.0
+            self.stop = threading.Event()
+            self.beat = threading.Thread(target=self._heartbeat, daemon=True)
+            self.beat.start()
+
+        # -------------------------------------------------------- bookkeeping
+        def _heartbeat(self) -> None:
+            while not self.stop.wait(self.space.study.heartbeat_s):
+                with self.lock:
+                    ids = [trial._trial_id for trial in self.pending.values()]
+                for trial_id in ids:
+                    try:
+                        self.storage.record_heartbeat(trial_id)
+                    except Exception as error:  # a storage hiccup must not kill the beat
+                        logging.getLogger(__name__).warning("heartbeat failed: %s", error)
+
+        def _counts(self, trials: list[FrozenTrial]) -> Counts:
+            retried = retried_numbers(trials)
+            counts = Counts()
+            for trial in trials:
+                if trial.state == TrialState.RUNNING:
+                    counts.running += 1
+                elif trial.state == TrialState.WAITING:
+                    counts.waiting += 1
+                elif trial.number not in retried:
+                    counts.finished += 1
+            return counts
+
+        def _end(self, trial: optuna.Trial, state: TrialState, status: str,
+                 values: list[float] | None = None, reason: str | None = None,
+                 attrs: dict[str, Any] | None = None) -> None:
+            for key, value in (attrs or {}).items():
+                trial.set_user_attr(key, value)
+            trial.set_user_attr(STATUS, status)
+            if reason:
+                trial.set_user_attr(REASON, reason)
+            self.study.tell(trial, values, state=state)
+            names = self.space.metric_names
+            summary = reason or _metric_summary(attrs or {}, names)
+            self.progress.trial(trial, status, summary, self.study, len(self.pending))
+
+        # -------------------------------------------------------------- suggest
+        def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+            with self.lock:
+                return self._suggest(trial_id)
+
+        def _suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+            while True:
+                if self.deadline and time.monotonic() > self.deadline:
+                    return Searcher.FINISHED
+                if time.monotonic() < self.next_look:
+                    return None
+                fail_stale_trials(self.study)
+                trials = self.study.get_trials(deepcopy=False)
+                counts = self._counts(trials)
+                if counts.waiting == 0 and (
+                        counts.finished + counts.running >= self.space.study.n_trials):
+                    if counts.running > len(self.pending):
+                        # Trials of another (or a killed) driver: wait until they finish
+                        # or their heartbeat goes stale and they are queued again.
+                        self.next_look = time.monotonic() + WAIT_POLL_S
+                        return None
+                    return None if self.pending else Searcher.FINISHED
+                trial = self.study.ask()
+                self.storage.record_heartbeat(trial._trial_id)
+                spec = self._prepare(trial, trials)
+                if spec is not None:
+                    self.pending[trial_id] = trial
+                    self.started[trial_id] = time.perf_counter()
+                    return spec
+
+        def _prepare(self, trial: optuna.Trial, trials: list[FrozenTrial]
+                     ) -> dict[str, Any] | None:
+            """The trial's spec, or None when it was settled without running."""
+            try:
+                config, recipe = self.space.sample(trial)
+                config.check_input_size(self.input_size)
+            except ConfigError as error:
+                self._end(trial, TrialState.FAIL, "failed", reason=f"unbuildable: {error}")
+                return None
+            trial.set_user_attr("config_hash", config.hash)
+            trial.set_user_attr("architecture", config.to_dict())
+            trial.set_user_attr("recipe", recipe.to_dict())
+            twin = next((t for t in trials if t.user_attrs.get("config_hash") == config.hash
+                         and t.number != trial.number and trial_status(t) in
+                         ("complete", "pruned", "infeasible", "duplicate", "running")), None)
+            if twin is not None:
+                self._settle_duplicate(trial, twin)
+                return None
+            return trial_spec(self.space, trial, config.to_dict(), recipe.to_dict())
+
+        def _settle_duplicate(self, trial: optuna.Trial, twin: FrozenTrial) -> None:
+            attrs = {key: value for key, value in twin.user_attrs.items()
+                     if key in METRICS or key in ("device", COMPUTE_S, "epochs")}
+            attrs["duplicate_of"] = twin.number
+            status = trial_status(twin)
+            if status == "running":
+                self._end(trial, TrialState.FAIL, "duplicate", attrs=attrs,
+                          reason=f"same config as trial {twin.number}, still running")
+            elif twin.state == TrialState.COMPLETE:
+                self._end(trial, TrialState.COMPLETE, "duplicate", values=list(twin.values),
+                          attrs=attrs)
+            elif twin.state == TrialState.PRUNED:
+                self._end(trial, TrialState.PRUNED, "duplicate", attrs=attrs,
+                          reason=f"same config as pruned trial {twin.number}")
+            else:
+                self._end(trial, TrialState.FAIL, "duplicate", attrs=attrs,
+                          reason=f"same config as trial {twin.number}: "
+                                 f"{twin.user_attrs.get(REASON, 'infeasible')}")
+
+        # --------------------------------------------------------- completion
+        def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+            self.last_results[trial_id] = result
+
+        def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None,
+                              error: bool = False) -> None:
+            with self.lock:
+                trial = self.pending.pop(trial_id, None)
+                if trial is None:
+                    return
+                result = result or self.last_results.get(trial_id) or {}
+                self.last_results.pop(trial_id, None)
+                wall = time.perf_counter() - self.started.pop(trial_id)
+                compute = float(result.get(COMPUTE_S, 0.0))
+                self.wall_s += wall
+                self.compute_s += compute
+                attrs = {key: result[key] for key in METRICS if key in result}
+                attrs |= {"device": result.get("device"), "epochs": result.get("epoch", 0),
+                          COMPUTE_S: compute, "wall_s": wall}
+                if error or FAILED in result:
+                    reason = result.get(FAILED) or ("the Ray worker died or raised; see the "
+                                                    "trial's error file under ray/")
+                    self._end(trial, TrialState.FAIL, "failed", reason=reason, attrs=attrs)
+                elif INFEASIBLE in result:
+                    self._end(trial, TrialState.FAIL, "infeasible",
+                              reason=f"constraint: {result[INFEASIBLE]}", attrs=attrs)
+                elif result.get(DONE):
+                    values = [float(result[name]) for name in self.space.metric_names]
+                    self._end(trial, TrialState.COMPLETE, "complete", values=values,
+                              attrs=attrs)
+                else:
+                    self._end(trial, TrialState.PRUNED, "pruned", attrs=attrs,
+                              reason=f"stopped by ASHA after epoch {attrs['epochs']}")
+
+        def close(self) -> None:
+            self.stop.set()
+
+        # The Optuna storage is this searcher's whole state: rerunning `threshsearch run`
+        # resumes from it. Tune's own searcher checkpoints and Tuner.restore are not used,
+        # so there is nothing to save, and the pickle Tune writes of its setup holds none
+        # of the searcher's live handles (locks, threads, database connections).
+        def save_to_dir(self, checkpoint_dir: str, session_str: str = "default") -> None:
+            return None
+
+        def __reduce__(self) -> tuple:
+            return (_not_restorable, ())
+
+    return _StudySearcher()
+
+
+def _not_restorable() -> None:
+    return None
+
+
+@dataclass
+class SearchSummary:
+    study: optuna.Study
+    trials_run: int
+    wall_s: float
+    orchestration_share: float  # of trial wall time spent outside the trial's own work
+
+
+def _quiet_ray() -> None:
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")  # relative paths keep working
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "1000")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
+
+def run_search(space: SearchSpace, address: str | None = None, quiet: bool = False
+               ) -> SearchSummary:
+    """Run (or resume) the study a space describes, on a local Ray or the cluster at
+    ``address``. Returns when the trial budget or time budget is used up."""
+    _quiet_ray()
+    import ray
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    study = open_study(space)
+    # Fail fast on the driver (missing dataset files, bad root) before any worker starts.
+    dataset = load_dataset(space.data.dataset, space.data.root, "cpu")
+    progress = Progress(space, quiet)
+    started_ray = not ray.is_initialized()
+    if started_ray:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                 logging_level=logging.ERROR, configure_logging=True)
+    searcher = make_searcher(space, study, dataset.input_size, progress)
+    early = space.early_stopping
+    scheduler = (ASHAScheduler(time_attr="training_iteration", metric="val_accuracy",
+                               mode="max", max_t=space.train.epochs,
+                               grace_period=early.grace_epochs,
+                               reduction_factor=early.reduction_factor)
+                 if early.kind == "asha" else FIFOScheduler())
+    trainable = tune.with_resources(ray_trainable, {"cpu": space.resources.cpus,
+                                                    "gpu": space.resources.gpus})
+    experiment = Path(space.study_dir / "ray").resolve()
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=-1,
+                                    max_concurrent_trials=space.study.concurrency,
+                                    reuse_actors=True, time_budget_s=space.study.timeout_s),
+        run_config=tune.RunConfig(name=f"run-{time.strftime('%Y%m%d-%H%M%S')}",
+                                  storage_path=str(experiment), verbose=0,
+                                  failure_config=tune.FailureConfig(max_failures=1)),
+    )
+    start = time.perf_counter()
+    try:
+        tuner.fit()
+    finally:
+        searcher.close()
+        if started_ray:
+            ray.shutdown()
+    share = 1 - searcher.compute_s / searcher.wall_s if searcher.wall_s else 0.0
+    return SearchSummary(study, len(study.trials), time.perf_counter() - start, share)
+
+
+def with_overrides(space: SearchSpace, storage: str | None = None,
+                   n_trials: int | None = None) -> SearchSpace:
+    """The space with the CLI's --storage and --n-trials applied."""
+    study = space.study
+    if storage is not None:
+        study = replace(study, storage=storage)
+    if n_trials is not None:
+        if n_trials < 1:
+            raise SpaceError(f"--n-trials: {n_trials} is invalid; expected an integer >= 1")
+        study = replace(study, n_trials=n_trials)
+    return replace(space, study=study)

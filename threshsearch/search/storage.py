@@ -1,0 +1,88 @@
+"""Opening studies: the Optuna storage (with heartbeats, so trials of a dead driver are found
+and retried), the sampler, and the objective names the dashboard shows."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import optuna
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.trial import FrozenTrial, TrialState
+
+from threshsearch.errors import UserError
+
+# Heartbeats, their retry callback and metric names are stable in practice but still
+# flagged experimental by Optuna; the warnings say nothing a user can act on.
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+# Heartbeats are recorded by the driver for trials run through ask and tell, not by
+# Study.optimize, which is what this warning assumes.
+warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+STATUS = "status"  # user attr: complete, pruned, failed, infeasible, duplicate
+REASON = "reason"  # user attr: why a trial failed, was infeasible or was pruned
+
+
+def open_storage(url: str, heartbeat_s: int | None = None, grace_s: int | None = None
+                 ) -> RDBStorage:
+    """An RDB storage for ``url``; SQLite files get their folder created and wait on locks
+    instead of failing when two processes write at once."""
+    engine_kwargs = {}
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine_kwargs = {"connect_args": {"timeout": 60}}
+    try:
+        return RDBStorage(
+            url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_s,
+            grace_period=grace_s,
+            heartbeat_stale_trial_callback=(RetryHeartbeatStaleTrialCallback(max_retry=1)
+                                            if heartbeat_s else None),
+        )
+    except Exception as error:  # SQLAlchemy raises many kinds for a bad URL or server
+        summary = " ".join(str(error).split())[:300]
+        raise UserError(f"storage: cannot open {url!r} ({type(error).__name__}: "
+                        f"{summary})") from None
+
+
+def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.NSGAIISampler(seed=seed)
+
+
+def load_study(storage: str | RDBStorage, name: str | None = None) -> optuna.Study:
+    """An existing study; with no name, the storage's only study."""
+    if isinstance(storage, str):
+        storage = open_storage(storage)
+    names = optuna.get_all_study_names(storage)
+    if name is None:
+        if len(names) != 1:
+            raise UserError(f"--study: the storage holds {len(names)} studies "
+                            f"({', '.join(names) or 'none'}); name one")
+        name = names[0]
+    if name not in names:
+        raise UserError(f"--study: no study {name!r} in the storage; expected one of "
+                        f"{', '.join(names) or '(none)'}")
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def retried_numbers(trials: list[FrozenTrial]) -> set[int]:
+    """Numbers of failed trials that a later trial re-runs (the heartbeat retry)."""
+    retried = set()
+    for trial in trials:
+        origin = trial.system_attrs.get("failed_trial")
+        if origin is not None:
+            retried.add(next(t.number for t in trials if t._trial_id == origin))
+    return retried
+
+
+def trial_status(trial: FrozenTrial) -> str:
+    """complete, pruned, failed, infeasible, duplicate, running or waiting."""
+    if trial.state == TrialState.RUNNING:
+        return "running"
+    if trial.state == TrialState.WAITING:
+        return "waiting"
+    return trial.user_attrs.get(STATUS) or trial.state.name.lower().replace("fail", "failed")
