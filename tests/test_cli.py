@@ -4,6 +4,7 @@ import sys
 
 import pytest
 
+from tests.helpers import TINY
 from threshsearch.cli import main
 
 
@@ -96,8 +97,6 @@ def test_console_script_exit_code_without_traceback(tmp_path):
 
 
 def write_tiny(tmp_path):
-    from conftest import TINY
-
     from threshsearch.config import ArchitectureConfig
 
     return ArchitectureConfig.from_dict(TINY).save(tmp_path / "tiny.yaml")

@@ -34,7 +34,14 @@ from threshsearch.search.storage import (
     retried_numbers,
     trial_status,
 )
-from threshsearch.search.trial import COMPUTE_S, DONE, FAILED, INFEASIBLE, ray_trainable
+from threshsearch.search.trial import (
+    COMPUTE_S,
+    DONE,
+    FAILED,
+    INFEASIBLE,
+    NODE,
+    ray_trainable,
+)
 
 WAIT_POLL_S = 1.0  # how often to look again while waiting for other drivers' trials
 
@@ -99,17 +106,19 @@ class Progress:
         if self.quiet:
             return
         trials = study.get_trials(deepcopy=False)
+        retried = retried_numbers(trials)
         tally: dict[str, int] = {}
         for item in trials:
-            key = trial_status(item)
+            key = "retried" if item.number in retried else trial_status(item)
             tally[key] = tally.get(key, 0) + 1
         front = len(study.best_trials) if tally.get("complete") else 0
         counts = " · ".join(f"{key} {tally.get(key, 0)}" for key in
                             ("complete", "pruned", "failed", "infeasible", "duplicate"))
+        done = sum(tally.get(key, 0) for key in
+                   ("complete", "pruned", "failed", "infeasible", "duplicate"))
         print(f"trial {trial.number:>3} {status:<10} {summary}")
-        print(f"      [{sum(tally.values()) - tally.get('waiting', 0)}/"
-              f"{self.space.study.n_trials}] {counts} · running {running} · front {front}",
-              flush=True)
+        print(f"      [{done}/{self.space.study.n_trials}] {counts} · running {running} · "
+              f"front {front}", flush=True)
 
 
 def _metric_summary(values: dict[str, Any], names: list[str]) -> str:
@@ -264,7 +273,7 @@ def make_searcher(space: SearchSpace, study: optuna.Study, input_size: int,
                 self.compute_s += compute
                 attrs = {key: result[key] for key in METRICS if key in result}
                 attrs |= {"device": result.get("device"), "epochs": result.get("epoch", 0),
-                          COMPUTE_S: compute, "wall_s": wall}
+                          NODE: result.get(NODE), COMPUTE_S: compute, "wall_s": wall}
                 if error or FAILED in result:
                     reason = result.get(FAILED) or ("the Ray worker died or raised; see the "
                                                     "trial's error file under ray/")
@@ -315,6 +324,8 @@ def _quiet_ray() -> None:
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "1000")
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    # Infeasible and failed trials report no val_accuracy, on purpose: ASHA skips them.
+    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
 
 
 def run_search(space: SearchSpace, address: str | None = None, quiet: bool = False
@@ -332,7 +343,9 @@ def run_search(space: SearchSpace, address: str | None = None, quiet: bool = Fal
     progress = Progress(space, quiet)
     started_ray = not ray.is_initialized()
     if started_ray:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False,
+        # "local" starts a fresh instance; a bare ray.init() would attach to any Ray already
+        # running on this machine (another driver's, say) and share its fate.
+        ray.init(address=address or "local", include_dashboard=False, log_to_driver=False,
                  logging_level=logging.ERROR, configure_logging=True)
     searcher = make_searcher(space, study, dataset.input_size, progress)
     early = space.early_stopping

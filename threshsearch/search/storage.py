@@ -71,12 +71,8 @@ def load_study(storage: str | RDBStorage, name: str | None = None) -> optuna.Stu
 
 def retried_numbers(trials: list[FrozenTrial]) -> set[int]:
     """Numbers of failed trials that a later trial re-runs (the heartbeat retry)."""
-    retried = set()
-    for trial in trials:
-        origin = trial.system_attrs.get("failed_trial")
-        if origin is not None:
-            retried.add(next(t.number for t in trials if t._trial_id == origin))
-    return retried
+    return {number for trial in trials
+            for number in RetryHeartbeatStaleTrialCallback.retry_history(trial)}
 
 
 def trial_status(trial: FrozenTrial) -> str:

@@ -27,6 +27,7 @@ DONE = "trial_done"  # only in a trial's last report: absent means it was stoppe
 FAILED = "failed"  # the reason a trial failed
 INFEASIBLE = "infeasible"  # the constraint a trial violated
 COMPUTE_S = "compute_s"  # seconds spent building, pricing, training and evaluating
+NODE = "node"  # the Ray node the trial ran on
 
 Report = Callable[[dict[str, Any]], None]
 
@@ -108,12 +109,18 @@ def evaluate_candidate(spec: dict[str, Any], report: Report) -> None:
 def ray_trainable(spec: dict[str, Any]) -> None:
     """Ray Tune's entry point. Any exception becomes a FAILED report with its reason, so
     the study records why; Ray's own stop signal (SystemExit) passes through."""
+    import ray
     from ray import tune
 
     torch.set_num_threads(max(1, int(spec.get("cpus", 1))))
     start = time.perf_counter()
+    node = ray.get_runtime_context().get_node_id()
+
+    def report(metrics: dict[str, Any]) -> None:
+        tune.report({**metrics, NODE: node})
+
     try:
-        evaluate_candidate(spec, tune.report)
+        evaluate_candidate(spec, report)
     except Exception as error:  # the study must record the reason and go on
         reason = " ".join(f"{type(error).__name__}: {error}".split())[:500]
-        tune.report({FAILED: reason, DONE: True, COMPUTE_S: time.perf_counter() - start})
+        report({FAILED: reason, DONE: True, COMPUTE_S: time.perf_counter() - start})

@@ -1,0 +1,70 @@
+"""Search-test helpers: a tiny space, the CLI as a subprocess, storage polling."""
+
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+TINY_SPACE = {
+    "study": {"name": "tiny", "sampler": "random", "seed": 1, "n_trials": 8,
+              "concurrency": 1, "heartbeat_s": 1, "grace_s": 3},
+    "objectives": [{"metric": "val_accuracy"}, {"metric": "memrw_mib"}],
+    "data": {"dataset": "synthetic", "device": "cpu"},
+    "train": {"recipe": "quick", "epochs": 3, "lr": 0.01},
+    "early_stopping": {"kind": "asha", "grace_epochs": 1, "reduction_factor": 2},
+    "resources": {"cpus": 1},
+    "base": "threshnet79",
+    "space": {
+        "num_stages": 3,
+        "depth": {"type": "int", "low": 1, "high": 2},
+        "growth": {"type": "categorical", "choices": [4, 6, 48]},
+        "threshold": {"type": "categorical", "choices": [0, 64, "inf"]},
+        "dense_reduction": 0.5,
+    },
+    # growth 48 makes the network too big: those trials are infeasible
+    "constraints": [{"metric": "params", "max": 60000}],
+}
+
+
+def write_space(tmp_path: Path, **study) -> Path:
+    data = {**TINY_SPACE, "study": {**TINY_SPACE["study"], **study}}
+    data["study"]["storage"] = f"sqlite:///{tmp_path / 'study.db'}"
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "threshsearch.cli", *args]
+
+
+def trial_rows(db: Path) -> list[tuple]:
+    if not db.exists():
+        return []
+    with sqlite3.connect(db, timeout=30) as connection:
+        try:
+            return connection.execute("SELECT number, state FROM trials").fetchall()
+        except sqlite3.OperationalError:
+            return []
+
+
+def wait_for(condition, timeout: float, step: float = 0.2) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(step)
+    return False
+
+
+def cli_env() -> dict:
+    return {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
+
+
+def run_cli(args: list[str], env: dict, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout,
+                          check=False)

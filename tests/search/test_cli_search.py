@@ -1,0 +1,97 @@
+"""The search commands of the CLI: validate, run's input errors, dashboard."""
+
+import json
+import socket
+import subprocess
+import time
+import urllib.request
+
+import optuna
+import pytest
+import yaml
+
+from tests.search.helpers import TINY_SPACE, cli, cli_env, wait_for
+from threshsearch.cli import main
+
+
+def test_validate_summarises_samples_and_profiles(capsys):
+    assert main(["validate", "--space", "search_spaces/quickstart.yaml", "--samples", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "valid" in out and "val_accuracy (maximize)" in out
+    assert "params <= 1.5e+06" in out and "threshold: int in [0, 160] step 16" in out
+    assert len([line for line in out.splitlines() if " MiB" in line]) == 2
+
+
+@pytest.mark.parametrize("command", ["validate", "run"])
+def test_malformed_space_is_one_line_exit_2(capsys, tmp_path, command):
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump({**TINY_SPACE, "objectives": [{"metric": "acc"}]}))
+    assert main([command, "--space", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "objectives[0].metric: 'acc' is invalid; expected one of val_accuracy" in err
+
+
+def test_run_rejects_a_bad_trial_count(capsys):
+    assert main(["run", "--space", "search_spaces/quickstart.yaml", "--n-trials", "0"]) == 2
+    assert "--n-trials: 0" in capsys.readouterr().err
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_dashboard_serves_the_study_and_its_objective_names(tmp_path):
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(study_name="shown", storage=url,
+                                directions=["maximize", "minimize"])
+    study.set_metric_names(["val_accuracy", "latency_ms"])
+    port = free_port()
+    server = subprocess.Popen(cli("dashboard", "--storage", url, "--port", str(port)),
+                              env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+
+    def get(path: str):
+        with urllib.request.urlopen(base + path, timeout=5) as response:
+            return json.loads(response.read())
+
+    def up() -> bool:
+        try:
+            get("/api/studies")
+            return True
+        except OSError:
+            return False
+
+    try:
+        assert wait_for(up, 60), "the dashboard never answered"
+        summaries = get("/api/studies")["study_summaries"]
+        assert [s["study_name"] for s in summaries] == ["shown"]
+        detail = get(f"/api/studies/{summaries[0]['study_id']}")
+        assert detail["objective_names"] == ["val_accuracy", "latency_ms"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_dashboard_refuses_a_public_address_without_the_flag(capsys, tmp_path):
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    assert main(["dashboard", "--storage", url, "--host", "0.0.0.0"]) == 2
+    err = capsys.readouterr().err
+    assert "no authentication" in err and "--allow-remote" in err
+
+
+def test_dashboard_warns_when_allowed_on_a_public_address(tmp_path):
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    server = subprocess.Popen(
+        cli("dashboard", "--storage", url, "--host", "0.0.0.0", "--port", str(free_port()),
+            "--allow-remote"),
+        env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.5)
+        warning = server.stderr.readline()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert warning.startswith("warning: serving the dashboard on 0.0.0.0")

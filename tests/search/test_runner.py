@@ -1,0 +1,169 @@
+"""End-to-end searches on a real (local) Ray: small spaces on synthetic data."""
+
+import os
+import signal
+import subprocess
+from collections import Counter
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from tests.search.helpers import cli, cli_env, run_cli, trial_rows, wait_for, write_space
+from threshsearch.search import load_space, load_study, with_overrides
+from threshsearch.search.objectives import METRICS
+from threshsearch.search.storage import retried_numbers
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def finished_study(ray_session, tmp_path_factory):
+    from threshsearch.search import run_search
+
+    folder = tmp_path_factory.mktemp("study")
+    space = load_space(write_space(folder))
+    summary = run_search(space, quiet=True)
+    return space, summary
+
+
+def statuses(study: optuna.Study) -> Counter:
+    return Counter(trial.user_attrs.get("status") for trial in study.trials)
+
+
+def test_every_trial_ends_in_the_state_it_earned(finished_study):
+    study = finished_study[1].study
+    assert len(study.trials) == 8
+    assert study.metric_names == ["val_accuracy", "memrw_mib"]
+    counts = statuses(study)
+    assert counts["complete"] >= 1 and counts["pruned"] >= 1 and counts["infeasible"] >= 1
+    assert not [t for t in study.trials if t.state == TrialState.RUNNING]
+    for trial in study.trials:
+        status = trial.user_attrs["status"]
+        if status == "complete":
+            assert trial.state == TrialState.COMPLETE and trial.user_attrs["epochs"] == 3
+            for metric in METRICS:
+                assert metric in trial.user_attrs, metric
+            assert trial.values == [trial.user_attrs["val_accuracy"],
+                                    trial.user_attrs["memrw_mib"]]
+            assert len(trial.user_attrs["config_hash"]) == 16
+        elif status == "pruned":
+            assert trial.state == TrialState.PRUNED and trial.values is None
+            assert trial.user_attrs["epochs"] < 3
+        elif status == "infeasible":
+            assert trial.state == TrialState.FAIL
+            assert trial.user_attrs["reason"].startswith("constraint: params")
+            assert "val_accuracy" not in trial.user_attrs, "an infeasible trial is never trained"
+
+
+def test_the_front_holds_only_completed_trials(finished_study):
+    study = finished_study[1].study
+    pruned = {t.number for t in study.trials if t.state == TrialState.PRUNED}
+    front = {t.number for t in study.best_trials}
+    assert front and not front & pruned
+    assert all(t.state == TrialState.COMPLETE for t in study.best_trials)
+
+
+def test_orchestration_share_is_measured(finished_study):
+    summary = finished_study[1]
+    assert 0 <= summary.orchestration_share < 1
+
+
+def test_rerunning_resumes_and_never_trains_a_config_twice(finished_study):
+    from threshsearch.search import run_search
+
+    space, summary = finished_study
+    before = {t.number: (t.state, t.values) for t in summary.study.trials}
+    again = run_search(space, quiet=True)
+    assert len(again.study.trials) == 8, "the budget counts the trials already there"
+    more = run_search(with_overrides(space, n_trials=14), quiet=True)
+    trials = more.study.trials
+    assert len(trials) == 14
+    assert {t.number: (t.state, t.values) for t in trials[:8]} == before
+    trained = [t.user_attrs["config_hash"] for t in trials
+               if t.user_attrs.get("status") in ("complete", "pruned", "infeasible")]
+    assert len(trained) == len(set(trained)), "a config was trained twice"
+    for trial in trials:
+        if trial.user_attrs.get("status") == "duplicate":
+            twin = trials[trial.user_attrs["duplicate_of"]]
+            assert twin.user_attrs["config_hash"] == trial.user_attrs["config_hash"]
+            assert trial.values == twin.values
+
+
+def test_a_killed_driver_resumes_with_nothing_lost(tmp_path):
+    env = cli_env()
+    # Slower trials than the other tests' (8 epochs, no early stopping), so that one is
+    # surely running when the driver dies.
+    space = write_space(tmp_path, n_trials=5)
+    data = yaml.safe_load(space.read_text())
+    data["train"]["epochs"] = 8
+    data["early_stopping"] = {"kind": "none"}
+    space.write_text(yaml.safe_dump(data))
+    db = tmp_path / "study.db"
+    driver = subprocess.Popen(cli("run", "--space", str(space), "--quiet"), env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    finished = {TrialState.COMPLETE.name, TrialState.PRUNED.name, TrialState.FAIL.name}
+    started = wait_for(lambda: sum(state in finished for _, state in trial_rows(db)) >= 1
+                       and any(state == "RUNNING" for _, state in trial_rows(db)), 240, 0.05)
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    assert started, "the driver never got a trial done"
+    before = {trial.number: (trial.state, trial.values)
+              for trial in load_study(f"sqlite:///{db}").trials
+              if trial.state in (TrialState.COMPLETE, TrialState.PRUNED)}
+    result = run_cli(cli("run", "--space", str(space), "--quiet"), env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    study = load_study(f"sqlite:///{db}")
+    after = {trial.number: (trial.state, trial.values) for trial in study.trials}
+    assert all(after[number] == value for number, value in before.items())
+    assert not [t for t in study.trials if t.state == TrialState.RUNNING]
+    interrupted = [t for t in study.trials
+                   if t.state == TrialState.FAIL and "status" not in t.user_attrs]
+    assert interrupted, "the killed driver left a running trial behind"
+    assert {t.number for t in interrupted} <= retried_numbers(study.trials)
+    assert len(study.trials) - len(interrupted) == 5
+    trained = [t.user_attrs["config_hash"] for t in study.trials
+               if t.user_attrs.get("status") in ("complete", "pruned", "infeasible")]
+    assert len(trained) == len(set(trained))
+
+
+def test_trials_run_on_an_existing_cluster_joined_by_address(tmp_path):
+    import sys
+    from pathlib import Path
+
+    env = cli_env()
+    ray_cli = str(Path(sys.executable).parent / "ray")
+    port = "6391"
+    common = ["--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--disable-usage-stats"]
+    try:
+        head = run_cli([ray_cli, "start", "--head", "--port", port,
+                        "--include-dashboard", "false", *common], env, timeout=120)
+        assert head.returncode == 0, head.stderr[-2000:]
+        worker = run_cli([ray_cli, "start", "--address", f"127.0.0.1:{port}", *common], env,
+                         timeout=120)
+        assert worker.returncode == 0, worker.stderr[-2000:]
+        space = write_space(tmp_path, n_trials=4, concurrency=2)
+        result = run_cli(cli("run", "--space", str(space), "--address", f"127.0.0.1:{port}",
+                             "--quiet"), env)
+        assert result.returncode == 0, result.stderr[-2000:]
+        listing = run_cli([sys.executable, "-c",
+                           "import ray; ray.init(address='127.0.0.1:" + port + "'); "
+                           "print(*[node['NodeID'] for node in ray.nodes()])"], env)
+        cluster_nodes = set(listing.stdout.split())
+    finally:
+        run_cli([ray_cli, "stop", "--force"], env, timeout=120)
+    assert len(cluster_nodes) == 2
+    study = load_study(f"sqlite:///{tmp_path / 'study.db'}")
+    used = {t.user_attrs["node"] for t in study.trials if t.user_attrs.get("node")}
+    assert used and used <= cluster_nodes

@@ -1,0 +1,122 @@
+import math
+
+import optuna
+import pytest
+import yaml
+
+from threshsearch.search.space import SearchSpace, SpaceError, load_space
+
+MINIMAL = {
+    "study": {"name": "t", "n_trials": 4},
+    "objectives": [{"metric": "val_accuracy"}, {"metric": "latency_ms"}],
+    "data": {"dataset": "synthetic", "device": "cpu"},
+    "base": "threshnet79",
+}
+
+
+def space_with(**changes) -> dict:
+    data = {key: (dict(value) if isinstance(value, dict) else value)
+            for key, value in MINIMAL.items()}
+    data.update(changes)
+    return data
+
+
+def sample(space: SearchSpace, seed: int = 0):
+    study = optuna.create_study(directions=space.directions,
+                                sampler=optuna.samplers.RandomSampler(seed=seed))
+    trial = study.ask()
+    return trial, space.sample(trial)
+
+
+def test_shipped_spaces_are_valid():
+    for name in ("quickstart", "default"):
+        space = load_space(f"search_spaces/{name}.yaml")
+        assert space.study.name == name
+    quick = load_space("search_spaces/quickstart.yaml")
+    assert quick.data.dataset == "digits" and quick.study.n_trials >= 12
+    assert quick.metric_names == ["val_accuracy", "latency_ms", "memrw_mib"]
+
+
+def test_defaults_directions_and_storage():
+    space = SearchSpace.from_dict(MINIMAL)
+    assert space.directions == ["maximize", "minimize"]
+    assert space.storage_url == "sqlite:///studies/t/study.db"
+    assert space.train.epochs == 15  # the synthetic dataset's default recipe
+    _, (config, recipe) = sample(space)
+    assert config.num_classes == 10 and config.modes == (
+        "dense", "dense", "dense", "harmonic", "harmonic")
+    assert recipe == space.train
+
+
+def test_shared_and_per_stage_parameters():
+    space = SearchSpace.from_dict(space_with(space={
+        "depth": [{"type": "int", "low": 1, "high": 2}, 3, 4, 5, 6],
+        "growth": {"type": "categorical", "choices": [8, 12]},
+        "threshold": {"type": "categorical", "choices": [0, "inf"]},
+        "lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
+    }))
+    trial, (config, recipe) = sample(space)
+    assert set(trial.params) == {"depth_1", "growth", "threshold", "lr"}
+    assert [stage.depth for stage in config.stages][1:] == [3, 4, 5, 6]
+    assert len({stage.growth for stage in config.stages}) == 1
+    assert config.threshold in (0, math.inf)
+    assert recipe.lr == trial.params["lr"]
+
+
+def test_searching_rates_or_stage_counts_derives_transition_widths():
+    space = SearchSpace.from_dict(space_with(space={
+        "num_stages": 3, "dense_reduction": {"type": "float", "low": 0.5, "high": 0.5},
+    }))
+    _, (config, _) = sample(space)
+    assert len(config.stages) == 3
+    assert all(stage.transition_width is None for stage in config.stages)
+    assert config.resolve()[0].out_channels == (64 + 6 * 32) // 2
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"study": {"name": "t", "sampler": "cmaes"}}, "study.sampler: 'cmaes' is invalid"),
+        ({"study": {"name": "../x"}}, "study.name"),
+        ({"study": {"name": "t", "n_trials": 0}}, "study.n_trials: 0"),
+        ({"study": {"name": "t", "trials": 3}}, "study.trials: unknown key; did you mean"),
+        ({"objectives": []}, "objectives:"),
+        ({"objectives": [{"metric": "accuracy"}]}, "objectives[0].metric: 'accuracy'"),
+        ({"objectives": [{"metric": "params", "direction": "up"}]},
+         "objectives[0].direction: 'up'"),
+        ({"constraints": [{"metric": "val_accuracy", "min": 0.5}]},
+         "constraints[0].metric: 'val_accuracy' is invalid"),
+        ({"constraints": [{"metric": "params"}]}, "constraints[0]: no bound"),
+        ({"data": {"dataset": "imagenet"}}, "data.dataset: 'imagenet'"),
+        ({"train": {"epochs": -1}}, "train.epochs: -1 is invalid"),
+        ({"train": {"recipe": "fast"}}, "train.recipe: 'fast'"),
+        ({"early_stopping": {"kind": "hyperband"}}, "early_stopping.kind"),
+        ({"resources": {"cpus": 0}}, "resources.cpus: 0"),
+        ({"base": "resnet50"}, "base: 'resnet50'"),
+        ({"space": {"depht": 3}}, "space.depht: unknown key; did you mean 'depth'"),
+        ({"space": {"depth": {"type": "int", "low": 5, "high": 2}}}, "space.depth: low 5"),
+        ({"space": {"depth": {"type": "int", "low": 1.5, "high": 2}}}, "space.depth.low"),
+        ({"space": {"growth": [8, 8]}}, "space.growth: 2 per-stage entries"),
+        ({"space": {"lr": {"type": "float", "low": 0, "high": 1, "log": True}}},
+         "space.lr.log"),
+        ({"space": {"stem": {"type": "categorical", "choices": ["tiny"]}}}, "space.stem"),
+        ({"space": {"depth": {"type": "normal"}}}, "space.depth.type: 'normal'"),
+        ({"extra": 1}, "extra: unknown key"),
+    ],
+)
+def test_malformed_spaces_name_the_key_path(changes, expected):
+    data = space_with(**changes)
+    with pytest.raises(SpaceError) as caught:
+        SearchSpace.from_dict(data)
+    assert expected in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_load_space_names_the_file(tmp_path):
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump(space_with(base="nope")))
+    with pytest.raises(SpaceError, match=rf"{path}: base: 'nope'"):
+        load_space(path)
+    path.write_text("study: [unclosed\n")
+    with pytest.raises(SpaceError, match="not valid YAML"):
+        load_space(path)

@@ -1,0 +1,57 @@
+import pytest
+
+from threshsearch.search.trial import (
+    COMPUTE_S,
+    DONE,
+    FAILED,
+    INFEASIBLE,
+    evaluate_candidate,
+    violated_constraint,
+)
+from threshsearch.train import Recipe, Trainer
+
+
+@pytest.fixture
+def spec(tiny_config):
+    return {
+        "number": 0, "architecture": tiny_config.to_dict(),
+        "recipe": Recipe(batch_size=100, epochs=2, lr=1e-2).to_dict(),
+        "dataset": "synthetic", "data_root": "data", "device": "cpu",
+        "latency_batch_size": 1, "constraints": [], "seed": 0, "cpus": 1,
+    }
+
+
+def test_a_trial_reports_every_epoch_and_marks_the_last(spec):
+    reports = []
+    evaluate_candidate(spec, reports.append)
+    assert [report["epoch"] for report in reports] == [1, 2]
+    assert DONE not in reports[0] and reports[1][DONE] is True
+    last = reports[-1]
+    for key in ("val_accuracy", "latency_ms", "memrw_mib", "params", "madd", "epoch_time_s",
+                "train_images_per_s", COMPUTE_S):
+        assert key in last, key
+    assert last["params"] == 5934
+
+
+def test_a_constraint_violation_is_reported_without_training(spec):
+    spec["constraints"] = [{"metric": "params", "max": 1000, "min": None}]
+    reports = []
+    evaluate_candidate(spec, reports.append)
+    assert len(reports) == 1
+    assert reports[0][INFEASIBLE] == "params 5934 > max 1000"
+    assert "val_accuracy" not in reports[0] and reports[0][DONE]
+
+
+def test_divergence_is_reported_as_a_failure(spec, monkeypatch):
+    monkeypatch.setattr(Trainer, "_train_epoch", lambda self: "non-finite training loss")
+    reports = []
+    evaluate_candidate(spec, reports.append)
+    assert len(reports) == 1
+    assert reports[0][FAILED] == "non-finite training loss" and reports[0][DONE]
+
+
+def test_violated_constraint_bounds():
+    metrics = {"params": 10, "latency_ms": 2.0}
+    assert violated_constraint([{"metric": "params", "max": 10}], metrics) is None
+    assert violated_constraint([{"metric": "latency_ms", "min": 3}], metrics) == (
+        "latency_ms 2 < min 3")
