@@ -109,12 +109,22 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from threshsearch.api import train
+    from threshsearch.config import read_structured_file
+    from threshsearch.results import is_result_document, read_result
     from threshsearch.train import DEFAULT_RECIPE, get_recipe
 
     spec = args.preset or args.config
-    recipe = get_recipe(args.recipe or DEFAULT_RECIPE[args.dataset]).override(
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
-    out = args.out or f"runs/{Path(spec).stem}-{args.dataset}-seed{args.seed}"
+    # An exported search result brings its own dataset, recipe and seed; flags override.
+    exported = (read_result(args.config) if args.config
+                and is_result_document(read_structured_file(args.config)) else None)
+    dataset = args.dataset or (exported and exported.dataset) or "cifar10"
+    seed = args.seed if args.seed is not None else (exported and exported.seed) or 0
+    if args.recipe or not (exported and exported.recipe):
+        recipe = get_recipe(args.recipe or DEFAULT_RECIPE[dataset])
+    else:
+        recipe = exported.recipe
+    recipe = recipe.override(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
+    out = args.out or f"runs/{Path(spec).stem}-{dataset}-seed{seed}"
     bars: list[tqdm] = []  # opened at the first epoch, so errors before it print cleanly
 
     def progress(metrics) -> None:
@@ -128,8 +138,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         bar.refresh()
 
     try:
-        result = train(spec, dataset=args.dataset, recipe=recipe, device=args.device,
-                       seed=args.seed, out=out, resume=args.resume, data_root=args.data_root,
+        result = train(spec, dataset=dataset, recipe=recipe, device=args.device,
+                       seed=seed, out=out, resume=args.resume, data_root=args.data_root,
                        callbacks=[progress])
     finally:
         for bar in bars:
@@ -258,6 +268,70 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- results
+def _add_study_source(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--space", metavar="FILE", help="the search space of the study")
+    source.add_argument("--storage", metavar="URL", help="an Optuna storage URL")
+    parser.add_argument("--study", metavar="NAME",
+                        help="with --storage: the study (default: the storage's only one)")
+
+
+def _open_study_source(args: argparse.Namespace):
+    """(study, storage URL, the study's folder under studies/)."""
+    from threshsearch.search import load_space, load_study
+
+    if args.space:
+        space = load_space(args.space)
+        url, name = space.storage_url, space.study.name
+    else:
+        url, name = args.storage, args.study
+    study = load_study(url, name)
+    return study, url, Path("studies") / study.study_name
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from threshsearch.results import export_front
+
+    study, url, folder = _open_study_source(args)
+    out = Path(args.out) if args.out else folder / "pareto"
+    paths = export_front(study, url, out)
+    print(f"{len(paths)} Pareto-optimal networks of study {study.study_name} -> {out}/")
+    for path in paths:
+        print(f"  {path.name}")
+    print("  pareto.csv")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from threshsearch.data import INPUT_SIZE, NUM_CLASSES
+    from threshsearch.results import write_report
+
+    study, _, folder = _open_study_source(args)
+    dataset = (study.user_attrs.get("data") or {}).get("dataset", "cifar10")
+    out = Path(args.out) if args.out else folder / "report.html"
+    write_report(study, out, NUM_CLASSES.get(dataset, 10), INPUT_SIZE, png_dir=args.png)
+    print(f"wrote {out}" + (f" and PNGs under {args.png}/" if args.png else ""))
+    return 0
+
+
+def _cmd_trials(args: argparse.Namespace) -> int:
+    from threshsearch.results import trials_frame
+
+    study, _, folder = _open_study_source(args)
+    frame = trials_frame(study)
+    out = Path(args.out) if args.out else folder / f"trials.{args.format}"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if args.format == "csv":
+        frame.to_csv(out, index=False)
+    elif args.format == "parquet":
+        frame.to_parquet(out, index=False)
+    else:
+        frame.to_json(out, orient="records", indent=2, date_format="iso")
+    print(f"{len(frame)} trials of study {study.study_name} -> {out}")
+    return 0
+
+
 # ------------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -284,14 +358,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train a preset, config or exported result")
     _add_model_source(train)
-    train.add_argument("--dataset", default="cifar10", choices=DATASETS)
+    train.add_argument("--dataset", choices=DATASETS,
+                       help="default: an exported result's, else cifar10")
     train.add_argument("--recipe", choices=list(RECIPES),
-                       help="training recipe (default: the paper's for the dataset)")
+                       help="training recipe (default: an exported result's, else the "
+                            "paper's for the dataset)")
     train.add_argument("--epochs", type=int, metavar="N")
     train.add_argument("--batch-size", type=int, metavar="N")
     train.add_argument("--lr", type=float, metavar="LR")
     train.add_argument("--device", default="auto", choices=DEVICES)
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=int, help="default: an exported result's, else 0")
     train.add_argument("--out", metavar="DIR",
                        help="where metrics.json, epochs.csv and checkpoint.pt go "
                             "(default: runs/<name>-<dataset>-seed<seed>)")
@@ -330,6 +406,25 @@ def build_parser() -> argparse.ArgumentParser:
     dashboard.add_argument("--allow-remote", action="store_true",
                            help="allow a --host other machines can reach (no authentication!)")
     dashboard.set_defaults(handler=_cmd_dashboard)
+
+    export = commands.add_parser(
+        "export", help="write each Pareto-optimal network as a self-contained YAML file")
+    _add_study_source(export)
+    export.add_argument("--out", metavar="DIR", help="default: studies/<name>/pareto")
+    export.set_defaults(handler=_cmd_export)
+
+    report = commands.add_parser("report", help="write the study's plotly HTML report")
+    _add_study_source(report)
+    report.add_argument("--out", metavar="FILE.html", help="default: studies/<name>/report.html")
+    report.add_argument("--png", metavar="DIR",
+                        help="also write each figure as PNG (needs kaleido and Chrome)")
+    report.set_defaults(handler=_cmd_report)
+
+    trials = commands.add_parser("trials", help="the study's trials as a table")
+    _add_study_source(trials)
+    trials.add_argument("--format", choices=("csv", "parquet", "json"), default="csv")
+    trials.add_argument("--out", metavar="FILE", help="default: studies/<name>/trials.FORMAT")
+    trials.set_defaults(handler=_cmd_trials)
     return parser
 
 

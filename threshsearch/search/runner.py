@@ -66,6 +66,11 @@ def open_study(space: SearchSpace) -> optuna.Study:
         raise SpaceError(f"objectives: study {space.study.name!r} optimises "
                          f"{', '.join(names)}; this space asks for "
                          f"{', '.join(space.metric_names)}; use another study.name")
+    # What an exported result needs besides the trial: how its data was set up.
+    study.set_user_attr("data", {"dataset": space.data.dataset, "root": space.data.root,
+                                 "device": space.data.device,
+                                 "latency_batch_size": space.data.latency_batch_size})
+    study.set_user_attr("base", space.base)
     return study
 
 
@@ -82,7 +87,7 @@ def trial_spec(space: SearchSpace, trial: optuna.Trial, config_dict: dict[str, A
         "latency_batch_size": space.data.latency_batch_size,
         "constraints": [{"metric": c.metric, "max": c.max, "min": c.min}
                         for c in space.constraints],
-        "seed": (space.study.seed or 0) + trial.number,
+        "seed": trial.user_attrs["seed"],
         "cpus": space.resources.cpus,
     }
 
@@ -226,6 +231,7 @@ def make_searcher(space: SearchSpace, study: optuna.Study, input_size: int,
                 self._end(trial, TrialState.FAIL, "failed", reason=f"unbuildable: {error}")
                 return None
             trial.set_user_attr("config_hash", config.hash)
+            trial.set_user_attr("seed", (self.space.study.seed or 0) + trial.number)
             trial.set_user_attr("architecture", config.to_dict())
             trial.set_user_attr("recipe", recipe.to_dict())
             twin = next((t for t in trials if t.user_attrs.get("config_hash") == config.hash
@@ -238,7 +244,7 @@ def make_searcher(space: SearchSpace, study: optuna.Study, input_size: int,
 
         def _settle_duplicate(self, trial: optuna.Trial, twin: FrozenTrial) -> None:
             attrs = {key: value for key, value in twin.user_attrs.items()
-                     if key in METRICS or key in ("device", COMPUTE_S, "epochs")}
+                     if key in METRICS or key in ("device", "versions", COMPUTE_S, "epochs")}
             attrs["duplicate_of"] = twin.number
             status = trial_status(twin)
             if status == "running":
@@ -272,7 +278,8 @@ def make_searcher(space: SearchSpace, study: optuna.Study, input_size: int,
                 self.wall_s += wall
                 self.compute_s += compute
                 attrs = {key: result[key] for key in METRICS if key in result}
-                attrs |= {"device": result.get("device"), "epochs": result.get("epoch", 0),
+                attrs |= {"device": result.get("device"), "versions": result.get("versions"),
+                          "epochs": result.get("epoch", 0),
                           NODE: result.get(NODE), COMPUTE_S: compute, "wall_s": wall}
                 if error or FAILED in result:
                     reason = result.get(FAILED) or ("the Ray worker died or raised; see the "

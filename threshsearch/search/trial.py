@@ -50,8 +50,22 @@ def price(config: ArchitectureConfig, input_size: int, device: torch.device,
         "params": figures.params, "madd": figures.madd, "flops": figures.flops,
         "memrw_mib": figures.memrw_mib, "cio": figures.cio,
         "activation_mib": figures.activation_mib, "latency_ms": latency.median_ms,
-        "device": latency.device,
+        "device": latency.device, "versions": package_versions(),
     }
+
+
+def package_versions() -> dict[str, str]:
+    """The versions that produced a result, recorded with it."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {"python": platform.python_version()}
+    for package in ("threshsearch", "torch", "torchvision", "optuna", "ray"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
 
 
 def violated_constraint(constraints: list[dict[str, Any]], metrics: dict[str, Any]

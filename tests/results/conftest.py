@@ -1,0 +1,39 @@
+import pytest
+import yaml
+
+from tests.search.helpers import TINY_SPACE
+from threshsearch.search import load_space, open_study
+from threshsearch.search.runner import Progress, make_searcher
+from threshsearch.search.trial import evaluate_candidate
+
+
+@pytest.fixture(scope="package")
+def offline_study(tmp_path_factory):
+    """A study made by the real searcher and trial code, run in this process (no Ray):
+    complete, infeasible and (simulated ASHA) pruned trials."""
+    folder = tmp_path_factory.mktemp("results")
+    data = {**TINY_SPACE, "study": {**TINY_SPACE["study"], "n_trials": 7,
+                                    "storage": f"sqlite:///{folder / 'study.db'}"},
+            "objectives": [{"metric": "val_accuracy"}, {"metric": "memrw_mib"},
+                           {"metric": "params"}]}
+    path = folder / "space.yaml"
+    path.write_text(yaml.safe_dump(data))
+    space = load_space(path)
+    study = open_study(space)
+    searcher = make_searcher(space, study, 32, Progress(space, quiet=True))
+    try:
+        for index in range(space.study.n_trials):
+            trial_id = f"t{index}"
+            spec = searcher.suggest(trial_id)
+            if not isinstance(spec, dict):
+                continue
+            reports = []
+            evaluate_candidate(spec, reports.append)
+            if index == 1 and len(reports) > 1:
+                reports = reports[:1]  # as if ASHA stopped it after its first epoch
+            for report in reports:
+                searcher.on_trial_result(trial_id, report)
+            searcher.on_trial_complete(trial_id, reports[-1])
+    finally:
+        searcher.close()
+    return space, study

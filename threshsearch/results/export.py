@@ -1,0 +1,121 @@
+"""Exported results: one self-contained YAML file per Pareto-optimal trial, and pareto.csv.
+
+A result file holds everything needed to retrain and cite the network: the architecture
+config, the training recipe and data settings, the seed, every measured metric, the device
+and package versions, the study and trial it came from and the config hash. ``threshsearch
+train --config FILE`` and ``threshsearch.build_model(FILE)`` take it back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+from optuna.trial import FrozenTrial, TrialState
+
+from threshsearch.api import config_from_data
+from threshsearch.config import ArchitectureConfig, ConfigError, read_structured_file
+from threshsearch.results.trials import trials_frame
+from threshsearch.search.objectives import METRICS
+from threshsearch.train import Recipe, RecipeError
+
+FORMAT = "threshsearch-result/1"
+
+_SHORT = {"val_accuracy": "acc", "val_top5": "top5", "latency_ms": "lat", "epoch_time_s": "ep",
+          "train_images_per_s": "ips", "memrw_mib": "mem", "params": "par", "madd": "madd",
+          "flops": "flops", "cio": "cio", "activation_mib": "act"}
+
+
+def pareto_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """The Pareto-optimal COMPLETE trials, one per network: a duplicate of a front member
+    (the same config, its result reused) is not a second result."""
+    # A duplicate has its original's values, so the original (an earlier trial) is on the
+    # front with it.
+    return [trial for trial in sorted(study.best_trials, key=lambda t: t.number)
+            if trial.state == TrialState.COMPLETE
+            and trial.user_attrs.get("duplicate_of") is None]
+
+
+def result_document(study: optuna.Study, trial: FrozenTrial, storage_url: str
+                    ) -> dict[str, Any]:
+    names = study.metric_names or [f"objective_{i}" for i in range(len(trial.values))]
+    return {
+        "format": FORMAT,
+        "study": {"name": study.study_name, "storage": storage_url, "trial": trial.number},
+        "config_hash": trial.user_attrs["config_hash"],
+        "objectives": [
+            {"metric": name, "direction": direction.name.lower(), "value": value}
+            for name, direction, value in zip(names, study.directions, trial.values,
+                                              strict=True)],
+        "metrics": {key: trial.user_attrs[key] for key in METRICS if key in trial.user_attrs},
+        "epochs_trained": trial.user_attrs.get("epochs"),
+        "device": trial.user_attrs.get("device"),
+        "versions": trial.user_attrs.get("versions"),
+        "seed": trial.user_attrs.get("seed"),
+        "data": study.user_attrs.get("data"),
+        "train": trial.user_attrs.get("recipe"),
+        "architecture": trial.user_attrs["architecture"],
+    }
+
+
+def result_filename(document: dict[str, Any]) -> str:
+    parts = [f"trial-{document['study']['trial']:04d}"]
+    for objective in document["objectives"]:
+        short = _SHORT.get(objective["metric"], objective["metric"])
+        value = objective["value"]
+        parts.append(f"{short}{value:.0f}" if abs(value) >= 1000 else f"{short}{value:.4g}")
+    return "_".join(parts) + ".yaml"
+
+
+def export_front(study: optuna.Study, storage_url: str, out: str | Path) -> list[Path]:
+    """Write one YAML per front member and ``pareto.csv`` under ``out``; return the YAMLs."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob("trial-*.yaml"):
+        stale.unlink()  # a front shrinks as the study goes on: old members are not members
+    paths = []
+    front = pareto_trials(study)
+    for trial in front:
+        document = result_document(study, trial, storage_url)
+        path = out / result_filename(document)
+        path.write_text(yaml.safe_dump(document, sort_keys=False))
+        paths.append(path)
+    frame = trials_frame(study)
+    frame[frame["number"].isin([trial.number for trial in front])].to_csv(
+        out / "pareto.csv", index=False)
+    return paths
+
+
+@dataclass(frozen=True)
+class ResultFile:
+    """An exported result read back: what ``threshsearch train`` needs from it."""
+
+    architecture: ArchitectureConfig
+    recipe: Recipe | None
+    dataset: str | None
+    seed: int | None
+    document: dict[str, Any]
+
+
+def is_result_document(data: Any) -> bool:
+    return isinstance(data, dict) and data.get("format") == FORMAT
+
+
+def read_result(path: str | Path) -> ResultFile:
+    """Read an exported result file (ConfigError, naming the file, when it is not one)."""
+    data = read_structured_file(path)
+    if not is_result_document(data):
+        raise ConfigError(f"{path}: not an exported result (expected format: {FORMAT})")
+    try:
+        architecture = config_from_data(data, str(path))
+        recipe = Recipe.from_dict(data["train"], path="train") if data.get("train") else None
+    except (ConfigError, RecipeError) as error:
+        raise ConfigError(f"{path}: {error}") from None
+    dataset = (data.get("data") or {}).get("dataset")
+    seed = data.get("seed")
+    return ResultFile(architecture, recipe, dataset if isinstance(dataset, str) else None,
+                      seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
+                      data)

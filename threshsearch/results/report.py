@@ -1,0 +1,237 @@
+"""The study report: one self-contained HTML file of plotly figures (plotly.js inlined, so it
+opens offline): the Pareto front for each pair of objectives with every trial behind it and
+the presets as reference points, parallel coordinates, hyperparameter importances,
+objective and hypervolume histories, and a table of the front."""
+
+from __future__ import annotations
+
+import html
+import itertools
+import math
+from pathlib import Path
+from typing import Any
+
+import optuna
+import plotly.graph_objects as go
+import torch
+from optuna.trial import FrozenTrial, TrialState
+
+from threshsearch.config import ArchitectureConfig
+from threshsearch.errors import UserError
+from threshsearch.nn import build_model
+from threshsearch.presets import get_preset
+from threshsearch.profiler import profile_model
+from threshsearch.results.export import pareto_trials
+from threshsearch.search.storage import trial_status
+
+REFERENCE_PRESETS = ("threshnet79", "threshnet95", "hardnet85", "densenet121")
+PROFILE_METRICS = ("params", "madd", "flops", "memrw_mib", "cio", "activation_mib")
+THRESHOLD_CAP = 1024  # an infinite threshold is drawn at this value
+SYMBOLS = {"complete": "circle", "duplicate": "circle-open", "pruned": "x",
+           "infeasible": "square-open", "failed": "diamond-open"}
+
+
+def preset_metrics(num_classes: int, input_size: int) -> dict[str, dict[str, float]]:
+    """Profile metrics of the reference presets for the study's data (no training needed)."""
+    metrics = {}
+    for name in REFERENCE_PRESETS:
+        with torch.device("meta"):
+            figures = profile_model(build_model(get_preset(name, num_classes)), input_size)
+        metrics[name] = {key: getattr(figures, key) for key in PROFILE_METRICS}
+    return metrics
+
+
+def _threshold(trial: FrozenTrial) -> float:
+    value = (trial.user_attrs.get("architecture") or {}).get("threshold", math.inf)
+    value = math.inf if value == "inf" else float(value)
+    return min(value, THRESHOLD_CAP)
+
+
+def _metric(trial: FrozenTrial, name: str) -> float | None:
+    value = trial.user_attrs.get(name)
+    return float(value) if isinstance(value, int | float) else None
+
+
+def pareto_scatter(study: optuna.Study, x: str, y: str, presets: dict[str, dict[str, float]]
+                   ) -> go.Figure:
+    """Every trial with both metrics (marker shape: its status; colour: its threshold), the
+    front as a line, and the presets where both metrics are profile metrics."""
+    figure = go.Figure()
+    by_status: dict[str, list[FrozenTrial]] = {}
+    for trial in study.trials:
+        if _metric(trial, x) is not None and _metric(trial, y) is not None:
+            by_status.setdefault(trial_status(trial), []).append(trial)
+    for status, trials in by_status.items():
+        figure.add_trace(go.Scatter(
+            x=[_metric(t, x) for t in trials], y=[_metric(t, y) for t in trials],
+            mode="markers", name=f"{status} ({len(trials)})",
+            text=[f"trial {t.number}<br>hash {t.user_attrs.get('config_hash')}"
+                  for t in trials],
+            marker={"symbol": SYMBOLS.get(status, "circle"), "size": 9,
+                    "color": [_threshold(t) for t in trials], "colorscale": "Viridis",
+                    "cmin": 0, "cmax": THRESHOLD_CAP,
+                    "colorbar": {"title": "threshold"}, "line": {"width": 1}},
+            meta={"role": "trials", "status": status},
+        ))
+    front = sorted((t for t in pareto_trials(study)
+                    if _metric(t, x) is not None and _metric(t, y) is not None),
+                   key=lambda t: _metric(t, x))
+    if front:
+        figure.add_trace(go.Scatter(
+            x=[_metric(t, x) for t in front], y=[_metric(t, y) for t in front],
+            mode="lines", name="Pareto front", line={"color": "crimson", "dash": "dot"},
+            meta={"role": "front"}, hoverinfo="skip"))
+    if x in PROFILE_METRICS and y in PROFILE_METRICS:
+        figure.add_trace(go.Scatter(
+            x=[values[x] for values in presets.values()],
+            y=[values[y] for values in presets.values()],
+            mode="markers+text", text=list(presets), textposition="top center",
+            name="presets", marker={"symbol": "star", "size": 14, "color": "black"},
+            meta={"role": "presets"}))
+    figure.update_layout(title=f"{y} against {x}", xaxis_title=x, yaxis_title=y,
+                         legend={"orientation": "h"})
+    return figure
+
+
+def front_table(study: optuna.Study) -> go.Figure:
+    names = list(study.metric_names or [])
+    front = pareto_trials(study)
+    columns = ["trial", *names, "params", "threshold", "modes", "config hash"]
+    rows = [[t.number, *[f"{v:.4g}" for v in t.values], t.user_attrs.get("params"),
+             _threshold(t), _modes(t), t.user_attrs.get("config_hash")] for t in front]
+    figure = go.Figure(go.Table(header={"values": columns},
+                                cells={"values": list(zip(*rows, strict=True)) if rows else
+                                       [[] for _ in columns]}))
+    figure.update_layout(title=f"The Pareto front: {len(front)} networks")
+    return figure
+
+
+def _modes(trial: FrozenTrial) -> str:
+    data = trial.user_attrs.get("architecture")
+    return " ".join(mode[0].upper() for mode in ArchitectureConfig.from_dict(data).modes) \
+        if data else ""
+
+
+def _reference_point(study: optuna.Study) -> list[float]:
+    complete = [t.values for t in study.trials if t.state == TrialState.COMPLETE]
+    point = []
+    for index, direction in enumerate(study.directions):
+        values = [v[index] for v in complete]
+        spread = (max(values) - min(values)) or abs(max(values)) or 1.0
+        if direction == optuna.study.StudyDirection.MAXIMIZE:
+            point.append(min(values) - 0.1 * spread)
+        else:
+            point.append(max(values) + 0.1 * spread)
+    return point
+
+
+def study_figures(study: optuna.Study, num_classes: int, input_size: int
+                  ) -> list[tuple[str, go.Figure | str]]:
+    """(title, figure) pairs in report order; a string instead of a figure says why a
+    figure is missing (too few trials, say)."""
+    vis = optuna.visualization
+    names = list(study.metric_names or [])
+    presets = preset_metrics(num_classes, input_size)
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    sections: list[tuple[str, go.Figure | str]] = []
+    for x, y in itertools.combinations(names, 2):
+        sections.append((f"Pareto front: {y} against {x}", pareto_scatter(study, x, y, presets)))
+    if len(names) == 1:
+        sections.append((f"{names[0]} against params",
+                         pareto_scatter(study, "params", names[0], presets)))
+    sections.append(("The Pareto front", front_table(study)))
+    targets = [(name, (lambda t, i=index: t.values[i])) for index, name in enumerate(names)]
+    if complete:
+        name, target = targets[0]
+        sections.append((f"Parallel coordinates (colour: {name})",
+                         vis.plot_parallel_coordinate(study, target=target, target_name=name)))
+        for name, target in targets:
+            sections.append((f"History of {name}", vis.plot_optimization_history(
+                study, target=target, target_name=name)))
+        if len(names) > 1:
+            sections.append(("Hypervolume over trials", vis.plot_hypervolume_history(
+                study, reference_point=_reference_point(study))))
+    else:
+        sections.append(("Histories", "no completed trial yet"))
+    if len(complete) >= 2 and any(t.params for t in complete):
+        for name, target in targets:
+            try:
+                # fANOVA: direction-agnostic, unlike Optuna's default evaluator.
+                figure = vis.plot_param_importances(
+                    study, target=target, target_name=name,
+                    evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0))
+            except (RuntimeError, ValueError) as error:  # e.g. a parameter never varied
+                figure = f"importances unavailable: {error}"
+            sections.append((f"Hyperparameter importance for {name}", figure))
+    else:
+        sections.append(("Hyperparameter importance", "needs two or more completed trials"))
+    return sections
+
+
+_PAGE = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>{title}</title>
+<style>body{{font-family:sans-serif;margin:2em;}} .note{{color:#666;}}</style>
+<script>{plotly_js}</script></head>
+<body><h1>{title}</h1><p class="note">{subtitle}</p>
+{sections}
+<script>
+document.querySelectorAll("script.figure").forEach(function (node) {{
+  var spec = JSON.parse(node.textContent);
+  Plotly.newPlot(node.dataset.target, spec.data, spec.layout, {{responsive: true}});
+}});
+</script></body></html>
+"""
+
+
+def write_report(study: optuna.Study, out: str | Path, num_classes: int = 10,
+                 input_size: int = 32, png_dir: str | Path | None = None) -> Path:
+    """Write the report to ``out``; with ``png_dir``, also each figure as a PNG (needs
+    kaleido and a Chrome or Chromium browser)."""
+    from plotly.offline import get_plotlyjs
+
+    sections = study_figures(study, num_classes, input_size)
+    parts = []
+    for index, (title, figure) in enumerate(sections):
+        parts.append(f"<h2>{html.escape(title)}</h2>")
+        if isinstance(figure, str):
+            parts.append(f'<p class="note">{html.escape(figure)}</p>')
+            continue
+        spec = figure.to_json().replace("</", "<\\/")
+        parts.append(f'<div id="figure-{index}"></div>'
+                     f'<script type="application/json" class="figure" '
+                     f'data-target="figure-{index}">{spec}</script>')
+    counts: dict[str, int] = {}
+    for trial in study.trials:
+        counts[trial_status(trial)] = counts.get(trial_status(trial), 0) + 1
+    subtitle = (f"{len(study.trials)} trials: "
+                + ", ".join(f"{count} {status}" for status, count in counts.items())
+                + f". Presets profiled at {input_size}x{input_size}, {num_classes} classes.")
+    page = _PAGE.format(title=html.escape(f"threshsearch study {study.study_name}"),
+                        subtitle=html.escape(subtitle), plotly_js=get_plotlyjs(),
+                        sections="\n".join(parts))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page, encoding="utf-8")
+    if png_dir is not None:
+        write_pngs([(t, f) for t, f in sections if not isinstance(f, str)], Path(png_dir))
+    return out
+
+
+def write_pngs(sections: list[tuple[str, Any]], folder: Path) -> list[Path]:
+    try:
+        import kaleido  # noqa: F401  (plotly's static image engine)
+    except ImportError:
+        raise UserError("--png: static images need kaleido and a Chrome or Chromium browser: "
+                        "pip install kaleido; the HTML report was written") from None
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for index, (_, figure) in enumerate(sections):
+        path = folder / f"figure-{index:02d}.png"
+        try:
+            figure.write_image(path)
+        except Exception as error:  # kaleido raises its own types when no browser is found
+            summary = " ".join(str(error).split())[:200]
+            raise UserError(f"--png: kaleido could not render ({summary}); it needs a Chrome "
+                            "or Chromium browser; the HTML report was written") from None
+        paths.append(path)
+    return paths

@@ -1,0 +1,38 @@
+"""The trials of a study as a pandas DataFrame, one row per trial."""
+
+from __future__ import annotations
+
+import optuna
+import pandas as pd
+
+from threshsearch.search.objectives import METRICS
+from threshsearch.search.storage import trial_status
+
+# Nested records that belong in exported files, not in a table.
+_NESTED = ("architecture", "recipe", "versions")
+
+
+def trials_frame(study: optuna.Study) -> pd.DataFrame:
+    """Number, status, state, timing, the searched parameters (``param_*``), every measured
+    metric and bookkeeping attributes (config hash, reason, duplicate_of, node, ...)."""
+    frame = study.trials_dataframe(
+        attrs=("number", "state", "datetime_start", "datetime_complete", "duration",
+               "params", "user_attrs"), multi_index=False)
+    if frame.empty:
+        return pd.DataFrame(columns=["number", "status", "state", *METRICS])
+    frame = frame.drop(columns=[f"user_attrs_{name}" for name in _NESTED
+                                if f"user_attrs_{name}" in frame.columns])
+    frame = frame.rename(columns=lambda column: column.replace("user_attrs_", "")
+                         .replace("params_", "param_"))
+    frame["duration_s"] = frame.pop("duration").dt.total_seconds()
+    statuses = [trial_status(trial) for trial in study.trials]
+    frame = frame.drop(columns=["status"], errors="ignore")
+    frame.insert(1, "status", statuses)
+    for metric in METRICS:
+        if metric not in frame.columns:
+            frame[metric] = float("nan")
+    for column in frame.select_dtypes(include="object").columns:
+        kinds = {type(value) for value in frame[column] if value is not None and value == value}
+        if len(kinds) > 1:  # a categorical of 0, 64 and "inf": one type, for parquet
+            frame[column] = frame[column].map(lambda v: None if v is None else str(v))
+    return frame
