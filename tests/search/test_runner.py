@@ -58,6 +58,7 @@ def test_every_trial_ends_in_the_state_it_earned(finished_study):
             assert trial.values == [trial.user_attrs["val_accuracy"],
                                     trial.user_attrs["memrw_mib"]]
             assert len(trial.user_attrs["config_hash"]) == 16
+            assert trial.user_attrs["versions"]["torch"], "Ray flattens nested results"
         elif status == "pruned":
             assert trial.state == TrialState.PRUNED and trial.values is None
             assert trial.user_attrs["epochs"] < 3

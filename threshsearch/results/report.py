@@ -26,7 +26,7 @@ from threshsearch.search.storage import trial_status
 
 REFERENCE_PRESETS = ("threshnet79", "threshnet95", "hardnet85", "densenet121")
 PROFILE_METRICS = ("params", "madd", "flops", "memrw_mib", "cio", "activation_mib")
-THRESHOLD_CAP = 1024  # an infinite threshold is drawn at this value
+THRESHOLD_CAP = 1024  # the colour scale's top when no finite threshold was sampled
 SYMBOLS = {"complete": "circle", "duplicate": "circle-open", "pruned": "x",
            "infeasible": "square-open", "failed": "diamond-open"}
 
@@ -43,8 +43,34 @@ def preset_metrics(num_classes: int, input_size: int) -> dict[str, dict[str, flo
 
 def _threshold(trial: FrozenTrial) -> float:
     value = (trial.user_attrs.get("architecture") or {}).get("threshold", math.inf)
-    value = math.inf if value == "inf" else float(value)
-    return min(value, THRESHOLD_CAP)
+    return math.inf if value == "inf" else float(value)
+
+
+def _colour_scale(trials: list[FrozenTrial]) -> tuple[float, dict[int, float]]:
+    """The top of the threshold colour scale and each trial's colour value: an infinite
+    threshold (all stages dense) is drawn a quarter above the largest finite one."""
+    finite = [v for v in (_threshold(t) for t in trials) if math.isfinite(v)]
+    top = max(finite, default=THRESHOLD_CAP) * 1.25 or 1.0
+    return top, {t.number: min(_threshold(t), top) for t in trials}
+
+
+def pair_front(study: optuna.Study, x: str, y: str) -> list[FrozenTrial]:
+    """The complete trials that no other complete trial beats on both ``x`` and ``y``,
+    sorted by ``x``: the front of this pair of objectives."""
+    names = list(study.metric_names or [])
+    signs = {name: (-1 if direction == optuna.study.StudyDirection.MAXIMIZE else 1)
+             for name, direction in zip(names, study.directions, strict=True)}
+    points = [(t, signs.get(x, 1) * _metric(t, x), signs.get(y, 1) * _metric(t, y))
+              for t in pareto_candidates(study, x, y)]
+    front = [t for t, a, b in points
+             if not any(c <= a and d <= b and (c, d) != (a, b) for _, c, d in points)]
+    return sorted(front, key=lambda t: _metric(t, x))
+
+
+def pareto_candidates(study: optuna.Study, x: str, y: str) -> list[FrozenTrial]:
+    return [t for t in study.trials if t.state == TrialState.COMPLETE
+            and t.user_attrs.get("duplicate_of") is None
+            and _metric(t, x) is not None and _metric(t, y) is not None]
 
 
 def _metric(trial: FrozenTrial, name: str) -> float | None:
@@ -57,6 +83,7 @@ def pareto_scatter(study: optuna.Study, x: str, y: str, presets: dict[str, dict[
     """Every trial with both metrics (marker shape: its status; colour: its threshold), the
     front as a line, and the presets where both metrics are profile metrics."""
     figure = go.Figure()
+    top, colours = _colour_scale(study.trials)
     by_status: dict[str, list[FrozenTrial]] = {}
     for trial in study.trials:
         if _metric(trial, x) is not None and _metric(trial, y) is not None:
@@ -68,14 +95,12 @@ def pareto_scatter(study: optuna.Study, x: str, y: str, presets: dict[str, dict[
             text=[f"trial {t.number}<br>hash {t.user_attrs.get('config_hash')}"
                   for t in trials],
             marker={"symbol": SYMBOLS.get(status, "circle"), "size": 9,
-                    "color": [_threshold(t) for t in trials], "colorscale": "Viridis",
-                    "cmin": 0, "cmax": THRESHOLD_CAP,
-                    "colorbar": {"title": "threshold"}, "line": {"width": 1}},
+                    "color": [colours[t.number] for t in trials], "colorscale": "Viridis",
+                    "cmin": 0, "cmax": top,
+                    "colorbar": {"title": "threshold<br>(top: inf)"}, "line": {"width": 1}},
             meta={"role": "trials", "status": status},
         ))
-    front = sorted((t for t in pareto_trials(study)
-                    if _metric(t, x) is not None and _metric(t, y) is not None),
-                   key=lambda t: _metric(t, x))
+    front = pair_front(study, x, y)
     if front:
         figure.add_trace(go.Scatter(
             x=[_metric(t, x) for t in front], y=[_metric(t, y) for t in front],
@@ -98,7 +123,7 @@ def front_table(study: optuna.Study) -> go.Figure:
     front = pareto_trials(study)
     columns = ["trial", *names, "params", "threshold", "modes", "config hash"]
     rows = [[t.number, *[f"{v:.4g}" for v in t.values], t.user_attrs.get("params"),
-             _threshold(t), _modes(t), t.user_attrs.get("config_hash")] for t in front]
+             f"{_threshold(t):g}", _modes(t), t.user_attrs.get("config_hash")] for t in front]
     figure = go.Figure(go.Table(header={"values": columns},
                                 cells={"values": list(zip(*rows, strict=True)) if rows else
                                        [[] for _ in columns]}))

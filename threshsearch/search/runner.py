@@ -126,6 +126,16 @@ class Progress:
               f"front {front}", flush=True)
 
 
+def _nested(result: dict[str, Any], key: str) -> dict[str, Any] | None:
+    """``result[key]``, also when Ray has flattened it to ``key/...`` entries."""
+    if isinstance(result.get(key), dict):
+        return result[key]
+    prefix = f"{key}/"
+    found = {name[len(prefix):]: value for name, value in result.items()
+             if name.startswith(prefix)}
+    return found or None
+
+
 def _metric_summary(values: dict[str, Any], names: list[str]) -> str:
     return "  ".join(f"{name} {values[name]:.4g}" for name in names if name in values)
 
@@ -278,7 +288,7 @@ def make_searcher(space: SearchSpace, study: optuna.Study, input_size: int,
                 self.wall_s += wall
                 self.compute_s += compute
                 attrs = {key: result[key] for key in METRICS if key in result}
-                attrs |= {"device": result.get("device"), "versions": result.get("versions"),
+                attrs |= {"device": result.get("device"), "versions": _nested(result, "versions"),
                           "epochs": result.get("epoch", 0),
                           NODE: result.get(NODE), COMPUTE_S: compute, "wall_s": wall}
                 if error or FAILED in result:
