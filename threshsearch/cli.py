@@ -332,6 +332,31 @@ def _cmd_trials(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------- bench
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import torch
+
+    from threshsearch.bench import format_bench, run_bench
+    from threshsearch.measure import resolve_device
+
+    sizes = args.input_size or ([32, 224] if resolve_device(args.device).type == "cuda"
+                                else [32])
+    if any(size < 32 for size in sizes):
+        raise UserError(f"--input-size: {sizes} is invalid; the presets need 32 or more")
+    if not args.json:
+        print(f"benchmarking on {resolve_device(args.device)} with "
+              f"{torch.get_num_threads()} threads at {sizes}...", file=sys.stderr)
+
+    def progress(message: str) -> None:
+        if not args.json:
+            print(f"  {message}", file=sys.stderr, flush=True)
+
+    result = run_bench(sizes, args.device, args.repeats, train_batch=args.train_batch,
+                       progress=progress)
+    print(json.dumps(result, indent=2) if args.json else format_bench(result))
+    return 0
+
+
 # ------------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -425,6 +450,16 @@ def build_parser() -> argparse.ArgumentParser:
     trials.add_argument("--format", choices=("csv", "parquet", "json"), default="csv")
     trials.add_argument("--out", metavar="FILE", help="default: studies/<name>/trials.FORMAT")
     trials.set_defaults(handler=_cmd_trials)
+
+    bench = commands.add_parser(
+        "bench", help="latency and training throughput of the paper's models, side by side")
+    bench.add_argument("--input-size", type=int, nargs="+", metavar="N",
+                       help="default: 32 on CPU, 32 and 224 on CUDA")
+    bench.add_argument("--device", default="auto", choices=DEVICES)
+    bench.add_argument("--repeats", type=int, default=3, metavar="N")
+    bench.add_argument("--train-batch", type=int, default=64, metavar="N")
+    bench.add_argument("--json", action="store_true", help="print one JSON object")
+    bench.set_defaults(handler=_cmd_bench)
     return parser
 
 

@@ -41,7 +41,8 @@ class RecipeError(UserError):
 @dataclass(frozen=True)
 class Recipe:
     """How to train. ``milestones`` (epochs) and ``gamma`` belong to the "step" schedule.
-    ``amp`` (bf16 where supported, else fp16) and ``channels_last`` apply on CUDA only."""
+    ``amp`` (bf16 where supported, else fp16) applies on CUDA only; ``channels_last`` on
+    every device (measured faster on CPU too: docs/benchmarks.md)."""
 
     optimizer: str = "adam"
     lr: float = 1e-3
@@ -190,11 +191,15 @@ def _amp_dtype(device: torch.device, recipe: Recipe) -> torch.dtype:
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
-def _optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
+    """The recipe's optimizer, fused: one kernel per step instead of several per parameter
+    (measured: the step is a sixth of a CPU training step unfused)."""
     if recipe.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
-                               nesterov=recipe.nesterov, weight_decay=recipe.weight_decay)
-    return torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+                               nesterov=recipe.nesterov, weight_decay=recipe.weight_decay,
+                               fused=True)
+    return torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay,
+                            fused=True)
 
 
 def _scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe
@@ -238,11 +243,10 @@ class Trainer:
         self.recipe = recipe
         self.device = dataset.device
         self.amp_dtype = _amp_dtype(self.device, recipe)
-        cuda = self.device.type == "cuda"
-        self.memory_format = (torch.channels_last if cuda and recipe.channels_last
+        self.memory_format = (torch.channels_last if recipe.channels_last
                               else torch.contiguous_format)
         self.model = model.to(self.device, memory_format=self.memory_format)
-        self.optimizer = _optimizer(self.model, recipe)
+        self.optimizer = make_optimizer(self.model, recipe)
         self.scheduler = _scheduler(self.optimizer, recipe)
         # fp16 needs loss scaling; bf16 and fp32 do not.
         self.scaler = torch.amp.GradScaler(enabled=self.amp_dtype == torch.float16)

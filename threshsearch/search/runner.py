@@ -363,7 +363,9 @@ def run_search(space: SearchSpace, address: str | None = None, quiet: bool = Fal
         # "local" starts a fresh instance; a bare ray.init() would attach to any Ray already
         # running on this machine (another driver's, say) and share its fate.
         ray.init(address=address or "local", include_dashboard=False, log_to_driver=False,
-                 logging_level=logging.ERROR, configure_logging=True)
+                 logging_level=logging.ERROR, configure_logging=True,
+                 runtime_env={"worker_process_setup_hook":
+                              "threshsearch.search.trial.prepare_worker"})
     searcher = make_searcher(space, study, dataset.input_size, progress)
     early = space.early_stopping
     scheduler = (ASHAScheduler(time_attr="training_iteration", metric="val_accuracy",

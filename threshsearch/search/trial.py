@@ -120,6 +120,11 @@ def evaluate_candidate(spec: dict[str, Any], report: Report) -> None:
                 COMPUTE_S: time.perf_counter() - start})
 
 
+def prepare_worker() -> None:
+    """Ray's worker setup hook. Importing this module (torch, the model code) is what it is
+    for: a worker pays that once, when it starts, instead of inside its first trial."""
+
+
 def ray_trainable(spec: dict[str, Any]) -> None:
     """Ray Tune's entry point. Any exception becomes a FAILED report with its reason, so
     the study records why; Ray's own stop signal (SystemExit) passes through."""

@@ -1,0 +1,224 @@
+"""Side-by-side speed of the paper's models on the current device: inference latency at
+batch 1 and 64 and training throughput (forward, backward, optimizer step) at batch 64,
+with warm-up, interleaved repetitions and medians, as absolute figures and as ratios to
+ThreshNet-79.
+
+Two training set-ups are compared. "threshsearch": the builder's modules trained as the
+Trainer trains them (channels_last, fused optimizer, bf16 autocast on CUDA). "plain": NCHW
+and the default (unfused) optimizer, as the paper's reference code trains. The yardstick
+"threshnet79-straightforward" is ThreshNet-79 written in the reference code's style (every
+dense layer returns torch.cat([input, new]), every harmonic layer concatenates its inputs
+afresh) and trained plainly.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from threshsearch.measure import device_name, resolve_device, synchronize
+from threshsearch.nn import build_model
+from threshsearch.nn.dense import DenseStage
+from threshsearch.nn.harmonic import HarmonicStage
+from threshsearch.presets import get_preset
+
+BASELINE = "threshnet79"
+
+
+class _StraightforwardDense(nn.Module):
+    def __init__(self, stage: DenseStage):
+        super().__init__()
+        self.layers = stage.layers
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = torch.cat([x, layer(x)], 1)
+        return x
+
+
+class _StraightforwardHarmonic(nn.Module):
+    def __init__(self, stage: HarmonicStage):
+        super().__init__()
+        self.layers, self.links, self.output_layers = (stage.layers, stage.links,
+                                                       stage.output_layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outputs = [x]
+        for layer, inputs in zip(self.layers, self.links, strict=True):
+            tensors = [outputs[source] for source in inputs]
+            outputs.append(layer(torch.cat(tensors, 1) if len(tensors) > 1 else tensors[0]))
+        return torch.cat([outputs[index] for index in self.output_layers], 1)
+
+
+def straightforward(model: nn.Module) -> nn.Module:
+    """The same network (the same parameters, shared) with its stages written the way the
+    reference code writes them: the benchmark's yardstick."""
+    for stage in model.features:
+        block = getattr(stage, "block", None)
+        if isinstance(block, DenseStage):
+            stage.block = _StraightforwardDense(block)
+        elif isinstance(block, HarmonicStage):
+            stage.block = _StraightforwardHarmonic(block)
+    return model
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str
+    setup: str  # "threshsearch" or "plain"
+    make: Callable[[int], nn.Module]  # num_classes -> model
+
+
+def _torchvision_densenet(num_classes: int) -> nn.Module:
+    from threshsearch.compat import torchvision
+
+    return torchvision.models.densenet121(weights=None, num_classes=num_classes)
+
+
+CANDIDATES = (
+    Candidate("threshnet79", "threshsearch", lambda n: build_model(get_preset("threshnet79", n))),
+    Candidate("threshnet79", "plain", lambda n: build_model(get_preset("threshnet79", n))),
+    Candidate("threshnet79-straightforward", "plain",
+              lambda n: straightforward(build_model(get_preset("threshnet79", n)))),
+    Candidate("threshnet95", "threshsearch", lambda n: build_model(get_preset("threshnet95", n))),
+    Candidate("hardnet85", "threshsearch", lambda n: build_model(get_preset("hardnet85", n))),
+    Candidate("densenet121", "threshsearch",
+              lambda n: build_model(get_preset("densenet121", n))),
+    Candidate("torchvision-densenet121", "threshsearch", _torchvision_densenet),
+)
+
+
+@dataclass
+class BenchRow:
+    model: str
+    setup: str
+    input_size: int
+    latency_b1_ms: float
+    latency_b64_ms: float
+    train_images_per_s: float
+    latency_b1_ratio: float = 1.0  # this model's latency / ThreshNet-79's (threshsearch set-up)
+    latency_b64_ratio: float = 1.0
+    train_ratio: float = 1.0  # this model's throughput / ThreshNet-79's
+
+
+class _Subject:
+    """One candidate at one input size, ready to time."""
+
+    def __init__(self, candidate: Candidate, input_size: int, num_classes: int,
+                 device: torch.device, train_batch: int):
+        self.candidate = candidate
+        self.device = device
+        fast = candidate.setup == "threshsearch"
+        self.memory_format = torch.channels_last if fast else torch.contiguous_format
+        self.amp = fast and device.type == "cuda"
+        torch.manual_seed(0)
+        self.model = candidate.make(num_classes).to(device, memory_format=self.memory_format)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), fused=fast or None)
+        self.inputs = {batch: torch.randn(batch, 3, input_size, input_size, device=device)
+                       .contiguous(memory_format=self.memory_format) for batch in (1, 64)}
+        self.train_x = torch.randn(train_batch, 3, input_size, input_size, device=device
+                                   ).contiguous(memory_format=self.memory_format)
+        self.train_y = torch.randint(0, num_classes, (train_batch,), device=device)
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
+
+    def latency_ms(self, batch: int, runs: int) -> float:
+        self.model.eval()
+        times = []
+        with torch.inference_mode(), self._autocast():
+            for _ in range(runs):
+                synchronize(self.device)
+                start = time.perf_counter()
+                self.model(self.inputs[batch])
+                synchronize(self.device)
+                times.append((time.perf_counter() - start) * 1000)
+        return statistics.median(times)
+
+    def train_images_per_s(self, steps: int) -> float:
+        self.model.train()
+        times = []
+        for _ in range(steps):
+            synchronize(self.device)
+            start = time.perf_counter()
+            with self._autocast():
+                loss = F.cross_entropy(self.model(self.train_x).float(), self.train_y)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            synchronize(self.device)
+            times.append(time.perf_counter() - start)
+        return len(self.train_y) / statistics.median(times)
+
+
+def run_bench(input_sizes: list[int], device: str = "auto", repeats: int = 3,
+              num_classes: int = 10, train_batch: int = 64,
+              progress: Callable[[str], None] | None = None) -> dict:
+    """Every candidate at every input size; each repetition measures every candidate once
+    (interleaved, so drifting machine load hits all alike) and the medians are reported."""
+    torch_device = resolve_device(device)
+    rows = []
+    for size in input_sizes:
+        subjects = [_Subject(c, size, num_classes, torch_device, train_batch)
+                    for c in CANDIDATES]
+        for subject in subjects:  # warm-up: allocator, kernel selection, lazy init
+            subject.latency_ms(1, 2)
+            subject.latency_ms(64, 1)
+            subject.train_images_per_s(1)
+        samples: dict[int, list[tuple[float, float, float]]] = {i: [] for i in
+                                                                range(len(subjects))}
+        for repeat in range(repeats):
+            for index, subject in enumerate(subjects):
+                if progress:
+                    progress(f"{size}x{size} repeat {repeat + 1}/{repeats}: "
+                             f"{subject.candidate.name} ({subject.candidate.setup})")
+                samples[index].append((subject.latency_ms(1, 5), subject.latency_ms(64, 2),
+                                       subject.train_images_per_s(2)))
+        measured = []
+        for index, subject in enumerate(subjects):
+            b1, b64, train = (statistics.median(values) for values in zip(*samples[index],
+                                                                            strict=True))
+            measured.append(BenchRow(subject.candidate.name, subject.candidate.setup, size,
+                                     b1, b64, train))
+        base = next(row for row in measured
+                    if row.model == BASELINE and row.setup == "threshsearch")
+        for row in measured:
+            row.latency_b1_ratio = row.latency_b1_ms / base.latency_b1_ms
+            row.latency_b64_ratio = row.latency_b64_ms / base.latency_b64_ms
+            row.train_ratio = row.train_images_per_s / base.train_images_per_s
+        rows.extend(measured)
+    return {
+        "device": device_name(torch_device),
+        "dtype": "bfloat16 autocast (threshsearch set-up)" if torch_device.type == "cuda"
+        else "float32",
+        "torch": torch.__version__,
+        "train_batch": train_batch,
+        "repeats": repeats,
+        "rows": [asdict(row) for row in rows],
+    }
+
+
+def format_bench(result: dict) -> str:
+    lines = [f"device {result['device']}, {result['dtype']}, torch {result['torch']}, "
+             f"median of {result['repeats']} interleaved repetitions; ratios are to "
+             f"{BASELINE} (threshsearch set-up): latency ratio < 1 and training ratio > 1 "
+             "are faster"]
+    header = (f"{'model':<28} {'set-up':<12} {'lat b1 ms':>10} {'ratio':>6} {'lat b64 ms':>11} "
+              f"{'ratio':>6} {'train img/s':>12} {'ratio':>6}")
+    size = None
+    for row in result["rows"]:
+        if row["input_size"] != size:
+            size = row["input_size"]
+            lines += ["", f"{size}x{size}, training batch {result['train_batch']}", header]
+        lines.append(
+            f"{row['model']:<28} {row['setup']:<12} {row['latency_b1_ms']:>10.2f} "
+            f"{row['latency_b1_ratio']:>6.2f} {row['latency_b64_ms']:>11.2f} "
+            f"{row['latency_b64_ratio']:>6.2f} {row['train_images_per_s']:>12.1f} "
+            f"{row['train_ratio']:>6.2f}")
+    return "\n".join(lines)
