@@ -1,6 +1,6 @@
 """threshsearch: neural architecture search for the ThreshNet family of CNNs."""
 
-from threshsearch.api import build_model, load_config, profile
+from threshsearch.api import build_model, load_config, profile, train
 from threshsearch.config import ArchitectureConfig, ConfigError, StageConfig, StemConfig
 from threshsearch.presets import get_preset, list_presets
 from threshsearch.profiler import Profile, profile_model
@@ -19,4 +19,5 @@ __all__ = [
     "load_config",
     "profile",
     "profile_model",
+    "train",
 ]

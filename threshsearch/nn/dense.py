@@ -38,7 +38,10 @@ class DenseStage(nn.Module):
         self.out_channels = in_channels + depth * growth
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features = [x]
+        # Growing the concatenation one layer at a time (the reference code's way) trains
+        # about a fifth faster on CPU than concatenating the list of all earlier outputs
+        # afresh for every layer (torchvision's way), whose backward splits one gradient
+        # into ever more pieces: docs/benchmarks.md.
         for layer in self.layers:
-            features.append(layer(torch.cat(features, 1) if len(features) > 1 else x))
-        return torch.cat(features, 1)
+            x = torch.cat([x, layer(x)], 1)
+        return x

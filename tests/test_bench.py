@@ -1,0 +1,33 @@
+import torch
+
+from threshsearch.bench import CANDIDATES, format_bench, run_bench, straightforward
+from threshsearch.nn import build_model
+from threshsearch.presets import get_preset
+
+
+def test_the_yardstick_is_the_same_network():
+    torch.manual_seed(0)
+    model = build_model(get_preset("threshnet79", 10)).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        expected = model(x)
+        reference = straightforward(model)
+        assert torch.allclose(reference(x), expected, atol=1e-5)
+    assert sum(p.numel() for p in reference.parameters()) == 14_371_858
+
+
+def test_bench_reports_every_candidate_with_ratios_to_threshnet79():
+    result = run_bench([32], device="cpu", repeats=1, train_batch=2)
+    rows = result["rows"]
+    assert [(row["model"], row["setup"]) for row in rows] == [
+        (candidate.name, candidate.setup) for candidate in CANDIDATES]
+    base = rows[0]
+    assert (base["model"], base["setup"]) == ("threshnet79", "threshsearch")
+    assert base["latency_b1_ratio"] == base["train_ratio"] == 1.0
+    for row in rows:
+        assert row["latency_b1_ms"] > 0 and row["train_images_per_s"] > 0
+        assert abs(row["train_ratio"] * base["train_images_per_s"]
+                   - row["train_images_per_s"]) < 1e-6
+    assert {"device", "dtype", "torch", "repeats"} <= set(result)
+    table = format_bench(result)
+    assert "threshnet79-straightforward" in table and "32x32" in table
