@@ -30,6 +30,7 @@ from threshsearch.validation import (
     is_number,
     join_path,
     parse_fields,
+    show,
 )
 
 MODES = ("auto", "dense", "harmonic")
@@ -304,7 +305,9 @@ def load_structured_text(text: str, kind: str = "YAML") -> Any:
     """Parse YAML (safely: no tags, no objects) or JSON, as a ConfigError on failure."""
     try:
         return json.loads(text) if kind == "JSON" else yaml.safe_load(text)
-    except (yaml.YAMLError, json.JSONDecodeError, RecursionError) as error:
+    except RecursionError:
+        raise ConfigError(f"not valid {kind}: nested too deeply") from None
+    except (yaml.YAMLError, json.JSONDecodeError) as error:
         summary = " ".join(str(error).split())
         raise ConfigError(f"not valid {kind}: {summary}") from None
 
@@ -345,7 +348,7 @@ def _parse_stem(data: Any, path: str, problems: list[str]) -> Any:
 
 def _parse_stages(data: Any, path: str, problems: list[str]) -> Any:
     if not isinstance(data, list | tuple):
-        problems.append(f"{path}: expected a list of stages, got {data!r:.60}")
+        problems.append(f"{path}: expected a list of stages, got {show(data)}")
         return ()
     stages = []
     for index, item in enumerate(data):
@@ -364,16 +367,16 @@ def _parse_threshold(value: Any) -> Any:
 # ------------------------------------------------------------------- validation
 def _stem_problems(stem: Any, problems: list[str]) -> None:
     if not isinstance(stem, StemConfig):
-        problems.append(f"stem: expected a StemConfig, got {stem!r:.60}")
+        problems.append(f"stem: expected a StemConfig, got {show(stem)}")
         return
     if not isinstance(stem.widths, tuple) or not 1 <= len(stem.widths) <= 4:
-        problems.append(f"stem.widths: {stem.widths!r:.60} is invalid; expected a list of 1 to "
+        problems.append(f"stem.widths: {show(stem.widths)} is invalid; expected a list of 1 to "
                         "4 channel counts")
     else:
         for index, width in enumerate(stem.widths):
             check_int(problems, f"stem.widths[{index}]", width, 1, MAX_WIDTH)
     if not is_int(stem.kernel) or stem.kernel % 2 == 0 or not 1 <= stem.kernel <= MAX_KERNEL:
-        problems.append(f"stem.kernel: {stem.kernel!r:.60} is invalid; expected an odd integer "
+        problems.append(f"stem.kernel: {show(stem.kernel)} is invalid; expected an odd integer "
                         f"from 1 to {MAX_KERNEL}")
     check_int(problems, "stem.stride", stem.stride, 1, MAX_STRIDE)
     check_bool(problems, "stem.pool", stem.pool)
@@ -381,7 +384,7 @@ def _stem_problems(stem: Any, problems: list[str]) -> None:
 
 def _stage_problems(stage: Any, path: str, problems: list[str]) -> None:
     if not isinstance(stage, StageConfig):
-        problems.append(f"{path}: expected a StageConfig, got {stage!r:.60}")
+        problems.append(f"{path}: expected a StageConfig, got {show(stage)}")
         return
     check_int(problems, f"{path}.depth", stage.depth, 1, MAX_DEPTH)
     check_int(problems, f"{path}.growth", stage.growth, 1, MAX_WIDTH)
@@ -401,14 +404,14 @@ def _architecture_problems(config: ArchitectureConfig) -> list[str]:
     problems: list[str] = []
     _stem_problems(config.stem, problems)
     if not isinstance(config.stages, tuple) or not 1 <= len(config.stages) <= MAX_STAGES:
-        problems.append(f"stages: {config.stages!r:.60} is invalid; expected a list of 1 to "
+        problems.append(f"stages: {show(config.stages)} is invalid; expected a list of 1 to "
                         f"{MAX_STAGES} stages")
     else:
         for index, stage in enumerate(config.stages):
             _stage_problems(stage, f"stages[{index}]", problems)
     threshold = config.threshold
     if not is_number(threshold) or threshold < 0:
-        problems.append(f"threshold: {threshold!r:.60} is invalid; expected a number >= 0 or "
+        problems.append(f"threshold: {show(threshold)} is invalid; expected a number >= 0 or "
                         "inf (0: every stage harmonic, inf: every stage dense)")
     check_number(problems, "dense_reduction", config.dense_reduction, 0, MAX_REDUCTION,
                   low_inclusive=False)

@@ -27,6 +27,7 @@ from threshsearch.validation import (
     check_number,
     is_int,
     parse_fields,
+    show,
 )
 
 OPTIMIZERS = ("adam", "sgd")
@@ -100,7 +101,7 @@ def _recipe_problems(recipe: Recipe) -> list[str]:
     check_choice(problems, "schedule", recipe.schedule, SCHEDULES)
     if not isinstance(recipe.milestones, tuple) or not all(
             is_int(epoch) and epoch >= 1 for epoch in recipe.milestones):
-        problems.append(f"milestones: {recipe.milestones!r:.60} is invalid; expected a list of "
+        problems.append(f"milestones: {show(recipe.milestones)} is invalid; expected a list of "
                         "epochs >= 1")
     check_number(problems, "gamma", recipe.gamma, 0, 1, low_inclusive=False)
     check_number(problems, "label_smoothing", recipe.label_smoothing, 0, 1,

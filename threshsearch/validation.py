@@ -5,9 +5,23 @@ from __future__ import annotations
 
 import difflib
 import math
+import reprlib
 from collections.abc import Mapping
 from dataclasses import MISSING, fields
 from typing import Any
+
+_SHORT_REPR = reprlib.Repr()
+_SHORT_REPR.maxlevel, _SHORT_REPR.maxstring, _SHORT_REPR.maxother = 2, 40, 40
+_SHORT_REPR.maxlist = _SHORT_REPR.maxdict = _SHORT_REPR.maxtuple = 4
+
+
+def show(value: Any) -> str:
+    """A short, bounded repr for error messages: safe on huge, deep or odd values."""
+    try:
+        text = _SHORT_REPR.repr(value)
+    except (RecursionError, ValueError):
+        text = f"<{type(value).__name__}>"
+    return " ".join(text.split())[:80]
 
 
 def join_path(path: str, key: str) -> str:
@@ -17,9 +31,10 @@ def join_path(path: str, key: str) -> str:
 
 
 def unknown_key_message(path: str, key: Any, valid: list[str]) -> str:
-    close = difflib.get_close_matches(str(key), valid, n=1)
+    name = " ".join((key if isinstance(key, str) else show(key)).split())[:40] or repr(key)
+    close = difflib.get_close_matches(name, valid, n=1)
     hint = f"did you mean '{close[0]}'? " if close else ""
-    return f"{join_path(path, str(key))}: unknown key; {hint}valid keys: {', '.join(valid)}"
+    return f"{join_path(path, name)}: unknown key; {hint}valid keys: {', '.join(valid)}"
 
 
 def parse_fields(data: Any, cls: type, path: str, problems: list[str]) -> dict[str, Any] | None:
@@ -27,7 +42,7 @@ def parse_fields(data: Any, cls: type, path: str, problems: list[str]) -> dict[s
     required fields become problems. None when ``data`` is not a mapping at all."""
     if not isinstance(data, Mapping):
         where = path or "config"
-        problems.append(f"{where}: expected a mapping of {cls.__name__} fields, got {data!r:.60}")
+        problems.append(f"{where}: expected a mapping of {cls.__name__} fields, got {show(data)}")
         return None
     names = [item.name for item in fields(cls)]
     values = {}
@@ -53,7 +68,7 @@ def is_number(value: Any) -> bool:
 
 def check_int(problems: list[str], path: str, value: Any, low: int, high: int) -> None:
     if not is_int(value) or not low <= value <= high:
-        problems.append(f"{path}: {value!r:.60} is invalid; expected an integer from {low} "
+        problems.append(f"{path}: {show(value)} is invalid; expected an integer from {low} "
                         f"to {high}")
 
 
@@ -64,15 +79,18 @@ def check_number(problems: list[str], path: str, value: Any, low: float, high: f
     if not (above and below):
         left = "[" if low_inclusive else "("
         right = "]" if high_inclusive else ")"
-        problems.append(f"{path}: {value!r:.60} is invalid; expected a number in "
+        problems.append(f"{path}: {show(value)} is invalid; expected a number in "
                         f"{left}{low}, {high}{right}")
 
 
-def check_choice(problems: list[str], path: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        problems.append(f"{path}: {value!r:.60} is invalid; expected one of {', '.join(choices)}")
+def check_choice(problems: list[str], path: str, value: Any, choices: tuple[str, ...]) -> bool:
+    """Record a problem unless ``value`` is one of ``choices``; say whether it is."""
+    if isinstance(value, str) and value in choices:
+        return True
+    problems.append(f"{path}: {show(value)} is invalid; expected one of {', '.join(choices)}")
+    return False
 
 
 def check_bool(problems: list[str], path: str, value: Any) -> None:
     if not isinstance(value, bool):
-        problems.append(f"{path}: {value!r:.60} is invalid; expected true or false")
+        problems.append(f"{path}: {show(value)} is invalid; expected true or false")

@@ -55,3 +55,33 @@ def test_violated_constraint_bounds():
     assert violated_constraint([{"metric": "params", "max": 10}], metrics) is None
     assert violated_constraint([{"metric": "latency_ms", "min": 3}], metrics) == (
         "latency_ms 2 < min 3")
+
+
+def test_out_of_memory_fails_the_trial_and_the_next_one_runs(spec, monkeypatch):
+    import torch
+
+    from threshsearch.search.trial import run_candidate
+
+    real_fit = Trainer.fit
+
+    def exhausted(self, *args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(Trainer, "fit", exhausted)
+    reports = []
+    run_candidate(spec, reports.append)
+    assert reports[-1][FAILED].startswith("OutOfMemoryError: CUDA out of memory")
+    assert reports[-1][DONE]
+    monkeypatch.setattr(Trainer, "fit", real_fit)
+    reports = []
+    run_candidate(spec, reports.append)
+    assert FAILED not in reports[-1] and reports[-1][DONE]
+
+
+def test_an_unbuildable_config_fails_with_its_reason(spec):
+    from threshsearch.search.trial import run_candidate
+
+    spec["architecture"]["stages"][0]["depth"] = 0
+    reports = []
+    run_candidate(spec, reports.append)
+    assert "stages[0].depth: 0 is invalid" in reports[-1][FAILED]

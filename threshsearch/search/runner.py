@@ -225,14 +225,13 @@ def make_searcher(space: SearchSpace, study: optuna.Study, input_size: int,
                     return None if self.pending else Searcher.FINISHED
                 trial = self.study.ask()
                 self.storage.record_heartbeat(trial._trial_id)
-                spec = self._prepare(trial, trials)
+                spec = self._prepare(trial)
                 if spec is not None:
                     self.pending[trial_id] = trial
                     self.started[trial_id] = time.perf_counter()
                     return spec
 
-        def _prepare(self, trial: optuna.Trial, trials: list[FrozenTrial]
-                     ) -> dict[str, Any] | None:
+        def _prepare(self, trial: optuna.Trial) -> dict[str, Any] | None:
             """The trial's spec, or None when it was settled without running."""
             try:
                 config, recipe = self.space.sample(trial)
@@ -244,9 +243,15 @@ def make_searcher(space: SearchSpace, study: optuna.Study, input_size: int,
             trial.set_user_attr("seed", (self.space.study.seed or 0) + trial.number)
             trial.set_user_attr("architecture", config.to_dict())
             trial.set_user_attr("recipe", recipe.to_dict())
-            twin = next((t for t in trials if t.user_attrs.get("config_hash") == config.hash
-                         and t.number != trial.number and trial_status(t) in
-                         ("complete", "pruned", "infeasible", "duplicate", "running")), None)
+            # Read after writing this trial's hash: of two drivers drawing one config at
+            # once, the later-numbered trial sees the earlier one and stands down.
+            twin = next((t for t in self.study.get_trials(deepcopy=False)
+                         if t.user_attrs.get("config_hash") == config.hash
+                         and t.number != trial.number
+                         and (trial_status(t) in ("complete", "pruned", "infeasible",
+                                                  "duplicate")
+                              or (trial_status(t) == "running" and t.number < trial.number))),
+                        None)
             if twin is not None:
                 self._settle_duplicate(trial, twin)
                 return None

@@ -32,6 +32,7 @@ from threshsearch.validation import (
     is_number,
     join_path,
     parse_fields,
+    show,
     unknown_key_message,
 )
 
@@ -251,7 +252,7 @@ def _section(data: dict, key: str, cls: type, problems: list[str]) -> Any:
 def _parse_top(data: Any, problems: list[str]) -> dict[str, Any]:
     if not isinstance(data, dict):
         problems.append(f"search space: expected a mapping with keys {', '.join(_TOP_KEYS)}, "
-                        f"got {data!r:.60}")
+                        f"got {show(data)}")
         return {}
     for key in data:
         if key not in _TOP_KEYS:
@@ -288,11 +289,11 @@ def _check_study(study: StudySettings, problems: list[str]) -> None:
     name = study.name
     if not isinstance(name, str) or not name or not all(
             c.isalnum() or c in "-_." for c in name) or name.startswith("."):
-        problems.append(f"study.name: {name!r:.60} is invalid; expected letters, digits, "
+        problems.append(f"study.name: {show(name)} is invalid; expected letters, digits, "
                         "'-', '_' or '.' (it names the folder studies/<name>/)")
     if study.storage is not None and (not isinstance(study.storage, str)
                                       or "://" not in study.storage):
-        problems.append(f"study.storage: {study.storage!r:.60} is invalid; expected an Optuna "
+        problems.append(f"study.storage: {show(study.storage)} is invalid; expected an Optuna "
                         "storage URL such as sqlite:///path/study.db or postgresql://...")
     check_choice(problems, "study.sampler", study.sampler, SAMPLERS)
     if study.seed is not None:
@@ -311,7 +312,7 @@ def _check_study(study: StudySettings, problems: list[str]) -> None:
 def _check_data(data: DataSettings, problems: list[str]) -> None:
     check_choice(problems, "data.dataset", data.dataset, DATASETS)
     if not isinstance(data.root, str):
-        problems.append(f"data.root: {data.root!r:.60} is invalid; expected a folder path")
+        problems.append(f"data.root: {show(data.root)} is invalid; expected a folder path")
     check_choice(problems, "data.device", data.device, DEVICES)
     check_int(problems, "data.latency_batch_size", data.latency_batch_size, 1, 4096)
 
@@ -321,13 +322,14 @@ def _parse_train(data: Any, data_settings: DataSettings, problems: list[str]
     data = {} if data is None else data
     if not isinstance(data, dict):
         problems.append(f"train: expected a mapping of a recipe name and recipe fields, "
-                        f"got {data!r:.60}")
+                        f"got {show(data)}")
         return None, Recipe()
     data = dict(data)
     name = data.pop("recipe", None)
-    default = DEFAULT_RECIPE.get(data_settings.dataset, "cifar10")
-    if name is not None and name not in RECIPES:
-        problems.append(f"train.recipe: {name!r:.60} is invalid; expected one of "
+    dataset = data_settings.dataset
+    default = DEFAULT_RECIPE.get(dataset, "cifar10") if isinstance(dataset, str) else "cifar10"
+    if name is not None and not (isinstance(name, str) and name in RECIPES):
+        problems.append(f"train.recipe: {show(name)} is invalid; expected one of "
                         f"{', '.join(RECIPES)}")
         name = None
     try:
@@ -339,7 +341,7 @@ def _parse_train(data: Any, data_settings: DataSettings, problems: list[str]
 
 def _parse_objectives(data: Any, problems: list[str]) -> tuple[Objective, ...]:
     if not isinstance(data, list) or not data:
-        problems.append(f"objectives: {data!r:.60} is invalid; expected a non-empty list of "
+        problems.append(f"objectives: {show(data)} is invalid; expected a non-empty list of "
                         f"{{metric, direction}} with metrics from {', '.join(METRICS)}")
         return ()
     objectives = []
@@ -349,10 +351,12 @@ def _parse_objectives(data: Any, problems: list[str]) -> tuple[Objective, ...]:
         if values is None or "metric" not in values:
             continue
         objective = Objective(**values)
-        check_choice(problems, f"{path}.metric", objective.metric, tuple(METRICS))
+        valid = check_choice(problems, f"{path}.metric", objective.metric, tuple(METRICS))
         if objective.direction is not None:
-            check_choice(problems, f"{path}.direction", objective.direction, DIRECTIONS)
-        objectives.append(objective)
+            valid &= check_choice(problems, f"{path}.direction", objective.direction,
+                                  DIRECTIONS)
+        if valid:
+            objectives.append(objective)
     names = [objective.metric for objective in objectives]
     if len(set(names)) != len(names):
         problems.append(f"objectives: {names} names a metric twice; expected each once")
@@ -363,7 +367,7 @@ def _parse_constraints(data: Any, problems: list[str]) -> tuple[Constraint, ...]
     if data is None:
         return ()
     if not isinstance(data, list):
-        problems.append(f"constraints: {data!r:.60} is invalid; expected a list of "
+        problems.append(f"constraints: {show(data)} is invalid; expected a list of "
                         "{metric, max and/or min}")
         return ()
     constraints = []
@@ -373,13 +377,14 @@ def _parse_constraints(data: Any, problems: list[str]) -> tuple[Constraint, ...]
         if values is None or "metric" not in values:
             continue
         constraint = Constraint(**values)
-        check_choice(problems, f"{path}.metric", constraint.metric, CHEAP_METRICS)
+        if not check_choice(problems, f"{path}.metric", constraint.metric, CHEAP_METRICS):
+            continue
         if constraint.max is None and constraint.min is None:
             problems.append(f"{path}: no bound; expected max, min or both")
         for bound in ("max", "min"):
             value = getattr(constraint, bound)
             if value is not None and (not is_number(value) or math.isinf(value)):
-                problems.append(f"{path}.{bound}: {value!r:.60} is invalid; expected a number")
+                problems.append(f"{path}.{bound}: {show(value)} is invalid; expected a number")
         constraints.append(constraint)
     return tuple(constraints)
 
@@ -389,7 +394,7 @@ def _parse_distribution(data: Any, path: str, problems: list[str]) -> Any:
         if isinstance(data, bool | int | float | str) and not (
                 isinstance(data, float) and math.isnan(data)):
             return data  # a fixed value
-        problems.append(f"{path}: {data!r:.60} is invalid; expected a number, a string or a "
+        problems.append(f"{path}: {show(data)} is invalid; expected a number, a string or a "
                         "distribution {type: int|float|categorical, ...}")
         return None
     values = parse_fields(data, Distribution, path, problems)
@@ -397,14 +402,14 @@ def _parse_distribution(data: Any, path: str, problems: list[str]) -> Any:
         return None
     kind = values.get("type")
     if kind not in DISTRIBUTION_TYPES:
-        problems.append(f"{path}.type: {kind!r:.60} is invalid; expected one of "
+        problems.append(f"{path}.type: {show(kind)} is invalid; expected one of "
                         f"{', '.join(DISTRIBUTION_TYPES)}")
         return None
     if kind == "categorical":
         choices = values.get("choices")
         if not isinstance(choices, list) or not choices or not all(
                 isinstance(choice, bool | int | float | str) for choice in choices):
-            problems.append(f"{path}.choices: {choices!r:.60} is invalid; expected a non-empty "
+            problems.append(f"{path}.choices: {show(choices)} is invalid; expected a non-empty "
                             "list of numbers or strings")
             return None
         return Distribution("categorical", choices=tuple(choices))
@@ -414,7 +419,7 @@ def _parse_distribution(data: Any, path: str, problems: list[str]) -> Any:
     valid = True
     for key, value in (("low", low), ("high", high)):
         if not number(value) or math.isinf(value):
-            problems.append(f"{path}.{key}: {value!r:.60} is invalid; expected a finite "
+            problems.append(f"{path}.{key}: {show(value)} is invalid; expected a finite "
                             f"{'integer' if kind == 'int' else 'number'}")
             valid = False
     if valid and low > high:
@@ -422,10 +427,10 @@ def _parse_distribution(data: Any, path: str, problems: list[str]) -> Any:
         valid = False
     step, log = values.get("step"), values.get("log", False)
     if step is not None and (not number(step) or step <= 0):
-        problems.append(f"{path}.step: {step!r:.60} is invalid; expected a positive number")
+        problems.append(f"{path}.step: {show(step)} is invalid; expected a positive number")
         valid = False
     if not isinstance(log, bool):
-        problems.append(f"{path}.log: {log!r:.60} is invalid; expected true or false")
+        problems.append(f"{path}.log: {show(log)} is invalid; expected true or false")
         valid = False
     elif log and (step is not None or (valid and low <= 0)):
         problems.append(f"{path}.log: a log scale needs low > 0 and no step")
@@ -438,7 +443,7 @@ def _parse_parameters(data: Any, problems: list[str]) -> dict[str, Parameter]:
         return {}
     if not isinstance(data, dict):
         problems.append(f"space: expected a mapping of parameters ({', '.join(PARAMETERS)}), "
-                        f"got {data!r:.60}")
+                        f"got {show(data)}")
         return {}
     parameters: dict[str, Parameter] = {}
     for name, spec in data.items():
@@ -469,5 +474,5 @@ def _check_sample(space: SearchSpace, problems: list[str]) -> None:
     choices = stem.choices if isinstance(stem, Distribution) else (stem,) if stem else ()
     for choice in choices:
         if choice not in STEM_STYLES:
-            problems.append(f"space.stem: {choice!r:.60} is invalid; expected one of "
+            problems.append(f"space.stem: {show(choice)} is invalid; expected one of "
                             f"{', '.join(STEM_STYLES)}")

@@ -125,21 +125,25 @@ def prepare_worker() -> None:
     for: a worker pays that once, when it starts, instead of inside its first trial."""
 
 
+def run_candidate(spec: dict[str, Any], report: Report) -> None:
+    """``evaluate_candidate``, with any exception (out of memory, an unbuildable config, a
+    bug) turned into a FAILED report with its reason, so the study records why and goes on.
+    Ray's own stop signal (SystemExit) passes through."""
+    start = time.perf_counter()
+    try:
+        evaluate_candidate(spec, report)
+    except Exception as error:
+        if isinstance(error, torch.OutOfMemoryError) and torch.cuda.is_available():
+            torch.cuda.empty_cache()  # so the worker's next trial starts with free memory
+        reason = " ".join(f"{type(error).__name__}: {error}".split())[:500]
+        report({FAILED: reason, DONE: True, COMPUTE_S: time.perf_counter() - start})
+
+
 def ray_trainable(spec: dict[str, Any]) -> None:
-    """Ray Tune's entry point. Any exception becomes a FAILED report with its reason, so
-    the study records why; Ray's own stop signal (SystemExit) passes through."""
+    """Ray Tune's entry point: one trial on this worker's share of the machine."""
     import ray
     from ray import tune
 
     torch.set_num_threads(max(1, int(spec.get("cpus", 1))))
-    start = time.perf_counter()
     node = ray.get_runtime_context().get_node_id()
-
-    def report(metrics: dict[str, Any]) -> None:
-        tune.report({**metrics, NODE: node})
-
-    try:
-        evaluate_candidate(spec, report)
-    except Exception as error:  # the study must record the reason and go on
-        reason = " ".join(f"{type(error).__name__}: {error}".split())[:500]
-        report({FAILED: reason, DONE: True, COMPUTE_S: time.perf_counter() - start})
+    run_candidate(spec, lambda metrics: tune.report({**metrics, NODE: node}))
