@@ -3,6 +3,7 @@ and retried), the sampler, and the objective names the dashboard shows."""
 
 from __future__ import annotations
 
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning
 warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
+SCHEMA_ATTEMPTS = 4
 STATUS = "status"  # user attr: complete, pruned, failed, infeasible, duplicate
 REASON = "reason"  # user attr: why a trial failed, was infeasible or was pruned
 
@@ -35,17 +37,25 @@ def open_storage(url: str, heartbeat_s: int | None = None, grace_s: int | None =
     if sqlite:
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         engine_kwargs = {"connect_args": {"timeout": 60}}
-    try:
-        storage = RDBStorage(
-            url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_s,
-            grace_period=grace_s,
-            heartbeat_stale_trial_callback=(RetryHeartbeatStaleTrialCallback(max_retry=1)
-                                            if heartbeat_s else None),
-        )
-    except Exception as error:  # SQLAlchemy raises many kinds for a bad URL or server
-        summary = " ".join(str(error).split())[:300]
-        raise UserError(f"storage: cannot open {url!r} ({type(error).__name__}: "
-                        f"{summary})") from None
+    for attempt in range(SCHEMA_ATTEMPTS):
+        try:
+            storage = RDBStorage(
+                url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_s,
+                grace_period=grace_s,
+                heartbeat_stale_trial_callback=(RetryHeartbeatStaleTrialCallback(max_retry=1)
+                                                if heartbeat_s else None),
+            )
+            break
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            # Two drivers creating the schema of an empty database at once: the loser
+            # finds it half made. Once the winner is done, opening it again works.
+            if attempt == SCHEMA_ATTEMPTS - 1:
+                raise
+            time.sleep(1 + attempt)
+        except Exception as error:  # SQLAlchemy raises many kinds for a bad URL or server
+            summary = " ".join(str(error).split())[:300]
+            raise UserError(f"storage: cannot open {url!r} ({type(error).__name__}: "
+                            f"{summary})") from None
     if sqlite:
         sqlalchemy.event.listen(storage.engine, "connect", _write_ahead_log)
         storage.engine.dispose()  # reconnect with the pragmas

@@ -1,0 +1,55 @@
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+
+def _postgres_bin() -> str | None:
+    found = shutil.which("initdb") or next(iter(sorted(glob.glob(
+        "/usr/lib/postgresql/*/bin/initdb"))), None)
+    return os.path.dirname(os.path.realpath(found)) if found else None
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A throwaway PostgreSQL server on 127.0.0.1 (Debian's binaries), one database."""
+    folder = _postgres_bin()
+    if folder is None:
+        if os.environ.get("THRESHSEARCH_REQUIRE_POSTGRES"):
+            pytest.fail("PostgreSQL's initdb was not found, and CI requires it")
+        pytest.skip("PostgreSQL server binaries not installed (apt-get install postgresql)")
+    pytest.importorskip("psycopg")
+    # Not under pytest's tmp_path: that folder is closed to other users than its owner.
+    root = Path(tempfile.mkdtemp(prefix="threshsearch-postgres-"))
+    # PostgreSQL refuses to run as root: run it as the postgres user where we are root.
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_user:
+        shutil.chown(root, user="postgres")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    data = root / "data"
+    subprocess.run([*as_user, f"{folder}/initdb", "-D", str(data), "-A", "trust",
+                    "-U", "postgres"], check=True, capture_output=True)
+    subprocess.run([*as_user, f"{folder}/pg_ctl", "-D", str(data), "-w", "-l",
+                    str(root / "log"), "-o",
+                    f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "start"],
+                   check=True, capture_output=True)
+    try:
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(
+            f"postgresql://postgres@127.0.0.1:{port}/postgres", isolation_level="AUTOCOMMIT")
+        with engine.connect() as connection:
+            connection.execute(sqlalchemy.text("CREATE DATABASE threshsearch"))
+        engine.dispose()
+        yield f"postgresql://postgres@127.0.0.1:{port}/threshsearch"
+    finally:
+        subprocess.run([*as_user, f"{folder}/pg_ctl", "-D", str(data), "-w", "-m", "fast",
+                        "stop"], check=False, capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
