@@ -1,19 +1,19 @@
 import torch
 
-from threshsearch.bench import CANDIDATES, format_bench, run_bench, straightforward
+from threshsearch.bench import CANDIDATES, format_bench, run_bench, with_list_concatenation
 from threshsearch.nn import build_model
 from threshsearch.presets import get_preset
 
 
-def test_the_yardstick_is_the_same_network():
+def test_list_concatenation_is_the_same_network():
     torch.manual_seed(0)
     model = build_model(get_preset("threshnet79", 10)).eval()
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         expected = model(x)
-        reference = straightforward(model)
-        assert torch.allclose(reference(x), expected, atol=1e-5)
-    assert sum(p.numel() for p in reference.parameters()) == 14_371_858
+        variant = with_list_concatenation(model)
+        assert torch.allclose(variant(x), expected, atol=1e-5)
+    assert sum(p.numel() for p in variant.parameters()) == 14_371_858
 
 
 def test_bench_reports_every_candidate_with_ratios_to_threshnet79():
@@ -30,4 +30,4 @@ def test_bench_reports_every_candidate_with_ratios_to_threshnet79():
                    - row["train_images_per_s"]) < 1e-6
     assert {"device", "dtype", "torch", "repeats"} <= set(result)
     table = format_bench(result)
-    assert "threshnet79-straightforward" in table and "32x32" in table
+    assert "threshnet79-listcat" in table and "plain" in table and "32x32" in table

@@ -19,22 +19,20 @@ def _stages(depths, growths, widths, downsample, **common) -> tuple[StageConfig,
     )
 
 
-def threshnet79() -> ArchitectureConfig:
+def _threshnet(depths: tuple[int, ...], widths: tuple[int, ...]) -> ArchitectureConfig:
     return ArchitectureConfig(
         stem=STEM_STYLES["threshnet"],
-        stages=_stages((6, 8, 12, 16, 4), (32, 32, 32, 40, 160), (128, 192, 288, 480, 960),
-                       (True, True, False, True, False)),
+        stages=_stages(depths, (32, 32, 32, 40, 160), widths, (True, True, False, True, False)),
         threshold=THRESHNET_THRESHOLD,
     )
+
+
+def threshnet79() -> ArchitectureConfig:
+    return _threshnet((6, 8, 12, 16, 4), (128, 192, 288, 480, 960))
 
 
 def threshnet95() -> ArchitectureConfig:
-    return ArchitectureConfig(
-        stem=STEM_STYLES["threshnet"],
-        stages=_stages((6, 12, 16, 16, 4), (32, 32, 32, 40, 160), (128, 256, 384, 480, 960),
-                       (True, True, False, True, False)),
-        threshold=THRESHNET_THRESHOLD,
-    )
+    return _threshnet((6, 12, 16, 16, 4), (128, 256, 384, 480, 960))
 
 
 def hardnet68() -> ArchitectureConfig:
