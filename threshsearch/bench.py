@@ -145,7 +145,7 @@ class _Subject:
         return len(self.train_y) / statistics.median(times)
 
 
-def run_bench(input_sizes: list[int], device: str = "auto", repeats: int = 3,
+def run_bench(input_sizes: list[int], device: str = "auto", repeats: int = 5,
               num_classes: int = 10, train_batch: int = 64,
               progress: Callable[[str], None] | None = None) -> dict:
     """Every candidate at every input size; each repetition measures every candidate once
@@ -166,8 +166,8 @@ def run_bench(input_sizes: list[int], device: str = "auto", repeats: int = 3,
                 if progress:
                     progress(f"{size}x{size} repeat {repeat + 1}/{repeats}: "
                              f"{subject.candidate.name} ({subject.candidate.setup})")
-                samples[index].append((subject.latency_ms(1, 5), subject.latency_ms(64, 2),
-                                       subject.train_images_per_s(2)))
+                samples[index].append((subject.latency_ms(1, 5), subject.latency_ms(64, 3),
+                                       subject.train_images_per_s(3)))
         measured = []
         for index, subject in enumerate(subjects):
             b1, b64, train = (statistics.median(values) for values in zip(*samples[index],

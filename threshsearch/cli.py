@@ -456,7 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--input-size", type=int, nargs="+", metavar="N",
                        help="default: 32 on CPU, 32 and 224 on CUDA")
     bench.add_argument("--device", default="auto", choices=DEVICES)
-    bench.add_argument("--repeats", type=int, default=3, metavar="N")
+    bench.add_argument("--repeats", type=int, default=5, metavar="N")
     bench.add_argument("--train-batch", type=int, default=64, metavar="N")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.set_defaults(handler=_cmd_bench)
