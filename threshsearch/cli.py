@@ -178,7 +178,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     from threshsearch.data import INPUT_SIZE
     from threshsearch.nn import build_model
     from threshsearch.profiler import profile_model
-    from threshsearch.search import load_space
+    from threshsearch.search.space import load_space
 
     space = load_space(args.space)
     study = space.study
@@ -220,7 +220,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from threshsearch.search import load_space, run_search, with_overrides
+    from threshsearch.search.runner import run_search, with_overrides
+    from threshsearch.search.space import load_space
 
     space = with_overrides(load_space(args.space), args.storage, args.n_trials)
     where = args.address or "a local Ray"
@@ -247,7 +248,8 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
 
     from optuna_dashboard import run_server
 
-    from threshsearch.search import load_space, open_storage
+    from threshsearch.search.space import load_space
+    from threshsearch.search.storage import open_storage
 
     url = args.storage or load_space(args.space).storage_url
     try:
@@ -279,7 +281,8 @@ def _add_study_source(parser: argparse.ArgumentParser) -> None:
 
 def _open_study_source(args: argparse.Namespace):
     """(study, storage URL, the study's folder under studies/)."""
-    from threshsearch.search import load_space, load_study
+    from threshsearch.search.space import load_space
+    from threshsearch.search.storage import load_study
 
     if args.space:
         space = load_space(args.space)

@@ -2,8 +2,8 @@ import pytest
 import yaml
 
 from tests.search.helpers import TINY_SPACE
-from threshsearch.search import load_space, open_study
-from threshsearch.search.runner import Progress, make_searcher
+from threshsearch.search.runner import Progress, make_searcher, open_study
+from threshsearch.search.space import load_space
 from threshsearch.search.trial import evaluate_candidate
 
 

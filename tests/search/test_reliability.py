@@ -8,8 +8,7 @@ import yaml
 from optuna.trial import TrialState
 
 from tests.search.helpers import cli, cli_env, run_cli, trial_rows, wait_for, write_space
-from threshsearch.search import load_study
-from threshsearch.search.storage import retried_numbers
+from threshsearch.search.storage import load_study, retried_numbers
 
 pytestmark = pytest.mark.slow
 

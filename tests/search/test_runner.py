@@ -11,9 +11,10 @@ import yaml
 from optuna.trial import TrialState
 
 from tests.search.helpers import cli, cli_env, run_cli, trial_rows, wait_for, write_space
-from threshsearch.search import load_space, load_study, with_overrides
 from threshsearch.search.objectives import METRICS
-from threshsearch.search.storage import retried_numbers
+from threshsearch.search.runner import with_overrides
+from threshsearch.search.space import load_space
+from threshsearch.search.storage import load_study, retried_numbers
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +31,7 @@ def ray_session():
 
 @pytest.fixture(scope="module")
 def finished_study(ray_session, tmp_path_factory):
-    from threshsearch.search import run_search
+    from threshsearch.search.runner import run_search
 
     folder = tmp_path_factory.mktemp("study")
     space = load_space(write_space(folder))
@@ -82,7 +83,7 @@ def test_orchestration_share_is_measured(finished_study):
 
 
 def test_rerunning_resumes_and_never_trains_a_config_twice(finished_study):
-    from threshsearch.search import run_search
+    from threshsearch.search.runner import run_search
 
     space, summary = finished_study
     before = {t.number: (t.state, t.values) for t in summary.study.trials}

@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import pytest
 
 from threshsearch.search.trial import (
@@ -85,3 +88,13 @@ def test_an_unbuildable_config_fails_with_its_reason(spec):
     reports = []
     run_candidate(spec, reports.append)
     assert "stages[0].depth: 0 is invalid" in reports[-1][FAILED]
+
+
+def test_a_worker_imports_none_of_the_driver_modules():
+    # Every Ray worker imports this module when it starts; Optuna and SQLAlchemy belong to
+    # the driver and would only lengthen each worker's start-up.
+    code = ("import sys, threshsearch.search.trial; "
+            "print(sorted(m for m in ('optuna', 'sqlalchemy', 'plotly') if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    assert loaded == "[]"

@@ -1,17 +1,6 @@
-"""Search: the space file, one trial's life, and the Ray Tune + Optuna driver."""
+"""Search: the space file (``space``), one trial's life (``trial``), the study's storage
+(``storage``) and the Ray Tune + Optuna driver (``runner``).
 
-from threshsearch.search.runner import SearchSummary, open_study, run_search, with_overrides
-from threshsearch.search.space import SearchSpace, SpaceError, load_space
-from threshsearch.search.storage import load_study, open_storage
-
-__all__ = [
-    "SearchSpace",
-    "SearchSummary",
-    "SpaceError",
-    "load_space",
-    "load_study",
-    "open_storage",
-    "open_study",
-    "run_search",
-    "with_overrides",
-]
+Deliberately imports nothing: every Ray worker imports ``threshsearch.search.trial``, and
+the driver's modules (Optuna, SQLAlchemy, Tune's search API) would only slow its start-up.
+"""
