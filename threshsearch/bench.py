@@ -4,8 +4,9 @@ with warm-up, interleaved repetitions and medians, as absolute figures and as ra
 ThreshNet-79.
 
 Two training set-ups are compared. "threshsearch": the builder's modules trained as the
-Trainer trains them (channels_last, fused optimizer, bf16 autocast on CUDA). "plain": NCHW
-and the default (unfused) optimizer, as the paper's reference code trains.
+Trainer trains them (channels_last, fused optimizer, bf16 autocast on CUDA) and timed as
+trials time them (channels_last input and weights). "plain": NCHW and the default (unfused)
+optimizer, as the paper's reference code trains.
 
 The yardstick is ThreshNet-79 in the plain set-up. Its stages have the reference code's
 structure (a dense layer returns torch.cat([input, new]), a harmonic layer concatenates its
@@ -25,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from threshsearch.measure import device_name, resolve_device, synchronize
+from threshsearch.measure import device_name, measure_latency, resolve_device, synchronize
 from threshsearch.nn import build_model
 from threshsearch.nn.dense import DenseStage
 from threshsearch.presets import get_preset
@@ -102,32 +103,22 @@ class _Subject:
                  device: torch.device, train_batch: int):
         self.candidate = candidate
         self.device = device
-        fast = candidate.setup == "threshsearch"
-        self.memory_format = torch.channels_last if fast else torch.contiguous_format
-        self.amp = fast and device.type == "cuda"
+        self.input_size = input_size
+        self.fast = candidate.setup == "threshsearch"
+        memory_format = torch.channels_last if self.fast else torch.contiguous_format
+        self.amp_dtype = (torch.bfloat16 if self.fast and device.type == "cuda"
+                          else torch.float32)
         torch.manual_seed(0)
-        self.model = candidate.make(num_classes).to(device, memory_format=self.memory_format)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), fused=fast or None)
-        self.inputs = {batch: torch.randn(batch, 3, input_size, input_size, device=device)
-                       .contiguous(memory_format=self.memory_format) for batch in (1, 64)}
+        self.model = candidate.make(num_classes).to(device, memory_format=memory_format)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), fused=self.fast or None)
         self.train_x = torch.randn(train_batch, 3, input_size, input_size, device=device
-                                   ).contiguous(memory_format=self.memory_format)
+                                   ).contiguous(memory_format=memory_format)
         self.train_y = torch.randint(0, num_classes, (train_batch,), device=device)
 
-    def _autocast(self):
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
-
     def latency_ms(self, batch: int, runs: int) -> float:
-        self.model.eval()
-        times = []
-        with torch.inference_mode(), self._autocast():
-            for _ in range(runs):
-                synchronize(self.device)
-                start = time.perf_counter()
-                self.model(self.inputs[batch])
-                synchronize(self.device)
-                times.append((time.perf_counter() - start) * 1000)
-        return statistics.median(times)
+        return measure_latency(self.model, self.input_size, batch, self.device,
+                               self.amp_dtype, channels_last=self.fast, warmup=0,
+                               repeats=runs).median_ms
 
     def train_images_per_s(self, steps: int) -> float:
         self.model.train()
@@ -135,7 +126,8 @@ class _Subject:
         for _ in range(steps):
             synchronize(self.device)
             start = time.perf_counter()
-            with self._autocast():
+            with torch.autocast(self.device.type, dtype=self.amp_dtype,
+                                enabled=self.amp_dtype != torch.float32):
                 loss = F.cross_entropy(self.model(self.train_x).float(), self.train_y)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
