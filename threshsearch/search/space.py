@@ -8,6 +8,7 @@ and what would be valid. See ``search_spaces/default.yaml`` for a documented exa
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -339,18 +340,24 @@ def _parse_train(data: Any, data_settings: DataSettings, problems: list[str]
         return name, Recipe()
 
 
+def _metric_records(items: list[Any], cls: type, key: str, problems: list[str]
+                    ) -> Iterator[tuple[str, Any]]:
+    """(key path, record) for each entry of a list of ``{metric, ...}`` records that has the
+    fields of ``cls``; ``parse_fields`` has already reported what is wrong with the others."""
+    for index, item in enumerate(items):
+        path = f"{key}[{index}]"
+        values = parse_fields(item, cls, path, problems)
+        if values is not None and "metric" in values:
+            yield path, cls(**values)
+
+
 def _parse_objectives(data: Any, problems: list[str]) -> tuple[Objective, ...]:
     if not isinstance(data, list) or not data:
         problems.append(f"objectives: {show(data)} is invalid; expected a non-empty list of "
                         f"{{metric, direction}} with metrics from {', '.join(METRICS)}")
         return ()
     objectives = []
-    for index, item in enumerate(data):
-        path = f"objectives[{index}]"
-        values = parse_fields(item, Objective, path, problems)
-        if values is None or "metric" not in values:
-            continue
-        objective = Objective(**values)
+    for path, objective in _metric_records(data, Objective, "objectives", problems):
         valid = check_choice(problems, f"{path}.metric", objective.metric, tuple(METRICS))
         if objective.direction is not None:
             valid &= check_choice(problems, f"{path}.direction", objective.direction,
@@ -371,12 +378,7 @@ def _parse_constraints(data: Any, problems: list[str]) -> tuple[Constraint, ...]
                         "{metric, max and/or min}")
         return ()
     constraints = []
-    for index, item in enumerate(data):
-        path = f"constraints[{index}]"
-        values = parse_fields(item, Constraint, path, problems)
-        if values is None or "metric" not in values:
-            continue
-        constraint = Constraint(**values)
+    for path, constraint in _metric_records(data, Constraint, "constraints", problems):
         if not check_choice(problems, f"{path}.metric", constraint.metric, CHEAP_METRICS):
             continue
         if constraint.max is None and constraint.min is None:
