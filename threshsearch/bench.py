@@ -26,7 +26,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from threshsearch.measure import device_name, measure_latency, resolve_device, synchronize
+from threshsearch.measure import (
+    device_name,
+    measure_latency,
+    mixed_precision,
+    resolve_device,
+    synchronize,
+)
 from threshsearch.nn import build_model
 from threshsearch.nn.dense import DenseStage
 from threshsearch.presets import get_preset
@@ -126,8 +132,7 @@ class _Subject:
         for _ in range(steps):
             synchronize(self.device)
             start = time.perf_counter()
-            with torch.autocast(self.device.type, dtype=self.amp_dtype,
-                                enabled=self.amp_dtype != torch.float32):
+            with mixed_precision(self.device, self.amp_dtype):
                 loss = F.cross_entropy(self.model(self.train_x).float(), self.train_y)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -43,6 +43,11 @@ def device_name(device: torch.device) -> str:
     return f"cpu ({torch.get_num_threads()} threads)"
 
 
+def mixed_precision(device: torch.device, dtype: torch.dtype) -> torch.autocast:
+    """Autocast to ``dtype`` on ``device``; float32 means full precision, no autocast."""
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
+
+
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -95,10 +100,10 @@ def measure_latency(model: nn.Module, input_size: int, batch_size: int = 1,
     model.eval()
     x = torch.randn(batch_size, 3, input_size, input_size, device=device)
     x = x.contiguous(memory_format=memory_format)
-    autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
     times = []
     try:
-        with conv_weights_in(model, memory_format), torch.inference_mode(), autocast:
+        with (conv_weights_in(model, memory_format), torch.inference_mode(),
+              mixed_precision(device, dtype)):
             for index in range(warmup + repeats):
                 synchronize(device)
                 start = time.perf_counter()

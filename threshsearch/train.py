@@ -19,7 +19,7 @@ from torch import nn
 
 from threshsearch.data import ImageDataset, Normalizer, Split, batches, training_augmentation
 from threshsearch.errors import UserError
-from threshsearch.measure import device_name, synchronize
+from threshsearch.measure import device_name, mixed_precision, synchronize
 from threshsearch.validation import (
     check_bool,
     check_choice,
@@ -221,8 +221,7 @@ def evaluate(model: nn.Module, split: Split, normalize: Normalizer, batch_size: 
     loss = torch.zeros((), device=device)
     top1 = torch.zeros((), device=device)
     top5 = torch.zeros((), device=device)
-    with torch.inference_mode(), torch.autocast(device.type, dtype=amp_dtype,
-                                                enabled=amp_dtype != torch.float32):
+    with torch.inference_mode(), mixed_precision(device, amp_dtype):
         for images, labels in batches(split, batch_size):
             logits = model(normalize(images)).float()
             loss += F.cross_entropy(logits, labels, reduction="sum")
@@ -297,8 +296,7 @@ class Trainer:
         seen = 0
         synchronize(device)
         start = time.perf_counter()
-        autocast = torch.autocast(device.type, dtype=self.amp_dtype,
-                                  enabled=self.amp_dtype != torch.float32)
+        autocast = mixed_precision(device, self.amp_dtype)
         for step, (images, labels) in enumerate(
                 batches(self.dataset.train, self.recipe.batch_size, self.generator,
                         self.augment), start=1):
