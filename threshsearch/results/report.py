@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import itertools
 import math
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -225,9 +226,7 @@ def write_report(study: optuna.Study, out: str | Path, num_classes: int = 10,
         parts.append(f'<div id="figure-{index}"></div>'
                      f'<script type="application/json" class="figure" '
                      f'data-target="figure-{index}">{spec}</script>')
-    counts: dict[str, int] = {}
-    for trial in study.trials:
-        counts[trial_status(trial)] = counts.get(trial_status(trial), 0) + 1
+    counts = Counter(trial_status(trial) for trial in study.trials)
     subtitle = (f"{len(study.trials)} trials: "
                 + ", ".join(f"{count} {status}" for status, count in counts.items())
                 + f". Presets profiled at {input_size}x{input_size}, {num_classes} classes.")
