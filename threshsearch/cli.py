@@ -172,12 +172,10 @@ def _describe(value) -> str:
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     import optuna
-    import torch
 
+    from threshsearch.api import profile
     from threshsearch.config import ConfigError
     from threshsearch.data import INPUT_SIZE
-    from threshsearch.nn import build_model
-    from threshsearch.profiler import profile_model
     from threshsearch.search.space import load_space
 
     space = load_space(args.space)
@@ -211,8 +209,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         except ConfigError as error:
             print(f"  unbuildable: {error}")
             continue
-        with torch.device("meta"):
-            figures = profile_model(build_model(config), input_size)
+        figures = profile(config, input_size)
         modes = " ".join(mode[0].upper() for mode in config.modes)
         print(f"  {config.hash:<16} {modes:<44} {figures.params:>10,} "
               f"{_format_count(figures.madd):>10} {figures.memrw_mib:>7.2f} MiB")

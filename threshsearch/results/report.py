@@ -14,14 +14,11 @@ from typing import Any
 
 import optuna
 import plotly.graph_objects as go
-import torch
 from optuna.trial import FrozenTrial, TrialState
 
+from threshsearch.api import profile
 from threshsearch.config import ArchitectureConfig
 from threshsearch.errors import UserError
-from threshsearch.nn import build_model
-from threshsearch.presets import get_preset
-from threshsearch.profiler import profile_model
 from threshsearch.results.export import pareto_trials
 from threshsearch.search.storage import trial_status
 
@@ -36,8 +33,7 @@ def preset_metrics(num_classes: int, input_size: int) -> dict[str, dict[str, flo
     """Profile metrics of the reference presets for the study's data (no training needed)."""
     metrics = {}
     for name in REFERENCE_PRESETS:
-        with torch.device("meta"):
-            figures = profile_model(build_model(get_preset(name, num_classes)), input_size)
+        figures = profile(name, input_size, num_classes)
         metrics[name] = {key: getattr(figures, key) for key in PROFILE_METRICS}
     return metrics
 

@@ -15,11 +15,11 @@ from typing import Any
 
 import torch
 
+from threshsearch.api import profile
 from threshsearch.config import ArchitectureConfig
 from threshsearch.data import ImageDataset, load_dataset
 from threshsearch.measure import measure_latency, resolve_device
 from threshsearch.nn import build_model
-from threshsearch.profiler import profile_model
 from threshsearch.train import EpochMetrics, Recipe, Trainer, seed_everything
 
 # Keys of a trial's reports that the driver reads besides the metrics.
@@ -41,8 +41,7 @@ def _dataset(name: str, root: str, device: str) -> ImageDataset:
 def price(config: ArchitectureConfig, input_size: int, device: torch.device,
           latency_batch_size: int) -> tuple[torch.nn.Module, dict[str, Any]]:
     """The model (built for training) and its cheap metrics: profiler figures and latency."""
-    with torch.device("meta"):
-        figures = profile_model(build_model(config), input_size)
+    figures = profile(config, input_size)
     model = build_model(config).to(device)
     latency = measure_latency(model, input_size, latency_batch_size, device, warmup=3,
                               repeats=10)
