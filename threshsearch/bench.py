@@ -8,11 +8,13 @@ Trainer trains them (channels_last, fused optimizer, bf16 autocast on CUDA) and 
 trials time them (channels_last input and weights). "plain": NCHW and the default (unfused)
 optimizer, as the paper's reference code trains.
 
-The yardstick is ThreshNet-79 in the plain set-up. Its stages have the reference code's
-structure (a dense layer returns torch.cat([input, new]), a harmonic layer concatenates its
-inputs afresh), which is also the builder's: it measured fastest. "threshnet79-listcat" is
-the alternative measured beside it, dense stages that concatenate the list of all earlier
-outputs for every layer (torchvision's DenseNet does this).
+The yardstick is the straightforward implementation of ThreshNet-79 in the plain set-up:
+the reference code's stage structure (a dense layer returns torch.cat([input, new]), a
+harmonic layer concatenates its inputs afresh) with PyTorch's own 3x3 convolution. Two
+variants isolate what the builder's modules contribute: "threshnet79-stockconv" (the
+builder's network with PyTorch's convolution, threshsearch set-up) and
+"threshnet79-listcat" (dense stages that concatenate the list of all earlier outputs for
+every layer, as torchvision's DenseNet does).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from threshsearch.measure import (
     synchronize,
 )
 from threshsearch.nn import build_model
+from threshsearch.nn.conv import Conv3x3
 from threshsearch.nn.dense import DenseStage
 from threshsearch.presets import get_preset
 
@@ -63,6 +66,22 @@ def with_list_concatenation(model: nn.Module) -> nn.Module:
     return model
 
 
+def with_stock_convolutions(model: nn.Module) -> nn.Module:
+    """The same network (its parameters shared) with PyTorch's own 3x3 convolution in place
+    of the builder's ``Conv3x3``."""
+    replacements = [(parent, name, child) for parent in model.modules()
+                    for name, child in parent.named_children() if isinstance(child, Conv3x3)]
+    for parent, name, child in replacements:
+        stock = nn.Conv2d(child.in_channels, child.out_channels, 3, padding=1, bias=False)
+        stock.weight = child.weight
+        setattr(parent, name, stock)
+    return model
+
+
+def _threshnet79(num_classes: int) -> nn.Module:
+    return build_model(get_preset("threshnet79", num_classes))
+
+
 @dataclass(frozen=True)
 class Candidate:
     name: str
@@ -77,10 +96,12 @@ def _torchvision_densenet(num_classes: int) -> nn.Module:
 
 
 CANDIDATES = (
-    Candidate("threshnet79", "threshsearch", lambda n: build_model(get_preset("threshnet79", n))),
-    Candidate("threshnet79", "plain", lambda n: build_model(get_preset("threshnet79", n))),
-    Candidate("threshnet79-listcat", "plain",
-              lambda n: with_list_concatenation(build_model(get_preset("threshnet79", n)))),
+    Candidate("threshnet79", "threshsearch", _threshnet79),
+    Candidate("threshnet79", "plain", lambda n: with_stock_convolutions(_threshnet79(n))),
+    Candidate("threshnet79-stockconv", "threshsearch",
+              lambda n: with_stock_convolutions(_threshnet79(n))),
+    Candidate("threshnet79-listcat", "threshsearch",
+              lambda n: with_list_concatenation(_threshnet79(n))),
     Candidate("threshnet95", "threshsearch", lambda n: build_model(get_preset("threshnet95", n))),
     Candidate("hardnet85", "threshsearch", lambda n: build_model(get_preset("hardnet85", n))),
     Candidate("densenet121", "threshsearch",

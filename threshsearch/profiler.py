@@ -132,8 +132,10 @@ def profile_model(model: nn.Module, input_size: int = 224, in_channels: int = 3)
     read = sum(layer.mem_read for layer in layers) * BYTES_PER_ELEMENT / MIB
     write = sum(layer.mem_write for layer in layers) * BYTES_PER_ELEMENT / MIB
     activations = sum(math.prod(layer.output_shape) for layer in layers)
+    convolutions = {name for name, module in model.named_modules()
+                    if isinstance(module, nn.Conv2d)}
     cio = sum(math.prod(layer.input_shape) + math.prod(layer.output_shape)
-              for layer in layers if layer.kind == "Conv2d")
+              for layer in layers if layer.name in convolutions)
     return Profile(
         params=sum(p.numel() for p in model.parameters()),
         madd=sum(layer.madd for layer in layers),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from threshsearch.nn.conv import Conv3x3
 from threshsearch.nn.layers import make_activation
 
 
@@ -19,7 +20,7 @@ class _DenseLayer(nn.Module):
         self.conv1 = nn.Conv2d(in_channels, bottleneck, 1, bias=False)
         self.norm2 = nn.BatchNorm2d(bottleneck)
         self.act2 = make_activation(activation)
-        self.conv2 = nn.Conv2d(bottleneck, growth, 3, padding=1, bias=False)
+        self.conv2 = Conv3x3(bottleneck, growth)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv2(self.act2(self.norm2(self.conv1(self.act1(self.norm1(x))))))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from threshsearch.nn.conv import Conv3x3
+
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "relu6": nn.ReLU6}
 
 
@@ -16,9 +18,11 @@ class ConvBNAct(nn.Sequential):
 
     def __init__(self, in_channels: int, out_channels: int, kernel: int = 3, stride: int = 1,
                  activation: str = "relu"):
+        conv = (Conv3x3(in_channels, out_channels) if (kernel, stride) == (3, 1) else
+                nn.Conv2d(in_channels, out_channels, kernel, stride, padding=kernel // 2,
+                          bias=False))
         super().__init__(
-            nn.Conv2d(in_channels, out_channels, kernel, stride, padding=kernel // 2,
-                      bias=False),
+            conv,
             nn.BatchNorm2d(out_channels),
             make_activation(activation),
         )
