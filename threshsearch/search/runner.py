@@ -366,11 +366,10 @@ def run_search(space: SearchSpace, address: str | None = None, quiet: bool = Fal
     started_ray = not ray.is_initialized()
     if started_ray:
         # "local" starts a fresh instance; a bare ray.init() would attach to any Ray already
-        # running on this machine (another driver's, say) and share its fate.
+        # running on this machine (another driver's, say) and share its fate. No job-wide
+        # runtime_env: with one, Tune's actors cannot take the workers Ray starts in advance.
         ray.init(address=address or "local", include_dashboard=False, log_to_driver=False,
-                 logging_level=logging.ERROR, configure_logging=True,
-                 runtime_env={"worker_process_setup_hook":
-                              "threshsearch.search.trial.prepare_worker"})
+                 logging_level=logging.ERROR, configure_logging=True)
     searcher = make_searcher(space, study, dataset.input_size, progress)
     early = space.early_stopping
     scheduler = (ASHAScheduler(time_attr="training_iteration", metric="val_accuracy",

@@ -119,11 +119,6 @@ def evaluate_candidate(spec: dict[str, Any], report: Report) -> None:
                 COMPUTE_S: time.perf_counter() - start})
 
 
-def prepare_worker() -> None:
-    """Ray's worker setup hook. Importing this module (torch, the model code) is what it is
-    for: a worker pays that once, when it starts, instead of inside its first trial."""
-
-
 def run_candidate(spec: dict[str, Any], report: Report) -> None:
     """``evaluate_candidate``, with any exception (out of memory, an unbuildable config, a
     bug) turned into a FAILED report with its reason, so the study records why and goes on.
