@@ -57,3 +57,16 @@ def test_a_training_step_matches_the_stock_convolutions():
     torch.testing.assert_close(losses[0], losses[1])
     for (name, fast), slow in zip(model.named_parameters(), stock.parameters(), strict=True):
         torch.testing.assert_close(fast.grad, slow.grad, msg=name)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.trace")  # deprecated, still what ONNX uses
+@pytest.mark.parametrize("size, batch", [(1, 1), (2, 2)])
+def test_traced_and_exported_graphs_hold_the_plain_convolution(size, batch):
+    conv = Conv3x3(4, 4).eval()
+    x = torch.randn(batch, 4, size, size)
+    traced = torch.jit.trace(conv, x)
+    assert "aten::_convolution" in str(traced.graph)
+    exported = torch.export.export(conv, (x,))
+    targets = {str(node.target) for node in exported.graph.nodes if node.op == "call_function"}
+    assert targets == {"aten.conv2d.default"}
+    torch.testing.assert_close(exported.module()(x), conv(x))

@@ -7,8 +7,8 @@ on these maps were 43 % of a ThreshNet-79 training step at 32x32 (docs/benchmark
 On a 1x1 map only the centre tap meets data; on a 2x2 map each output position meets 4 of
 the 9 taps, so the convolution is one matrix product of the flattened map with the 16
 (output position, input position) blocks of the kernel. Both give the convolution's
-outputs and gradients to rounding. They are used on the CPU, where they were measured;
-CUDA keeps cuDNN's convolution.
+outputs and gradients to rounding. They are used in eager mode on the CPU, where they were
+measured; CUDA keeps cuDNN's convolution.
 """
 
 from __future__ import annotations
@@ -102,8 +102,11 @@ class Conv3x3(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
+        # Traced and exported graphs (ONNX, torch.export, torch.compile) get the plain
+        # convolution: portable, and free of a branch on the input's shape.
         if (x.device.type == "cpu" and x.dtype == self.weight.dtype
-                and not torch.is_autocast_enabled("cpu")):
+                and not torch.is_autocast_enabled("cpu")
+                and not torch.jit.is_tracing() and not torch.compiler.is_compiling()):
             if height == width == 1:
                 return _CentreTapConv.apply(x, self.weight)
             # A single image is left to the convolution: its CPU kernel for batch 1 beat the
