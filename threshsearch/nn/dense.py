@@ -40,8 +40,8 @@ class DenseStage(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Growing the concatenation one layer at a time (the reference code's way) measured
-        # no slower than concatenating the list of all earlier outputs for every layer
-        # (torchvision's way), and faster with channels_last: docs/benchmarks.md.
+        # the same as concatenating the list of all earlier outputs for every layer
+        # (torchvision's way), within the noise: docs/benchmarks.md.
         for layer in self.layers:
             x = torch.cat([x, layer(x)], 1)
         return x
