@@ -78,8 +78,15 @@ def with_stock_convolutions(model: nn.Module) -> nn.Module:
     return model
 
 
-def _threshnet79(num_classes: int) -> nn.Module:
-    return build_model(get_preset("threshnet79", num_classes))
+def _preset(name: str, *variations: Callable[[nn.Module], nn.Module]
+            ) -> Callable[[int], nn.Module]:
+    """num_classes -> the preset ``name``, built and passed through ``variations``."""
+    def make(num_classes: int) -> nn.Module:
+        model = build_model(get_preset(name, num_classes))
+        for vary in variations:
+            model = vary(model)
+        return model
+    return make
 
 
 @dataclass(frozen=True)
@@ -96,16 +103,15 @@ def _torchvision_densenet(num_classes: int) -> nn.Module:
 
 
 CANDIDATES = (
-    Candidate("threshnet79", "threshsearch", _threshnet79),
-    Candidate("threshnet79", "plain", lambda n: with_stock_convolutions(_threshnet79(n))),
+    Candidate("threshnet79", "threshsearch", _preset("threshnet79")),
+    Candidate("threshnet79", "plain", _preset("threshnet79", with_stock_convolutions)),
     Candidate("threshnet79-stockconv", "threshsearch",
-              lambda n: with_stock_convolutions(_threshnet79(n))),
+              _preset("threshnet79", with_stock_convolutions)),
     Candidate("threshnet79-listcat", "threshsearch",
-              lambda n: with_list_concatenation(_threshnet79(n))),
-    Candidate("threshnet95", "threshsearch", lambda n: build_model(get_preset("threshnet95", n))),
-    Candidate("hardnet85", "threshsearch", lambda n: build_model(get_preset("hardnet85", n))),
-    Candidate("densenet121", "threshsearch",
-              lambda n: build_model(get_preset("densenet121", n))),
+              _preset("threshnet79", with_list_concatenation)),
+    Candidate("threshnet95", "threshsearch", _preset("threshnet95")),
+    Candidate("hardnet85", "threshsearch", _preset("hardnet85")),
+    Candidate("densenet121", "threshsearch", _preset("densenet121")),
     Candidate("torchvision-densenet121", "threshsearch", _torchvision_densenet),
 )
 
