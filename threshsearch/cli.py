@@ -182,7 +182,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     study = space.study
     print(f"{args.space}: valid")
     print(f"  study       {study.name}: {study.n_trials} trials, {study.concurrency} at once, "
-          f"sampler {study.sampler}, storage {space.storage_url}")
+          f"storage {space.storage_url}")
+    print(f"  sampler     {space.sampler_choice.describe()}")
     print("  objectives  " + ", ".join(f"{name} ({direction})" for name, direction in
                                        zip(space.metric_names, space.directions, strict=True)))
     for constraint in space.constraints:
@@ -192,7 +193,11 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     print(f"  data        {space.data.dataset} on {space.data.device}; recipe "
           f"{space.recipe or 'default'}: {space.train.epochs} epochs, batch "
           f"{space.train.batch_size}, {space.train.optimizer} lr {space.train.lr:g}")
-    print(f"  early stop  {space.early_stopping.kind}; base preset {space.base}")
+    early = space.early_stopping
+    stopping = "none" if early.kind == "none" else (
+        f"{early.kind} (grace {early.grace_epochs} epochs, reduction factor "
+        f"{early.reduction_factor})")
+    print(f"  early stop  {stopping}; base preset {space.base}")
     for name, value in space.parameters.items():
         print(f"  space       {name}: {_describe(value)}")
     input_size = INPUT_SIZE
@@ -224,6 +229,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     where = args.address or "a local Ray"
     print(f"study {space.study.name}: {space.study.n_trials} trials on {where}; storage "
           f"{space.storage_url}")
+    print(f"sampler {space.sampler_choice.describe()}")
     print(f"watch it live: threshsearch dashboard --storage {space.storage_url}", flush=True)
     summary = run_search(space, address=args.address, quiet=args.quiet)
     study = summary.study

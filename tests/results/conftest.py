@@ -10,7 +10,7 @@ from threshsearch.search.trial import evaluate_candidate
 @pytest.fixture(scope="package")
 def offline_study(tmp_path_factory):
     """A study made by the real searcher and trial code, run in this process (no Ray):
-    complete, infeasible and (simulated ASHA) pruned trials."""
+    complete, infeasible and (simulated early-stopped) pruned trials."""
     folder = tmp_path_factory.mktemp("results")
     data = {**TINY_SPACE, "study": {**TINY_SPACE["study"], "n_trials": 7,
                                     "storage": f"sqlite:///{folder / 'study.db'}"},
@@ -20,7 +20,7 @@ def offline_study(tmp_path_factory):
     path.write_text(yaml.safe_dump(data))
     space = load_space(path)
     study = open_study(space)
-    searcher = make_searcher(space, study, 32, Progress(space, quiet=True))
+    searcher = make_searcher(space, study, 32, Progress(space, quiet=True), {})
     try:
         for index in range(space.study.n_trials):
             trial_id = f"t{index}"
@@ -30,7 +30,7 @@ def offline_study(tmp_path_factory):
             reports = []
             evaluate_candidate(spec, reports.append)
             if index == 1 and len(reports) > 1:
-                reports = reports[:1]  # as if ASHA stopped it after its first epoch
+                reports = reports[:1]  # as if early stopping stopped it after epoch 1
             for report in reports:
                 searcher.on_trial_result(trial_id, report)
             searcher.on_trial_complete(trial_id, reports[-1])

@@ -60,13 +60,23 @@ def test_every_trial_ends_in_the_state_it_earned(finished_study):
                                     trial.user_attrs["memrw_mib"]]
             assert len(trial.user_attrs["config_hash"]) == 16
             assert trial.user_attrs["versions"]["torch"], "Ray flattens nested results"
+            assert trial.constraints["params_max"] <= 0
         elif status == "pruned":
             assert trial.state == TrialState.PRUNED and trial.values is None
             assert trial.user_attrs["epochs"] < 3
+            assert trial.user_attrs["stopped_at_epoch"] == trial.user_attrs["epochs"]
+            assert trial.user_attrs["reason"].startswith("stopped by asha on val_accuracy")
         elif status == "infeasible":
-            assert trial.state == TrialState.FAIL
+            # PRUNED, not FAIL: samplers read PRUNED trials' constraint values and learn
+            # where the infeasible region lies.
+            assert trial.state == TrialState.PRUNED
             assert trial.user_attrs["reason"].startswith("constraint: params")
+            assert trial.constraints["params_max"] > 0
             assert "val_accuracy" not in trial.user_attrs, "an infeasible trial is never trained"
+        if status in ("complete", "pruned"):
+            curve = trial.user_attrs["learning_curve"]
+            assert [entry["epoch"] for entry in curve] == list(range(1, len(curve) + 1))
+            assert curve[-1]["val_accuracy"] == trial.user_attrs["val_accuracy"]
 
 
 def test_the_front_holds_only_completed_trials(finished_study):
@@ -169,3 +179,32 @@ def test_trials_run_on_an_existing_cluster_joined_by_address(tmp_path):
     study = load_study(f"sqlite:///{tmp_path / 'study.db'}")
     used = {t.user_attrs["node"] for t in study.trials if t.user_attrs.get("node")}
     assert used and used <= cluster_nodes
+
+
+def test_pareto_early_stopping_prunes_yet_keeps_the_cheapest_network(ray_session, tmp_path):
+    from threshsearch.search.runner import run_search
+    from threshsearch.search.schedulers import make_early_stopper
+
+    path = write_space(tmp_path, n_trials=10, concurrency=2, seed=3)
+    data = yaml.safe_load(path.read_text())
+    data["train"]["epochs"] = 4
+    data["early_stopping"] = {"kind": "pareto", "grace_epochs": 1, "reduction_factor": 2}
+    data["space"]["growth"] = {"type": "categorical", "choices": [4, 6, 8, 12]}
+    data["constraints"] = []
+    path.write_text(yaml.safe_dump(data))
+    space = load_space(path)
+    study = run_search(space, quiet=True).study
+    trained = [t for t in study.trials if t.user_attrs.get("status") in ("complete", "pruned")]
+    pruned = [t for t in trained if t.state == TrialState.PRUNED]
+    assert pruned, "two trials at a time, 10 trials, eta 2: some must be dominated at a rung"
+    for trial in pruned:
+        assert trial.user_attrs["reason"].startswith("stopped by pareto at the epoch-")
+    # The cheapest network is an end of every rung's first front, so it is never stopped,
+    # however slowly it learns.
+    cheapest = min(trained, key=lambda t: t.user_attrs["memrw_mib"])
+    if sum(t.user_attrs["memrw_mib"] == cheapest.user_attrs["memrw_mib"] for t in trained) == 1:
+        assert cheapest.state == TrialState.COMPLETE
+    # A rerun's scheduler starts from the stored learning curves.
+    stopper = make_early_stopper(space, study.trials)
+    assert stopper.evidence >= len(trained)
+    assert sum(len(records) for records in stopper.scheduler.rungs.values()) == stopper.evidence

@@ -90,7 +90,13 @@ def test_searching_rates_or_stage_counts_derives_transition_widths():
         ({"data": {"dataset": "imagenet"}}, "data.dataset: 'imagenet'"),
         ({"train": {"epochs": -1}}, "train.epochs: -1 is invalid"),
         ({"train": {"recipe": "fast"}}, "train.recipe: 'fast'"),
-        ({"early_stopping": {"kind": "hyperband"}}, "early_stopping.kind"),
+        ({"early_stopping": {"kind": "hyperband"}},
+         "early_stopping.kind: 'hyperband' is invalid; expected one of pareto, asha, none"),
+        ({"early_stopping": {"reduction_factor": 1}}, "early_stopping.reduction_factor: 1"),
+        ({"train": {"epochs": 3}, "early_stopping": {"grace_epochs": 3}},
+         "early_stopping.grace_epochs: 3 is invalid; expected fewer than train.epochs (3)"),
+        ({"study": {"name": "t", "sampler": {"kind": "tpe", "population_size": 4}}},
+         "study.sampler.population_size: not a setting of the tpe sampler"),
         ({"resources": {"cpus": 0}}, "resources.cpus: 0"),
         ({"base": "resnet50"}, "base: 'resnet50'"),
         ({"space": {"depht": 3}}, "space.depht: unknown key; did you mean 'depth'"),
@@ -110,6 +116,16 @@ def test_malformed_spaces_name_the_key_path(changes, expected):
         SearchSpace.from_dict(data)
     assert expected in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_early_stopping_defaults_to_pareto_for_several_objectives_and_asha_for_one():
+    several = SearchSpace.from_dict(space_with(
+        objectives=[{"metric": "val_accuracy"}, {"metric": "memrw_mib"}]))
+    assert several.early_stopping.kind == "pareto"
+    one = SearchSpace.from_dict(space_with(objectives=[{"metric": "val_accuracy"}]))
+    assert one.early_stopping.kind == "asha"
+    # No early stopping needs no grace below the epochs.
+    SearchSpace.from_dict(space_with(train={"epochs": 1}, early_stopping={"kind": "none"}))
 
 
 def test_load_space_names_the_file(tmp_path):

@@ -2,10 +2,13 @@
 
 ``StudySearcher`` is a Ray Tune searcher around an Optuna study used through ask and tell,
 so each trial ends in the state it earned: COMPLETE with its objectives when it trained to
-the end, PRUNED when ASHA stopped it (Ray's own OptunaSearch would tell such a trial COMPLETE
-with truncated values), FAIL with a reason when it raised or broke a constraint. Configs
-already evaluated in the study are not trained again, and the trial budget counts every
-trial already in the storage, so rerunning the same command resumes the study.
+the end; PRUNED when early stopping (or the time budget) stopped it (Ray's own OptunaSearch
+would tell such a trial COMPLETE with truncated values) or when it broke a constraint before
+training, with the constraint's values told to the sampler; FAIL with a reason when it
+raised. Every epoch's values go to the storage as they come (the learning curve), so a
+resumed study's scheduler decides on the same evidence. Configs already evaluated in the
+study are not trained again, and the trial budget counts every trial already in the storage,
+so rerunning the same command resumes the study.
 """
 
 from __future__ import annotations
@@ -24,12 +27,13 @@ from optuna.trial import FrozenTrial, TrialState
 
 from threshsearch.config import ConfigError
 from threshsearch.data import load_dataset
-from threshsearch.search.objectives import METRICS
-from threshsearch.search.space import SearchSpace, SpaceError
+from threshsearch.search.evidence import LEARNING_CURVE, curve_entry
+from threshsearch.search.objectives import CHEAP_METRICS, METRICS
+from threshsearch.search.space import SearchSpace, SpaceError, constraint_values
 from threshsearch.search.storage import (
     REASON,
     STATUS,
-    make_sampler,
+    STOPPED_AT,
     open_storage,
     retried_numbers,
     trial_status,
@@ -50,9 +54,10 @@ def open_study(space: SearchSpace) -> optuna.Study:
     """Create or load the space's study, with its objective names set for the dashboard."""
     storage = open_storage(space.storage_url, space.study.heartbeat_s, space.study.grace_s)
     directions = space.directions
+    choice = space.sampler_choice
     study = optuna.create_study(
         study_name=space.study.name, storage=storage, directions=directions,
-        sampler=make_sampler(space.study.sampler, space.study.seed), load_if_exists=True,
+        sampler=choice.build(space.study.seed), load_if_exists=True,
     )
     stored = [direction.name.lower() for direction in study.directions]
     if stored != directions:
@@ -71,6 +76,8 @@ def open_study(space: SearchSpace) -> optuna.Study:
                                  "device": space.data.device,
                                  "latency_batch_size": space.data.latency_batch_size})
     study.set_user_attr("base", space.base)
+    study.set_user_attr("sampler", {"kind": choice.kind, "settings": choice.settings,
+                                    "reason": choice.reason})
     return study
 
 
@@ -141,9 +148,10 @@ def _metric_summary(values: dict[str, Any], names: list[str]) -> str:
 
 
 def make_searcher(space: SearchSpace, study: optuna.Study, input_size: int,
-                  progress: Progress):
+                  progress: Progress, stop_reasons: dict[str, str]):
     """The study's Ray Tune searcher (the class is made here so that importing this module
-    does not import Ray)."""
+    does not import Ray). ``stop_reasons`` is the early-stopping scheduler's account of the
+    trials it stopped, by Ray trial id."""
     from ray.tune.search import Searcher
 
     class _StudySearcher(Searcher):
@@ -155,6 +163,7 @@ def make_searcher(space: SearchSpace, study: optuna.Study, input_size: int,
             self.pending: dict[str, optuna.Trial] = {}
             self.started: dict[str, float] = {}
             self.last_results: dict[str, dict[str, Any]] = {}
+            self.curves: dict[str, list[dict[str, Any]]] = {}
             self.lock = threading.RLock()
             self.deadline = (time.monotonic() + space.study.timeout_s
                              if space.study.timeout_s else None)
@@ -190,9 +199,13 @@ def make_searcher(space: SearchSpace, study: optuna.Study, input_size: int,
 
         def _end(self, trial: optuna.Trial, state: TrialState, status: str,
                  values: list[float] | None = None, reason: str | None = None,
-                 attrs: dict[str, Any] | None = None) -> None:
+                 attrs: dict[str, Any] | None = None,
+                 constraints: dict[str, float] | None = None) -> None:
             for key, value in (attrs or {}).items():
                 trial.set_user_attr(key, value)
+            # Optuna's constraint API: samplers learn the infeasible region from these.
+            for key, value in (constraints or {}).items():
+                trial.set_constraint(key, value)
             trial.set_user_attr(STATUS, status)
             if reason:
                 trial.set_user_attr(REASON, reason)
@@ -267,10 +280,12 @@ def make_searcher(space: SearchSpace, study: optuna.Study, input_size: int,
                           reason=f"same config as trial {twin.number}, still running")
             elif twin.state == TrialState.COMPLETE:
                 self._end(trial, TrialState.COMPLETE, "duplicate", values=list(twin.values),
-                          attrs=attrs)
+                          attrs=attrs, constraints=twin.constraints)
             elif twin.state == TrialState.PRUNED:
                 self._end(trial, TrialState.PRUNED, "duplicate", attrs=attrs,
-                          reason=f"same config as pruned trial {twin.number}")
+                          constraints=twin.constraints,
+                          reason=f"same config as trial {twin.number}: "
+                                 f"{twin.user_attrs.get(REASON, 'pruned')}")
             else:
                 self._end(trial, TrialState.FAIL, "duplicate", attrs=attrs,
                           reason=f"same config as trial {twin.number}: "
@@ -279,6 +294,24 @@ def make_searcher(space: SearchSpace, study: optuna.Study, input_size: int,
         # --------------------------------------------------------- completion
         def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
             self.last_results[trial_id] = result
+            with self.lock:
+                trial = self.pending.get(trial_id)
+                if trial is not None:
+                    self._record_epoch(trial_id, trial, result)
+
+        def _record_epoch(self, trial_id: str, trial: optuna.Trial,
+                          result: dict[str, Any]) -> None:
+            """Add the result's epoch to the trial's stored learning curve (once)."""
+            entry = curve_entry(result)
+            curve = self.curves.setdefault(trial_id, [])
+            if entry is None or (curve and curve[-1]["epoch"] >= entry["epoch"]):
+                return
+            if not curve:  # known before training: written once, with the first epoch
+                for key in CHEAP_METRICS:
+                    if key in result:
+                        trial.set_user_attr(key, result[key])
+            curve.append(entry)
+            trial.set_user_attr(LEARNING_CURVE, curve)
 
         def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None,
                               error: bool = False) -> None:
@@ -288,28 +321,38 @@ def make_searcher(space: SearchSpace, study: optuna.Study, input_size: int,
                     return
                 result = result or self.last_results.get(trial_id) or {}
                 self.last_results.pop(trial_id, None)
+                # Tune does not pass the searcher the result its scheduler stopped on.
+                self._record_epoch(trial_id, trial, result)
+                self.curves.pop(trial_id, None)
                 wall = time.perf_counter() - self.started.pop(trial_id)
                 compute = float(result.get(COMPUTE_S, 0.0))
                 self.wall_s += wall
                 self.compute_s += compute
                 attrs = {key: result[key] for key in METRICS if key in result}
+                epochs = result.get("epoch", 0)
                 attrs |= {"device": result.get("device"), "versions": _nested(result, "versions"),
-                          "epochs": result.get("epoch", 0),
+                          "epochs": epochs,
                           NODE: result.get(NODE), COMPUTE_S: compute, "wall_s": wall}
+                priced = all(metric in result for metric in CHEAP_METRICS)
+                constraints = constraint_values(self.space.constraints, result) if priced \
+                    else None
                 if error or FAILED in result:
                     reason = result.get(FAILED) or ("the Ray worker died or raised; see the "
                                                     "trial's error file under ray/")
                     self._end(trial, TrialState.FAIL, "failed", reason=reason, attrs=attrs)
                 elif INFEASIBLE in result:
-                    self._end(trial, TrialState.FAIL, "infeasible",
-                              reason=f"constraint: {result[INFEASIBLE]}", attrs=attrs)
+                    self._end(trial, TrialState.PRUNED, "infeasible", attrs=attrs,
+                              constraints=constraints,
+                              reason=f"constraint: {result[INFEASIBLE]}")
                 elif result.get(DONE):
                     values = [float(result[name]) for name in self.space.metric_names]
                     self._end(trial, TrialState.COMPLETE, "complete", values=values,
-                              attrs=attrs)
+                              attrs=attrs, constraints=constraints)
                 else:
-                    self._end(trial, TrialState.PRUNED, "pruned", attrs=attrs,
-                              reason=f"stopped by ASHA after epoch {attrs['epochs']}")
+                    reason = stop_reasons.get(trial_id) or (
+                        f"stopped when the time budget ran out, after epoch {epochs}")
+                    self._end(trial, TrialState.PRUNED, "pruned", reason=reason,
+                              attrs={**attrs, STOPPED_AT: epochs}, constraints=constraints)
 
         def close(self) -> None:
             self.stop.set()
@@ -346,7 +389,8 @@ def _quiet_ray() -> None:
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "1000")
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    # Infeasible and failed trials report no val_accuracy, on purpose: ASHA skips them.
+    # Infeasible and failed trials report no val_accuracy, on purpose: early stopping
+    # skips them.
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
 
 
@@ -357,7 +401,8 @@ def run_search(space: SearchSpace, address: str | None = None, quiet: bool = Fal
     _quiet_ray()
     import ray
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    from threshsearch.search.schedulers import make_early_stopper
 
     study = open_study(space)
     # Fail fast on the driver (missing dataset files, bad root) before any worker starts.
@@ -370,19 +415,19 @@ def run_search(space: SearchSpace, address: str | None = None, quiet: bool = Fal
         # runtime_env: with one, Tune's actors cannot take the workers Ray starts in advance.
         ray.init(address=address or "local", include_dashboard=False, log_to_driver=False,
                  logging_level=logging.ERROR, configure_logging=True)
-    searcher = make_searcher(space, study, dataset.input_size, progress)
-    early = space.early_stopping
-    scheduler = (ASHAScheduler(time_attr="training_iteration", metric="val_accuracy",
-                               mode="max", max_t=space.train.epochs,
-                               grace_period=early.grace_epochs,
-                               reduction_factor=early.reduction_factor)
-                 if early.kind == "asha" else FIFOScheduler())
+    # The rungs start from every epoch already in the storage: a resumed study prunes on
+    # the same evidence as one that was never interrupted.
+    stopper = make_early_stopper(space, study.get_trials(deepcopy=False))
+    if stopper.evidence and not quiet:
+        print(f"early stopping resumes with {stopper.evidence} rung records from the storage")
+    searcher = make_searcher(space, study, dataset.input_size, progress, stopper.stop_reasons)
     trainable = tune.with_resources(ray_trainable, {"cpu": space.resources.cpus,
                                                     "gpu": space.resources.gpus})
     experiment = Path(space.study_dir / "ray").resolve()
     tuner = tune.Tuner(
         trainable,
-        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=-1,
+        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=stopper.scheduler,
+                                    num_samples=-1,
                                     max_concurrent_trials=space.study.concurrency,
                                     reuse_actors=True, time_budget_s=space.study.timeout_s),
         run_config=tune.RunConfig(name=f"run-{time.strftime('%Y%m%d-%H%M%S')}",

@@ -25,11 +25,18 @@ from threshsearch.data import DATASETS, NUM_CLASSES
 from threshsearch.measure import DEVICES
 from threshsearch.presets import PRESETS, get_preset
 from threshsearch.search.objectives import CHEAP_METRICS, METRICS
+from threshsearch.search.samplers import (
+    SamplerChoice,
+    SamplerSpec,
+    choose_sampler,
+    parse_sampler,
+)
 from threshsearch.train import DEFAULT_RECIPE, RECIPES, Recipe, RecipeError
 from threshsearch.validation import (
     check_choice,
     check_int,
     check_number,
+    is_int,
     is_number,
     join_path,
     parse_fields,
@@ -37,9 +44,8 @@ from threshsearch.validation import (
     unknown_key_message,
 )
 
-SAMPLERS = ("nsga2", "tpe", "random")
 DIRECTIONS = ("maximize", "minimize")
-EARLY_STOPPING = ("asha", "none")
+EARLY_STOPPING = ("pareto", "asha", "none")
 STAGE_PARAMETERS = ("depth", "growth", "multiplier")
 GLOBAL_PARAMETERS = ("threshold", "num_stages", "dense_reduction", "harmonic_reduction", "stem",
                      "lr", "batch_size")
@@ -56,7 +62,7 @@ class SpaceError(ConfigError):
 class StudySettings:
     name: str = "threshsearch"
     storage: str | None = None  # an Optuna storage URL; None: SQLite under studies/<name>/
-    sampler: str = "nsga2"
+    sampler: SamplerSpec | Any = "auto"  # a name or mapping, parsed into a SamplerSpec
     seed: int | None = 0
     n_trials: int = 20
     timeout_s: float | None = None
@@ -78,6 +84,22 @@ class Constraint:
     min: float | None = None
 
 
+def constraint_values(constraints: tuple[Constraint, ...], metrics: dict[str, Any]
+                      ) -> dict[str, float]:
+    """Optuna constraint values (feasible when <= 0), one per bound, relative to the bound
+    so that constraints in different units weigh alike: (value - max) / |max| and
+    (min - value) / |min|."""
+    values = {}
+    for constraint in constraints:
+        value = float(metrics[constraint.metric])
+        for bound, sign in (("max", 1.0), ("min", -1.0)):
+            limit = getattr(constraint, bound)
+            if limit is not None:
+                values[f"{constraint.metric}_{bound}"] = (
+                    sign * (value - limit) / (abs(limit) or 1.0))
+    return values
+
+
 @dataclass(frozen=True)
 class DataSettings:
     dataset: str = "cifar10"
@@ -88,7 +110,7 @@ class DataSettings:
 
 @dataclass(frozen=True)
 class EarlyStopping:
-    kind: str = "asha"
+    kind: str | None = None  # None: pareto for several objectives, asha for one
     grace_epochs: int = 1
     reduction_factor: int = 2
 
@@ -157,6 +179,12 @@ class SearchSpace:
     def directions(self) -> list[str]:
         return [objective.direction or METRICS[objective.metric].direction
                 for objective in self.objectives]
+
+    @property
+    def sampler_choice(self) -> SamplerChoice:
+        """The sampler this study runs with (``auto`` resolved from the budget)."""
+        return choose_sampler(self.study.sampler, len(self.objectives), self.study.n_trials,
+                              self.study.concurrency)
 
     @property
     def num_classes(self) -> int:
@@ -259,22 +287,21 @@ def _parse_top(data: Any, problems: list[str]) -> dict[str, Any]:
         if key not in _TOP_KEYS:
             problems.append(unknown_key_message("", key, list(_TOP_KEYS)))
     study = _section(data, "study", StudySettings, problems)
+    study = replace(study, sampler=parse_sampler(study.sampler, "study.sampler", problems))
     _check_study(study, problems)
     data_settings = _section(data, "data", DataSettings, problems)
     _check_data(data_settings, problems)
-    early = _section(data, "early_stopping", EarlyStopping, problems)
-    check_choice(problems, "early_stopping.kind", early.kind, EARLY_STOPPING)
-    check_int(problems, "early_stopping.grace_epochs", early.grace_epochs, 1, 100_000)
-    check_int(problems, "early_stopping.reduction_factor", early.reduction_factor, 2, 100)
+    objectives = _parse_objectives(data.get("objectives"), problems)
     resources = _section(data, "resources", Resources, problems)
     check_number(problems, "resources.cpus", resources.cpus, 0, 1024, low_inclusive=False)
     check_number(problems, "resources.gpus", resources.gpus, 0, 64)
     base = data.get("base", "threshnet79")
     check_choice(problems, "base", base, tuple(PRESETS))
     recipe_name, recipe = _parse_train(data.get("train"), data_settings, problems)
+    early = _parse_early_stopping(data, objectives, recipe, problems)
     return {
         "study": study,
-        "objectives": _parse_objectives(data.get("objectives"), problems),
+        "objectives": objectives,
         "constraints": _parse_constraints(data.get("constraints"), problems),
         "data": data_settings,
         "recipe": recipe_name,
@@ -296,7 +323,6 @@ def _check_study(study: StudySettings, problems: list[str]) -> None:
                                       or "://" not in study.storage):
         problems.append(f"study.storage: {show(study.storage)} is invalid; expected an Optuna "
                         "storage URL such as sqlite:///path/study.db or postgresql://...")
-    check_choice(problems, "study.sampler", study.sampler, SAMPLERS)
     if study.seed is not None:
         check_int(problems, "study.seed", study.seed, 0, 2**32 - 1)
     check_int(problems, "study.n_trials", study.n_trials, 1, 1_000_000)
@@ -308,6 +334,22 @@ def _check_study(study: StudySettings, problems: list[str]) -> None:
     if not problems and study.grace_s <= study.heartbeat_s:
         problems.append(f"study.grace_s: {study.grace_s} is invalid; expected more than "
                         f"study.heartbeat_s ({study.heartbeat_s})")
+
+
+def _parse_early_stopping(data: dict, objectives: tuple[Objective, ...], recipe: Recipe,
+                          problems: list[str]) -> EarlyStopping:
+    early = _section(data, "early_stopping", EarlyStopping, problems)
+    if early.kind is None:
+        early = replace(early, kind="pareto" if len(objectives) > 1 else "asha")
+    check_choice(problems, "early_stopping.kind", early.kind, EARLY_STOPPING)
+    check_int(problems, "early_stopping.grace_epochs", early.grace_epochs, 1, 100_000)
+    check_int(problems, "early_stopping.reduction_factor", early.reduction_factor, 2, 100)
+    if (early.kind != "none" and is_int(early.grace_epochs) and is_int(recipe.epochs)
+            and early.grace_epochs >= recipe.epochs):
+        problems.append(f"early_stopping.grace_epochs: {early.grace_epochs} is invalid; "
+                        f"expected fewer than train.epochs ({recipe.epochs}), or "
+                        f"early_stopping.kind: none")
+    return early
 
 
 def _check_data(data: DataSettings, problems: list[str]) -> None:

@@ -1,5 +1,5 @@
 """Opening studies: the Optuna storage (with heartbeats, so trials of a dead driver are found
-and retried), the sampler, and the objective names the dashboard shows."""
+and retried), and the trial states and statuses every reader shares."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 SCHEMA_ATTEMPTS = 4
 STATUS = "status"  # user attr: complete, pruned, failed, infeasible, duplicate
 REASON = "reason"  # user attr: why a trial failed, was infeasible or was pruned
+STOPPED_AT = "stopped_at_epoch"  # user attr: the rung (epoch) an early stop came at
 
 
 def open_storage(url: str, heartbeat_s: int | None = None, grace_s: int | None = None
@@ -69,14 +70,6 @@ def _write_ahead_log(connection: Any, _: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
-
-
-def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
-    if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True)
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    return optuna.samplers.NSGAIISampler(seed=seed)
 
 
 def load_study(storage: str | RDBStorage, name: str | None = None) -> optuna.Study:

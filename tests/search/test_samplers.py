@@ -1,0 +1,60 @@
+"""study.sampler: names, settings, validation and auto's choice."""
+
+import optuna
+import pytest
+
+from threshsearch.search.samplers import (
+    NSGA2_FROM_TRIALS,
+    SamplerSpec,
+    choose_sampler,
+    parse_sampler,
+)
+
+
+def parse(data):
+    problems: list[str] = []
+    spec = parse_sampler(data, "study.sampler", problems)
+    return spec, problems
+
+
+def test_auto_takes_tpe_for_small_budgets_and_nsga2_with_a_fitted_population_for_large():
+    small = choose_sampler(SamplerSpec(), n_objectives=3, n_trials=16, concurrency=2)
+    assert small.kind == "tpe" and small.settings["n_startup_trials"] == 3
+    assert small.settings["constant_liar"] is True and "auto" in small.reason
+    assert isinstance(small.build(0), optuna.samplers.TPESampler)
+    large = choose_sampler(SamplerSpec(), 2, NSGA2_FROM_TRIALS, 1)
+    assert large.kind == "nsga2" and large.settings["population_size"] == 25
+    assert isinstance(large.build(0), optuna.samplers.NSGAIISampler)
+    assert choose_sampler(SamplerSpec(), 2, 5000, 1).settings["population_size"] == 50
+    single = choose_sampler(SamplerSpec(), 1, 5000, 1)
+    assert single.kind == "tpe" and single.settings["constant_liar"] is False
+
+
+def test_named_samplers_keep_their_settings():
+    spec, problems = parse({"kind": "nsga2", "population_size": 12, "crossover_prob": 0.8})
+    assert not problems
+    choice = choose_sampler(spec, 2, 16, 1)
+    assert choice.kind == "nsga2" and choice.settings["population_size"] == 12
+    assert choice.settings["crossover_prob"] == 0.8 and choice.reason == "named in the space"
+    spec, problems = parse("gp")
+    assert not problems
+    assert isinstance(choose_sampler(spec, 2, 40, 1).build(0), optuna.samplers.GPSampler)
+    assert isinstance(choose_sampler(parse("random")[0], 2, 40, 1).build(0),
+                      optuna.samplers.RandomSampler)
+
+
+@pytest.mark.parametrize(("data", "expected"), [
+    ("cmaes", "study.sampler: 'cmaes' is invalid; expected one of auto, tpe, nsga2, gp"),
+    ({"kind": "cmaes"}, "study.sampler.kind: 'cmaes' is invalid"),
+    ({"kind": "tpe", "population_size": 10},
+     "study.sampler.population_size: not a setting of the tpe sampler"),
+    ({"kind": "nsga2", "populaton_size": 10}, "did you mean 'population_size'?"),
+    ({"kind": "random", "seed": 1}, "its settings: none"),
+    ({"kind": "auto", "n_startup_trials": 3}, "auto takes no settings"),
+    ({"kind": "nsga2", "population_size": 1}, "study.sampler.population_size: 1 is invalid"),
+    ({"kind": "tpe", "multivariate": "yes"}, "study.sampler.multivariate: 'yes' is invalid"),
+    (7, "study.sampler: 7 is invalid"),
+])
+def test_bad_sampler_settings_name_the_key_and_the_valid_values(data, expected):
+    _, problems = parse(data)
+    assert any(expected in problem for problem in problems), problems

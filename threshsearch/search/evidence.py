@@ -1,0 +1,68 @@
+"""The per-epoch record each trial keeps in the study's storage (its learning curve), and the
+rung evidence an early-stopping scheduler rebuilds from it when a study resumes.
+
+A trial's user attribute ``learning_curve`` holds one entry per reported epoch with the
+values the trial reported then (validation accuracy, losses, epoch time and throughput so
+far); its cheap metrics (profile, latency) are user attributes of their own, written with its
+first report. The report's learning curves and the dashboard read the same record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from optuna.trial import FrozenTrial
+
+from threshsearch.search.objectives import CHEAP_METRICS
+from threshsearch.search.pareto import minimised
+from threshsearch.search.storage import retried_numbers
+
+LEARNING_CURVE = "learning_curve"
+CURVE_FIELDS = ("epoch", "train_loss", "val_loss", "val_accuracy", "val_top5", "epoch_time_s",
+                "train_images_per_s")
+
+
+def curve_entry(result: dict[str, Any]) -> dict[str, Any] | None:
+    """The learning-curve entry of one trial report; None for a report of no epoch (an
+    infeasible or failed trial's)."""
+    if not isinstance(result.get("epoch"), int):
+        return None
+    return {key: result[key] for key in CURVE_FIELDS if key in result}
+
+
+def objective_vector(values: dict[str, Any], metrics: Sequence[str],
+                     directions: Sequence[str]) -> tuple[float, ...] | None:
+    """The objectives in ``values``, minimised; None when one is missing."""
+    found = [values.get(metric) for metric in metrics]
+    if any(not isinstance(value, int | float) for value in found):
+        return None
+    return minimised(found, directions)
+
+
+@dataclass(frozen=True)
+class RungRecord:
+    key: str  # who recorded it: "trial-<number>" for evidence from the storage
+    epoch: int
+    values: tuple[float, ...]  # minimised objectives at that epoch
+
+
+def rung_evidence(trials: Sequence[FrozenTrial], metrics: Sequence[str],
+                  directions: Sequence[str], milestones: Sequence[int]) -> list[RungRecord]:
+    """What every stored trial showed at each rung it reached, as it showed it then. A trial
+    that a heartbeat retry re-runs is left out: its re-run will record its own evidence, as
+    it would have once in an uninterrupted study."""
+    superseded = retried_numbers(list(trials))
+    records = []
+    for trial in trials:
+        if trial.number in superseded:
+            continue
+        cheap = {key: value for key, value in trial.user_attrs.items() if key in CHEAP_METRICS}
+        for entry in trial.user_attrs.get(LEARNING_CURVE) or []:
+            if entry.get("epoch") not in milestones:
+                continue
+            vector = objective_vector({**cheap, **entry}, metrics, directions)
+            if vector is not None:
+                records.append(RungRecord(f"trial-{trial.number}", entry["epoch"], vector))
+    return records
