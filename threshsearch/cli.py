@@ -296,6 +296,28 @@ def _open_study_source(args: argparse.Namespace):
     return study, url, Path("studies") / study.study_name
 
 
+def _cmd_retime(args: argparse.Namespace) -> int:
+    import logging
+
+    import ray
+
+    from threshsearch.data import INPUT_SIZE
+    from threshsearch.search.retime import front_members, retime_front
+    from threshsearch.search.runner import quiet_ray
+
+    study, _, _ = _open_study_source(args)
+    if not front_members(study):
+        raise UserError(f"study {study.study_name}: no completed trial, so no front to re-time")
+    quiet_ray()
+    ray.init(address=args.address or "local", include_dashboard=False, log_to_driver=False,
+             logging_level=logging.ERROR, configure_logging=True)
+    try:
+        retime_front(study, INPUT_SIZE)
+    finally:
+        ray.shutdown()
+    return 0
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     from threshsearch.results import export_front
 
@@ -437,6 +459,14 @@ def build_parser() -> argparse.ArgumentParser:
     dashboard.add_argument("--allow-remote", action="store_true",
                            help="allow a --host other machines can reach (no authentication!)")
     dashboard.set_defaults(handler=_cmd_dashboard)
+
+    retime = commands.add_parser(
+        "retime", help="time the front's networks again, one at a time, with the machine "
+                       "to themselves")
+    _add_study_source(retime)
+    retime.add_argument("--address", metavar="ADDR",
+                        help="the Ray cluster the study ran on (default: a local Ray)")
+    retime.set_defaults(handler=_cmd_retime)
 
     export = commands.add_parser(
         "export", help="write each Pareto-optimal network as a self-contained YAML file")

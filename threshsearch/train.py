@@ -7,7 +7,8 @@ import os
 import pickle
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from threshsearch.data import ImageDataset, Normalizer, Split, batches, training_augmentation
+from threshsearch.devicelock import DeviceLock
 from threshsearch.errors import UserError
 from threshsearch.measure import device_name, mixed_precision, synchronize
 from threshsearch.validation import (
@@ -145,7 +147,7 @@ class EpochMetrics:
     val_loss: float
     val_accuracy: float  # top-1, in [0, 1]
     val_top5: float
-    epoch_time_s: float  # the training pass only
+    epoch_time_s: float  # the training pass only, less any pause for a neighbour's measurement
     images_per_s: float
     lr: float
 
@@ -234,11 +236,14 @@ def evaluate(model: nn.Module, split: Split, normalize: Normalizer, batch_size: 
 
 class Trainer:
     """Trains one model on one dataset with one recipe. ``checkpoint`` (a file path) is
-    written atomically after every epoch; ``resume`` continues from it when it exists."""
+    written atomically after every epoch; ``resume`` continues from it when it exists. With a
+    ``device_lock``, every step and evaluation holds it shared, so that a latency measurement
+    on the same device never overlaps them; time paused for one is not training time."""
 
     def __init__(self, model: nn.Module, dataset: ImageDataset, recipe: Recipe, *,
                  seed: int = 0, checkpoint: str | Path | None = None,
-                 metadata: dict[str, Any] | None = None):
+                 metadata: dict[str, Any] | None = None,
+                 device_lock: DeviceLock | None = None):
         self.dataset = dataset
         self.recipe = recipe
         self.device = dataset.device
@@ -255,7 +260,17 @@ class Trainer:
         self.augment = training_augmentation(dataset, self.generator)
         self.checkpoint = Path(checkpoint) if checkpoint else None
         self.metadata = metadata or {}
+        self.device_lock = device_lock
         self.history: list[EpochMetrics] = []
+
+    @contextmanager
+    def _sharing_device(self) -> Iterator[None]:
+        if self.device_lock is None:
+            yield
+            return
+        with self.device_lock.shared():
+            yield
+            synchronize(self.device)  # CUDA work still queued is work on the device
 
     # ------------------------------------------------------------- checkpoints
     def state(self) -> dict[str, Any]:
@@ -295,26 +310,29 @@ class Trainer:
         correct = torch.zeros((), device=device)
         seen = 0
         synchronize(device)
+        paused_before = self.device_lock.paused_s if self.device_lock else 0.0
         start = time.perf_counter()
         autocast = mixed_precision(device, self.amp_dtype)
         for step, (images, labels) in enumerate(
                 batches(self.dataset.train, self.recipe.batch_size, self.generator,
                         self.augment), start=1):
-            with autocast:
-                logits = model(self.normalize(images))
-                loss = F.cross_entropy(logits.float(), labels,
-                                       label_smoothing=self.recipe.label_smoothing)
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            loss_sum += loss.detach() * len(labels)
-            correct += (logits.detach().argmax(1) == labels).sum()
+            with self._sharing_device():
+                with autocast:
+                    logits = model(self.normalize(images))
+                    loss = F.cross_entropy(logits.float(), labels,
+                                           label_smoothing=self.recipe.label_smoothing)
+                self.optimizer.zero_grad(set_to_none=True)
+                self.scaler.scale(loss).backward()
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                loss_sum += loss.detach() * len(labels)
+                correct += (logits.detach().argmax(1) == labels).sum()
             seen += len(labels)
             if step % NAN_CHECK_EVERY == 0 and not torch.isfinite(loss_sum):
                 return f"non-finite training loss at epoch {len(self.history) + 1}, step {step}"
         synchronize(device)
-        seconds = time.perf_counter() - start
+        paused = (self.device_lock.paused_s - paused_before) if self.device_lock else 0.0
+        seconds = time.perf_counter() - start - paused
         mean_loss = loss_sum.item() / max(seen, 1)
         if not math.isfinite(mean_loss):
             return f"non-finite training loss in epoch {len(self.history) + 1}"
@@ -334,8 +352,9 @@ class Trainer:
                 status, reason = "diverged", outcome
                 break
             train_loss, train_accuracy, seen, seconds = outcome
-            val_loss, val_top1, val_top5 = evaluate(self.model, self.dataset.val,
-                                                    self.normalize, amp_dtype=self.amp_dtype)
+            with self._sharing_device():
+                val_loss, val_top1, val_top5 = evaluate(
+                    self.model, self.dataset.val, self.normalize, amp_dtype=self.amp_dtype)
             metrics = EpochMetrics(
                 epoch=len(self.history) + 1, train_loss=train_loss,
                 train_accuracy=train_accuracy, val_loss=val_loss, val_accuracy=val_top1,

@@ -69,6 +69,42 @@ def figures(page: str) -> list[dict]:
         r'<script type="application/json" class="figure"[^>]*>(.*?)</script>', page, re.S)]
 
 
+def test_a_re_timed_front_shows_both_measurements(offline_study, tmp_path):
+    from threshsearch.results.report import front_table
+    from threshsearch.search.retime import RETIMED
+
+    space, study = offline_study
+    member = pareto_trials(study)[0]
+    record = {**member.user_attrs["latency"], "latency_ms": 1.25,
+              "measurement": "re-timed after the search, one network at a time"}
+    study.set_user_attr(RETIMED, {str(member.number): record})
+    try:
+        path = next(p for p in export_front(study, space.storage_url, tmp_path)
+                    if p.name.startswith(f"trial-{member.number:04d}"))
+        document = yaml.safe_load(path.read_text())
+        assert document["metrics"]["latency_ms"] == member.user_attrs["latency_ms"]
+        assert document["latency"]["search"]["measurement"] == "search, device to itself"
+        assert document["latency"]["retimed"]["latency_ms"] == 1.25
+        table = front_table(study).data[0]
+        assert "latency_ms re-timed" in table.header.values
+        assert "1.25" in table.cells.values[table.header.values.index("latency_ms re-timed")]
+    finally:
+        study.set_user_attr(RETIMED, {})
+
+
+def test_learning_curves_come_from_the_stored_record(offline_study):
+    from threshsearch.results.report import learning_curves
+
+    _, study = offline_study
+    figure = learning_curves(study)
+    trained = [t for t in study.trials if t.user_attrs.get("status") in ("complete", "pruned")]
+    assert len(figure.data) == len(trained)
+    for trace, trial in zip(figure.data, trained, strict=True):
+        curve = trial.user_attrs["learning_curve"]
+        assert list(trace.y) == [entry["val_accuracy"] for entry in curve]
+        assert (trace.line.dash == "dot") == (trial.state == TrialState.PRUNED)
+
+
 def test_report_has_one_marker_per_trial_and_the_presets(offline_study, tmp_path, capsys):
     space, study = offline_study
     out = tmp_path / "report.html"

@@ -61,6 +61,10 @@ def test_every_trial_ends_in_the_state_it_earned(finished_study):
             assert len(trial.user_attrs["config_hash"]) == 16
             assert trial.user_attrs["versions"]["torch"], "Ray flattens nested results"
             assert trial.constraints["params_max"] <= 0
+            latency = trial.user_attrs["latency"]
+            assert latency["statistic"] == "p10" and latency["exclusive"]
+            assert latency["latency_ms"] == trial.user_attrs["latency_ms"]
+            assert trial.user_attrs["throughput"]["epochs"] == [2, 3]
         elif status == "pruned":
             assert trial.state == TrialState.PRUNED and trial.values is None
             assert trial.user_attrs["epochs"] < 3
@@ -77,6 +81,17 @@ def test_every_trial_ends_in_the_state_it_earned(finished_study):
             curve = trial.user_attrs["learning_curve"]
             assert [entry["epoch"] for entry in curve] == list(range(1, len(curve) + 1))
             assert curve[-1]["val_accuracy"] == trial.user_attrs["val_accuracy"]
+
+
+def test_the_front_is_re_timed_one_network_at_a_time(finished_study):
+    from threshsearch.search.retime import front_members, retimed_records
+
+    study = finished_study[1].study
+    retimed = retimed_records(study)
+    assert set(retimed) == {t.number for t in front_members(study)}
+    for record in retimed.values():
+        assert record["measurement"] == "re-timed after the search, one network at a time"
+        assert record["latency_ms"] > 0 and record["passes"] >= 1
 
 
 def test_the_front_holds_only_completed_trials(finished_study):

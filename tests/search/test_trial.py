@@ -8,6 +8,10 @@ from threshsearch.search.trial import (
     DONE,
     FAILED,
     INFEASIBLE,
+    LATENCY,
+    MEASURE_S,
+    PAUSED_S,
+    THROUGHPUT,
     evaluate_candidate,
     violated_constraint,
 )
@@ -21,6 +25,8 @@ def spec(tiny_config):
         "recipe": Recipe(batch_size=100, epochs=2, lr=1e-2).to_dict(),
         "dataset": "synthetic", "data_root": "data", "device": "cpu",
         "latency_batch_size": 1, "constraints": [], "seed": 0, "cpus": 1,
+        "measurement": {"min_passes": 5, "max_time_s": 0.5, "tolerance": 0.02,
+                        "exclusive": True},
     }
 
 
@@ -34,6 +40,25 @@ def test_a_trial_reports_every_epoch_and_marks_the_last(spec):
                 "train_images_per_s", COMPUTE_S):
         assert key in last, key
     assert last["params"] == 5934
+    latency = last[LATENCY]
+    assert latency["latency_ms"] == last["latency_ms"] and latency["statistic"] == "p10"
+    assert latency["exclusive"] and latency["measurement"] == "search, device to itself"
+    for key in ("p10_ms", "median_ms", "p90_ms", "passes", "threads", "batch_size", "dtype",
+                "device", "lock_wait_s", MEASURE_S):
+        assert key in latency, key
+    # The first epoch is warm-up: the training speed counts the others, with its spread.
+    assert last[THROUGHPUT]["epochs"] == [2]
+    assert last["train_images_per_s"] == last[THROUGHPUT]["images_per_s_max"]
+    assert last[PAUSED_S] >= 0
+
+
+def test_a_trial_without_exclusive_measurement_says_so(spec):
+    spec["measurement"]["exclusive"] = False
+    spec["recipe"]["epochs"] = 1
+    reports = []
+    evaluate_candidate(spec, reports.append)
+    assert reports[-1][LATENCY]["measurement"] == "search, shared device"
+    assert reports[-1][THROUGHPUT]["epochs"] == [1], "one epoch: it is all there is"
 
 
 def test_a_constraint_violation_is_reported_without_training(spec):

@@ -19,7 +19,10 @@ from optuna.trial import FrozenTrial, TrialState
 from threshsearch.api import config_from_data
 from threshsearch.config import ArchitectureConfig, ConfigError, read_structured_file
 from threshsearch.results.trials import trials_frame
+from threshsearch.search.evidence import LEARNING_CURVE
 from threshsearch.search.objectives import METRICS
+from threshsearch.search.retime import retimed_records
+from threshsearch.search.trial import LATENCY
 from threshsearch.train import Recipe, RecipeError
 
 FORMAT = "threshsearch-result/1"
@@ -58,6 +61,11 @@ def result_document(study: optuna.Study, trial: FrozenTrial, storage_url: str
         "data": study.user_attrs.get("data"),
         "train": trial.user_attrs.get("recipe"),
         "architecture": trial.user_attrs["architecture"],
+        "learning_curve": trial.user_attrs.get(LEARNING_CURVE),
+        # metrics.latency_ms is the figure measured during the search; both records say
+        # how they were measured, and the re-timed one is there once the front was re-timed.
+        "latency": {"search": trial.user_attrs.get(LATENCY),
+                    "retimed": retimed_records(study).get(trial.number)},
     }
 
 

@@ -1,7 +1,8 @@
 """The study report: one self-contained HTML file of plotly figures (plotly.js inlined, so it
 opens offline): the Pareto front for each pair of objectives with every trial behind it and
-the presets as reference points, parallel coordinates, hyperparameter importances,
-objective and hypervolume histories, and a table of the front."""
+the presets as reference points, the learning curves (with where early stopping cut them),
+parallel coordinates, hyperparameter importances, objective and hypervolume histories, and a
+table of the front."""
 
 from __future__ import annotations
 
@@ -20,10 +21,13 @@ from threshsearch.api import profile
 from threshsearch.config import ArchitectureConfig
 from threshsearch.errors import UserError
 from threshsearch.results.export import pareto_trials
+from threshsearch.search.evidence import LEARNING_CURVE
+from threshsearch.search.retime import retimed_records
 from threshsearch.search.storage import trial_status
 
 REFERENCE_PRESETS = ("threshnet79", "threshnet95", "hardnet85", "densenet121")
 PROFILE_METRICS = ("params", "madd", "flops", "memrw_mib", "cio", "activation_mib")
+LATENCY_METRIC = "latency_ms"
 THRESHOLD_CAP = 1024  # the colour scale's top when no finite threshold was sampled
 SYMBOLS = {"complete": "circle", "duplicate": "circle-open", "pruned": "x",
            "infeasible": "square-open", "failed": "diamond-open"}
@@ -103,6 +107,23 @@ def pareto_scatter(study: optuna.Study, x: str, y: str, presets: dict[str, dict[
             x=[_metric(t, x) for t in front], y=[_metric(t, y) for t in front],
             mode="lines", name="Pareto front", line={"color": "crimson", "dash": "dot"},
             meta={"role": "front"}, hoverinfo="skip"))
+    retimed = retimed_records(study)
+    if LATENCY_METRIC in (x, y) and retimed:
+        # The front's latency measured again alone, beside the figure from the search.
+        members = [t for t in study.trials if t.number in retimed
+                   and _metric(t, x) is not None and _metric(t, y) is not None]
+
+        def value(trial: FrozenTrial, name: str) -> float:
+            return retimed[trial.number]["latency_ms"] if name == LATENCY_METRIC \
+                else _metric(trial, name)
+
+        figure.add_trace(go.Scatter(
+            x=[value(t, x) for t in members], y=[value(t, y) for t in members],
+            mode="markers", name="front, re-timed alone",
+            text=[f"trial {t.number}: {_metric(t, LATENCY_METRIC):.4g} ms in the search, "
+                  f"{retimed[t.number]['latency_ms']:.4g} ms re-timed" for t in members],
+            marker={"symbol": "diamond-open", "size": 11, "color": "crimson"},
+            meta={"role": "retimed"}))
     if x in PROFILE_METRICS and y in PROFILE_METRICS:
         figure.add_trace(go.Scatter(
             x=[values[x] for values in presets.values()],
@@ -115,11 +136,41 @@ def pareto_scatter(study: optuna.Study, x: str, y: str, presets: dict[str, dict[
     return figure
 
 
+def learning_curves(study: optuna.Study, metric: str = "val_accuracy") -> go.Figure | str:
+    """``metric`` per epoch for every trained trial, from the learning curve each trial keeps
+    in the storage: complete trials solid, early-stopped ones dotted and ending at the rung
+    that stopped them."""
+    figure = go.Figure()
+    drawn = 0
+    for trial in study.trials:
+        curve = [entry for entry in trial.user_attrs.get(LEARNING_CURVE) or []
+                 if metric in entry]
+        if not curve:
+            continue
+        status = trial_status(trial)
+        figure.add_trace(go.Scatter(
+            x=[entry["epoch"] for entry in curve], y=[entry[metric] for entry in curve],
+            mode="lines+markers", name=f"trial {trial.number} ({status})",
+            line={"dash": "solid" if status == "complete" else "dot", "width": 1},
+            marker={"size": 4}, meta={"role": "curve", "status": status}))
+        drawn += 1
+    if not drawn:
+        return "no trial has reported an epoch yet"
+    figure.update_layout(title=f"{metric} per epoch ({drawn} trials; dotted: stopped early)",
+                         xaxis_title="epoch", yaxis_title=metric, showlegend=False)
+    return figure
+
+
 def front_table(study: optuna.Study) -> go.Figure:
     names = list(study.metric_names or [])
     front = pareto_trials(study)
-    columns = ["trial", *names, "params", "threshold", "modes", "config hash"]
-    rows = [[t.number, *[f"{v:.4g}" for v in t.values], t.user_attrs.get("params"),
+    retimed = retimed_records(study)
+    extra = ["latency_ms re-timed"] if retimed else []
+    columns = ["trial", *names, *extra, "params", "threshold", "modes", "config hash"]
+    rows = [[t.number, *[f"{v:.4g}" for v in t.values],
+             *([f"{retimed[t.number]['latency_ms']:.4g}" if t.number in retimed else "-"]
+               if retimed else []),
+             t.user_attrs.get("params"),
              f"{_threshold(t):g}", _modes(t), t.user_attrs.get("config_hash")] for t in front]
     figure = go.Figure(go.Table(header={"values": columns},
                                 cells={"values": list(zip(*rows, strict=True)) if rows else
@@ -162,6 +213,7 @@ def study_figures(study: optuna.Study, num_classes: int, input_size: int
         sections.append((f"{names[0]} against params",
                          pareto_scatter(study, "params", names[0], presets)))
     sections.append(("The Pareto front", front_table(study)))
+    sections.append(("Learning curves", learning_curves(study)))
     targets = [(name, (lambda t, i=index: t.values[i])) for index, name in enumerate(names)]
     if complete:
         name, target = targets[0]

@@ -5,11 +5,13 @@ from __future__ import annotations
 import optuna
 import pandas as pd
 
+from threshsearch.search.evidence import LEARNING_CURVE
 from threshsearch.search.objectives import METRICS
 from threshsearch.search.storage import trial_status
+from threshsearch.search.trial import LATENCY, THROUGHPUT, WARNINGS
 
 # Nested records that belong in exported files, not in a table.
-_NESTED = ("architecture", "recipe", "versions")
+_NESTED = ("architecture", "recipe", "versions", LEARNING_CURVE, LATENCY, THROUGHPUT)
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
@@ -25,6 +27,9 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     frame = frame.rename(columns=lambda column: column.replace("user_attrs_", "")
                          .replace("params_", "param_"))
     frame["duration_s"] = frame.pop("duration").dt.total_seconds()
+    if WARNINGS in frame.columns:
+        frame[WARNINGS] = frame[WARNINGS].map(
+            lambda items: "; ".join(items) if isinstance(items, list) else items)
     statuses = [trial_status(trial) for trial in study.trials]
     frame = frame.drop(columns=["status"], errors="ignore")
     frame.insert(1, "status", statuses)

@@ -17,7 +17,7 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from threshsearch.config import ConfigError
 from threshsearch.data import load_dataset
 from threshsearch.search.evidence import LEARNING_CURVE, curve_entry
 from threshsearch.search.objectives import CHEAP_METRICS, METRICS
+from threshsearch.search.retime import retime_front
 from threshsearch.search.space import SearchSpace, SpaceError, constraint_values
 from threshsearch.search.storage import (
     REASON,
@@ -43,7 +44,12 @@ from threshsearch.search.trial import (
     DONE,
     FAILED,
     INFEASIBLE,
+    LATENCY,
+    MEASURE_S,
     NODE,
+    PAUSED_S,
+    THROUGHPUT,
+    WARNINGS,
     ray_trainable,
 )
 
@@ -76,6 +82,9 @@ def open_study(space: SearchSpace) -> optuna.Study:
                                  "device": space.data.device,
                                  "latency_batch_size": space.data.latency_batch_size})
     study.set_user_attr("base", space.base)
+    # What re-timing the front needs, so that `threshsearch retime` works from the storage.
+    study.set_user_attr("measurement", space.measurement.for_trials())
+    study.set_user_attr("resources", asdict(space.resources))
     study.set_user_attr("sampler", {"kind": choice.kind, "settings": choice.settings,
                                     "reason": choice.reason})
     return study
@@ -92,6 +101,7 @@ def trial_spec(space: SearchSpace, trial: optuna.Trial, config_dict: dict[str, A
         "data_root": str(Path(space.data.root).resolve()),
         "device": space.data.device,
         "latency_batch_size": space.data.latency_batch_size,
+        "measurement": space.measurement.for_trials(),
         "constraints": [{"metric": c.metric, "max": c.max, "min": c.min}
                         for c in space.constraints],
         "seed": trial.user_attrs["seed"],
@@ -114,7 +124,7 @@ class Progress:
         self.quiet = quiet
 
     def trial(self, trial: FrozenTrial | optuna.Trial, status: str, summary: str,
-              study: optuna.Study, running: int) -> None:
+              study: optuna.Study, running: int, warnings: list[str] = ()) -> None:
         if self.quiet:
             return
         trials = study.get_trials(deepcopy=False)
@@ -129,6 +139,8 @@ class Progress:
         done = sum(tally.get(key, 0) for key in
                    ("complete", "pruned", "failed", "infeasible", "duplicate"))
         print(f"trial {trial.number:>3} {status:<10} {summary}")
+        for warning in warnings:
+            print(f"      warning: {warning}")
         print(f"      [{done}/{self.space.study.n_trials}] {counts} · running {running} · "
               f"front {front}", flush=True)
 
@@ -212,7 +224,8 @@ def make_searcher(space: SearchSpace, study: optuna.Study, input_size: int,
             self.study.tell(trial, values, state=state)
             names = self.space.metric_names
             summary = reason or _metric_summary(attrs or {}, names)
-            self.progress.trial(trial, status, summary, self.study, len(self.pending))
+            self.progress.trial(trial, status, summary, self.study, len(self.pending),
+                                (attrs or {}).get(WARNINGS) or [])
 
         # -------------------------------------------------------------- suggest
         def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
@@ -272,7 +285,8 @@ def make_searcher(space: SearchSpace, study: optuna.Study, input_size: int,
 
         def _settle_duplicate(self, trial: optuna.Trial, twin: FrozenTrial) -> None:
             attrs = {key: value for key, value in twin.user_attrs.items()
-                     if key in METRICS or key in ("device", "versions", COMPUTE_S, "epochs")}
+                     if key in METRICS or key in ("device", "versions", COMPUTE_S, "epochs",
+                                                  LATENCY, THROUGHPUT)}
             attrs["duplicate_of"] = twin.number
             status = trial_status(twin)
             if status == "running":
@@ -331,6 +345,10 @@ def make_searcher(space: SearchSpace, study: optuna.Study, input_size: int,
                 attrs = {key: result[key] for key in METRICS if key in result}
                 epochs = result.get("epoch", 0)
                 attrs |= {"device": result.get("device"), "versions": _nested(result, "versions"),
+                          LATENCY: _nested(result, LATENCY),
+                          THROUGHPUT: _nested(result, THROUGHPUT),
+                          WARNINGS: result.get(WARNINGS) or [],
+                          MEASURE_S: result.get(MEASURE_S), PAUSED_S: result.get(PAUSED_S),
                           "epochs": epochs,
                           NODE: result.get(NODE), COMPUTE_S: compute, "wall_s": wall}
                 priced = all(metric in result for metric in CHEAP_METRICS)
@@ -382,7 +400,8 @@ class SearchSummary:
     orchestration_share: float  # of trial wall time spent outside the trial's own work
 
 
-def _quiet_ray() -> None:
+def quiet_ray() -> None:
+    """Ray and Tune settings for a driver: no log flood, relative paths kept."""
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")  # relative paths keep working
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
@@ -398,7 +417,7 @@ def run_search(space: SearchSpace, address: str | None = None, quiet: bool = Fal
                ) -> SearchSummary:
     """Run (or resume) the study a space describes, on a local Ray or the cluster at
     ``address``. Returns when the trial budget or time budget is used up."""
-    _quiet_ray()
+    quiet_ray()
     import ray
     from ray import tune
 
@@ -437,6 +456,8 @@ def run_search(space: SearchSpace, address: str | None = None, quiet: bool = Fal
     start = time.perf_counter()
     try:
         tuner.fit()
+        if space.measurement.retime_front:
+            retime_front(study, dataset.input_size, quiet)
     finally:
         searcher.close()
         if started_ray:

@@ -33,6 +33,7 @@ from threshsearch.search.samplers import (
 )
 from threshsearch.train import DEFAULT_RECIPE, RECIPES, Recipe, RecipeError
 from threshsearch.validation import (
+    check_bool,
     check_choice,
     check_int,
     check_number,
@@ -109,6 +110,22 @@ class DataSettings:
 
 
 @dataclass(frozen=True)
+class Measurement:
+    """How latency is measured (see ``threshsearch.latency``)."""
+
+    min_passes: int = 20  # timed passes in the first round; rounds double until it settles
+    max_time_s: float = 2.0  # per network: the passes stop here, settled or not
+    tolerance: float = 0.02  # settled: the estimate moved less than this between rounds
+    exclusive: bool = True  # measure with the device to itself (other trials pause)
+    retime_front: bool = True  # time the front again, one network at a time, at the end
+
+    def for_trials(self) -> dict[str, Any]:
+        """What a worker's measurement takes (``LatencySettings`` fields and exclusive)."""
+        return {"min_passes": self.min_passes, "max_time_s": self.max_time_s,
+                "tolerance": self.tolerance, "exclusive": self.exclusive}
+
+
+@dataclass(frozen=True)
 class EarlyStopping:
     kind: str | None = None  # None: pareto for several objectives, asha for one
     grace_epochs: int = 1
@@ -158,6 +175,7 @@ class SearchSpace:
     train: Recipe = field(default_factory=Recipe)
     constraints: tuple[Constraint, ...] = ()
     early_stopping: EarlyStopping = field(default_factory=EarlyStopping)
+    measurement: Measurement = field(default_factory=Measurement)
     resources: Resources = field(default_factory=Resources)
     parameters: dict[str, Parameter] = field(default_factory=dict)
     source: Path | None = None
@@ -265,8 +283,8 @@ def load_space(path: str | Path) -> SearchSpace:
 
 
 # ------------------------------------------------------------------- parsing
-_TOP_KEYS = ("study", "objectives", "constraints", "data", "train", "early_stopping",
-             "resources", "base", "space")
+_TOP_KEYS = ("study", "objectives", "constraints", "data", "measurement", "train",
+             "early_stopping", "resources", "base", "space")
 
 
 def _section(data: dict, key: str, cls: type, problems: list[str]) -> Any:
@@ -291,6 +309,14 @@ def _parse_top(data: Any, problems: list[str]) -> dict[str, Any]:
     _check_study(study, problems)
     data_settings = _section(data, "data", DataSettings, problems)
     _check_data(data_settings, problems)
+    measurement = _section(data, "measurement", Measurement, problems)
+    check_int(problems, "measurement.min_passes", measurement.min_passes, 1, 100_000)
+    check_number(problems, "measurement.max_time_s", measurement.max_time_s, 0, 3600,
+                 low_inclusive=False)
+    check_number(problems, "measurement.tolerance", measurement.tolerance, 0, 1,
+                 low_inclusive=False, high_inclusive=False)
+    check_bool(problems, "measurement.exclusive", measurement.exclusive)
+    check_bool(problems, "measurement.retime_front", measurement.retime_front)
     objectives = _parse_objectives(data.get("objectives"), problems)
     resources = _section(data, "resources", Resources, problems)
     check_number(problems, "resources.cpus", resources.cpus, 0, 1024, low_inclusive=False)
@@ -307,6 +333,7 @@ def _parse_top(data: Any, problems: list[str]) -> dict[str, Any]:
         "recipe": recipe_name,
         "train": recipe,
         "early_stopping": early,
+        "measurement": measurement,
         "resources": resources,
         "base": base,
         "parameters": _parse_parameters(data.get("space"), problems),

@@ -1,0 +1,69 @@
+"""The latency estimator, on a fake clock: what it reports under stalls, and at its cap."""
+
+import random
+
+import torch
+from torch import nn
+
+from threshsearch.latency import LatencySettings, estimate_latency
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Stalling(nn.Module):
+    """A forward pass that costs ``cost`` seconds on the fake clock, and a random ``stall``
+    more with probability ``chance`` (a neighbour taking the core)."""
+
+    def __init__(self, clock: FakeClock, cost: float, chance: float = 0.0, stall: float = 0.0,
+                 seed: int = 0):
+        super().__init__()
+        self.clock, self.cost, self.chance, self.stall = clock, cost, chance, stall
+        self.random = random.Random(seed)
+        self.weight = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.clock.now += self.cost * (1 + 0.01 * self.random.random())
+        if self.random.random() < self.chance:
+            self.clock.now += self.stall * self.random.random()
+        return x
+
+
+def test_stalls_do_not_move_the_estimate():
+    clock = FakeClock()
+    for seed in range(5):
+        model = Stalling(clock, cost=0.002, chance=0.3, stall=0.02, seed=seed)
+        estimate = estimate_latency(model, 8, "cpu", LatencySettings(), clock=clock)
+        assert abs(estimate.latency_ms - 2.0) / 2.0 < 0.05, estimate
+        assert estimate.stable and estimate.statistic == "p10"
+        assert estimate.p10_ms <= estimate.median_ms <= estimate.p90_ms
+        # The median is what stalls move: the reason the estimate is not the median.
+        assert estimate.p90_ms > 2.5
+
+
+def test_a_model_too_slow_for_the_cap_gets_the_passes_that_fit():
+    clock = FakeClock()
+    model = Stalling(clock, cost=1.5)
+    estimate = estimate_latency(model, 8, "cpu", LatencySettings(max_time_s=2.0), clock=clock)
+    assert not estimate.stable and 1 <= estimate.passes <= 2
+    assert estimate.latency_ms > 1400
+
+
+def test_the_record_says_how_it_was_measured(tiny_config):
+    from threshsearch.nn import build_model
+
+    model = build_model(tiny_config)
+    model.train()
+    estimate = estimate_latency(model, 16, "cpu",
+                                LatencySettings(batch_size=2, min_passes=3, max_time_s=0.5))
+    record = estimate.to_dict()
+    for key in ("latency_ms", "statistic", "p10_ms", "median_ms", "p90_ms", "passes",
+                "threads", "batch_size", "dtype", "device", "stable"):
+        assert key in record, key
+    assert record["batch_size"] == 2 and record["threads"] == torch.get_num_threads()
+    assert model.training, "the model is left as it was found"

@@ -1,0 +1,149 @@
+"""A latency estimator that holds under load: time single forward passes (device synchronised
+around each), in rounds that double until the estimate stops moving or a time cap is reached,
+and report a low quantile of the passes.
+
+Why a low quantile: a pass is only ever slowed down by what else the machine does (another
+process on the cores, a page fault, a frequency dip), never sped up, so the fast end of the
+distribution is the network's own cost and the slow end is the neighbours'. The 10th
+percentile keeps that robustness without the minimum's sensitivity to one lucky pass.
+docs/benchmarks.md ("Latency estimator") has the measurements behind the choice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from threshsearch.measure import (
+    conv_weights_in,
+    device_name,
+    mixed_precision,
+    resolve_device,
+    synchronize,
+)
+
+STATISTIC = "p10"
+QUANTILE = 0.10
+
+
+@dataclass(frozen=True)
+class LatencySettings:
+    """How a latency is estimated (the space file's ``measurement`` section)."""
+
+    batch_size: int = 1
+    min_passes: int = 20  # the first round; later rounds double the count
+    max_time_s: float = 2.0  # timed passes stop here, stable or not
+    tolerance: float = 0.02  # stable: the estimate moved less than this between rounds
+    warmup_s: float = 0.05  # at least this long, and at least 3 passes, untimed
+
+
+@dataclass(frozen=True)
+class LatencyEstimate:
+    """One batch's inference time, in milliseconds, and how it was obtained."""
+
+    latency_ms: float  # the estimate: the ``statistic`` of the timed passes
+    statistic: str
+    p10_ms: float
+    median_ms: float
+    p90_ms: float
+    min_ms: float
+    passes: int
+    stable: bool  # False: the time cap ended the passes before the estimate settled
+    seconds: float  # spent timing and warming up
+    threads: int
+    batch_size: int
+    input_size: int
+    dtype: str
+    channels_last: bool
+    device: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+Clock = Callable[[], float]
+
+
+def _pass_time(model: nn.Module, x: torch.Tensor, device: torch.device, clock: Clock
+               ) -> float:
+    synchronize(device)
+    start = clock()
+    model(x)
+    synchronize(device)
+    return clock() - start
+
+
+def _warm_up(model: nn.Module, x: torch.Tensor, device: torch.device,
+             settings: LatencySettings, clock: Clock) -> None:
+    """Untimed passes: at least 3 and ``warmup_s``; on CUDA also until two windows of five
+    passes agree within 10 %, so that cuDNN's choice of algorithms and the allocator have
+    settled. Never longer than half the time cap (after one pass)."""
+    start, window, previous, passes = clock(), [], None, 0
+    while True:
+        window.append(_pass_time(model, x, device, clock))
+        passes += 1
+        spent = clock() - start
+        if spent >= settings.max_time_s / 2:
+            return
+        if passes < 3 or spent < settings.warmup_s:
+            continue
+        if device.type != "cuda":
+            return
+        if len(window) == 5:
+            median = float(np.median(window))
+            if previous is not None and abs(median - previous) <= 0.1 * previous:
+                return
+            previous, window = median, []
+
+
+def estimate_latency(model: nn.Module, input_size: int, device: torch.device | str = "cpu",
+                     settings: LatencySettings = LatencySettings(),
+                     dtype: torch.dtype = torch.float32, channels_last: bool = True,
+                     clock: Clock = time.perf_counter) -> LatencyEstimate:
+    """The latency of ``model`` on a batch of ``settings.batch_size`` images, in eval mode,
+    with the input and weights laid out channels_last (else NCHW). The model is left as it
+    was found. A model too slow to settle within ``max_time_s`` gets the passes that fit
+    (one at least) and ``stable=False``. ``clock`` is for tests."""
+    device = resolve_device(device)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    was_training = model.training
+    model.eval()
+    x = torch.randn(settings.batch_size, 3, input_size, input_size, device=device)
+    x = x.contiguous(memory_format=memory_format)
+    began = clock()
+    times: list[float] = []
+    stable = False
+    try:
+        with (conv_weights_in(model, memory_format), torch.inference_mode(),
+              mixed_precision(device, dtype)):
+            _warm_up(model, x, device, settings, clock)
+            timed_from, previous, checkpoint = clock(), None, settings.min_passes
+            while True:
+                times.append(_pass_time(model, x, device, clock))
+                if len(times) >= checkpoint:  # the end of a round: has the estimate settled?
+                    estimate = float(np.quantile(times, QUANTILE))
+                    if previous is not None and abs(estimate - previous) <= (
+                            settings.tolerance * previous):
+                        stable = True
+                        break
+                    previous, checkpoint = estimate, 2 * len(times)
+                if clock() - timed_from >= settings.max_time_s:
+                    break
+    finally:
+        model.train(was_training)
+    ms = np.array(times) * 1000
+    return LatencyEstimate(
+        latency_ms=float(np.quantile(ms, QUANTILE)), statistic=STATISTIC,
+        p10_ms=float(np.quantile(ms, 0.10)), median_ms=float(np.median(ms)),
+        p90_ms=float(np.quantile(ms, 0.90)), min_ms=float(ms.min()), passes=len(times),
+        stable=stable, seconds=clock() - began, threads=torch.get_num_threads(),
+        batch_size=settings.batch_size, input_size=input_size,
+        dtype=str(dtype).removeprefix("torch."), channels_last=channels_last,
+        device=device_name(device),
+    )
