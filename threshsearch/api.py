@@ -15,7 +15,8 @@ from torch import nn
 from threshsearch.config import ArchitectureConfig, ConfigError, read_structured_file
 from threshsearch.data import load_dataset
 from threshsearch.errors import UserError
-from threshsearch.measure import measure_latency, resolve_device
+from threshsearch.latency import estimate_latency
+from threshsearch.measure import resolve_device
 from threshsearch.nn import build_model as _build
 from threshsearch.presets import PRESETS, get_preset
 from threshsearch.profiler import Profile, profile_model
@@ -136,8 +137,9 @@ def train(spec: ConfigSpec, *, dataset: str = "cifar10", recipe: str | Recipe | 
     result = trainer.fit(recipe.epochs, callbacks, resume=resume)
     if result.status == "completed":
         trainer.test(result)
-    result.extra["latency"] = measure_latency(trainer.model, data.input_size, 1,
-                                              torch_device).to_dict()
+    # The search's estimator, so a retrained winner's latency compares with its trial's.
+    result.extra["latency"] = estimate_latency(trainer.model, data.input_size,
+                                               torch_device).to_dict()
     if out_dir:
         _write_metrics(out_dir, payload, result)
     return result

@@ -243,7 +243,25 @@ def _cmd_run(args: argparse.Namespace) -> int:
         values = "  ".join(f"{name} {value:.4g}" for name, value in
                            zip(names, trial.values, strict=True))
         print(f"  trial {trial.number:>3}  {values}  hash {trial.user_attrs.get('config_hash')}")
+    if summary.baselines_trained:
+        print(f"baselines: {summary.baselines_trained} trained this run, "
+              f"{summary.baselines_s:.0f} s of compute")
+    _print_verdict(study)
     return 0
+
+
+def _print_verdict(study) -> None:
+    """Which front members beat which baseline, and by how much."""
+    from threshsearch.search.baselines import baseline_trials, load_baselines_study, verdict
+    from threshsearch.search.retime import front_members
+
+    baselines = baseline_trials(load_baselines_study(study))
+    if not baselines:
+        return
+    print("\nthe front against the baselines (trained under the study's recipe):")
+    for item in verdict(front_members(study), baselines, list(study.metric_names or []),
+                        [d.name.lower() for d in study.directions]):
+        print("  " + item.describe().replace("\n", "\n  "))
 
 
 def _cmd_dashboard(args: argparse.Namespace) -> int:
@@ -319,7 +337,7 @@ def _cmd_retime(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from threshsearch.results import export_front
+    from threshsearch.results import export_baselines, export_front
 
     study, url, folder = _open_study_source(args)
     out = Path(args.out) if args.out else folder / "pareto"
@@ -328,6 +346,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
     for path in paths:
         print(f"  {path.name}")
     print("  pareto.csv")
+    for path in export_baselines(study, url, out):
+        print(f"  baselines/{path.name}")
+    _print_verdict(study)
     return 0
 
 
@@ -336,9 +357,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from threshsearch.results import write_report
 
     study, _, folder = _open_study_source(args)
-    dataset = (study.user_attrs.get("data") or {}).get("dataset", "cifar10")
+    data = study.user_attrs.get("data") or {}
+    classes = data.get("num_classes") or NUM_CLASSES.get(data.get("dataset"), 10)
     out = Path(args.out) if args.out else folder / "report.html"
-    write_report(study, out, NUM_CLASSES.get(dataset, 10), INPUT_SIZE, png_dir=args.png)
+    write_report(study, out, classes, INPUT_SIZE, png_dir=args.png)
     print(f"wrote {out}" + (f" and PNGs under {args.png}/" if args.png else ""))
     return 0
 

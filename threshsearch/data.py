@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,7 @@ class ImageDataset:
     std: tuple[float, ...]
     crop_padding: int  # random-crop padding for training batches; 0: no crop
     flip: bool  # random horizontal flips for training batches
+    skipped: tuple[str, ...] = ()  # files left out as unreadable: "path: why"
 
     @property
     def input_size(self) -> int:
@@ -59,6 +61,11 @@ class ImageDataset:
     @property
     def device(self) -> torch.device:
         return self.train.images.device
+
+    @property
+    def nbytes(self) -> int:
+        return sum(split.images.nbytes + split.labels.nbytes
+                   for split in (self.train, self.val, self.test))
 
     def to(self, device: torch.device | str) -> ImageDataset:
         return replace(self, train=self.train.to(device), val=self.val.to(device),
@@ -251,17 +258,113 @@ def _torchvision_dataset(name: str, root: Path, download: bool) -> ImageDataset:
                         flip=spec.flip)
 
 
-DATASETS = ("cifar10", "cifar100", "svhn", "digits", "synthetic")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+FOLDER_VAL_FRACTION = 0.2  # of each class, held out for validation when there is no val/
+
+
+def folder_classes(root: str | Path) -> list[str]:
+    """The class names of an image folder: the subfolders of ``train/`` if there is one,
+    else of the root, sorted. Raises DataError when there are none."""
+    root = Path(root)
+    base = root / "train" if (root / "train").is_dir() else root
+    classes = sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+    if not classes:
+        raise DataError(f"dataset folder: no class folders under {base} (expected "
+                        f"{root}/<class>/<image> or {root}/train/<class>/<image> with "
+                        f"{root}/val/<class>/<image>)")
+    return classes
+
+
+def _read_images(folder: Path, classes: list[str], size: int
+                 ) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Every image under ``folder/<class>/`` as RGB, resized to ``size`` once; unreadable
+    files are left out and named."""
+    from PIL import Image, UnidentifiedImageError
+
+    images, labels, skipped = [], [], []
+    for label, name in enumerate(classes):
+        for path in sorted((folder / name).rglob("*")):
+            if not path.is_file() or path.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            try:
+                with Image.open(path) as image:
+                    pixels = image.convert("RGB").resize((size, size),
+                                                         Image.Resampling.BILINEAR)
+                images.append(np.asarray(pixels, dtype=np.uint8))
+                labels.append(label)
+            except (OSError, UnidentifiedImageError, ValueError) as error:
+                skipped.append(f"{path}: {type(error).__name__}: {error}")
+    stacked = (torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
+               if images else torch.empty(0, 3, size, size, dtype=torch.uint8))
+    return stacked, torch.tensor(labels, dtype=torch.long), skipped
+
+
+def image_folder(root: str | Path, size: int = 32) -> ImageDataset:
+    """Your own images, in the layout torchvision's ImageFolder reads: ``train/<class>/`` and
+    ``val/<class>/`` (and ``test/<class>/``, else the test split is the validation split), or
+    ``<class>/`` alone, of which a fixed ``FOLDER_VAL_FRACTION`` of each class (seed
+    ``SPLIT_SEED``) is held out for validation and test. Images are converted to RGB and
+    resized to ``size`` x ``size`` once; unreadable files are skipped and listed in
+    ``skipped``."""
+    root = Path(root)
+    classes = folder_classes(root)
+    skipped: list[str] = []
+
+    def read(folder: Path) -> Split:
+        images, labels, bad = _read_images(folder, classes, size)
+        skipped.extend(bad)
+        if not len(labels):
+            raise DataError(f"dataset folder: no readable image under {folder} (classes "
+                            f"{', '.join(classes)}; formats {', '.join(IMAGE_SUFFIXES)})")
+        return Split(images, labels)
+
+    if (root / "train").is_dir():
+        if not (root / "val").is_dir():
+            raise DataError(f"dataset folder: {root}/train/ has no {root}/val/ beside it; "
+                            f"add one, or put the class folders directly under {root}")
+        train, val = read(root / "train"), read(root / "val")
+        test = read(root / "test") if (root / "test").is_dir() else val
+    else:
+        every = read(root)
+        generator = torch.Generator().manual_seed(SPLIT_SEED)
+        held = torch.zeros(len(every), dtype=torch.bool)
+        for label in range(len(classes)):
+            members = torch.nonzero(every.labels == label).flatten()
+            members = members[torch.randperm(len(members), generator=generator)]
+            held[members[:max(1, round(FOLDER_VAL_FRACTION * len(members)))]] = True
+        train = Split(every.images[~held], every.labels[~held])
+        val = test = Split(every.images[held], every.labels[held])
+    mean, std = _channel_stats(train.images)
+    return ImageDataset("folder", train, val, test, num_classes=len(classes), mean=mean,
+                        std=std, crop_padding=size // 8, flip=True, skipped=tuple(skipped))
+
+
+DATASETS = ("cifar10", "cifar100", "svhn", "digits", "synthetic", "folder")
 NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "svhn": 10, "digits": 10, "synthetic": 10}
 INPUT_SIZE = 32  # every dataset here is 32x32 (digits are scaled up to it)
+
+
+def num_classes(name: str, root: str | Path = "data") -> int:
+    """How many classes the dataset ``name`` has (for a folder, counted from its folders
+    once per process: the driver may lose sight of the folder after loading it)."""
+    return _folder_class_count(str(Path(root).resolve())) if name == "folder" \
+        else NUM_CLASSES[name]
+
+
+@cache
+def _folder_class_count(root: str) -> int:
+    return len(folder_classes(root))
 
 
 def load_dataset(name: str, root: str | Path = "data", device: str | torch.device = "cpu",
                  download: bool = True) -> ImageDataset:
     """Load a dataset by name onto ``device``. ``root`` is where torchvision datasets live
-    (downloaded there on first use); digits and synthetic need no files."""
+    (downloaded there on first use) and what ``folder`` reads (see ``image_folder``);
+    digits and synthetic need no files."""
     if name == "digits":
         dataset = _digits()
+    elif name == "folder":
+        dataset = image_folder(root, INPUT_SIZE)
     elif name == "synthetic":
         dataset = synthetic()
     elif name in _TORCHVISION:

@@ -165,37 +165,6 @@ def test_a_killed_driver_resumes_with_nothing_lost(tmp_path):
     assert len(trained) == len(set(trained))
 
 
-def test_trials_run_on_an_existing_cluster_joined_by_address(tmp_path):
-    import sys
-    from pathlib import Path
-
-    env = cli_env()
-    ray_cli = str(Path(sys.executable).parent / "ray")
-    port = "6391"
-    common = ["--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--disable-usage-stats"]
-    try:
-        head = run_cli([ray_cli, "start", "--head", "--port", port,
-                        "--include-dashboard", "false", *common], env, timeout=120)
-        assert head.returncode == 0, head.stderr[-2000:]
-        worker = run_cli([ray_cli, "start", "--address", f"127.0.0.1:{port}", *common], env,
-                         timeout=120)
-        assert worker.returncode == 0, worker.stderr[-2000:]
-        space = write_space(tmp_path, n_trials=4, concurrency=2)
-        result = run_cli(cli("run", "--space", str(space), "--address", f"127.0.0.1:{port}",
-                             "--quiet"), env)
-        assert result.returncode == 0, result.stderr[-2000:]
-        listing = run_cli([sys.executable, "-c",
-                           "import ray; ray.init(address='127.0.0.1:" + port + "'); "
-                           "print(*[node['NodeID'] for node in ray.nodes()])"], env)
-        cluster_nodes = set(listing.stdout.split())
-    finally:
-        run_cli([ray_cli, "stop", "--force"], env, timeout=120)
-    assert len(cluster_nodes) == 2
-    study = load_study(f"sqlite:///{tmp_path / 'study.db'}")
-    used = {t.user_attrs["node"] for t in study.trials if t.user_attrs.get("node")}
-    assert used and used <= cluster_nodes
-
-
 def test_pareto_early_stopping_prunes_yet_keeps_the_cheapest_network(ray_session, tmp_path):
     from threshsearch.search.runner import run_search
     from threshsearch.search.schedulers import make_early_stopper
@@ -223,3 +192,22 @@ def test_pareto_early_stopping_prunes_yet_keeps_the_cheapest_network(ray_session
     stopper = make_early_stopper(space, study.trials)
     assert stopper.evidence >= len(trained)
     assert sum(len(records) for records in stopper.scheduler.rungs.values()) == stopper.evidence
+
+
+def test_a_baseline_trains_to_the_end_beside_an_early_stopped_search(ray_session, tmp_path):
+    from threshsearch.search.baselines import baseline_trials, load_baselines_study
+    from threshsearch.search.runner import run_search
+
+    path = write_space(tmp_path, n_trials=3, concurrency=2)
+    data = yaml.safe_load(path.read_text())
+    data["baselines"] = ["threshnet79"]
+    data["early_stopping"] = {"kind": "pareto", "grace_epochs": 1, "reduction_factor": 2}
+    path.write_text(yaml.safe_dump(data))
+    summary = run_search(load_space(path), quiet=True)
+    assert summary.baselines_trained == 1 and summary.baselines_s > 0
+    [baseline] = baseline_trials(load_baselines_study(summary.study)).values()
+    assert baseline.user_attrs["epochs"] == 3, "early stopping never stops a baseline"
+    assert baseline.user_attrs["params"] > 60000, "constraints do not apply to baselines"
+    assert len(summary.study.trials) == 3
+    again = run_search(load_space(path), quiet=True)
+    assert again.baselines_trained == 0

@@ -2,6 +2,7 @@
 
 from threshsearch.results.export import (
     ResultFile,
+    export_baselines,
     export_front,
     is_result_document,
     pareto_trials,
@@ -12,6 +13,7 @@ from threshsearch.results.trials import trials_frame
 
 __all__ = [
     "ResultFile",
+    "export_baselines",
     "export_front",
     "is_result_document",
     "pareto_trials",

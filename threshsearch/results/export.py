@@ -19,10 +19,11 @@ from optuna.trial import FrozenTrial, TrialState
 from threshsearch.api import config_from_data
 from threshsearch.config import ArchitectureConfig, ConfigError, read_structured_file
 from threshsearch.results.trials import trials_frame
+from threshsearch.search.baselines import baseline_trials, load_baselines_study
 from threshsearch.search.evidence import LEARNING_CURVE
 from threshsearch.search.objectives import METRICS
 from threshsearch.search.retime import retimed_records
-from threshsearch.search.trial import LATENCY
+from threshsearch.search.trial import BASELINE, LATENCY
 from threshsearch.train import Recipe, RecipeError
 
 FORMAT = "threshsearch-result/1"
@@ -92,8 +93,27 @@ def export_front(study: optuna.Study, storage_url: str, out: str | Path) -> list
         path.write_text(yaml.safe_dump(document, sort_keys=False))
         paths.append(path)
     frame = trials_frame(study)
-    frame[frame["number"].isin([trial.number for trial in front])].to_csv(
+    ours = frame[BASELINE] == ""
+    frame[ours & frame["number"].isin([trial.number for trial in front])].to_csv(
         out / "pareto.csv", index=False)
+    return paths
+
+
+def export_baselines(study: optuna.Study, storage_url: str, out: str | Path) -> list[Path]:
+    """Write one YAML per trained baseline under ``out/baselines/``, in the same format as
+    the front's files (so they retrain and build the same way); return them."""
+    folder = Path(out) / "baselines"
+    companion = load_baselines_study(study)
+    baselines = baseline_trials(companion)
+    for stale in folder.glob("baseline-*.yaml"):
+        stale.unlink()
+    paths = []
+    for name, trial in sorted(baselines.items()):
+        document = {**result_document(companion, trial, storage_url), BASELINE: name}
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"baseline-{name}.yaml"
+        path.write_text(yaml.safe_dump(document, sort_keys=False))
+        paths.append(path)
     return paths
 
 

@@ -1,6 +1,8 @@
 """The study report: one self-contained HTML file of plotly figures (plotly.js inlined, so it
 opens offline): the Pareto front for each pair of objectives with every trial behind it and
-the presets as reference points, the learning curves (with where early stopping cut them),
+the study's baselines (the paper's models trained under its recipe; untrained presets,
+profiled only, where a study has none) as named points, the verdict (which front members
+beat which baseline, by how much), the learning curves (with where early stopping cut them),
 parallel coordinates, hyperparameter importances, objective and hypervolume histories, and a
 table of the front."""
 
@@ -21,6 +23,7 @@ from threshsearch.api import profile
 from threshsearch.config import ArchitectureConfig
 from threshsearch.errors import UserError
 from threshsearch.results.export import pareto_trials
+from threshsearch.search.baselines import baseline_trials, load_baselines_study, verdict
 from threshsearch.search.evidence import LEARNING_CURVE
 from threshsearch.search.retime import retimed_records
 from threshsearch.search.storage import trial_status
@@ -79,8 +82,8 @@ def _metric(trial: FrozenTrial, name: str) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-def pareto_scatter(study: optuna.Study, x: str, y: str, presets: dict[str, dict[str, float]]
-                   ) -> go.Figure:
+def pareto_scatter(study: optuna.Study, x: str, y: str, presets: dict[str, dict[str, float]],
+                   baselines: dict[str, FrozenTrial] | None = None) -> go.Figure:
     """Every trial with both metrics (marker shape: its status; colour: its threshold), the
     front as a line, and the presets where both metrics are profile metrics."""
     figure = go.Figure()
@@ -124,7 +127,17 @@ def pareto_scatter(study: optuna.Study, x: str, y: str, presets: dict[str, dict[
                   f"{retimed[t.number]['latency_ms']:.4g} ms re-timed" for t in members],
             marker={"symbol": "diamond-open", "size": 11, "color": "crimson"},
             meta={"role": "retimed"}))
-    if x in PROFILE_METRICS and y in PROFILE_METRICS:
+    trained = {name: t for name, t in (baselines or {}).items()
+               if _metric(t, x) is not None and _metric(t, y) is not None}
+    if trained:
+        figure.add_trace(go.Scatter(
+            x=[_metric(t, x) for t in trained.values()],
+            y=[_metric(t, y) for t in trained.values()],
+            mode="markers+text", text=list(trained), textposition="top center",
+            name="baselines (trained under the study's recipe)",
+            marker={"symbol": "star", "size": 14, "color": "black"},
+            meta={"role": "baselines"}))
+    elif x in PROFILE_METRICS and y in PROFILE_METRICS:
         figure.add_trace(go.Scatter(
             x=[values[x] for values in presets.values()],
             y=[values[y] for values in presets.values()],
@@ -161,7 +174,30 @@ def learning_curves(study: optuna.Study, metric: str = "val_accuracy") -> go.Fig
     return figure
 
 
-def front_table(study: optuna.Study) -> go.Figure:
+def verdict_table(study: optuna.Study, baselines: dict[str, FrozenTrial]) -> go.Figure | str:
+    """For each baseline, the front members that dominate it and by how much."""
+    if not baselines:
+        return "this study has no trained baselines (the space's baselines: [] or not yet run)"
+    names = list(study.metric_names or [])
+    verdicts = verdict(pareto_trials(study), baselines, names,
+                       [d.name.lower() for d in study.directions])
+    rows = []
+    for item in verdicts:
+        if not item.dominated_by:
+            rows.append([item.baseline, "none", "no network of the front dominates it"])
+        for comparison in item.dominated_by:
+            rows.append([item.baseline, f"trial {comparison.trial}", ", ".join(
+                f"{value} {metric}" for metric, value in comparison.differences.items())])
+    figure = go.Figure(go.Table(header={"values": ["baseline", "dominated by", "by"]},
+                                cells={"values": list(zip(*rows, strict=True))}))
+    beaten = sum(bool(item.dominated_by) for item in verdicts)
+    figure.update_layout(title=f"{beaten} of {len(verdicts)} baselines dominated by the front")
+    return figure
+
+
+def front_table(study: optuna.Study, baselines: dict[str, FrozenTrial] | None = None
+                ) -> go.Figure:
+    """The front, then the baselines for reference."""
     names = list(study.metric_names or [])
     front = pareto_trials(study)
     retimed = retimed_records(study)
@@ -172,6 +208,10 @@ def front_table(study: optuna.Study) -> go.Figure:
                if retimed else []),
              t.user_attrs.get("params"),
              f"{_threshold(t):g}", _modes(t), t.user_attrs.get("config_hash")] for t in front]
+    rows += [[f"baseline {name}", *[f"{v:.4g}" for v in t.values],
+              *(["-"] if retimed else []), t.user_attrs.get("params"), f"{_threshold(t):g}",
+              _modes(t), t.user_attrs.get("config_hash")]
+             for name, t in sorted((baselines or {}).items())]
     figure = go.Figure(go.Table(header={"values": columns},
                                 cells={"values": list(zip(*rows, strict=True)) if rows else
                                        [[] for _ in columns]}))
@@ -205,14 +245,18 @@ def study_figures(study: optuna.Study, num_classes: int, input_size: int
     vis = optuna.visualization
     names = list(study.metric_names or [])
     presets = preset_metrics(num_classes, input_size)
+    baselines = baseline_trials(load_baselines_study(study))
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
     sections: list[tuple[str, go.Figure | str]] = []
     for x, y in itertools.combinations(names, 2):
-        sections.append((f"Pareto front: {y} against {x}", pareto_scatter(study, x, y, presets)))
+        sections.append((f"Pareto front: {y} against {x}",
+                         pareto_scatter(study, x, y, presets, baselines)))
     if len(names) == 1:
         sections.append((f"{names[0]} against params",
-                         pareto_scatter(study, "params", names[0], presets)))
-    sections.append(("The Pareto front", front_table(study)))
+                         pareto_scatter(study, "params", names[0], presets, baselines)))
+    sections.append(("The Pareto front", front_table(study, baselines)))
+    sections.append(("Verdict: the front against the baselines",
+                     verdict_table(study, baselines)))
     sections.append(("Learning curves", learning_curves(study)))
     targets = [(name, (lambda t, i=index: t.values[i])) for index, name in enumerate(names)]
     if complete:

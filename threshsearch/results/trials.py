@@ -5,10 +5,11 @@ from __future__ import annotations
 import optuna
 import pandas as pd
 
+from threshsearch.search.baselines import load_baselines_study
 from threshsearch.search.evidence import LEARNING_CURVE
 from threshsearch.search.objectives import METRICS
 from threshsearch.search.storage import trial_status
-from threshsearch.search.trial import LATENCY, THROUGHPUT, WARNINGS
+from threshsearch.search.trial import BASELINE, LATENCY, THROUGHPUT, WARNINGS
 
 # Nested records that belong in exported files, not in a table.
 _NESTED = ("architecture", "recipe", "versions", LEARNING_CURVE, LATENCY, THROUGHPUT)
@@ -16,7 +17,26 @@ _NESTED = ("architecture", "recipe", "versions", LEARNING_CURVE, LATENCY, THROUG
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
     """Number, status, state, timing, the searched parameters (``param_*``), every measured
-    metric and bookkeeping attributes (config hash, reason, duplicate_of, node, ...)."""
+    metric and bookkeeping attributes (config hash, reason, duplicate_of, node, ...); then
+    the study's baselines, whose ``baseline`` column names their preset (empty for the
+    search's own trials, whose numbers are the study's)."""
+    frame = _study_frame(study)
+    frame.insert(1, BASELINE, "")
+    companion = load_baselines_study(study)
+    if companion is not None and companion.trials:
+        extra = _study_frame(companion)
+        extra = extra.drop(columns=[BASELINE]).assign(**{BASELINE: [
+            t.user_attrs.get(BASELINE, "") for t in companion.trials]})
+        frame = pd.concat([frame, extra], ignore_index=True)
+    for column in frame.select_dtypes(include="object").columns:
+        kinds = {type(value) for value in frame[column] if value is not None and value == value}
+        if len(kinds) > 1:  # a categorical of 0, 64 and "inf": one type, for parquet
+            frame[column] = frame[column].map(
+                lambda v: None if v is None or v != v else str(v))
+    return frame
+
+
+def _study_frame(study: optuna.Study) -> pd.DataFrame:
     frame = study.trials_dataframe(
         attrs=("number", "state", "datetime_start", "datetime_complete", "duration",
                "params", "user_attrs"), multi_index=False)
@@ -36,8 +56,4 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     for metric in METRICS:
         if metric not in frame.columns:
             frame[metric] = float("nan")
-    for column in frame.select_dtypes(include="object").columns:
-        kinds = {type(value) for value in frame[column] if value is not None and value == value}
-        if len(kinds) > 1:  # a categorical of 0, 64 and "inf": one type, for parquet
-            frame[column] = frame[column].map(lambda v: None if v is None else str(v))
     return frame

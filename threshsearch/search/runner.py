@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 import time
+import uuid
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,10 @@ from optuna.storages import fail_stale_trials
 from optuna.trial import FrozenTrial, TrialState
 
 from threshsearch.config import ConfigError
-from threshsearch.data import load_dataset
+from threshsearch.data import ImageDataset, load_dataset
+from threshsearch.errors import UserError
+from threshsearch.presets import get_preset
+from threshsearch.search.baselines import open_baselines_study, still_to_train
 from threshsearch.search.evidence import LEARNING_CURVE, curve_entry
 from threshsearch.search.objectives import CHEAP_METRICS, METRICS
 from threshsearch.search.retime import retime_front
@@ -40,6 +45,7 @@ from threshsearch.search.storage import (
     trial_status,
 )
 from threshsearch.search.trial import (
+    BASELINE,
     COMPUTE_S,
     DONE,
     FAILED,
@@ -50,6 +56,7 @@ from threshsearch.search.trial import (
     PAUSED_S,
     THROUGHPUT,
     WARNINGS,
+    ShippedData,
     ray_trainable,
 )
 
@@ -79,6 +86,7 @@ def open_study(space: SearchSpace) -> optuna.Study:
                          f"{', '.join(space.metric_names)}; use another study.name")
     # What an exported result needs besides the trial: how its data was set up.
     study.set_user_attr("data", {"dataset": space.data.dataset, "root": space.data.root,
+                                 "num_classes": space.num_classes,
                                  "device": space.data.device,
                                  "latency_batch_size": space.data.latency_batch_size})
     study.set_user_attr("base", space.base)
@@ -127,6 +135,12 @@ class Progress:
               study: optuna.Study, running: int, warnings: list[str] = ()) -> None:
         if self.quiet:
             return
+        baseline = trial.user_attrs.get(BASELINE)
+        if baseline:
+            print(f"baseline {baseline} {status:<10} {summary}", flush=True)
+            for warning in warnings:
+                print(f"      warning: {warning}")
+            return
         trials = study.get_trials(deepcopy=False)
         retried = retried_numbers(trials)
         tally: dict[str, int] = {}
@@ -160,10 +174,13 @@ def _metric_summary(values: dict[str, Any], names: list[str]) -> str:
 
 
 def make_searcher(space: SearchSpace, study: optuna.Study, input_size: int,
-                  progress: Progress, stop_reasons: dict[str, str]):
+                  progress: Progress, stop_reasons: dict[str, str],
+                  baselines: optuna.Study | None = None):
     """The study's Ray Tune searcher (the class is made here so that importing this module
     does not import Ray). ``stop_reasons`` is the early-stopping scheduler's account of the
-    trials it stopped, by Ray trial id."""
+    trials it stopped, by Ray trial id. With ``baselines`` (the companion study), the
+    space's baselines not yet trained there are handed out first, then the search's
+    trials."""
     from ray.tune.search import Searcher
 
     class _StudySearcher(Searcher):
@@ -176,6 +193,10 @@ def make_searcher(space: SearchSpace, study: optuna.Study, input_size: int,
             self.started: dict[str, float] = {}
             self.last_results: dict[str, dict[str, Any]] = {}
             self.curves: dict[str, list[dict[str, Any]]] = {}
+            self.baselines = baselines
+            self.baseline_queue = (still_to_train(baselines, space.baselines)
+                                   if baselines is not None else [])
+            self.baseline_s = 0.0  # compute seconds the baselines took
             self.lock = threading.RLock()
             self.deadline = (time.monotonic() + space.study.timeout_s
                              if space.study.timeout_s else None)
@@ -221,7 +242,7 @@ def make_searcher(space: SearchSpace, study: optuna.Study, input_size: int,
             trial.set_user_attr(STATUS, status)
             if reason:
                 trial.set_user_attr(REASON, reason)
-            self.study.tell(trial, values, state=state)
+            trial.study.tell(trial, values, state=state)
             names = self.space.metric_names
             summary = reason or _metric_summary(attrs or {}, names)
             self.progress.trial(trial, status, summary, self.study, len(self.pending),
@@ -236,9 +257,13 @@ def make_searcher(space: SearchSpace, study: optuna.Study, input_size: int,
             while True:
                 if self.deadline and time.monotonic() > self.deadline:
                     return Searcher.FINISHED
+                if self.baseline_queue:
+                    return self._suggest_baseline(trial_id, self.baseline_queue.pop(0))
                 if time.monotonic() < self.next_look:
                     return None
                 fail_stale_trials(self.study)
+                if self.baselines is not None:
+                    fail_stale_trials(self.baselines)
                 trials = self.study.get_trials(deepcopy=False)
                 counts = self._counts(trials)
                 if counts.waiting == 0 and (
@@ -256,6 +281,22 @@ def make_searcher(space: SearchSpace, study: optuna.Study, input_size: int,
                     self.pending[trial_id] = trial
                     self.started[trial_id] = time.perf_counter()
                     return spec
+
+        def _suggest_baseline(self, trial_id: str, name: str) -> dict[str, Any]:
+            """A preset trained as a trial is, but with no constraint, no early stopping and
+            the study's own recipe and seed, recorded in the companion study."""
+            trial = self.baselines.ask()
+            self.storage.record_heartbeat(trial._trial_id)
+            config = get_preset(name, self.space.num_classes)
+            trial.set_user_attr(BASELINE, name)
+            trial.set_user_attr("config_hash", config.hash)
+            trial.set_user_attr("seed", self.space.study.seed or 0)
+            trial.set_user_attr("architecture", config.to_dict())
+            trial.set_user_attr("recipe", self.space.train.to_dict())
+            self.pending[trial_id] = trial
+            self.started[trial_id] = time.perf_counter()
+            spec = trial_spec(self.space, trial, config.to_dict(), self.space.train.to_dict())
+            return {**spec, "constraints": [], BASELINE: name}
 
         def _prepare(self, trial: optuna.Trial) -> dict[str, Any] | None:
             """The trial's spec, or None when it was settled without running."""
@@ -338,6 +379,8 @@ def make_searcher(space: SearchSpace, study: optuna.Study, input_size: int,
                 # Tune does not pass the searcher the result its scheduler stopped on.
                 self._record_epoch(trial_id, trial, result)
                 self.curves.pop(trial_id, None)
+                if trial.user_attrs.get(BASELINE):
+                    self.baseline_s += float(result.get(COMPUTE_S, 0.0))
                 wall = time.perf_counter() - self.started.pop(trial_id)
                 compute = float(result.get(COMPUTE_S, 0.0))
                 self.wall_s += wall
@@ -398,6 +441,8 @@ class SearchSummary:
     trials_run: int
     wall_s: float
     orchestration_share: float  # of trial wall time spent outside the trial's own work
+    baselines_trained: int = 0
+    baselines_s: float = 0.0  # compute seconds the baselines took this run
 
 
 def quiet_ray() -> None:
@@ -413,57 +458,142 @@ def quiet_ray() -> None:
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
 
 
+OBJECT_STORE_SHARE = 0.5  # of the smallest trial node's object store a shipped dataset may use
+
+
+def connect_ray(address: str | None) -> None:
+    """Start a local Ray, or join the cluster at ``address``; UserError when it cannot."""
+    import ray
+
+    if address:
+        _check_reachable(address)
+    # "local" starts a fresh instance; a bare ray.init() would attach to any Ray already
+    # running on this machine (another driver's, say) and share its fate. No job-wide
+    # runtime_env: with one, Tune's actors cannot take the workers Ray starts in advance.
+    try:
+        ray.init(address=address or "local", include_dashboard=False, log_to_driver=False,
+                 logging_level=logging.ERROR, configure_logging=True)
+    except (ConnectionError, TimeoutError, RuntimeError, ValueError) as error:
+        summary = " ".join(str(error).split())[:300]
+        raise UserError(f"--address: cannot join a Ray cluster at {address!r} "
+                        f"({type(error).__name__}: {summary}); start one with `ray start "
+                        f"--head` and give its HOST:6379, or leave --address out for a "
+                        f"local Ray") from None
+
+
+def _check_reachable(address: str) -> None:
+    """A HOST:PORT (or ray://HOST:PORT) address must answer at once: ray.init retries an
+    unreachable one for minutes before it gives up."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto" and other forms Ray resolves itself
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+    except OSError as error:
+        raise UserError(f"--address: no Ray cluster answers at {address!r} ({error}); start "
+                        f"one with `ray start --head` and give its HOST:6379, or leave "
+                        f"--address out for a local Ray") from None
+
+
+def check_cluster(space: SearchSpace, dataset: ImageDataset, where: str) -> None:
+    """Before any trial: some node can run a trial, and a shipped dataset fits the object
+    store of the nodes that can. UserError naming the setting otherwise."""
+    import ray
+
+    cpus, gpus = space.resources.cpus, space.resources.gpus
+    nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
+    able = [node for node in nodes
+            if node.get("CPU", 0) >= cpus and node.get("GPU", 0) >= gpus]
+    if not able:
+        raise UserError(
+            f"resources: a trial asks for {cpus:g} CPUs and {gpus:g} GPUs, but no node of "
+            f"{where} has that much (the largest offers "
+            f"{max((n.get('CPU', 0) for n in nodes), default=0):g} CPUs and "
+            f"{max((n.get('GPU', 0) for n in nodes), default=0):g} GPUs); lower "
+            f"resources.cpus / resources.gpus, or add a node that has them")
+    if space.data.ship:
+        store = min(node.get("object_store_memory", 0) for node in able)
+        if dataset.nbytes > OBJECT_STORE_SHARE * store:
+            raise UserError(
+                f"data.ship: dataset {dataset.name} ({dataset.nbytes / 2**20:.0f} MiB) does "
+                f"not fit Ray's object store ({store / 2**20:.0f} MiB on the smallest node "
+                f"that can run a trial; a shipped dataset may use "
+                f"{OBJECT_STORE_SHARE:.0%}); give Ray more (`ray start "
+                f"--object-store-memory BYTES`), or set data.ship: false and data.root to a "
+                f"folder every node can read")
+
+
 def run_search(space: SearchSpace, address: str | None = None, quiet: bool = False
                ) -> SearchSummary:
     """Run (or resume) the study a space describes, on a local Ray or the cluster at
-    ``address``. Returns when the trial budget or time budget is used up."""
+    ``address``. Returns when the trial budget or time budget is used up. The study in the
+    storage is not touched before Ray is reached and the cluster can run the trials."""
     quiet_ray()
     import ray
     from ray import tune
 
     from threshsearch.search.schedulers import make_early_stopper
 
-    study = open_study(space)
     # Fail fast on the driver (missing dataset files, bad root) before any worker starts.
     dataset = load_dataset(space.data.dataset, space.data.root, "cpu")
-    progress = Progress(space, quiet)
+    if dataset.skipped and not quiet:
+        print(f"data: {len(dataset.skipped)} unreadable files skipped, e.g. "
+              f"{dataset.skipped[0]}")
     started_ray = not ray.is_initialized()
     if started_ray:
-        # "local" starts a fresh instance; a bare ray.init() would attach to any Ray already
-        # running on this machine (another driver's, say) and share its fate. No job-wide
-        # runtime_env: with one, Tune's actors cannot take the workers Ray starts in advance.
-        ray.init(address=address or "local", include_dashboard=False, log_to_driver=False,
-                 logging_level=logging.ERROR, configure_logging=True)
-    # The rungs start from every epoch already in the storage: a resumed study prunes on
-    # the same evidence as one that was never interrupted.
-    stopper = make_early_stopper(space, study.get_trials(deepcopy=False))
-    if stopper.evidence and not quiet:
-        print(f"early stopping resumes with {stopper.evidence} rung records from the storage")
-    searcher = make_searcher(space, study, dataset.input_size, progress, stopper.stop_reasons)
-    trainable = tune.with_resources(ray_trainable, {"cpu": space.resources.cpus,
-                                                    "gpu": space.resources.gpus})
-    experiment = Path(space.study_dir / "ray").resolve()
-    tuner = tune.Tuner(
-        trainable,
-        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=stopper.scheduler,
-                                    num_samples=-1,
-                                    max_concurrent_trials=space.study.concurrency,
-                                    reuse_actors=True, time_budget_s=space.study.timeout_s),
-        run_config=tune.RunConfig(name=f"run-{time.strftime('%Y%m%d-%H%M%S')}",
-                                  storage_path=str(experiment), verbose=0,
-                                  failure_config=tune.FailureConfig(max_failures=1)),
-    )
-    start = time.perf_counter()
+        connect_ray(address)
+    searcher = None
     try:
+        check_cluster(space, dataset, f"the Ray cluster at {address}" if address
+                      else "this machine's Ray")
+        study = open_study(space)
+        progress = Progress(space, quiet)
+        # The rungs start from every epoch already in the storage: a resumed study prunes
+        # on the same evidence as one that was never interrupted.
+        stopper = make_early_stopper(space, study.get_trials(deepcopy=False))
+        if stopper.evidence and not quiet:
+            print(f"early stopping resumes with {stopper.evidence} rung records from the "
+                  f"storage")
+        companion = (open_baselines_study(study, space.metric_names, space.directions)
+                     if space.baselines else None)
+        searcher = make_searcher(space, study, dataset.input_size, progress,
+                                 stopper.stop_reasons, companion)
+        queued = len(searcher.baseline_queue)
+        if space.baselines and not quiet:
+            print(f"baselines {', '.join(space.baselines)}: {queued} to train first, under "
+                  f"the study's recipe, {len(space.baselines) - queued} already trained")
+        trainable = ray_trainable
+        if space.data.ship:
+            # Once, from the driver: workers fetch it by reference and keep it on their
+            # device between trials; they need no copy of the data of their own.
+            shipped = ShippedData(f"{dataset.name}-{uuid.uuid4().hex[:12]}", ray.put(dataset))
+            trainable = tune.with_parameters(ray_trainable, data=shipped)
+        trainable = tune.with_resources(trainable, {"cpu": space.resources.cpus,
+                                                    "gpu": space.resources.gpus})
+        experiment = Path(space.study_dir / "ray").resolve()
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=stopper.scheduler,
+                                        num_samples=-1,
+                                        max_concurrent_trials=space.study.concurrency,
+                                        reuse_actors=True,
+                                        time_budget_s=space.study.timeout_s),
+            run_config=tune.RunConfig(name=f"run-{time.strftime('%Y%m%d-%H%M%S')}",
+                                      storage_path=str(experiment), verbose=0,
+                                      failure_config=tune.FailureConfig(max_failures=1)),
+        )
+        start = time.perf_counter()
         tuner.fit()
         if space.measurement.retime_front:
             retime_front(study, dataset.input_size, quiet)
     finally:
-        searcher.close()
+        if searcher is not None:
+            searcher.close()
         if started_ray:
             ray.shutdown()
     share = 1 - searcher.compute_s / searcher.wall_s if searcher.wall_s else 0.0
-    return SearchSummary(study, len(study.trials), time.perf_counter() - start, share)
+    return SearchSummary(study, len(study.trials), time.perf_counter() - start, share,
+                         queued, searcher.baseline_s)
 
 
 def with_overrides(space: SearchSpace, storage: str | None = None,

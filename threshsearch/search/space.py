@@ -21,9 +21,10 @@ from threshsearch.config import (
     ConfigError,
     read_structured_file,
 )
-from threshsearch.data import DATASETS, NUM_CLASSES
+from threshsearch.data import DATASETS, INPUT_SIZE, DataError, num_classes
 from threshsearch.measure import DEVICES
 from threshsearch.presets import PRESETS, get_preset
+from threshsearch.search.baselines import parse_baselines
 from threshsearch.search.objectives import CHEAP_METRICS, METRICS
 from threshsearch.search.samplers import (
     SamplerChoice,
@@ -107,6 +108,8 @@ class DataSettings:
     root: str = "data"
     device: str = "auto"
     latency_batch_size: int = 1
+    ship: bool = True  # the driver ships the prepared dataset to the workers (Ray's object
+    # store); false: every node reads data.root itself
 
 
 @dataclass(frozen=True)
@@ -178,6 +181,7 @@ class SearchSpace:
     measurement: Measurement = field(default_factory=Measurement)
     resources: Resources = field(default_factory=Resources)
     parameters: dict[str, Parameter] = field(default_factory=dict)
+    baselines: tuple[str, ...] = ()  # presets trained beside the search, as reference points
     source: Path | None = None
 
     # ------------------------------------------------------------ derived
@@ -206,7 +210,7 @@ class SearchSpace:
 
     @property
     def num_classes(self) -> int:
-        return NUM_CLASSES[self.data.dataset]
+        return num_classes(self.data.dataset, self.data.root)
 
     # ------------------------------------------------------------ sampling
     def _value(self, trial: optuna.Trial, name: str, default: Any, stage: int | None = None
@@ -284,7 +288,7 @@ def load_space(path: str | Path) -> SearchSpace:
 
 # ------------------------------------------------------------------- parsing
 _TOP_KEYS = ("study", "objectives", "constraints", "data", "measurement", "train",
-             "early_stopping", "resources", "base", "space")
+             "early_stopping", "resources", "base", "baselines", "space")
 
 
 def _section(data: dict, key: str, cls: type, problems: list[str]) -> Any:
@@ -334,6 +338,7 @@ def _parse_top(data: Any, problems: list[str]) -> dict[str, Any]:
         "train": recipe,
         "early_stopping": early,
         "measurement": measurement,
+        "baselines": parse_baselines(data.get("baselines"), INPUT_SIZE, problems),
         "resources": resources,
         "base": base,
         "parameters": _parse_parameters(data.get("space"), problems),
@@ -383,8 +388,14 @@ def _check_data(data: DataSettings, problems: list[str]) -> None:
     check_choice(problems, "data.dataset", data.dataset, DATASETS)
     if not isinstance(data.root, str):
         problems.append(f"data.root: {show(data.root)} is invalid; expected a folder path")
+    elif data.dataset == "folder":
+        try:
+            num_classes("folder", data.root)
+        except DataError as error:
+            problems.append(f"data.root: {error}")
     check_choice(problems, "data.device", data.device, DEVICES)
     check_int(problems, "data.latency_batch_size", data.latency_batch_size, 1, 4096)
+    check_bool(problems, "data.ship", data.ship)
 
 
 def _parse_train(data: Any, data_settings: DataSettings, problems: list[str]

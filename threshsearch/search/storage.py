@@ -25,6 +25,7 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 SCHEMA_ATTEMPTS = 4
 STATUS = "status"  # user attr: complete, pruned, failed, infeasible, duplicate
+BASELINES_SUFFIX = "-baselines"  # a study's companion of baselines is named <study>-baselines
 REASON = "reason"  # user attr: why a trial failed, was infeasible or was pruned
 STOPPED_AT = "stopped_at_epoch"  # user attr: the rung (epoch) an early stop came at
 
@@ -78,6 +79,9 @@ def load_study(storage: str | RDBStorage, name: str | None = None) -> optuna.Stu
         storage = open_storage(storage)
     names = optuna.get_all_study_names(storage)
     if name is None:
+        # A study's companion of baselines is not a study of its own to choose.
+        names = [n for n in names if not (n.endswith(BASELINES_SUFFIX)
+                                          and n.removesuffix(BASELINES_SUFFIX) in names)]
         if len(names) != 1:
             raise UserError(f"--study: the storage holds {len(names)} studies "
                             f"({', '.join(names) or 'none'}); name one")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -40,8 +41,32 @@ WARNINGS = "warnings"  # what the user should know about a trial's figures
 MEASURE_S = "measure_s"  # seconds spent measuring latency, waiting for the device included
 PAUSED_S = "paused_s"  # seconds training paused for other trials' measurements
 SEARCH_MEASUREMENT = "search, device to itself"
+BASELINE = "baseline"  # a baseline's preset name: in its spec, its reports and its trial
 
 Report = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class ShippedData:
+    """A dataset the driver put in Ray's object store once: workers fetch it by reference
+    and need no data root, download or file system of the driver's."""
+
+    key: str  # unique to one driver's run
+    ref: Any  # ray.ObjectRef of the ImageDataset (on the CPU)
+
+
+_SHIPPED: dict[str, ImageDataset] = {}
+
+
+def _shipped(data: ShippedData, device: torch.device) -> ImageDataset:
+    # A reused Ray worker keeps its dataset on the device between trials; one at a time.
+    key = f"{data.key}@{device}"
+    if key not in _SHIPPED:
+        import ray
+
+        _SHIPPED.clear()
+        _SHIPPED[key] = ray.get(data.ref).to(device)
+    return _SHIPPED[key]
 
 
 @lru_cache(maxsize=2)
@@ -134,15 +159,18 @@ def _epoch_metrics(history: list[EpochMetrics]) -> dict[str, Any]:
     }
 
 
-def evaluate_candidate(spec: dict[str, Any], report: Report) -> None:
+def evaluate_candidate(spec: dict[str, Any], report: Report, data: ShippedData | None = None
+                       ) -> None:
     """Run one trial described by ``spec`` (see ``runner.trial_spec``), calling ``report``
-    after pricing if infeasible, after every epoch otherwise; the last report carries DONE."""
+    after pricing if infeasible, after every epoch otherwise; the last report carries DONE.
+    The dataset comes from ``data`` when the driver shipped it, else from the data root."""
     start = time.perf_counter()
     device = resolve_device(spec["device"])
     seed_everything(spec["seed"])
     config = ArchitectureConfig.from_dict(spec["architecture"])
     recipe = Recipe.from_dict(spec["recipe"])
-    dataset = _dataset(spec["dataset"], spec["data_root"], str(device))
+    dataset = (_shipped(data, device) if data is not None
+               else _dataset(spec["dataset"], spec["data_root"], str(device)))
     config.check_input_size(dataset.input_size)
     measurement = dict(spec["measurement"])
     lock = device_lock(device_key(device)) if measurement.pop("exclusive") else None
@@ -168,13 +196,14 @@ def evaluate_candidate(spec: dict[str, Any], report: Report) -> None:
                 COMPUTE_S: time.perf_counter() - start})
 
 
-def run_candidate(spec: dict[str, Any], report: Report) -> None:
+def run_candidate(spec: dict[str, Any], report: Report, data: ShippedData | None = None
+                  ) -> None:
     """``evaluate_candidate``, with any exception (out of memory, an unbuildable config, a
     bug) turned into a FAILED report with its reason, so the study records why and goes on.
     Ray's own stop signal (SystemExit) passes through."""
     start = time.perf_counter()
     try:
-        evaluate_candidate(spec, report)
+        evaluate_candidate(spec, report, data)
     except Exception as error:
         if isinstance(error, torch.OutOfMemoryError) and torch.cuda.is_available():
             torch.cuda.empty_cache()  # so the worker's next trial starts with free memory
@@ -201,11 +230,13 @@ def retime_network(architecture: dict[str, Any], input_size: int, device: str,
     return {**record, WARNINGS: warnings}
 
 
-def ray_trainable(spec: dict[str, Any]) -> None:
+def ray_trainable(spec: dict[str, Any], data: ShippedData | None = None) -> None:
     """Ray Tune's entry point: one trial on this worker's share of the machine."""
     import ray
     from ray import tune
 
     torch.set_num_threads(max(1, int(spec.get("cpus", 1))))
     node = ray.get_runtime_context().get_node_id()
-    run_candidate(spec, lambda metrics: tune.report({**metrics, NODE: node}))
+    # Schedulers leave a baseline's reports alone: it always trains to the end.
+    tag = {BASELINE: spec[BASELINE]} if spec.get(BASELINE) else {}
+    run_candidate(spec, lambda metrics: tune.report({**metrics, NODE: node, **tag}), data)

@@ -8,6 +8,8 @@ crowding distance inside its front, and goes on only if fewer than ceil(n / eta)
 strictly before it. A cheap network that nothing beats on both accuracy and cost is never cut
 for learning slowly, which accuracy-only ASHA does. With one objective this is ASHA itself.
 
+A baseline (a paper's model trained beside the search) is never stopped nor recorded.
+
 Decisions are asynchronous (no trial waits for a rung to fill), so any number of trials may
 run at once, on one machine or a cluster: Ray Tune calls the scheduler in the driver.
 """
@@ -21,6 +23,7 @@ from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from threshsearch.search.evidence import RungRecord, objective_vector
 from threshsearch.search.pareto import rank_at_rung
+from threshsearch.search.trial import BASELINE
 
 
 def rung_milestones(grace_epochs: int, reduction_factor: int, max_epochs: int) -> list[int]:
@@ -66,7 +69,7 @@ class ParetoSuccessiveHalving(FIFOScheduler):
 
     def _decide_result(self, trial: Trial, result: dict) -> str:
         epoch = result.get("epoch")
-        if not isinstance(epoch, int):
+        if not isinstance(epoch, int) or result.get(BASELINE):
             return TrialScheduler.CONTINUE
         return self.decide(trial.trial_id, epoch,
                            objective_vector(result, self.metrics, self.directions))

@@ -1,0 +1,131 @@
+"""A search on a Ray cluster of two nodes on this machine: the driver ships the data, the
+trials run on the node without the driver and without the data, and settings the cluster
+cannot honour are refused before the study is touched."""
+
+import shutil
+
+import numpy as np
+import optuna
+import pytest
+import yaml
+
+from tests.search.helpers import TINY_SPACE, cli, cli_env, run_cli, write_space
+from threshsearch.errors import UserError
+from threshsearch.search.space import load_space
+
+pytestmark = pytest.mark.slow
+
+
+def make_image_folder(root, classes=3, per_class=12):
+    """Small images of different sizes and modes, one class a colour, and one broken file."""
+    from PIL import Image
+
+    for label in range(classes):
+        folder = root / f"class{label}"
+        folder.mkdir(parents=True)
+        rng = np.random.default_rng(label)
+        for index in range(per_class):
+            shape = (20 + index % 3, 24, 3)
+            pixels = np.clip(rng.normal(60 * label + 40, 20, shape), 0, 255).astype(np.uint8)
+            image = Image.fromarray(pixels)
+            (image.convert("L") if index % 4 == 0 else image).save(folder / f"{index}.png")
+    (root / "class0" / "broken.png").write_bytes(b"not an image")
+
+
+@pytest.fixture(scope="module")
+def two_nodes():
+    import ray
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    worker = cluster.add_node(num_cpus=2)
+    ray.init(address=cluster.address, log_to_driver=False)
+    yield cluster, worker
+    ray.shutdown()
+    cluster.shutdown()
+
+
+def folder_space(tmp_path, root):
+    path = write_space(tmp_path, n_trials=2, concurrency=2)
+    data = yaml.safe_load(path.read_text())
+    data["data"] = {"dataset": "folder", "root": str(root), "device": "cpu"}
+    data["train"]["epochs"] = 1
+    data["early_stopping"] = {"kind": "none"}
+    data["constraints"] = []
+    path.write_text(yaml.safe_dump(data))
+    return load_space(path)
+
+
+def test_trials_run_on_the_other_node_with_the_data_root_gone(two_nodes, tmp_path,
+                                                              monkeypatch):
+    from threshsearch.search import runner
+
+    _, worker = two_nodes
+    root = tmp_path / "images"
+    make_image_folder(root)
+    space = folder_space(tmp_path, root)
+    assert space.num_classes == 3
+    load = runner.load_dataset
+
+    def load_then_lose_the_root(*args, **kwargs):
+        dataset = load(*args, **kwargs)
+        shutil.rmtree(root)  # no node can read the data any more, the driver included
+        return dataset
+
+    monkeypatch.setattr(runner, "load_dataset", load_then_lose_the_root)
+    study = runner.run_search(space, quiet=True).study
+    assert not root.exists()
+    statuses = [t.user_attrs.get("status") for t in study.trials]
+    assert statuses == ["complete", "complete"], [t.user_attrs.get("reason")
+                                                  for t in study.trials]
+    assert {t.user_attrs["node"] for t in study.trials} == {worker.node_id}
+    assert study.user_attrs["data"]["num_classes"] == 3
+
+
+def test_a_dataset_too_large_for_the_object_store_is_refused_first(two_nodes, tmp_path,
+                                                                   monkeypatch):
+    from threshsearch.search import runner
+
+    root = tmp_path / "images"
+    make_image_folder(root)
+    space = folder_space(tmp_path, root)
+    monkeypatch.setattr(runner, "OBJECT_STORE_SHARE", 1e-9)
+    with pytest.raises(UserError, match=r"data.ship: dataset folder \(0 MiB\) does not fit"):
+        runner.run_search(space, quiet=True)
+    assert optuna.get_all_study_names(space.storage_url) == [], "the study was touched"
+
+
+def test_a_trial_larger_than_every_node_is_refused_first(two_nodes, tmp_path):
+    from dataclasses import replace
+
+    from threshsearch.search import runner
+
+    space = load_space(write_space(tmp_path))
+    space = replace(space, resources=replace(space.resources, cpus=3))
+    with pytest.raises(UserError, match="resources: a trial asks for 3 CPUs and 0 GPUs, but "
+                                        "no node of this machine's Ray has that much"):
+        runner.run_search(space, quiet=True)
+    assert optuna.get_all_study_names(space.storage_url) == []
+
+
+def test_an_unreachable_address_is_one_line_and_leaves_no_study(tmp_path):
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again: nothing listens there
+    space = write_space(tmp_path)
+    result = run_cli(cli("run", "--space", str(space), "--address", f"127.0.0.1:{port}"),
+                     cli_env(), timeout=120)
+    assert result.returncode == 2
+    assert f"--address: no Ray cluster answers at '127.0.0.1:{port}'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "study.db").exists()
+
+
+def test_a_bad_image_folder_is_named_before_ray_starts(tmp_path):
+    from threshsearch.search.space import SearchSpace, SpaceError
+
+    data = {**TINY_SPACE, "data": {"dataset": "folder", "root": str(tmp_path / "none")}}
+    with pytest.raises(SpaceError, match=r"data\.root: dataset folder: no class folders"):
+        SearchSpace.from_dict(data)
