@@ -46,6 +46,13 @@ def test_stalls_do_not_move_the_estimate():
         assert estimate.p90_ms > 2.5
 
 
+def test_a_fast_network_is_timed_for_the_minimum_time_at_least():
+    clock = FakeClock()
+    estimate = estimate_latency(Stalling(clock, cost=0.0005), 8, "cpu",
+                                LatencySettings(min_passes=20, min_time_s=0.25), clock=clock)
+    assert estimate.stable and estimate.passes >= 500
+
+
 def test_a_model_too_slow_for_the_cap_gets_the_passes_that_fit():
     clock = FakeClock()
     model = Stalling(clock, cost=1.5)
@@ -60,7 +67,8 @@ def test_the_record_says_how_it_was_measured(tiny_config):
     model = build_model(tiny_config)
     model.train()
     estimate = estimate_latency(model, 16, "cpu",
-                                LatencySettings(batch_size=2, min_passes=3, max_time_s=0.5))
+                                LatencySettings(batch_size=2, min_passes=3, max_time_s=0.5,
+                                                min_time_s=0.05))
     record = estimate.to_dict()
     for key in ("latency_ms", "statistic", "p10_ms", "median_ms", "p90_ms", "passes",
                 "threads", "batch_size", "dtype", "device", "stable"):

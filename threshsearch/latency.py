@@ -39,6 +39,8 @@ class LatencySettings:
     batch_size: int = 1
     min_passes: int = 20  # the first round; later rounds double the count
     max_time_s: float = 2.0  # timed passes stop here, stable or not
+    min_time_s: float = 0.25  # and never settle before this: a fast network gets hundreds
+    # of passes, so its estimate spans more than one moment of the machine
     tolerance: float = 0.02  # stable: the estimate moved less than this between rounds
     warmup_s: float = 0.05  # at least this long, and at least 3 passes, untimed
 
@@ -129,7 +131,8 @@ def estimate_latency(model: nn.Module, input_size: int, device: torch.device | s
                 if len(times) >= checkpoint:  # the end of a round: has the estimate settled?
                     estimate = float(np.quantile(times, QUANTILE))
                     if previous is not None and abs(estimate - previous) <= (
-                            settings.tolerance * previous):
+                            settings.tolerance * previous) and (
+                            clock() - timed_from >= settings.min_time_s):
                         stable = True
                         break
                     previous, checkpoint = estimate, 2 * len(times)

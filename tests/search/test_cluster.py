@@ -34,14 +34,12 @@ def make_image_folder(root, classes=3, per_class=12):
 
 @pytest.fixture(scope="module")
 def two_nodes():
-    import ray
+    """A head node with no CPU for trials (the driver's) and a worker node with two."""
     from ray.cluster_utils import Cluster
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
     worker = cluster.add_node(num_cpus=2)
-    ray.init(address=cluster.address, log_to_driver=False)
     yield cluster, worker
-    ray.shutdown()
     cluster.shutdown()
 
 
@@ -60,7 +58,7 @@ def test_trials_run_on_the_other_node_with_the_data_root_gone(two_nodes, tmp_pat
                                                               monkeypatch):
     from threshsearch.search import runner
 
-    _, worker = two_nodes
+    cluster, worker = two_nodes
     root = tmp_path / "images"
     make_image_folder(root)
     space = folder_space(tmp_path, root)
@@ -73,7 +71,7 @@ def test_trials_run_on_the_other_node_with_the_data_root_gone(two_nodes, tmp_pat
         return dataset
 
     monkeypatch.setattr(runner, "load_dataset", load_then_lose_the_root)
-    study = runner.run_search(space, quiet=True).study
+    study = runner.run_search(space, address=cluster.address, quiet=True).study
     assert not root.exists()
     statuses = [t.user_attrs.get("status") for t in study.trials]
     assert statuses == ["complete", "complete"], [t.user_attrs.get("reason")
@@ -91,7 +89,7 @@ def test_a_dataset_too_large_for_the_object_store_is_refused_first(two_nodes, tm
     space = folder_space(tmp_path, root)
     monkeypatch.setattr(runner, "OBJECT_STORE_SHARE", 1e-9)
     with pytest.raises(UserError, match=r"data.ship: dataset folder \(0 MiB\) does not fit"):
-        runner.run_search(space, quiet=True)
+        runner.run_search(space, address=two_nodes[0].address, quiet=True)
     assert optuna.get_all_study_names(space.storage_url) == [], "the study was touched"
 
 
@@ -102,9 +100,11 @@ def test_a_trial_larger_than_every_node_is_refused_first(two_nodes, tmp_path):
 
     space = load_space(write_space(tmp_path))
     space = replace(space, resources=replace(space.resources, cpus=3))
-    with pytest.raises(UserError, match="resources: a trial asks for 3 CPUs and 0 GPUs, but "
-                                        "no node of this machine's Ray has that much"):
-        runner.run_search(space, quiet=True)
+    address = two_nodes[0].address
+    with pytest.raises(UserError, match=f"resources: a trial asks for 3 CPUs and 0 GPUs, but "
+                                        f"no node of the Ray cluster at {address} has that "
+                                        f"much"):
+        runner.run_search(space, address=address, quiet=True)
     assert optuna.get_all_study_names(space.storage_url) == []
 
 

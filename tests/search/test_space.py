@@ -102,6 +102,8 @@ def test_searching_rates_or_stage_counts_derives_transition_widths():
         ({"measurement": {"min_passes": 0}}, "measurement.min_passes: 0 is invalid"),
         ({"measurement": {"max_time_s": -1}}, "measurement.max_time_s: -1 is invalid"),
         ({"measurement": {"tolerance": 0}}, "measurement.tolerance: 0 is invalid"),
+        ({"measurement": {"min_time_s": 5}}, "measurement.min_time_s: 5 is invalid; expected a "
+                                             "number in [0, 2.0]"),
         ({"measurement": {"exclusive": "yes"}}, "measurement.exclusive: 'yes' is invalid"),
         ({"measurement": {"repeats": 5}}, "measurement.repeats: unknown key"),
         ({"base": "resnet50"}, "base: 'resnet50'"),

@@ -25,12 +25,14 @@ from threshsearch.errors import UserError
 from threshsearch.results.export import pareto_trials
 from threshsearch.search.baselines import baseline_trials, load_baselines_study, verdict
 from threshsearch.search.evidence import LEARNING_CURVE
+from threshsearch.search.objectives import METRICS
 from threshsearch.search.retime import retimed_records
 from threshsearch.search.storage import trial_status
 
 REFERENCE_PRESETS = ("threshnet79", "threshnet95", "hardnet85", "densenet121")
 PROFILE_METRICS = ("params", "madd", "flops", "memrw_mib", "cio", "activation_mib")
 LATENCY_METRIC = "latency_ms"
+LOG_SPAN = 20  # an axis whose points span more than this ratio is drawn on a log scale
 THRESHOLD_CAP = 1024  # the colour scale's top when no finite threshold was sampled
 SYMBOLS = {"complete": "circle", "duplicate": "circle-open", "pruned": "x",
            "infeasible": "square-open", "failed": "diamond-open"}
@@ -145,8 +147,20 @@ def pareto_scatter(study: optuna.Study, x: str, y: str, presets: dict[str, dict[
             name="presets", marker={"symbol": "star", "size": 14, "color": "black"},
             meta={"role": "presets"}))
     figure.update_layout(title=f"{y} against {x}", xaxis_title=x, yaxis_title=y,
-                         legend={"orientation": "h"})
+                         legend={"orientation": "h"},
+                         xaxis_type=_axis_type(figure, "x", x),
+                         yaxis_type=_axis_type(figure, "y", y))
     return figure
+
+
+def _axis_type(figure: go.Figure, axis: str, metric: str) -> str:
+    """log for a cost whose points span more than LOG_SPAN (baselines tens of times costlier
+    than the trials, say), so neither crowds the other into a corner."""
+    if metric not in METRICS or METRICS[metric].direction != "minimize":
+        return "linear"
+    values = [v for trace in figure.data for v in (getattr(trace, axis) or ())
+              if isinstance(v, int | float) and v > 0]
+    return "log" if values and max(values) > LOG_SPAN * min(values) else "linear"
 
 
 def learning_curves(study: optuna.Study, metric: str = "val_accuracy") -> go.Figure | str:

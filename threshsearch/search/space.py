@@ -118,6 +118,7 @@ class Measurement:
 
     min_passes: int = 20  # timed passes in the first round; rounds double until it settles
     max_time_s: float = 2.0  # per network: the passes stop here, settled or not
+    min_time_s: float = 0.25  # per network: the passes never settle sooner
     tolerance: float = 0.02  # settled: the estimate moved less than this between rounds
     exclusive: bool = True  # measure with the device to itself (other trials pause)
     retime_front: bool = True  # time the front again, one network at a time, at the end
@@ -125,7 +126,8 @@ class Measurement:
     def for_trials(self) -> dict[str, Any]:
         """What a worker's measurement takes (``LatencySettings`` fields and exclusive)."""
         return {"min_passes": self.min_passes, "max_time_s": self.max_time_s,
-                "tolerance": self.tolerance, "exclusive": self.exclusive}
+                "min_time_s": self.min_time_s, "tolerance": self.tolerance,
+                "exclusive": self.exclusive}
 
 
 @dataclass(frozen=True)
@@ -317,6 +319,9 @@ def _parse_top(data: Any, problems: list[str]) -> dict[str, Any]:
     check_int(problems, "measurement.min_passes", measurement.min_passes, 1, 100_000)
     check_number(problems, "measurement.max_time_s", measurement.max_time_s, 0, 3600,
                  low_inclusive=False)
+    if is_number(measurement.max_time_s):
+        check_number(problems, "measurement.min_time_s", measurement.min_time_s, 0,
+                     measurement.max_time_s)
     check_number(problems, "measurement.tolerance", measurement.tolerance, 0, 1,
                  low_inclusive=False, high_inclusive=False)
     check_bool(problems, "measurement.exclusive", measurement.exclusive)
