@@ -198,6 +198,12 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         f"{early.kind} (grace {early.grace_epochs} epochs, reduction factor "
         f"{early.reduction_factor})")
     print(f"  early stop  {stopping}; base preset {space.base}")
+    measurement = space.measurement
+    print(f"  latency     p10 of single passes, {measurement.min_passes}+ passes, "
+          f"{measurement.min_time_s:g}-{measurement.max_time_s:g} s per network, "
+          f"{'device to itself' if measurement.exclusive else 'device shared'}"
+          f"{', front re-timed at the end' if measurement.retime_front else ''}")
+    print(f"  baselines   {', '.join(space.baselines) or 'none'}")
     for name, value in space.parameters.items():
         print(f"  space       {name}: {_describe(value)}")
     input_size = INPUT_SIZE

@@ -142,7 +142,7 @@ def test_baselines_train_once_and_stay_out_of_the_sampled_study(tmp_path):
 
 def test_baselines_show_on_every_pareto_plot_in_the_table_and_the_files(tmp_path):
     import threshsearch
-    from threshsearch.results import export_baselines, trials_frame
+    from threshsearch.results import export_baselines, read_result, trials_frame
     from threshsearch.results.report import study_figures
 
     space = _offline_space(tmp_path, ["threshnet79"], n_trials=2)
@@ -165,3 +165,6 @@ def test_baselines_show_on_every_pareto_plot_in_the_table_and_the_files(tmp_path
     assert document["baseline"] == "threshnet79" and document["data"]["dataset"] == "synthetic"
     model = threshsearch.build_model(path)
     assert sum(p.numel() for p in model.parameters()) == document["metrics"]["params"]
+    result = read_result(path)  # what `threshsearch train --config` reads
+    assert result.recipe.epochs == 1 and result.dataset == "synthetic"
+    assert result.architecture.hash == document["config_hash"]
