@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
 from threshsearch.measure import (
+    MeasuredOn,
     conv_weights_in,
     device_name,
     mixed_precision,
@@ -46,7 +46,7 @@ class LatencySettings:
 
 
 @dataclass(frozen=True)
-class LatencyEstimate:
+class LatencyEstimate(MeasuredOn):
     """One batch's inference time, in milliseconds, and how it was obtained."""
 
     latency_ms: float  # the estimate: the ``statistic`` of the timed passes
@@ -59,14 +59,6 @@ class LatencyEstimate:
     stable: bool  # False: the time cap ended the passes before the estimate settled
     seconds: float  # spent timing and warming up
     threads: int
-    batch_size: int
-    input_size: int
-    dtype: str
-    channels_last: bool
-    device: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 Clock = Callable[[], float]

@@ -54,13 +54,9 @@ def synchronize(device: torch.device) -> None:
 
 
 @dataclass(frozen=True)
-class Latency:
-    """Inference time for one batch, in milliseconds, over ``repeats`` timed runs."""
+class MeasuredOn:
+    """What a timing depends on, recorded with it."""
 
-    median_ms: float
-    min_ms: float
-    max_ms: float
-    repeats: int
     batch_size: int
     input_size: int
     dtype: str
@@ -69,6 +65,16 @@ class Latency:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Latency(MeasuredOn):
+    """Inference time for one batch, in milliseconds, over ``repeats`` timed runs."""
+
+    median_ms: float
+    min_ms: float
+    max_ms: float
+    repeats: int
 
 
 @contextmanager
