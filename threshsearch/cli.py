@@ -259,13 +259,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _print_verdict(study) -> None:
     """Which front members beat which baseline, and by how much."""
     from threshsearch.search.baselines import baseline_trials, load_baselines_study, verdict
-    from threshsearch.search.retime import front_members
+    from threshsearch.search.storage import pareto_trials
 
     baselines = baseline_trials(load_baselines_study(study))
     if not baselines:
         return
     print("\nthe front against the baselines (trained under the study's recipe):")
-    for item in verdict(front_members(study), baselines, list(study.metric_names or []),
+    for item in verdict(pareto_trials(study), baselines, list(study.metric_names or []),
                         [d.name.lower() for d in study.directions]):
         print("  " + item.describe().replace("\n", "\n  "))
 
@@ -321,20 +321,18 @@ def _open_study_source(args: argparse.Namespace):
 
 
 def _cmd_retime(args: argparse.Namespace) -> int:
-    import logging
-
     import ray
 
     from threshsearch.data import INPUT_SIZE
-    from threshsearch.search.retime import front_members, retime_front
-    from threshsearch.search.runner import quiet_ray
+    from threshsearch.search.retime import retime_front
+    from threshsearch.search.runner import connect_ray, quiet_ray
+    from threshsearch.search.storage import pareto_trials
 
     study, _, _ = _open_study_source(args)
-    if not front_members(study):
+    if not pareto_trials(study):
         raise UserError(f"study {study.study_name}: no completed trial, so no front to re-time")
     quiet_ray()
-    ray.init(address=args.address or "local", include_dashboard=False, log_to_driver=False,
-             logging_level=logging.ERROR, configure_logging=True)
+    connect_ray(args.address)
     try:
         retime_front(study, INPUT_SIZE)
     finally:

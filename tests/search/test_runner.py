@@ -84,11 +84,12 @@ def test_every_trial_ends_in_the_state_it_earned(finished_study):
 
 
 def test_the_front_is_re_timed_one_network_at_a_time(finished_study):
-    from threshsearch.search.retime import front_members, retimed_records
+    from threshsearch.search.retime import retimed_records
+    from threshsearch.search.storage import pareto_trials
 
     study = finished_study[1].study
     retimed = retimed_records(study)
-    assert set(retimed) == {t.number for t in front_members(study)}
+    assert set(retimed) == {t.number for t in pareto_trials(study)}
     for record in retimed.values():
         assert record["measurement"] == "re-timed after the search, one network at a time"
         assert record["latency_ms"] > 0 and record["passes"] >= 1

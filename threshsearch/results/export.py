@@ -14,7 +14,7 @@ from typing import Any
 
 import optuna
 import yaml
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from threshsearch.api import config_from_data
 from threshsearch.config import ArchitectureConfig, ConfigError, read_structured_file
@@ -23,6 +23,7 @@ from threshsearch.search.baselines import baseline_trials, load_baselines_study
 from threshsearch.search.evidence import LEARNING_CURVE
 from threshsearch.search.objectives import METRICS
 from threshsearch.search.retime import retimed_records
+from threshsearch.search.storage import pareto_trials
 from threshsearch.search.trial import BASELINE, LATENCY
 from threshsearch.train import Recipe, RecipeError
 
@@ -31,16 +32,6 @@ FORMAT = "threshsearch-result/1"
 _SHORT = {"val_accuracy": "acc", "val_top5": "top5", "latency_ms": "lat", "epoch_time_s": "ep",
           "train_images_per_s": "ips", "memrw_mib": "mem", "params": "par", "madd": "madd",
           "flops": "flops", "cio": "cio", "activation_mib": "act"}
-
-
-def pareto_trials(study: optuna.Study) -> list[FrozenTrial]:
-    """The Pareto-optimal COMPLETE trials, one per network: a duplicate of a front member
-    (the same config, its result reused) is not a second result."""
-    # A duplicate has its original's values, so the original (an earlier trial) is on the
-    # front with it.
-    return [trial for trial in sorted(study.best_trials, key=lambda t: t.number)
-            if trial.state == TrialState.COMPLETE
-            and trial.user_attrs.get("duplicate_of") is None]
 
 
 def result_document(study: optuna.Study, trial: FrozenTrial, storage_url: str

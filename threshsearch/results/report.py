@@ -258,8 +258,9 @@ def study_figures(study: optuna.Study, num_classes: int, input_size: int
     figure is missing (too few trials, say)."""
     vis = optuna.visualization
     names = list(study.metric_names or [])
-    presets = preset_metrics(num_classes, input_size)
     baselines = baseline_trials(load_baselines_study(study))
+    # Untrained presets stand in only for a study without trained baselines.
+    presets = {} if baselines else preset_metrics(num_classes, input_size)
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
     sections: list[tuple[str, go.Figure | str]] = []
     for x, y in itertools.combinations(names, 2):

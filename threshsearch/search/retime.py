@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
 
+from threshsearch.search.storage import pareto_trials
 from threshsearch.search.trial import retime_network
 
 RETIMED = "latency_retimed"  # study user attr: {str(trial number): latency record}
@@ -23,12 +23,6 @@ class Retimed:
     search_ms: float
     retimed_ms: float
     record: dict[str, Any]
-
-
-def front_members(study: optuna.Study) -> list[FrozenTrial]:
-    """The study's Pareto-optimal completed trials, one per network (duplicates left out)."""
-    return sorted((t for t in study.best_trials if t.state == TrialState.COMPLETE
-                   and t.user_attrs.get("duplicate_of") is None), key=lambda t: t.number)
 
 
 def retimed_records(study: optuna.Study) -> dict[int, dict[str, Any]]:
@@ -45,7 +39,7 @@ def retime_front(study: optuna.Study, input_size: int, quiet: bool = False) -> l
     measurement = study.user_attrs.get("measurement") or {}
     resources = study.user_attrs.get("resources") or {"cpus": 1, "gpus": 0}
     task = ray.remote(num_cpus=resources["cpus"], num_gpus=resources["gpus"])(retime_network)
-    members = [t for t in front_members(study) if "architecture" in t.user_attrs]
+    members = [t for t in pareto_trials(study) if "architecture" in t.user_attrs]
     records = retimed_records(study)
     done = []
     if members and not quiet:

@@ -136,11 +136,12 @@ class Progress:
         if self.quiet:
             return
         baseline = trial.user_attrs.get(BASELINE)
+        label = f"baseline {baseline}" if baseline else f"trial {trial.number:>3}"
+        print(f"{label} {status:<10} {summary}", flush=bool(baseline))
+        for warning in warnings:
+            print(f"      warning: {warning}", flush=bool(baseline))
         if baseline:
-            print(f"baseline {baseline} {status:<10} {summary}", flush=True)
-            for warning in warnings:
-                print(f"      warning: {warning}")
-            return
+            return  # a baseline is no trial of the study's: no tally
         trials = study.get_trials(deepcopy=False)
         retried = retried_numbers(trials)
         tally: dict[str, int] = {}
@@ -152,9 +153,6 @@ class Progress:
                             ("complete", "pruned", "failed", "infeasible", "duplicate"))
         done = sum(tally.get(key, 0) for key in
                    ("complete", "pruned", "failed", "infeasible", "duplicate"))
-        print(f"trial {trial.number:>3} {status:<10} {summary}")
-        for warning in warnings:
-            print(f"      warning: {warning}")
         print(f"      [{done}/{self.space.study.n_trials}] {counts} · running {running} · "
               f"front {front}", flush=True)
 

@@ -98,6 +98,16 @@ def retried_numbers(trials: list[FrozenTrial]) -> set[int]:
             for number in RetryHeartbeatStaleTrialCallback.retry_history(trial)}
 
 
+def pareto_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """The Pareto-optimal COMPLETE trials, one per network: a duplicate of a front member
+    (the same config, its result reused) is not a second result."""
+    # A duplicate has its original's values, so the original (an earlier trial) is on the
+    # front with it.
+    return [trial for trial in sorted(study.best_trials, key=lambda t: t.number)
+            if trial.state == TrialState.COMPLETE
+            and trial.user_attrs.get("duplicate_of") is None]
+
+
 def trial_status(trial: FrozenTrial) -> str:
     """complete, pruned, failed, infeasible, duplicate, running or waiting."""
     if trial.state == TrialState.RUNNING:

@@ -75,6 +75,16 @@ def _dataset(name: str, root: str, device: str) -> ImageDataset:
     return load_dataset(name, root, device)
 
 
+def latency_setup(measurement: dict[str, Any], batch_size: int, device: torch.device
+                  ) -> tuple[LatencySettings, DeviceLock | None]:
+    """The estimator's settings from a spec's ``measurement`` record, and the device's lock
+    when the measurement is to have the device to itself."""
+    settings = dict(measurement)
+    exclusive = settings.pop("exclusive", True)
+    return (LatencySettings(batch_size=batch_size, **settings),
+            device_lock(device_key(device)) if exclusive else None)
+
+
 def timed_latency(model: torch.nn.Module, input_size: int, device: torch.device,
                   settings: LatencySettings, lock: DeviceLock | None, measurement: str
                   ) -> tuple[dict[str, Any], list[str]]:
@@ -172,9 +182,7 @@ def evaluate_candidate(spec: dict[str, Any], report: Report, data: ShippedData |
     dataset = (_shipped(data, device) if data is not None
                else _dataset(spec["dataset"], spec["data_root"], str(device)))
     config.check_input_size(dataset.input_size)
-    measurement = dict(spec["measurement"])
-    lock = device_lock(device_key(device)) if measurement.pop("exclusive") else None
-    settings = LatencySettings(batch_size=spec["latency_batch_size"], **measurement)
+    settings, lock = latency_setup(spec["measurement"], spec["latency_batch_size"], device)
     model, cheap = price(config, dataset.input_size, device, settings, lock)
     reason = violated_constraint(spec["constraints"], cheap)
     if reason:
@@ -221,12 +229,10 @@ def retime_network(architecture: dict[str, Any], input_size: int, device: str,
     record (``measurement`` says which it is) and any warning in it."""
     torch.set_num_threads(max(1, int(cpus)))
     target = resolve_device(device)
-    settings = dict(measurement)
-    exclusive = settings.pop("exclusive", True)
+    settings, lock = latency_setup(measurement, batch_size, target)
     model = build_model(ArchitectureConfig.from_dict(architecture)).to(target)
-    record, warnings = timed_latency(
-        model, input_size, target, LatencySettings(batch_size=batch_size, **settings),
-        device_lock(device_key(target)) if exclusive else None, RETIMED_MEASUREMENT)
+    record, warnings = timed_latency(model, input_size, target, settings, lock,
+                                     RETIMED_MEASUREMENT)
     return {**record, WARNINGS: warnings}
 
 
