@@ -1,4 +1,4 @@
-"""The search commands of the CLI: validate, run's input errors, dashboard."""
+"""The search commands of the CLI: validate, run's input errors, dashboard, retime's."""
 
 import json
 import socket
@@ -97,3 +97,20 @@ def test_dashboard_warns_when_allowed_on_a_public_address(tmp_path):
         server.terminate()
         server.wait(timeout=30)
     assert warning.startswith("warning: serving the dashboard on 0.0.0.0")
+
+
+def test_retime_needs_a_front_and_a_cluster_that_answers(capsys, tmp_path):
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(study_name="s", storage=url,
+                                directions=["maximize", "minimize"])
+    assert main(["retime", "--storage", url]) == 2
+    assert "study s: no completed trial, so no front to re-time" in capsys.readouterr().err
+    study.add_trial(optuna.trial.create_trial(values=[0.9, 1.0],
+                                              user_attrs={"architecture": {}}))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again: nothing listens there
+    assert main(["retime", "--storage", url, "--address", f"127.0.0.1:{port}"]) == 2
+    err = capsys.readouterr().err
+    assert f"--address: no Ray cluster answers at '127.0.0.1:{port}'" in err
+    assert len(err.strip().splitlines()) == 1
