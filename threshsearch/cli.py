@@ -324,8 +324,8 @@ def _cmd_retime(args: argparse.Namespace) -> int:
     import ray
 
     from threshsearch.data import INPUT_SIZE
+    from threshsearch.search.cluster import connect_ray, quiet_ray
     from threshsearch.search.retime import retime_front
-    from threshsearch.search.runner import connect_ray, quiet_ray
     from threshsearch.search.storage import pareto_trials
 
     study, _, _ = _open_study_source(args)

@@ -2,7 +2,9 @@ import pytest
 import yaml
 
 from tests.search.helpers import TINY_SPACE
-from threshsearch.search.runner import Progress, make_searcher, open_study
+from threshsearch.search.progress import Progress
+from threshsearch.search.runner import open_study
+from threshsearch.search.searcher import StudySearcher
 from threshsearch.search.space import load_space
 from threshsearch.search.trial import evaluate_candidate
 
@@ -20,7 +22,7 @@ def offline_study(tmp_path_factory):
     path.write_text(yaml.safe_dump(data))
     space = load_space(path)
     study = open_study(space)
-    searcher = make_searcher(space, study, 32, Progress(space, quiet=True), {})
+    searcher = StudySearcher(space, study, 32, Progress(space, quiet=True), {})
     try:
         for index in range(space.study.n_trials):
             trial_id = f"t{index}"

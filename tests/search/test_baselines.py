@@ -14,7 +14,9 @@ from threshsearch.search.baselines import (
     parse_baselines,
     verdict,
 )
-from threshsearch.search.runner import Progress, make_searcher, open_study
+from threshsearch.search.progress import Progress
+from threshsearch.search.runner import open_study
+from threshsearch.search.searcher import StudySearcher
 from threshsearch.search.space import SearchSpace, SpaceError, load_space
 from threshsearch.search.trial import BASELINE, DONE, FAILED, evaluate_candidate
 
@@ -89,7 +91,7 @@ def _drive(space, fail_baselines=False):
     study = open_study(space)
     companion = (open_baselines_study(study, space.metric_names, space.directions)
                  if space.baselines else None)
-    searcher = make_searcher(space, study, 32, Progress(space, quiet=True), {}, companion)
+    searcher = StudySearcher(space, study, 32, Progress(space, quiet=True), {}, companion)
     try:
         for index in range(20):
             spec = searcher.suggest(f"t{index}")

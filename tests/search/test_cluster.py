@@ -82,12 +82,13 @@ def test_trials_run_on_the_other_node_with_the_data_root_gone(two_nodes, tmp_pat
 
 def test_a_dataset_too_large_for_the_object_store_is_refused_first(two_nodes, tmp_path,
                                                                    monkeypatch):
+    from threshsearch.search import cluster as cluster_checks
     from threshsearch.search import runner
 
     root = tmp_path / "images"
     make_image_folder(root)
     space = folder_space(tmp_path, root)
-    monkeypatch.setattr(runner, "OBJECT_STORE_SHARE", 1e-9)
+    monkeypatch.setattr(cluster_checks, "OBJECT_STORE_SHARE", 1e-9)
     with pytest.raises(UserError, match=r"data.ship: dataset folder \(0 MiB\) does not fit"):
         runner.run_search(space, address=two_nodes[0].address, quiet=True)
     assert optuna.get_all_study_names(space.storage_url) == [], "the study was touched"

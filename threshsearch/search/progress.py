@@ -1,0 +1,51 @@
+"""The driver's progress output: one line per finished trial and a running tally, instead
+of Ray's log flood."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial
+
+from threshsearch.search.space import SearchSpace
+from threshsearch.search.storage import retried_numbers, trial_status
+from threshsearch.search.trial import BASELINE
+
+
+class Progress:
+    """One line per finished trial and a running tally, instead of Ray's log flood."""
+
+    def __init__(self, space: SearchSpace, quiet: bool = False):
+        self.space = space
+        self.quiet = quiet
+
+    def trial(self, trial: FrozenTrial | optuna.Trial, status: str, summary: str,
+              study: optuna.Study, running: int, warnings: list[str] = ()) -> None:
+        if self.quiet:
+            return
+        baseline = trial.user_attrs.get(BASELINE)
+        label = f"baseline {baseline}" if baseline else f"trial {trial.number:>3}"
+        print(f"{label} {status:<10} {summary}", flush=bool(baseline))
+        for warning in warnings:
+            print(f"      warning: {warning}", flush=bool(baseline))
+        if baseline:
+            return  # a baseline is no trial of the study's: no tally
+        trials = study.get_trials(deepcopy=False)
+        retried = retried_numbers(trials)
+        tally: dict[str, int] = {}
+        for item in trials:
+            key = "retried" if item.number in retried else trial_status(item)
+            tally[key] = tally.get(key, 0) + 1
+        front = len(study.best_trials) if tally.get("complete") else 0
+        counts = " · ".join(f"{key} {tally.get(key, 0)}" for key in
+                            ("complete", "pruned", "failed", "infeasible", "duplicate"))
+        done = sum(tally.get(key, 0) for key in
+                   ("complete", "pruned", "failed", "infeasible", "duplicate"))
+        print(f"      [{done}/{self.space.study.n_trials}] {counts} · running {running} · "
+              f"front {front}", flush=True)
+
+
+def metric_summary(values: dict[str, Any], names: list[str]) -> str:
+    return "  ".join(f"{name} {values[name]:.4g}" for name in names if name in values)
+
