@@ -157,3 +157,13 @@ def test_killed_training_resumes_from_the_last_saved_epoch(tmp_path):
     after = csv_path.read_text().splitlines()[1:]
     assert len(after) == 8
     assert after[:len(before)] == before
+
+
+def test_train_refuses_a_test_fraction_it_cannot_use(capsys):
+    from threshsearch.cli import main
+
+    code = main(["train", "--preset", "threshnet79", "--dataset", "synthetic",
+                 "--test-fraction", "0.2", "--epochs", "1"])
+    assert code == 2
+    assert capsys.readouterr().err.strip().endswith(
+        "--test-fraction: 0.2 is invalid; expected 0 <= F < 0.5 with --dataset folder, else 0")

@@ -65,6 +65,8 @@ def trial_spec(space: SearchSpace, trial: optuna.Trial, config_dict: dict[str, A
         "recipe": recipe_dict,
         "dataset": space.data.dataset,
         "data_root": str(Path(space.data.root).resolve()),
+        "test_fraction": space.data.test_fraction,
+        "max_image_pixels": space.data.max_image_pixels,
         "device": space.data.device,
         "latency_batch_size": space.data.latency_batch_size,
         "measurement": space.measurement.for_trials(),

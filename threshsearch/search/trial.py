@@ -70,9 +70,11 @@ def _shipped(data: ShippedData, device: torch.device) -> ImageDataset:
 
 
 @lru_cache(maxsize=2)
-def _dataset(name: str, root: str, device: str) -> ImageDataset:
+def _dataset(name: str, root: str, device: str, test_fraction: float, max_pixels: int
+             ) -> ImageDataset:
     # A reused Ray worker keeps its dataset on the device between trials.
-    return load_dataset(name, root, device)
+    return load_dataset(name, root, device, test_fraction=test_fraction,
+                        max_pixels=max_pixels)
 
 
 def latency_setup(measurement: dict[str, Any], batch_size: int, device: torch.device
@@ -180,7 +182,8 @@ def evaluate_candidate(spec: dict[str, Any], report: Report, data: ShippedData |
     config = ArchitectureConfig.from_dict(spec["architecture"])
     recipe = Recipe.from_dict(spec["recipe"])
     dataset = (_shipped(data, device) if data is not None
-               else _dataset(spec["dataset"], spec["data_root"], str(device)))
+               else _dataset(spec["dataset"], spec["data_root"], str(device),
+                             spec["test_fraction"], spec["max_image_pixels"]))
     config.check_input_size(dataset.input_size)
     settings, lock = latency_setup(spec["measurement"], spec["latency_batch_size"], device)
     model, cheap = price(config, dataset.input_size, device, settings, lock)
