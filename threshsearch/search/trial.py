@@ -109,18 +109,26 @@ def timed_latency(model: torch.nn.Module, input_size: int, device: torch.device,
     return record, warnings
 
 
+PROFILED_METRICS = ("params", "madd", "flops", "memrw_mib", "cio", "activation_mib")
+
+
+def profiled_metrics(config: ArchitectureConfig, input_size: int) -> dict[str, float]:
+    """The metrics known without a device (meta-device profiling): the driver checks
+    constraints on them before a trial is handed out, and a trial reports them."""
+    figures = profile(config, input_size)
+    return {metric: getattr(figures, metric) for metric in PROFILED_METRICS}
+
+
 def price(config: ArchitectureConfig, input_size: int, device: torch.device,
           settings: LatencySettings, lock: DeviceLock | None = None
           ) -> tuple[torch.nn.Module, dict[str, Any]]:
     """The model (built for training) and its cheap metrics: profiler figures and latency."""
-    figures = profile(config, input_size)
+    figures = profiled_metrics(config, input_size)
     model = build_model(config).to(device)
     latency, warnings = timed_latency(model, input_size, device, settings, lock,
                                       SEARCH_MEASUREMENT if lock else "search, shared device")
     return model, {
-        "params": figures.params, "madd": figures.madd, "flops": figures.flops,
-        "memrw_mib": figures.memrw_mib, "cio": figures.cio,
-        "activation_mib": figures.activation_mib, "latency_ms": latency["latency_ms"],
+        **figures, "latency_ms": latency["latency_ms"],
         LATENCY: latency, MEASURE_S: latency[MEASURE_S], WARNINGS: warnings,
         "device": latency["device"], "versions": package_versions(),
     }
