@@ -31,6 +31,7 @@ from optuna.trial import FrozenTrial, TrialState
 from ray.tune.search import Searcher
 
 from threshsearch.config import ConfigError
+from threshsearch.devicelock import lock_env
 from threshsearch.presets import get_preset
 from threshsearch.search.baselines import still_to_train
 from threshsearch.search.evidence import LEARNING_CURVE, curve_entry
@@ -86,6 +87,9 @@ def trial_spec(space: SearchSpace, trial: optuna.Trial, config_dict: dict[str, A
                         for c in space.constraints],
         "seed": trial.user_attrs["seed"],
         "cpus": space.resources.cpus,
+        # The driver's device-lock settings reach every node's trials this way: Ray starts
+        # workers in the environment of each node's `ray start`, not the driver's.
+        "lock_env": lock_env(),
     }
 
 
