@@ -94,9 +94,9 @@ def test_a_wedged_holder_is_named_then_the_wait_fails_instead_of_hanging(tmp_pat
     try:
         assert ready.wait(60)
         lock = DeviceLock("cpu", tmp_path, warn_after_s=0.2, give_up_s=1.0)
-        with caplog.at_level("WARNING"), pytest.raises(DeviceLockTimeout) as failure:
-            with lock.exclusive():
-                pytest.fail("measured while a trainer held the device")
+        with (caplog.at_level("WARNING"), pytest.raises(DeviceLockTimeout) as failure,
+              lock.exclusive()):
+            pytest.fail("measured while a trainer held the device")
         message = str(failure.value)
         assert f"pid {holder.pid}" in message and "THRESHSEARCH_LOCK_TIMEOUT_S" in message
         assert "\n" not in message

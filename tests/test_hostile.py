@@ -204,7 +204,7 @@ def _make_tree(root: Path, entries, classes: bool) -> list[Path]:
             made[-1].write_bytes(_png())
     for index, (folders, name, suffix, kind, junk) in enumerate(entries):
         parent = root.joinpath(*folders)
-        if parent.exists() and not parent.is_dir() or parent.is_symlink():
+        if (parent.exists() and not parent.is_dir()) or parent.is_symlink():
             continue
         parent.mkdir(parents=True, exist_ok=True)
         path = parent / f"{name}{index}{suffix}"
