@@ -121,7 +121,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     dataset = args.dataset or (exported and exported.dataset) or "cifar10"
     seed = args.seed if args.seed is not None else (exported and exported.seed) or 0
     if args.recipe or not (exported and exported.recipe):
-        recipe = get_recipe(args.recipe or DEFAULT_RECIPE[dataset])
+        recipe = get_recipe(args.recipe or DEFAULT_RECIPE.get(dataset, "cifar10"))
     else:
         recipe = exported.recipe
     recipe = recipe.override(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
