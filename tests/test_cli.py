@@ -157,3 +157,31 @@ def test_killed_training_resumes_from_the_last_saved_epoch(tmp_path):
     after = csv_path.read_text().splitlines()[1:]
     assert len(after) == 8
     assert after[:len(before)] == before
+
+
+def test_train_refuses_a_test_fraction_it_cannot_use(capsys):
+    from threshsearch.cli import main
+
+    code = main(["train", "--preset", "threshnet79", "--dataset", "synthetic",
+                 "--test-fraction", "0.2", "--epochs", "1"])
+    assert code == 2
+    assert capsys.readouterr().err.strip().endswith(
+        "--test-fraction: 0.2 is invalid; expected 0 <= F < 0.5 with --dataset folder, else 0")
+
+
+def test_train_on_a_folder_records_where_its_test_split_came_from(capsys, tmp_path):
+    from tests.test_folders import make_classes
+
+    make_classes(tmp_path / "images", per_class=10)
+    config = write_tiny(tmp_path)
+    for fraction, out in (("0", tmp_path / "a"), ("0.2", tmp_path / "b")):
+        code, stdout, _ = run_cli(capsys, "train", "--config", str(config), "--dataset",
+                                  "folder", "--data-root", str(tmp_path / "images"),
+                                  "--test-fraction", fraction, "--epochs", "1",
+                                  "--out", str(out), "--quiet")
+        assert code == 0, stdout
+    first = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    second = json.loads((tmp_path / "b" / "metrics.json").read_text())
+    assert first["test_is_validation"] and first["test_split"].startswith("the validation split")
+    assert not second["test_is_validation"] and second["test_split"].startswith("held out: 0.2")
+    assert "(test split: held out: 0.2 of each class" in stdout

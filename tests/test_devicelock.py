@@ -4,7 +4,10 @@ holder that dies releases it."""
 import multiprocessing
 import os
 import signal
+import stat
 import time
+
+import pytest
 
 from threshsearch.devicelock import DeviceLock
 
@@ -72,3 +75,87 @@ def test_a_holder_killed_mid_measurement_does_not_block_the_next(tmp_path):
     waiter.start()
     assert log.get(timeout=60)[0] == "exclusive", "the lock of a dead process was not released"
     waiter.join(60)
+
+
+def _hold_shared_and_hang(folder: str, ready) -> None:
+    lock = DeviceLock("cpu", folder)
+    with lock.shared():  # a trainer wedged inside a step
+        ready.set()
+        time.sleep(600)
+
+
+def test_a_wedged_holder_is_named_then_the_wait_fails_instead_of_hanging(tmp_path, caplog):
+    from threshsearch.devicelock import DeviceLockTimeout
+
+    context = multiprocessing.get_context("spawn")
+    ready = context.Event()
+    holder = context.Process(target=_hold_shared_and_hang, args=(str(tmp_path), ready))
+    holder.start()
+    try:
+        assert ready.wait(60)
+        lock = DeviceLock("cpu", tmp_path, warn_after_s=0.2, give_up_s=1.0)
+        with (caplog.at_level("WARNING"), pytest.raises(DeviceLockTimeout) as failure,
+              lock.exclusive()):
+            pytest.fail("measured while a trainer held the device")
+        message = str(failure.value)
+        assert f"pid {holder.pid}" in message and "THRESHSEARCH_LOCK_TIMEOUT_S" in message
+        assert "\n" not in message
+        assert any(f"pid {holder.pid}" in notice for notice in lock.notices)
+        assert f"pid {holder.pid}" in caplog.text
+        with lock.shared():
+            pass  # the failed wait let go of the gate: training goes on
+    finally:
+        holder.kill()
+        holder.join(30)
+
+
+def test_lock_files_and_folder_serve_every_user_whatever_the_umask(tmp_path):
+    folder = tmp_path / "locks"
+    old = os.umask(0o077)
+    try:
+        DeviceLock("cpu", folder)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o1777, "sticky and world-writable"
+    for name in ("cpu.gate", "cpu.lock"):
+        assert stat.S_IMODE((folder / name).stat().st_mode) == 0o666
+
+
+def test_a_lock_file_planted_as_a_link_is_refused(tmp_path):
+    from threshsearch.devicelock import DeviceLockError
+
+    victim = tmp_path / "victim"
+    victim.write_text("secret")
+    victim.chmod(0o600)
+    (tmp_path / "cpu.gate").symlink_to(victim)
+    with pytest.raises(DeviceLockError, match=r"cpu\.gate"):
+        DeviceLock("cpu", tmp_path)
+    assert stat.S_IMODE(victim.stat().st_mode) == 0o600
+
+
+def test_an_unusable_default_folder_falls_back_to_one_per_user(tmp_path, monkeypatch):
+    import threshsearch.devicelock as devicelock
+
+    monkeypatch.delenv(devicelock.LOCK_DIR_ENV, raising=False)
+    monkeypatch.setattr(devicelock.tempfile, "gettempdir", lambda: str(tmp_path))
+    (tmp_path / "threshsearch-locks").write_text("not a folder")  # as another user's would be
+    lock = DeviceLock("cpu")
+    assert lock.folder == tmp_path / f"threshsearch-locks-{os.geteuid()}"
+    assert "THRESHSEARCH_LOCK_DIR" in lock.notices[0]
+    monkeypatch.setenv(devicelock.LOCK_DIR_ENV, str(tmp_path / "threshsearch-locks"))
+    with pytest.raises(devicelock.DeviceLockError, match="THRESHSEARCH_LOCK_DIR"):
+        DeviceLock("cpu")
+
+
+def test_lock_settings_come_from_the_environment_the_driver_passes_on(monkeypatch):
+    from threshsearch.devicelock import DeviceLockError, LockSettings, lock_env
+
+    monkeypatch.setenv("THRESHSEARCH_LOCK_DIR", "/shared/locks")
+    monkeypatch.setenv("THRESHSEARCH_LOCK_WARN_S", "5")
+    monkeypatch.delenv("THRESHSEARCH_LOCK_TIMEOUT_S", raising=False)
+    passed = lock_env()
+    assert passed == {"THRESHSEARCH_LOCK_DIR": "/shared/locks", "THRESHSEARCH_LOCK_WARN_S": "5"}
+    settings = LockSettings.from_env(passed)
+    assert (settings.folder, settings.warn_after_s) == ("/shared/locks", 5.0)
+    with pytest.raises(DeviceLockError, match="THRESHSEARCH_LOCK_TIMEOUT_S: 'soon' is invalid"):
+        LockSettings.from_env({"THRESHSEARCH_LOCK_TIMEOUT_S": "soon"})

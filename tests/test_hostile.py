@@ -6,6 +6,7 @@ import contextlib
 import copy
 import io
 import json
+import os
 import tempfile
 from pathlib import Path
 from unittest import mock
@@ -168,3 +169,91 @@ def test_adversarial_files(tmp_path, content, expected):
     assert expected in err, err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not Path("/tmp/pwned").exists()
+
+
+# ------------------------------------------------------------ hostile image folders
+def _png(size: int = 4) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (size, size), (size * 9, 80, 160)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+FOLDER_NAMES = st.sampled_from(["a", "b", "ü", "日本", "x y", ".hidden", "__MACOSX",
+                                ".ipynb_checkpoints", "Thumbs.db", ".DS_Store"])
+FILE_SUFFIXES = st.sampled_from([".png", ".PNG", ".jpg", ".txt", ""])
+FILE_KINDS = st.sampled_from(["image", "truncated", "junk", "empty", "broken link",
+                              "file link", "folder link", "fifo", "no access"])
+# Mostly into the two good classes, so that many trees load and their skips are checked.
+FOLDERS = st.lists(st.sampled_from(["a", "b"]) | FOLDER_NAMES, min_size=0, max_size=2)
+folder_entries = st.lists(
+    st.tuples(FOLDERS, FOLDER_NAMES, FILE_SUFFIXES,
+              FILE_KINDS, st.binary(max_size=40)),
+    max_size=12)
+
+
+def _make_tree(root: Path, entries, classes: bool) -> list[Path]:
+    """Build ``entries`` under ``root`` (over two good classes ``a`` and ``b`` of three images
+    each, if ``classes``); the paths of everything that is no folder."""
+    made = []
+    for name in ("a", "b") if classes else ():
+        (root / name).mkdir()
+        for index in range(3):
+            made.append(root / name / f"good{index}.png")
+            made[-1].write_bytes(_png())
+    for index, (folders, name, suffix, kind, junk) in enumerate(entries):
+        parent = root.joinpath(*folders)
+        if (parent.exists() and not parent.is_dir()) or parent.is_symlink():
+            continue
+        parent.mkdir(parents=True, exist_ok=True)
+        path = parent / f"{name}{index}{suffix}"
+        if kind == "image":
+            path.write_bytes(_png(4 + index))
+        elif kind == "truncated":
+            path.write_bytes(_png()[:30])
+        elif kind == "junk":
+            path.write_bytes(junk)
+        elif kind == "empty":
+            path.touch()
+        elif kind == "broken link":
+            path.symlink_to(root / "nowhere")
+        elif kind == "file link":
+            target = parent / f"target{index}.png"
+            target.write_bytes(_png())
+            made.append(target)
+            path.symlink_to(target)
+        elif kind == "folder link":
+            if len(folders) < 1:
+                continue  # at the top a link to a folder is a class of its own
+            path.symlink_to(root, target_is_directory=True)
+        elif kind == "fifo":
+            os.mkfifo(path)
+        else:
+            path.write_bytes(_png())
+            path.chmod(0)
+        made.append(path)
+    return made
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(folder_entries, st.sampled_from([True, True, True, False]))
+def test_a_hostile_image_folder_loads_or_says_why_and_accounts_for_every_file(entries,
+                                                                              classes):
+    from threshsearch.data import DataError, load_dataset
+
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        made = _make_tree(root, entries, classes)
+        try:
+            dataset = load_dataset("folder", root)
+        except DataError as error:
+            assert "\n" not in str(error) and str(error).startswith("dataset folder: ")
+            return
+    for item in dataset.skipped:
+        assert "\n" not in str(item) and item.reason
+    skipped = [Path(item.path) for item in dataset.skipped]
+    unlisted = [path for path in made
+                if not any(path == s or s in path.parents for s in skipped)]
+    images = len(dataset.train) + len(dataset.val)
+    assert images == len(unlisted), "every file is read as an image or listed with why"

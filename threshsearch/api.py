@@ -94,18 +94,20 @@ def _write_metrics(out: Path, payload: dict[str, Any], result: TrainResult) -> N
 def train(spec: ConfigSpec, *, dataset: str = "cifar10", recipe: str | Recipe | None = None,
           epochs: int | None = None, batch_size: int | None = None, lr: float | None = None,
           device: str = "auto", seed: int = 0, out: str | Path | None = None,
-          resume: bool = False, data_root: str | Path = "data",
+          resume: bool = False, data_root: str | Path = "data", test_fraction: float = 0.0,
           callbacks: Iterable[EpochCallback] = ()) -> TrainResult:
     """Train a preset, config or config file on a dataset and evaluate it on the test split.
 
     With ``out``, a checkpoint is written there atomically after every epoch together with
     ``metrics.json`` and ``epochs.csv``, and ``resume=True`` continues from the checkpoint.
+    ``test_fraction``: see ``threshsearch.folders.image_folder``; the result's ``test_split``
+    says where the test images came from.
     """
     if isinstance(recipe, str) or recipe is None:
         recipe = get_recipe(recipe or DEFAULT_RECIPE.get(dataset, "cifar10"))
     recipe = recipe.override(epochs=epochs, batch_size=batch_size, lr=lr)
     torch_device = resolve_device(device)
-    data = load_dataset(dataset, data_root, torch_device)
+    data = load_dataset(dataset, data_root, torch_device, test_fraction=test_fraction)
     config = load_config(spec, num_classes=data.num_classes)
     config.check_input_size(data.input_size)
     out_dir = Path(out) if out else None
@@ -121,6 +123,7 @@ def train(spec: ConfigSpec, *, dataset: str = "cifar10", recipe: str | Recipe | 
         "config_hash": config.hash, "architecture": config.to_dict(),
         "recipe": recipe.to_dict(), "dataset": dataset, "seed": seed,
         "params": sum(parameter.numel() for parameter in model.parameters()),
+        "test_split": data.test_split, "test_is_validation": data.test_is_validation,
     }
     trainer = Trainer(model, data, recipe, seed=seed, checkpoint=checkpoint,
                       metadata={"config_hash": config.hash, "dataset": dataset})
@@ -135,6 +138,7 @@ def train(spec: ConfigSpec, *, dataset: str = "cifar10", recipe: str | Recipe | 
 
         callbacks.append(record)
     result = trainer.fit(recipe.epochs, callbacks, resume=resume)
+    result.extra["test_split"] = data.test_split
     if result.status == "completed":
         trainer.test(result)
     # The search's estimator, so a retrained winner's latency compares with its trial's.

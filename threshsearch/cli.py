@@ -110,6 +110,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     from threshsearch.api import train
     from threshsearch.config import read_structured_file
+    from threshsearch.folders import MAX_TEST_FRACTION
     from threshsearch.results import is_result_document, read_result
     from threshsearch.train import DEFAULT_RECIPE, get_recipe
 
@@ -120,11 +121,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
     dataset = args.dataset or (exported and exported.dataset) or "cifar10"
     seed = args.seed if args.seed is not None else (exported and exported.seed) or 0
     if args.recipe or not (exported and exported.recipe):
-        recipe = get_recipe(args.recipe or DEFAULT_RECIPE[dataset])
+        recipe = get_recipe(args.recipe or DEFAULT_RECIPE.get(dataset, "cifar10"))
     else:
         recipe = exported.recipe
     recipe = recipe.override(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
     out = args.out or f"runs/{Path(spec).stem}-{dataset}-seed{seed}"
+    if not 0 <= args.test_fraction < MAX_TEST_FRACTION or (args.test_fraction
+                                                           and dataset != "folder"):
+        raise UserError(f"--test-fraction: {args.test_fraction:g} is invalid; expected "
+                        f"0 <= F < {MAX_TEST_FRACTION} with --dataset folder, else 0")
     bars: list[tqdm] = []  # opened at the first epoch, so errors before it print cleanly
 
     def progress(metrics) -> None:
@@ -140,7 +145,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     try:
         result = train(spec, dataset=dataset, recipe=recipe, device=args.device,
                        seed=seed, out=out, resume=args.resume, data_root=args.data_root,
-                       callbacks=[progress])
+                       test_fraction=args.test_fraction, callbacks=[progress])
     finally:
         for bar in bars:
             bar.close()
@@ -151,7 +156,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"epochs {final.epoch}  val top-1 {final.val_accuracy:.4f}  "
               f"{final.images_per_s:.0f} images/s on {result.device}")
     if result.test_accuracy is not None:
-        print(f"test top-1 {result.test_accuracy:.4f}  top-5 {result.test_top5:.4f}")
+        print(f"test top-1 {result.test_accuracy:.4f}  top-5 {result.test_top5:.4f}  (test "
+              f"split: {result.extra['test_split']})")
     print(f"wrote {out}/metrics.json, epochs.csv, checkpoint.pt")
     return 0 if result.status == "completed" else 1
 
@@ -454,6 +460,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="continue from the checkpoint under --out")
     train.add_argument("--data-root", default="data", metavar="DIR",
                        help="where torchvision datasets are (downloaded on first use)")
+    train.add_argument("--test-fraction", type=float, default=0.0, metavar="F",
+                       help="--dataset folder without a test/ folder: hold out this share of "
+                            "each class as the test split (default 0: test on validation)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(handler=_cmd_train)
 

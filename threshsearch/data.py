@@ -40,6 +40,18 @@ class Split:
 
 
 @dataclass(frozen=True)
+class SkippedFile:
+    """A file or folder of a dataset's folder that was not read, and why."""
+
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        # Names are shown as they can be printed: a name's undecodable bytes escaped.
+        return f"{self.path.encode('utf-8', 'backslashreplace').decode()}: {self.reason}"
+
+
+@dataclass(frozen=True)
 class ImageDataset:
     """Three splits plus what the batched pipeline needs to know about them."""
 
@@ -52,7 +64,9 @@ class ImageDataset:
     std: tuple[float, ...]
     crop_padding: int  # random-crop padding for training batches; 0: no crop
     flip: bool  # random horizontal flips for training batches
-    skipped: tuple[str, ...] = ()  # files left out as unreadable: "path: why"
+    skipped: tuple[SkippedFile, ...] = ()  # what a folder dataset did not read
+    test_split: str = "the dataset's own test split"  # where the test images come from
+    test_is_validation: bool = False  # test accuracy is measured on the validation split
 
     @property
     def input_size(self) -> int:
@@ -68,8 +82,9 @@ class ImageDataset:
                    for split in (self.train, self.val, self.test))
 
     def to(self, device: torch.device | str) -> ImageDataset:
-        return replace(self, train=self.train.to(device), val=self.val.to(device),
-                       test=self.test.to(device))
+        val = self.val.to(device)
+        return replace(self, train=self.train.to(device), val=val,
+                       test=val if self.test_is_validation else self.test.to(device))
 
 
 # --------------------------------------------------------------------- the hot path
@@ -152,7 +167,7 @@ def _split_off(images: torch.Tensor, labels: torch.Tensor, count: int) -> tuple[
     return Split(images[train], labels[train]), Split(images[val], labels[val])
 
 
-def _channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
     x = images.double() / 255
     return (tuple(x.mean(dim=(0, 2, 3)).tolist()),
             tuple(x.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist()))
@@ -175,7 +190,7 @@ def _digits() -> ImageDataset:
                                   random_state=SPLIT_SEED)
     splits = [Split(images[torch.from_numpy(part)], labels[torch.from_numpy(part)])
               for part in (train, val, test)]
-    mean, std = _channel_stats(splits[0].images)
+    mean, std = channel_stats(splits[0].images)
     return ImageDataset("digits", *splits, num_classes=10, mean=mean, std=std,
                         crop_padding=0, flip=False)
 
@@ -195,7 +210,7 @@ def synthetic(num_classes: int = 10, size: int = 32, train: int = 600, val: int 
         return Split(images, labels)
 
     splits = [make(count) for count in (train, val, test)]
-    mean, std = _channel_stats(splits[0].images)
+    mean, std = channel_stats(splits[0].images)
     return ImageDataset("synthetic", *splits, num_classes=num_classes, mean=mean, std=std,
                         crop_padding=0, flip=False)
 
@@ -252,91 +267,10 @@ def _torchvision_dataset(name: str, root: Path, download: bool) -> ImageDataset:
         tensors.append((images.contiguous(), labels.long()))
     (train_images, train_labels), (test_images, test_labels) = tensors
     train_split, val_split = _split_off(train_images, train_labels, VALIDATION_IMAGES)
-    mean, std = _channel_stats(train_split.images)
+    mean, std = channel_stats(train_split.images)
     return ImageDataset(name, train_split, val_split, Split(test_images, test_labels),
                         num_classes=spec.num_classes, mean=mean, std=std, crop_padding=4,
                         flip=spec.flip)
-
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-FOLDER_VAL_FRACTION = 0.2  # of each class, held out for validation when there is no val/
-
-
-def folder_classes(root: str | Path) -> list[str]:
-    """The class names of an image folder: the subfolders of ``train/`` if there is one,
-    else of the root, sorted. Raises DataError when there are none."""
-    root = Path(root)
-    base = root / "train" if (root / "train").is_dir() else root
-    classes = sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
-    if not classes:
-        raise DataError(f"dataset folder: no class folders under {base} (expected "
-                        f"{root}/<class>/<image> or {root}/train/<class>/<image> with "
-                        f"{root}/val/<class>/<image>)")
-    return classes
-
-
-def _read_images(folder: Path, classes: list[str], size: int
-                 ) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """Every image under ``folder/<class>/`` as RGB, resized to ``size`` once; unreadable
-    files are left out and named."""
-    from PIL import Image, UnidentifiedImageError
-
-    images, labels, skipped = [], [], []
-    for label, name in enumerate(classes):
-        for path in sorted((folder / name).rglob("*")):
-            if not path.is_file() or path.suffix.lower() not in IMAGE_SUFFIXES:
-                continue
-            try:
-                with Image.open(path) as image:
-                    pixels = image.convert("RGB").resize((size, size),
-                                                         Image.Resampling.BILINEAR)
-                images.append(np.asarray(pixels, dtype=np.uint8))
-                labels.append(label)
-            except (OSError, UnidentifiedImageError, ValueError) as error:
-                skipped.append(f"{path}: {type(error).__name__}: {error}")
-    stacked = (torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
-               if images else torch.empty(0, 3, size, size, dtype=torch.uint8))
-    return stacked, torch.tensor(labels, dtype=torch.long), skipped
-
-
-def image_folder(root: str | Path, size: int = 32) -> ImageDataset:
-    """Your own images, in the layout torchvision's ImageFolder reads: ``train/<class>/`` and
-    ``val/<class>/`` (and ``test/<class>/``, else the test split is the validation split), or
-    ``<class>/`` alone, of which a fixed ``FOLDER_VAL_FRACTION`` of each class (seed
-    ``SPLIT_SEED``) is held out for validation and test. Images are converted to RGB and
-    resized to ``size`` x ``size`` once; unreadable files are skipped and listed in
-    ``skipped``."""
-    root = Path(root)
-    classes = folder_classes(root)
-    skipped: list[str] = []
-
-    def read(folder: Path) -> Split:
-        images, labels, bad = _read_images(folder, classes, size)
-        skipped.extend(bad)
-        if not len(labels):
-            raise DataError(f"dataset folder: no readable image under {folder} (classes "
-                            f"{', '.join(classes)}; formats {', '.join(IMAGE_SUFFIXES)})")
-        return Split(images, labels)
-
-    if (root / "train").is_dir():
-        if not (root / "val").is_dir():
-            raise DataError(f"dataset folder: {root}/train/ has no {root}/val/ beside it; "
-                            f"add one, or put the class folders directly under {root}")
-        train, val = read(root / "train"), read(root / "val")
-        test = read(root / "test") if (root / "test").is_dir() else val
-    else:
-        every = read(root)
-        generator = torch.Generator().manual_seed(SPLIT_SEED)
-        held = torch.zeros(len(every), dtype=torch.bool)
-        for label in range(len(classes)):
-            members = torch.nonzero(every.labels == label).flatten()
-            members = members[torch.randperm(len(members), generator=generator)]
-            held[members[:max(1, round(FOLDER_VAL_FRACTION * len(members)))]] = True
-        train = Split(every.images[~held], every.labels[~held])
-        val = test = Split(every.images[held], every.labels[held])
-    mean, std = _channel_stats(train.images)
-    return ImageDataset("folder", train, val, test, num_classes=len(classes), mean=mean,
-                        std=std, crop_padding=size // 8, flip=True, skipped=tuple(skipped))
 
 
 DATASETS = ("cifar10", "cifar100", "svhn", "digits", "synthetic", "folder")
@@ -353,18 +287,24 @@ def num_classes(name: str, root: str | Path = "data") -> int:
 
 @cache
 def _folder_class_count(root: str) -> int:
+    from threshsearch.folders import folder_classes  # folders builds on this module
+
     return len(folder_classes(root))
 
 
 def load_dataset(name: str, root: str | Path = "data", device: str | torch.device = "cpu",
-                 download: bool = True) -> ImageDataset:
+                 download: bool = True, test_fraction: float = 0.0,
+                 max_pixels: int | None = None) -> ImageDataset:
     """Load a dataset by name onto ``device``. ``root`` is where torchvision datasets live
-    (downloaded there on first use) and what ``folder`` reads (see ``image_folder``);
-    digits and synthetic need no files."""
+    (downloaded there on first use) and what ``folder`` reads (see
+    ``threshsearch.folders.image_folder``, which alone takes ``test_fraction`` and
+    ``max_pixels``); digits and synthetic need no files."""
     if name == "digits":
         dataset = _digits()
     elif name == "folder":
-        dataset = image_folder(root, INPUT_SIZE)
+        from threshsearch.folders import MAX_IMAGE_PIXELS, image_folder
+
+        dataset = image_folder(root, INPUT_SIZE, test_fraction, max_pixels or MAX_IMAGE_PIXELS)
     elif name == "synthetic":
         dataset = synthetic()
     elif name in _TORCHVISION:

@@ -22,7 +22,8 @@ def offline_study(tmp_path_factory):
     path.write_text(yaml.safe_dump(data))
     space = load_space(path)
     study = open_study(space)
-    searcher = StudySearcher(space, study, 32, Progress(space, quiet=True), {})
+    stopped = {"t1": "stopped by asha on val_accuracy at the epoch-1 rung (simulated)"}
+    searcher = StudySearcher(space, study, 32, Progress(space, quiet=True), stopped)
     try:
         for index in range(space.study.n_trials):
             trial_id = f"t{index}"

@@ -212,3 +212,25 @@ def test_a_baseline_trains_to_the_end_beside_an_early_stopped_search(ray_session
     assert len(summary.study.trials) == 3
     again = run_search(load_space(path), quiet=True)
     assert again.baselines_trained == 0
+
+
+def test_a_run_says_what_the_folder_skipped_and_that_test_is_validation(tmp_path, capsys):
+    from tests.test_folders import make_classes
+    from threshsearch.data import load_dataset
+    from threshsearch.search.runner import SKIPPED_LIST, announce_dataset
+
+    make_classes(tmp_path / "images")
+    (tmp_path / "images" / "cat" / "junk.png").write_bytes(b"junk")
+    (tmp_path / "images" / ".ipynb_checkpoints").mkdir()
+    space = load_space(write_space(tmp_path))
+    dataset = load_dataset("folder", tmp_path / "images")
+    announce_dataset(space, dataset, quiet=False)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("data: 2 skipped (1 hidden or system folder, 1 undecodable)")
+    assert lines[1].startswith("data: the test split is the validation split")
+    listing = (space.study_dir / SKIPPED_LIST).read_text().splitlines()
+    assert {line.split(": ")[0].rsplit("/", 1)[-1] for line in listing} == {
+        "junk.png", ".ipynb_checkpoints"}
+    held = load_dataset("folder", tmp_path / "images", test_fraction=0.2)
+    announce_dataset(space, held, quiet=False)
+    assert "test split" not in capsys.readouterr().out

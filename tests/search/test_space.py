@@ -144,3 +144,19 @@ def test_load_space_names_the_file(tmp_path):
     path.write_text("study: [unclosed\n")
     with pytest.raises(SpaceError, match="not valid YAML"):
         load_space(path)
+
+
+@pytest.mark.parametrize(("data", "expected"), [
+    ({"dataset": "folder", "test_fraction": 0.5}, r"data\.test_fraction: 0\.5 is invalid"),
+    ({"dataset": "folder", "test_fraction": -0.1}, r"data\.test_fraction: -0\.1 is invalid"),
+    ({"dataset": "synthetic", "test_fraction": 0.1},
+     r"data\.test_fraction: 0\.1 is invalid for dataset 'synthetic'"),
+    ({"dataset": "synthetic", "max_image_pixels": 0}, r"data\.max_image_pixels: 0 is invalid"),
+])
+def test_test_fraction_and_the_image_size_limit_are_checked(tmp_path, data, expected):
+    if data["dataset"] == "folder":
+        (tmp_path / "cat").mkdir()
+        data = {**data, "root": str(tmp_path)}
+    with pytest.raises(SpaceError, match=expected):
+        SearchSpace.from_dict(space_with(data={"device": "cpu", **data}))
+    assert SearchSpace.from_dict(space_with()).data.test_fraction == 0

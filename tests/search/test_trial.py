@@ -23,7 +23,8 @@ def spec(tiny_config):
     return {
         "number": 0, "architecture": tiny_config.to_dict(),
         "recipe": Recipe(batch_size=100, epochs=2, lr=1e-2).to_dict(),
-        "dataset": "synthetic", "data_root": "data", "device": "cpu",
+        "dataset": "synthetic", "data_root": "data", "device": "cpu", "test_fraction": 0.0,
+        "max_image_pixels": 10**8,
         "latency_batch_size": 1, "constraints": [], "seed": 0, "cpus": 1,
         "measurement": {"min_passes": 5, "max_time_s": 0.5, "tolerance": 0.02,
                         "exclusive": True},
@@ -123,3 +124,10 @@ def test_a_worker_imports_none_of_the_driver_modules():
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True).stdout.strip()
     assert loaded == "[]"
+
+
+def test_a_trial_takes_the_lock_folder_the_driver_passes(spec, tmp_path):
+    spec["recipe"]["epochs"] = 1
+    spec["lock_env"] = {"THRESHSEARCH_LOCK_DIR": str(tmp_path / "locks")}
+    evaluate_candidate(spec, [].append)
+    assert sorted(p.name for p in (tmp_path / "locks").iterdir()) == ["cpu.gate", "cpu.lock"]

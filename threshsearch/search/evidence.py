@@ -50,13 +50,14 @@ class RungRecord:
 
 def rung_evidence(trials: Sequence[FrozenTrial], metrics: Sequence[str],
                   directions: Sequence[str], milestones: Sequence[int]) -> list[RungRecord]:
-    """What every stored trial showed at each rung it reached, as it showed it then. A trial
-    that a heartbeat retry re-runs is left out: its re-run will record its own evidence, as
-    it would have once in an uninterrupted study."""
+    """What every finished trial showed at each rung it reached, as it showed it then. A
+    trial still running (perhaps of a driver that died, and soon to be retried) or one that
+    a retry re-runs is left out: the re-run will record its own evidence, as it would have
+    once in an uninterrupted study, and is never ranked against its own earlier attempt."""
     superseded = retried_numbers(list(trials))
     records = []
     for trial in trials:
-        if trial.number in superseded:
+        if trial.number in superseded or not trial.state.is_finished():
             continue
         cheap = {key: value for key, value in trial.user_attrs.items() if key in CHEAP_METRICS}
         for entry in trial.user_attrs.get(LEARNING_CURVE) or []:

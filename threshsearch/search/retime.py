@@ -11,6 +11,7 @@ from typing import Any
 
 import optuna
 
+from threshsearch.devicelock import lock_env
 from threshsearch.search.storage import pareto_trials
 from threshsearch.search.trial import retime_network
 
@@ -48,7 +49,8 @@ def retime_front(study: optuna.Study, input_size: int, quiet: bool = False) -> l
         # One at a time: each waits for the last, so no two measurements share the machine.
         record = ray.get(task.remote(trial.user_attrs["architecture"], input_size,
                                      data.get("device", "auto"), measurement,
-                                     data.get("latency_batch_size", 1), resources["cpus"]))
+                                     data.get("latency_batch_size", 1), resources["cpus"],
+                                     lock_env()))
         records[trial.number] = record
         study.set_user_attr(RETIMED, {str(number): value for number, value in records.items()})
         item = Retimed(trial.number, float(trial.user_attrs.get("latency_ms", float("nan"))),

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import optuna
 
-from threshsearch.data import load_dataset
+from threshsearch.data import ImageDataset, load_dataset
+from threshsearch.folders import skipped_summary
 from threshsearch.search.baselines import open_baselines_study
 from threshsearch.search.cluster import check_cluster, connect_ray, quiet_ray
 from threshsearch.search.progress import Progress
@@ -48,6 +49,7 @@ def open_study(space: SearchSpace) -> optuna.Study:
                          f"{', '.join(space.metric_names)}; use another study.name")
     # What an exported result needs besides the trial: how its data was set up.
     study.set_user_attr("data", {"dataset": space.data.dataset, "root": space.data.root,
+                                 "test_fraction": space.data.test_fraction,
                                  "num_classes": space.num_classes,
                                  "device": space.data.device,
                                  "latency_batch_size": space.data.latency_batch_size})
@@ -58,6 +60,23 @@ def open_study(space: SearchSpace) -> optuna.Study:
     study.set_user_attr("sampler", {"kind": choice.kind, "settings": choice.settings,
                                     "reason": choice.reason})
     return study
+
+
+SKIPPED_LIST = "skipped-files.txt"  # under the study folder: what the data folder did not read
+
+
+def announce_dataset(space: SearchSpace, dataset: ImageDataset, quiet: bool) -> None:
+    """Say at the start of a run what the data folder did not read (every entry listed in
+    the study folder) and when the test split is the validation split."""
+    if dataset.skipped:
+        listing = space.study_dir / SKIPPED_LIST
+        listing.parent.mkdir(parents=True, exist_ok=True)
+        listing.write_text("".join(f"{item}\n" for item in dataset.skipped))
+        if not quiet:
+            print(f"data: {skipped_summary(dataset.skipped)}; every one listed in {listing}")
+    if dataset.test_is_validation and not quiet:
+        print(f"data: the test split is {dataset.test_split}; set data.test_fraction to "
+              f"hold out a test split")
 
 
 @dataclass
@@ -83,10 +102,10 @@ def run_search(space: SearchSpace, address: str | None = None, quiet: bool = Fal
     from threshsearch.search.searcher import StudySearcher
 
     # Fail fast on the driver (missing dataset files, bad root) before any worker starts.
-    dataset = load_dataset(space.data.dataset, space.data.root, "cpu")
-    if dataset.skipped and not quiet:
-        print(f"data: {len(dataset.skipped)} unreadable files skipped, e.g. "
-              f"{dataset.skipped[0]}")
+    dataset = load_dataset(space.data.dataset, space.data.root, "cpu",
+                           test_fraction=space.data.test_fraction,
+                           max_pixels=space.data.max_image_pixels)
+    announce_dataset(space, dataset, quiet)
     started_ray = not ray.is_initialized()
     if started_ray:
         connect_ray(address)
@@ -95,6 +114,7 @@ def run_search(space: SearchSpace, address: str | None = None, quiet: bool = Fal
         check_cluster(space, dataset, f"the Ray cluster at {address}" if address
                       else "this machine's Ray")
         study = open_study(space)
+        study.set_user_attr("test_split", dataset.test_split)
         progress = Progress(space, quiet)
         # The rungs start from every epoch already in the storage: a resumed study prunes
         # on the same evidence as one that was never interrupted.

@@ -2,12 +2,17 @@
 
 ``StudySearcher`` uses the study through ask and tell, so each trial ends in the state it
 earned: COMPLETE with its objectives when it trained to the end; PRUNED when early stopping
-(or the time budget) stopped it (Ray's own OptunaSearch would tell such a trial COMPLETE with
-truncated values) or when it broke a constraint before training, with the constraint's values
-told to the sampler; FAIL with a reason when it raised. Every epoch's values go to the storage
-as they come (the learning curve), so a resumed study's scheduler decides on the same
-evidence. Configs already evaluated in the study are not trained again, and the trial budget
-counts every trial already in the storage, so rerunning the same command resumes the study.
+stopped it (Ray's own OptunaSearch would tell such a trial COMPLETE with truncated values) or
+when it broke a constraint before training, with the constraint's values told to the sampler;
+FAIL with a reason when it raised. A trial the time budget cut short is FAIL with status
+``timed_out`` (samplers leave FAIL trials out: the network is not bad, only unfinished) and is
+queued again, to run first when the study resumes. Constraints on the profiled metrics
+(params, MAdd, Flops, memory traffic, CIO, activations) are checked here, before a trial is
+handed out: a config that breaks one never reaches a worker. Every epoch's values go to the
+storage as they come (the learning curve; restarted when Tune re-runs a trial whose worker
+died), so a resumed study's scheduler decides on the same evidence. Configs already
+evaluated in the study are not trained again, and the trial budget counts every trial
+already in the storage, so rerunning the same command resumes the study.
 This module imports Ray: the runner imports it only when a search starts.
 """
 
@@ -16,7 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +31,7 @@ from optuna.trial import FrozenTrial, TrialState
 from ray.tune.search import Searcher
 
 from threshsearch.config import ConfigError
+from threshsearch.devicelock import lock_env
 from threshsearch.presets import get_preset
 from threshsearch.search.baselines import still_to_train
 from threshsearch.search.evidence import LEARNING_CURVE, curve_entry
@@ -36,6 +42,8 @@ from threshsearch.search.storage import (
     REASON,
     STATUS,
     STOPPED_AT,
+    TIMED_OUT,
+    queue_retry,
     retried_numbers,
     trial_status,
 )
@@ -49,11 +57,16 @@ from threshsearch.search.trial import (
     MEASURE_S,
     NODE,
     PAUSED_S,
+    PROFILED_METRICS,
     THROUGHPUT,
     WARNINGS,
+    profiled_metrics,
+    violated_constraint,
 )
 
 WAIT_POLL_S = 1.0  # how often to look again while waiting for other drivers' trials
+RESTARTS = "restarts"  # user attr: how often Tune re-ran the trial (its worker died)
+DEVICES = "devices"  # study user attr: the devices its trials ran on, when more than one
 
 
 def trial_spec(space: SearchSpace, trial: optuna.Trial, config_dict: dict[str, Any],
@@ -65,6 +78,8 @@ def trial_spec(space: SearchSpace, trial: optuna.Trial, config_dict: dict[str, A
         "recipe": recipe_dict,
         "dataset": space.data.dataset,
         "data_root": str(Path(space.data.root).resolve()),
+        "test_fraction": space.data.test_fraction,
+        "max_image_pixels": space.data.max_image_pixels,
         "device": space.data.device,
         "latency_batch_size": space.data.latency_batch_size,
         "measurement": space.measurement.for_trials(),
@@ -72,6 +87,9 @@ def trial_spec(space: SearchSpace, trial: optuna.Trial, config_dict: dict[str, A
                         for c in space.constraints],
         "seed": trial.user_attrs["seed"],
         "cpus": space.resources.cpus,
+        # The driver's device-lock settings reach every node's trials this way: Ray starts
+        # workers in the environment of each node's `ray start`, not the driver's.
+        "lock_env": lock_env(),
     }
 
 
@@ -112,6 +130,11 @@ class StudySearcher(Searcher):
         self.started: dict[str, float] = {}
         self.last_results: dict[str, dict[str, Any]] = {}
         self.curves: dict[str, list[dict[str, Any]]] = {}
+        self.restarts: dict[str, int] = {}
+        self.devices = {trial.user_attrs["device"] for trial in study.get_trials(deepcopy=False)
+                        if trial.user_attrs.get("device")}
+        self.profiled_constraints = tuple(constraint for constraint in space.constraints
+                                          if constraint.metric in PROFILED_METRICS)
         self.baselines = baselines
         self.baseline_queue = (still_to_train(baselines, space.baselines)
                                if baselines is not None else [])
@@ -241,6 +264,16 @@ class StudySearcher(Searcher):
         if twin is not None:
             self._settle_duplicate(trial, twin)
             return None
+        if self.profiled_constraints:
+            figures = profiled_metrics(config, self.input_size)
+            reason = violated_constraint([asdict(c) for c in self.profiled_constraints],
+                                         figures)
+            if reason:
+                self._end(trial, TrialState.PRUNED, "infeasible", attrs=figures,
+                          constraints=constraint_values(self.profiled_constraints, figures),
+                          reason=f"constraint: {reason} (known before training: the trial "
+                                 f"was not run)")
+                return None
         return trial_spec(self.space, trial, config.to_dict(), recipe.to_dict())
 
     def _settle_duplicate(self, trial: optuna.Trial, twin: FrozenTrial) -> None:
@@ -275,12 +308,18 @@ class StudySearcher(Searcher):
 
     def _record_epoch(self, trial_id: str, trial: optuna.Trial,
                       result: dict[str, Any]) -> None:
-        """Add the result's epoch to the trial's stored learning curve (once)."""
+        """Add the result's epoch to the trial's stored learning curve (once). An epoch at or
+        before the last one is Tune running the trial again (its worker died) under the same
+        id: the curve starts again rather than splice two attempts."""
         entry = curve_entry(result)
         curve = self.curves.setdefault(trial_id, [])
-        if entry is None or (curve and curve[-1]["epoch"] >= entry["epoch"]):
+        if entry is None or (curve and curve[-1] == entry):  # the same report, seen again
             return
-        if not curve:  # known before training: written once, with the first epoch
+        if curve and curve[-1]["epoch"] >= entry["epoch"]:
+            curve.clear()
+            self.restarts[trial_id] = self.restarts.get(trial_id, 0) + 1
+            trial.set_user_attr(RESTARTS, self.restarts[trial_id])
+        if not curve:  # known before training: written with the first epoch
             for key in CHEAP_METRICS:
                 if key in result:
                     trial.set_user_attr(key, result[key])
@@ -298,6 +337,7 @@ class StudySearcher(Searcher):
             # Tune does not pass the searcher the result its scheduler stopped on.
             self._record_epoch(trial_id, trial, result)
             self.curves.pop(trial_id, None)
+            self.restarts.pop(trial_id, None)
             if trial.user_attrs.get(BASELINE):
                 self.baseline_s += float(result.get(COMPUTE_S, 0.0))
             wall = time.perf_counter() - self.started.pop(trial_id)
@@ -313,6 +353,7 @@ class StudySearcher(Searcher):
                       MEASURE_S: result.get(MEASURE_S), PAUSED_S: result.get(PAUSED_S),
                       "epochs": epochs,
                       NODE: result.get(NODE), COMPUTE_S: compute, "wall_s": wall}
+            attrs[WARNINGS] = [*attrs[WARNINGS], *self._device_warning(result.get("device"))]
             priced = all(metric in result for metric in CHEAP_METRICS)
             constraints = constraint_values(self.space.constraints, result) if priced \
                 else None
@@ -328,11 +369,32 @@ class StudySearcher(Searcher):
                 values = [float(result[name]) for name in self.space.metric_names]
                 self._end(trial, TrialState.COMPLETE, "complete", values=values,
                           attrs=attrs, constraints=constraints)
-            else:
-                reason = self.stop_reasons.get(trial_id) or (
-                    f"stopped when the time budget ran out, after epoch {epochs}")
-                self._end(trial, TrialState.PRUNED, "pruned", reason=reason,
+            elif trial_id in self.stop_reasons:
+                self._end(trial, TrialState.PRUNED, "pruned",
+                          reason=self.stop_reasons[trial_id],
                           attrs={**attrs, STOPPED_AT: epochs}, constraints=constraints)
+            else:
+                # Cut by the time budget (or the run's end): unfinished, not bad. FAIL keeps
+                # it from the samplers; the retry trains the network when the study resumes.
+                self._end(trial, TrialState.FAIL, TIMED_OUT,
+                          reason=f"stopped when the time budget ran out, after epoch {epochs}; "
+                                 f"queued to run again when the study resumes",
+                          attrs={**attrs, STOPPED_AT: epochs}, constraints=constraints)
+                queue_retry(self.study, self.storage.get_trial(trial._trial_id))
+
+    def _device_warning(self, device: str | None) -> list[str]:
+        """A warning, and the study's record of its devices, the first time a trial runs on
+        a device other than those before it: latencies of different devices share an axis."""
+        if not device or device in self.devices:
+            return []
+        self.devices.add(device)
+        if len(self.devices) < 2:
+            return []
+        names = sorted(self.devices)
+        self.study.set_user_attr(DEVICES, names)
+        return [f"this study's trials ran on different devices ({', '.join(names)}): their "
+                f"latencies and training speeds are not comparable; give every trial one "
+                f"kind of node (resources.gpus, or a cluster of alike nodes)"]
 
     def close(self) -> None:
         self.stop.set()

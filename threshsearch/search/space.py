@@ -22,6 +22,7 @@ from threshsearch.config import (
     read_structured_file,
 )
 from threshsearch.data import DATASETS, INPUT_SIZE, DataError, num_classes
+from threshsearch.folders import MAX_IMAGE_PIXELS, MAX_TEST_FRACTION
 from threshsearch.measure import DEVICES
 from threshsearch.presets import PRESETS, get_preset
 from threshsearch.search.baselines import parse_baselines
@@ -110,6 +111,8 @@ class DataSettings:
     latency_batch_size: int = 1
     ship: bool = True  # the driver ships the prepared dataset to the workers (Ray's object
     # store); false: every node reads data.root itself
+    test_fraction: float = 0.0  # folder without test/: share of each class held out as test
+    max_image_pixels: int = MAX_IMAGE_PIXELS  # folder: larger images are skipped, unread
 
 
 @dataclass(frozen=True)
@@ -401,6 +404,12 @@ def _check_data(data: DataSettings, problems: list[str]) -> None:
     check_choice(problems, "data.device", data.device, DEVICES)
     check_int(problems, "data.latency_batch_size", data.latency_batch_size, 1, 4096)
     check_bool(problems, "data.ship", data.ship)
+    check_number(problems, "data.test_fraction", data.test_fraction, 0, MAX_TEST_FRACTION,
+                 high_inclusive=False)
+    if data.test_fraction and data.dataset != "folder":
+        problems.append(f"data.test_fraction: {show(data.test_fraction)} is invalid for "
+                        f"dataset {show(data.dataset)}, which has a test split; expected 0")
+    check_int(problems, "data.max_image_pixels", data.max_image_pixels, 1, 10**12)
 
 
 def _parse_train(data: Any, data_settings: DataSettings, problems: list[str]

@@ -24,7 +24,8 @@ warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to b
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 SCHEMA_ATTEMPTS = 4
-STATUS = "status"  # user attr: complete, pruned, failed, infeasible, duplicate
+STATUS = "status"  # user attr: complete, pruned, timed_out, failed, infeasible, duplicate
+TIMED_OUT = "timed_out"  # a trial the time budget cut short: FAIL in Optuna, queued again
 BASELINES_SUFFIX = "-baselines"  # a study's companion of baselines is named <study>-baselines
 REASON = "reason"  # user attr: why a trial failed, was infeasible or was pruned
 STOPPED_AT = "stopped_at_epoch"  # user attr: the rung (epoch) an early stop came at
@@ -98,6 +99,16 @@ def retried_numbers(trials: list[FrozenTrial]) -> set[int]:
             for number in RetryHeartbeatStaleTrialCallback.retry_history(trial)}
 
 
+def queue_retry(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Queue ``trial``'s parameters again, as a WAITING trial with Optuna's retry record (the
+    one its heartbeat retries write), so that ``retried_numbers`` counts ``trial`` as re-run.
+    Unlike Optuna's retry callbacks it copies no user attribute: the retry records its own."""
+    history = [*RetryHeartbeatStaleTrialCallback.retry_history(trial), trial.number]
+    study.add_trial(optuna.trial.create_trial(
+        state=TrialState.WAITING, params=trial.params, distributions=trial.distributions,
+        system_attrs={"failed_trial": trial.number, "retry_history": history}))
+
+
 def pareto_trials(study: optuna.Study) -> list[FrozenTrial]:
     """The Pareto-optimal COMPLETE trials, one per network: a duplicate of a front member
     (the same config, its result reused) is not a second result."""
@@ -109,7 +120,7 @@ def pareto_trials(study: optuna.Study) -> list[FrozenTrial]:
 
 
 def trial_status(trial: FrozenTrial) -> str:
-    """complete, pruned, failed, infeasible, duplicate, running or waiting."""
+    """complete, pruned, timed_out, failed, infeasible, duplicate, running or waiting."""
     if trial.state == TrialState.RUNNING:
         return "running"
     if trial.state == TrialState.WAITING:

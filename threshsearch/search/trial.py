@@ -11,6 +11,7 @@ without Ray; ``ray_trainable`` is the same thing as a Ray Tune function trainabl
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -23,7 +24,7 @@ import torch
 from threshsearch.api import profile
 from threshsearch.config import ArchitectureConfig
 from threshsearch.data import ImageDataset, load_dataset
-from threshsearch.devicelock import DeviceLock, device_key, device_lock
+from threshsearch.devicelock import DeviceLock, LockSettings, device_key, device_lock
 from threshsearch.latency import LatencySettings, estimate_latency
 from threshsearch.measure import resolve_device
 from threshsearch.nn import build_model
@@ -70,19 +71,24 @@ def _shipped(data: ShippedData, device: torch.device) -> ImageDataset:
 
 
 @lru_cache(maxsize=2)
-def _dataset(name: str, root: str, device: str) -> ImageDataset:
+def _dataset(name: str, root: str, device: str, test_fraction: float, max_pixels: int
+             ) -> ImageDataset:
     # A reused Ray worker keeps its dataset on the device between trials.
-    return load_dataset(name, root, device)
+    return load_dataset(name, root, device, test_fraction=test_fraction,
+                        max_pixels=max_pixels)
 
 
-def latency_setup(measurement: dict[str, Any], batch_size: int, device: torch.device
+def latency_setup(measurement: dict[str, Any], batch_size: int, device: torch.device,
+                  lock_env: dict[str, str] | None = None
                   ) -> tuple[LatencySettings, DeviceLock | None]:
     """The estimator's settings from a spec's ``measurement`` record, and the device's lock
-    when the measurement is to have the device to itself."""
+    when the measurement is to have the device to itself: set up by this node's
+    THRESHSEARCH_LOCK_* variables, overridden by those the driver passed (``lock_env``)."""
     settings = dict(measurement)
     exclusive = settings.pop("exclusive", True)
+    lock_settings = LockSettings.from_env({**os.environ, **(lock_env or {})})
     return (LatencySettings(batch_size=batch_size, **settings),
-            device_lock(device_key(device)) if exclusive else None)
+            device_lock(device_key(device), lock_settings) if exclusive else None)
 
 
 def timed_latency(model: torch.nn.Module, input_size: int, device: torch.device,
@@ -92,6 +98,7 @@ def timed_latency(model: torch.nn.Module, input_size: int, device: torch.device,
     which) and any warning about it, measured under ``lock`` held exclusive."""
     start = time.perf_counter()
     waited_before = lock.waited_s if lock else 0.0
+    notices_before = len(lock.notices) if lock else 0
     if lock is None:
         estimate = estimate_latency(model, input_size, device, settings)
     else:
@@ -104,21 +111,30 @@ def timed_latency(model: torch.nn.Module, input_size: int, device: torch.device,
     warnings = [] if estimate.stable else [
         f"latency did not settle within measurement.max_time_s ({settings.max_time_s:g} s): "
         f"{estimate.passes} passes timed; the estimate is less certain"]
+    warnings += lock.notices[notices_before:] if lock else []
     return record, warnings
+
+
+PROFILED_METRICS = ("params", "madd", "flops", "memrw_mib", "cio", "activation_mib")
+
+
+def profiled_metrics(config: ArchitectureConfig, input_size: int) -> dict[str, float]:
+    """The metrics known without a device (meta-device profiling): the driver checks
+    constraints on them before a trial is handed out, and a trial reports them."""
+    figures = profile(config, input_size)
+    return {metric: getattr(figures, metric) for metric in PROFILED_METRICS}
 
 
 def price(config: ArchitectureConfig, input_size: int, device: torch.device,
           settings: LatencySettings, lock: DeviceLock | None = None
           ) -> tuple[torch.nn.Module, dict[str, Any]]:
     """The model (built for training) and its cheap metrics: profiler figures and latency."""
-    figures = profile(config, input_size)
+    figures = profiled_metrics(config, input_size)
     model = build_model(config).to(device)
     latency, warnings = timed_latency(model, input_size, device, settings, lock,
                                       SEARCH_MEASUREMENT if lock else "search, shared device")
     return model, {
-        "params": figures.params, "madd": figures.madd, "flops": figures.flops,
-        "memrw_mib": figures.memrw_mib, "cio": figures.cio,
-        "activation_mib": figures.activation_mib, "latency_ms": latency["latency_ms"],
+        **figures, "latency_ms": latency["latency_ms"],
         LATENCY: latency, MEASURE_S: latency[MEASURE_S], WARNINGS: warnings,
         "device": latency["device"], "versions": package_versions(),
     }
@@ -180,9 +196,11 @@ def evaluate_candidate(spec: dict[str, Any], report: Report, data: ShippedData |
     config = ArchitectureConfig.from_dict(spec["architecture"])
     recipe = Recipe.from_dict(spec["recipe"])
     dataset = (_shipped(data, device) if data is not None
-               else _dataset(spec["dataset"], spec["data_root"], str(device)))
+               else _dataset(spec["dataset"], spec["data_root"], str(device),
+                             spec["test_fraction"], spec["max_image_pixels"]))
     config.check_input_size(dataset.input_size)
-    settings, lock = latency_setup(spec["measurement"], spec["latency_batch_size"], device)
+    settings, lock = latency_setup(spec["measurement"], spec["latency_batch_size"], device,
+                                   spec.get("lock_env"))
     model, cheap = price(config, dataset.input_size, device, settings, lock)
     reason = violated_constraint(spec["constraints"], cheap)
     if reason:
@@ -191,11 +209,14 @@ def evaluate_candidate(spec: dict[str, Any], report: Report, data: ShippedData |
         return
     trainer = Trainer(model, dataset, recipe, seed=spec["seed"], device_lock=lock)
     paused_before = lock.paused_s if lock else 0.0
+    notices_before = len(lock.notices) if lock else 0
 
     def each_epoch(metrics: EpochMetrics) -> None:
         done = metrics.epoch >= recipe.epochs
         paused = (lock.paused_s - paused_before) if lock else 0.0
+        notices = lock.notices[notices_before:] if lock else []
         report({**cheap, **_epoch_metrics(trainer.history), PAUSED_S: paused,
+                WARNINGS: [*cheap[WARNINGS], *notices],
                 COMPUTE_S: time.perf_counter() - start, **({DONE: True} if done else {})})
 
     result = trainer.fit(recipe.epochs, [each_epoch])
@@ -223,13 +244,13 @@ RETIMED_MEASUREMENT = "re-timed after the search, one network at a time"
 
 
 def retime_network(architecture: dict[str, Any], input_size: int, device: str,
-                   measurement: dict[str, Any], batch_size: int, cpus: float
-                   ) -> dict[str, Any]:
+                   measurement: dict[str, Any], batch_size: int, cpus: float,
+                   lock_env: dict[str, str] | None = None) -> dict[str, Any]:
     """Time one network again, as a trial would but with nothing else running: the latency
     record (``measurement`` says which it is) and any warning in it."""
     torch.set_num_threads(max(1, int(cpus)))
     target = resolve_device(device)
-    settings, lock = latency_setup(measurement, batch_size, target)
+    settings, lock = latency_setup(measurement, batch_size, target, lock_env)
     model = build_model(ArchitectureConfig.from_dict(architecture)).to(target)
     record, warnings = timed_latency(model, input_size, target, settings, lock,
                                      RETIMED_MEASUREMENT)

@@ -1,0 +1,148 @@
+"""The study's searcher without Ray running: what it stores for each way a trial ends, and
+what a resumed study's scheduler starts from."""
+
+import time
+
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from tests.search.helpers import write_space
+from threshsearch.search.progress import Progress
+from threshsearch.search.runner import open_study
+from threshsearch.search.space import load_space
+from threshsearch.search.storage import retried_numbers
+
+CHEAP = {"params": 5000, "madd": 1e6, "flops": 1e6, "memrw_mib": 1.0, "cio": 1e4,
+         "activation_mib": 0.5, "latency_ms": 1.0, "device": "cpu"}
+
+
+def epoch_result(epoch: int, accuracy: float, **extra) -> dict:
+    return {**CHEAP, "epoch": epoch, "val_accuracy": accuracy, "train_loss": 1.0 / epoch,
+            "val_loss": 1.0, "epoch_time_s": 0.1 + accuracy, "train_images_per_s": 100.0,
+            "compute_s": 1.0, **extra}
+
+
+def make_space(tmp_path, constraints=(), **space):
+    path = write_space(tmp_path)
+    data = yaml.safe_load(path.read_text())
+    data["constraints"] = list(constraints)
+    data["space"].update(space)
+    path.write_text(yaml.safe_dump(data))
+    return load_space(path)
+
+
+def make_searcher(space, study=None, stop_reasons=None):
+    from threshsearch.search.searcher import StudySearcher
+
+    study = study or open_study(space)
+    return StudySearcher(space, study, 32, Progress(space, quiet=True), stop_reasons or {})
+
+
+@pytest.fixture
+def searcher(tmp_path):
+    made = make_searcher(make_space(tmp_path, growth=4))
+    yield made
+    made.close()
+
+
+def stored(searcher, number: int):
+    return searcher.study.get_trials(deepcopy=False)[number]
+
+
+def test_a_trial_cut_by_the_time_budget_is_retried_not_settled(searcher):
+    spec = searcher.suggest("ray-1")
+    searcher.on_trial_result("ray-1", epoch_result(1, 0.3))
+    searcher.on_trial_complete("ray-1", epoch_result(1, 0.3))
+    cut = stored(searcher, 0)
+    assert cut.user_attrs["status"] == "timed_out"
+    # FAIL: samplers leave it out, rather than learn from it as a bad (PRUNED) network.
+    assert cut.state == TrialState.FAIL
+    assert cut.user_attrs["reason"].startswith("stopped when the time budget ran out")
+    retry = stored(searcher, 1)
+    assert retry.state == TrialState.WAITING and retry.params == cut.params
+    assert retried_numbers(searcher.study.get_trials()) == {0}
+    again = searcher.suggest("ray-2")
+    assert again is not None and again["architecture"] == spec["architecture"], \
+        "the next trial trains the cut network; it is no duplicate of it"
+
+
+def test_a_retried_attempt_restarts_its_learning_curve(searcher):
+    searcher.suggest("ray-1")
+    for epoch, accuracy in ((1, 0.1), (2, 0.2)):
+        searcher.on_trial_result("ray-1", epoch_result(epoch, accuracy))
+    # The worker died; Tune runs the trial again under the same id, from epoch 1.
+    for epoch, accuracy in ((1, 0.4), (2, 0.5), (3, 0.6)):
+        searcher.on_trial_result("ray-1", epoch_result(epoch, accuracy))
+    searcher.on_trial_complete("ray-1", epoch_result(3, 0.6, trial_done=True))
+    trial = stored(searcher, 0)
+    curve = trial.user_attrs["learning_curve"]
+    assert [(e["epoch"], e["val_accuracy"]) for e in curve] == [(1, 0.4), (2, 0.5), (3, 0.6)]
+    assert trial.user_attrs["restarts"] == 1
+
+
+def test_trials_on_different_devices_are_warned_of_and_recorded(searcher):
+    numbers = []
+    for index, device in enumerate(("cpu", "cpu", "NVIDIA H200")):
+        numbers.append(searcher.suggest(f"ray-{index}")["number"])
+        result = epoch_result(3, 0.5, trial_done=True, device=device)
+        searcher.on_trial_complete(f"ray-{index}", result)
+    assert searcher.study.user_attrs["devices"] == ["NVIDIA H200", "cpu"]
+    warnings = [stored(searcher, n).user_attrs["warnings"] for n in numbers]
+    assert warnings[:2] == [[], []]
+    assert "ran on different devices (NVIDIA H200, cpu)" in warnings[2][0]
+
+
+def test_a_config_breaking_a_profiled_constraint_never_reaches_a_worker(tmp_path):
+    space = make_space(tmp_path, [{"metric": "params", "max": 60000},
+                                  {"metric": "memrw_mib", "min": 0.01}], growth=48)
+    searcher = make_searcher(space)
+    try:
+        assert searcher.suggest("ray-1") == "FINISHED", "every draw is infeasible"
+    finally:
+        searcher.close()
+    trials = searcher.study.get_trials()
+    assert len(trials) == space.study.n_trials
+    assert trials[0].user_attrs["status"] == "infeasible"
+    for trial in trials:
+        assert trial.state == TrialState.PRUNED
+        assert trial.user_attrs["status"] in ("infeasible", "duplicate")
+        if trial.user_attrs["status"] == "duplicate":
+            continue
+        assert trial.user_attrs["reason"].startswith("constraint: params")
+        assert trial.user_attrs["params"] > 60000 and "latency_ms" not in trial.user_attrs
+        assert set(trial.constraints) == {"params_max", "memrw_mib_min"}
+        assert trial.constraints["params_max"] > 0 >= trial.constraints["memrw_mib_min"]
+
+
+def test_a_latency_constraint_is_left_to_the_worker(tmp_path):
+    space = make_space(tmp_path, [{"metric": "latency_ms", "max": 1e-9}], growth=48)
+    searcher = make_searcher(space)
+    try:
+        spec = searcher.suggest("ray-1")
+    finally:
+        searcher.close()
+    assert isinstance(spec, dict) and spec["constraints"][0]["metric"] == "latency_ms"
+
+
+def test_a_dead_drivers_unfinished_curves_are_no_rung_evidence(tmp_path):
+    from threshsearch.search.schedulers import make_early_stopper
+
+    space = make_space(tmp_path, growth=4)
+    dead = make_searcher(space)
+    dead.suggest("ray-1")
+    dead.on_trial_result("ray-1", epoch_result(1, 0.9))
+    dead.close()  # the driver dies: its trial stays RUNNING, its heartbeat stops
+    study = open_study(space)
+    assert make_early_stopper(space, study.get_trials()).evidence == 0, \
+        "restarted at once: the trial still runs in the storage"
+    time.sleep(space.study.grace_s + 1)
+    resumed = make_searcher(space, study)
+    try:
+        resumed.suggest("ray-2")  # fails the stale trial and runs its retry
+    finally:
+        resumed.close()
+    trials = study.get_trials()
+    assert trials[0].state == TrialState.FAIL and retried_numbers(trials) == {0}
+    stopper = make_early_stopper(space, trials)
+    assert stopper.evidence == 0, "the retry is not ranked against its own earlier attempt"
