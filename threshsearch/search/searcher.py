@@ -46,12 +46,14 @@ from threshsearch.search.trial import (
     FAILED,
     INFEASIBLE,
     LATENCY,
+    MEASURE_LATENCY,
     MEASURE_S,
     NODE,
     PAUSED_S,
     THROUGHPUT,
     WARNINGS,
 )
+from threshsearch.search.worktime import WORKER_TIME, WorkTally
 
 WAIT_POLL_S = 1.0  # how often to look again while waiting for other drivers' trials
 
@@ -72,6 +74,8 @@ def trial_spec(space: SearchSpace, trial: optuna.Trial, config_dict: dict[str, A
                         for c in space.constraints],
         "seed": trial.user_attrs["seed"],
         "cpus": space.resources.cpus,
+        "gpus": space.resources.gpus,
+        MEASURE_LATENCY: space.measures_latency,
     }
 
 
@@ -120,8 +124,7 @@ class StudySearcher(Searcher):
         self.deadline = (time.monotonic() + space.study.timeout_s
                          if space.study.timeout_s else None)
         self.next_look = 0.0
-        self.compute_s = 0.0
-        self.wall_s = 0.0
+        self.work = WorkTally()  # where this run's worker time went
         self.stop = threading.Event()
         self.beat = threading.Thread(target=self._heartbeat, daemon=True)
         self.beat.start()
@@ -302,8 +305,8 @@ class StudySearcher(Searcher):
                 self.baseline_s += float(result.get(COMPUTE_S, 0.0))
             wall = time.perf_counter() - self.started.pop(trial_id)
             compute = float(result.get(COMPUTE_S, 0.0))
-            self.wall_s += wall
-            self.compute_s += compute
+            account = _nested(result, WORKER_TIME)
+            self.work.add(account, wall)
             attrs = {key: result[key] for key in METRICS if key in result}
             epochs = result.get("epoch", 0)
             attrs |= {"device": result.get("device"), "versions": _nested(result, "versions"),
@@ -312,8 +315,9 @@ class StudySearcher(Searcher):
                       WARNINGS: result.get(WARNINGS) or [],
                       MEASURE_S: result.get(MEASURE_S), PAUSED_S: result.get(PAUSED_S),
                       "epochs": epochs,
-                      NODE: result.get(NODE), COMPUTE_S: compute, "wall_s": wall}
-            priced = all(metric in result for metric in CHEAP_METRICS)
+                      NODE: result.get(NODE), COMPUTE_S: compute, "wall_s": wall,
+                      WORKER_TIME: account}
+            priced = all(c.metric in result for c in self.space.constraints)
             constraints = constraint_values(self.space.constraints, result) if priced \
                 else None
             if error or FAILED in result:
