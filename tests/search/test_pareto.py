@@ -85,3 +85,20 @@ def test_hypervolume_counts_only_the_region_of_interest():
     assert hypervolume([(-0.5, 1.0), (-0.25, 2.0)], reference) == pytest.approx(1.0)
     assert hypervolume([(-0.5, 4.0)], reference) == 0.0
     assert hypervolume([], reference) == 0.0
+
+
+def test_non_finite_points_form_the_last_front_and_spread_no_nan():
+    points = np.array([[1, 5], [math.nan, 0], [5, 1], [3, 3], [-math.inf, 9], [2, 2]])
+    fronts = [sorted(front.tolist()) for front in non_dominated_fronts(points)]
+    assert fronts == [[0, 2, 5], [3], [1, 4]]
+    distances = crowding_distances(points[[0, 2, 5, 1]])
+    assert not np.isnan(distances).any()
+    assert distances[3] == 0 and np.isinf(distances[[0, 1]]).all() and distances[2] > 0
+
+
+def test_a_nan_point_ranks_last_at_a_rung_and_never_blocks_the_others():
+    others = [(-0.5, 2.0), (-0.6, 3.0), (-0.7, 4.0)]
+    nan = rank_at_rung(others, (math.nan, 1.0), 2)
+    assert nan.ahead == 3 and not nan.continues
+    after = rank_at_rung([*others, (math.nan, 1.0)], (-0.8, 1.5), 2)
+    assert after.front == 0 and after.ahead == 0 and after.continues

@@ -1,6 +1,9 @@
 """Pareto ranking of objective vectors: non-dominated sorting, crowding distance, the rank of
 one point among others, and the hypervolume of a front. Every vector here is minimised:
-callers negate the objectives they maximise (``minimised``)."""
+callers negate the objectives they maximise (``minimised``). A point with a non-finite value
+(a NaN loss, an infinite latency) ranks last: it neither dominates nor is dominated in any
+useful sense, so it is put on a front of its own behind every finite point and is left out of
+the crowding distances of the others."""
 
 from __future__ import annotations
 
@@ -18,10 +21,16 @@ def minimised(values: Sequence[float], directions: Sequence[str]) -> tuple[float
 
 def non_dominated_fronts(points: np.ndarray) -> list[np.ndarray]:
     """Indices of ``points`` (n x m, minimised) grouped into fronts: the first holds the
-    points no other point dominates, the next those dominated only by the first, and so on."""
+    points no other point dominates, the next those dominated only by the first, and so on;
+    points with a non-finite value make up the last front."""
     points = np.asarray(points, dtype=float)
     if len(points) == 0:
         return []
+    finite = np.isfinite(points).all(axis=1)
+    if not finite.all():
+        index = np.flatnonzero(finite)
+        fronts = [index[front] for front in non_dominated_fronts(points[finite])]
+        return [*fronts, np.flatnonzero(~finite)]
     no_worse = (points[:, None, :] <= points[None, :, :]).all(axis=2)
     better = (points[:, None, :] < points[None, :, :]).any(axis=2)
     dominates = no_worse & better  # dominates[i, j]: i dominates j
@@ -39,9 +48,15 @@ def non_dominated_fronts(points: np.ndarray) -> list[np.ndarray]:
 def crowding_distances(points: np.ndarray) -> np.ndarray:
     """NSGA-II's crowding distance of each point of one front: the sum over objectives of
     the normalised gap between its neighbours; the extremes of each objective get infinity,
-    so a front's ends (the cheapest network, the most accurate) always rank first."""
+    so a front's ends (the cheapest network, the most accurate) always rank first. A point
+    with a non-finite value gets 0 and takes no part in the others' distances."""
     points = np.asarray(points, dtype=float)
     count, objectives = points.shape
+    finite = np.isfinite(points).all(axis=1)
+    if not finite.all():
+        distance = np.zeros(count)
+        distance[finite] = crowding_distances(points[finite].reshape(-1, objectives))
+        return distance
     distance = np.zeros(count)
     if count <= 2:
         return np.full(count, np.inf)

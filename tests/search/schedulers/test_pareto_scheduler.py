@@ -124,3 +124,13 @@ def test_no_early_stopping_never_stops():
     stopper = make_early_stopper(space, [])
     assert not isinstance(stopper.scheduler, ParetoSuccessiveHalving)
     assert stopper.stop_reasons == {}
+
+
+def test_a_nan_at_a_rung_is_stopped_and_later_decisions_stay_sound():
+    sched = scheduler()
+    for key, accuracy, memrw in (("a", 0.5, 4.0), ("b", 0.6, 5.0), ("c", 0.7, 6.0)):
+        sched.decide(key, 1, vector(accuracy, memrw))
+    assert sched.decide("nan", 1, vector(float("nan"), 1.0)) == STOP
+    assert "front 2" in sched.stop_reasons["nan"]
+    assert sched.decide("d", 1, vector(0.9, 0.5)) == CONTINUE, "beats every finite one"
+    assert sched.decide("e", 1, vector(0.1, 9.0)) == STOP
