@@ -78,7 +78,7 @@ class RungFronts:
     Ranks as non-dominated sorting of all the points would (non-finite points on a last
     front of their own), then by crowding distance inside the point's front.
     A point's front is the length of the longest chain of dominating points that ends at it;
-    a new point lengthens only the chains of points it dominates, so only those move."""
+    a new point lengthens only chains of points it dominates, by one at most."""
 
     def __init__(self, objectives: int) -> None:
         self.points = np.empty((0, objectives))
@@ -111,37 +111,33 @@ class RungFronts:
         return RungRank(front, ahead, recorded, kept)
 
     def add(self, point: Sequence[float]) -> None:
-        """Record ``point``, moving the points it dominates back where their chains grow."""
+        """Record ``point``, moving back the points whose chains it lengthens."""
         point = np.asarray(point, dtype=float)
         if not np.isfinite(point).all():
             self._append(point, -1)
             return
         front = self._front_of(point)
-        below = np.flatnonzero((self.fronts >= 0) & _dominated(self.points, point))
-        if len(below):
-            self._lengthen(below, front)
+        self._push_back(point, front)
         self._append(point, front)
 
-    def _lengthen(self, below: np.ndarray, front: int) -> None:
-        """New fronts for the points ``below`` the new point (which joins ``front``): the
-        longer of their old chain and the chain through the new point. Visited by old front,
-        which orders them (a point dominating another has the lower front)."""
-        below = below[np.argsort(self.fronts[below], kind="stable")]
-        points = self.points[below]
-        old = self.fronts[below]
-        new = np.empty(len(below), dtype=int)
-        for level in np.unique(old):
-            here = np.flatnonzero(old == level)
-            done = np.flatnonzero(old < level)
-            through = np.full(len(here), front + 1)  # the new point dominates each directly
-            if len(done):
-                block = points[done][:, None, :]
-                mine = points[here][None, :, :]
-                dominates = (block <= mine).all(axis=2) & (block < mine).any(axis=2)
-                chained = np.where(dominates, new[done][:, None] + 1, 0).max(axis=0)
-                through = np.maximum(through, chained)
-            new[here] = np.maximum(old[here], through)
-        self.fronts[below] = new
+    def _push_back(self, point: np.ndarray, front: int) -> None:
+        """Move back one front each point the new ``point`` (joining ``front``) lengthens
+        the longest chain of. A point moves back at most one front (a chain through the new
+        point is at most one longer than the chain through whatever dominates the new
+        point), and it moves iff it is dominated by the new point while on the same front,
+        or by a point that moved from the front before its own: so the moves cascade front
+        by front and stop at the first front where nothing moves."""
+        movers = point[None, :]
+        level = front
+        while len(movers):
+            here = np.flatnonzero(self.fronts == level)
+            if not len(here):
+                return
+            block, mine = movers[:, None, :], self.points[here][None, :, :]
+            moved = here[((block <= mine).all(axis=2) & (block < mine).any(axis=2)).any(axis=0)]
+            self.fronts[moved] += 1
+            movers = self.points[moved]
+            level += 1
 
     def _append(self, point: np.ndarray, front: int) -> None:
         self.points = np.vstack([self.points, point])
