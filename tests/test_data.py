@@ -92,3 +92,26 @@ def test_unknown_dataset_and_missing_files(tmp_path):
         load_dataset("mnist")
     with pytest.raises(DataError, match=r"cifar10: not found under .*cifar-10-batches-py"):
         load_dataset("cifar10", root=tmp_path, download=False)
+
+
+def test_a_pickled_split_shares_its_memory_with_out_of_band_buffers():
+    """What Ray's object store does with a shipped dataset: pickle protocol 5 with the
+    arrays' buffers kept apart, read back without copying them (read-only), so trials on
+    one node share one copy of the data."""
+    import pickle
+
+    import numpy as np
+
+    from threshsearch.data import synthetic
+
+    split = synthetic(train=40, val=10, test=10).train
+    buffers = []
+    payload = pickle.dumps(split, protocol=5, buffer_callback=buffers.append)
+    assert len(buffers) == 2 and len(payload) < 1000, "the pixels travel out of band"
+    shared = [np.frombuffer(buffer.raw(), dtype=np.uint8) for buffer in buffers]
+    for array in shared:
+        array.flags.writeable = False  # as the object store hands them out
+    restored = pickle.loads(payload, buffers=shared)
+    assert torch.equal(restored.images, split.images)
+    assert torch.equal(restored.labels, split.labels)
+    assert restored.images.data_ptr() == shared[0].ctypes.data, "no copy was made"

@@ -248,8 +248,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     front = study.best_trials if any(t.values for t in study.trials) else []
     print(f"\ndone in {summary.wall_s:.0f} s: {summary.trials_run} trials in the study, "
           f"{len(front)} on the Pareto front")
-    print(f"orchestration share {summary.orchestration_share:.1%} of trial wall time "
-          "(Ray scheduling, actor start-up, storage, reporting)")
+    if summary.work.total_s:
+        print(f"the workers' time ({summary.work.total_s:.0f} worker-seconds): "
+              f"{summary.work.describe()}")
     names = study.metric_names or []
     for trial in sorted(front, key=lambda t: t.number):
         values = "  ".join(f"{name} {value:.4g}" for name, value in

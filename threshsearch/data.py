@@ -9,6 +9,7 @@ searches score on validation, and test accuracy is only reported after a full tr
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from functools import cache
@@ -37,6 +38,19 @@ class Split:
 
     def to(self, device: torch.device | str) -> Split:
         return Split(self.images.to(device), self.labels.to(device))
+
+    def __reduce__(self) -> tuple:
+        # As numpy arrays, which Ray's object store hands out without copying: the trials of
+        # a node then share one read-only copy of a shipped dataset instead of one each.
+        return (_split_from_arrays, (self.images.cpu().numpy(), self.labels.cpu().numpy()))
+
+
+def _split_from_arrays(images: np.ndarray, labels: np.ndarray) -> Split:
+    with warnings.catch_warnings():
+        # Arrays from Ray's object store are read-only; nothing here writes to a split's
+        # tensors (batches are gathered copies), so the tensors share their memory.
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return Split(torch.from_numpy(images), torch.from_numpy(labels))
 
 
 @dataclass(frozen=True)

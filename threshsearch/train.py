@@ -150,6 +150,8 @@ class EpochMetrics:
     epoch_time_s: float  # the training pass only, less any pause for a neighbour's measurement
     images_per_s: float
     lr: float
+    eval_time_s: float = 0.0  # the validation pass, less any pause
+    paused_s: float = 0.0  # waited, in this epoch, for a neighbour's latency measurement
 
 
 @dataclass
@@ -302,15 +304,19 @@ class Trainer:
         self.history = [EpochMetrics(**epoch) for epoch in state["history"]]
 
     # ----------------------------------------------------------------- training
-    def _train_epoch(self) -> tuple[float, float, int, float] | str:
-        """(mean loss, accuracy, images, seconds), or the reason training must stop."""
+    def _paused_s(self) -> float:
+        return self.device_lock.paused_s if self.device_lock else 0.0
+
+    def _train_epoch(self) -> tuple[float, float, int, float, float] | str:
+        """(mean loss, accuracy, images, seconds, seconds paused), or the reason training
+        must stop."""
         model, device = self.model, self.device
         model.train()
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device)
         seen = 0
         synchronize(device)
-        paused_before = self.device_lock.paused_s if self.device_lock else 0.0
+        paused_before = self._paused_s()
         start = time.perf_counter()
         autocast = mixed_precision(device, self.amp_dtype)
         for step, (images, labels) in enumerate(
@@ -331,12 +337,12 @@ class Trainer:
             if step % NAN_CHECK_EVERY == 0 and not torch.isfinite(loss_sum):
                 return f"non-finite training loss at epoch {len(self.history) + 1}, step {step}"
         synchronize(device)
-        paused = (self.device_lock.paused_s - paused_before) if self.device_lock else 0.0
+        paused = self._paused_s() - paused_before
         seconds = time.perf_counter() - start - paused
         mean_loss = loss_sum.item() / max(seen, 1)
         if not math.isfinite(mean_loss):
             return f"non-finite training loss in epoch {len(self.history) + 1}"
-        return mean_loss, correct.item() / max(seen, 1), seen, seconds
+        return mean_loss, correct.item() / max(seen, 1), seen, seconds, paused
 
     def fit(self, epochs: int | None = None, callbacks: Iterable[EpochCallback] = (),
             resume: bool = False) -> TrainResult:
@@ -351,15 +357,20 @@ class Trainer:
             if isinstance(outcome, str):
                 status, reason = "diverged", outcome
                 break
-            train_loss, train_accuracy, seen, seconds = outcome
+            train_loss, train_accuracy, seen, seconds, paused = outcome
+            paused_before = self._paused_s()
+            start = time.perf_counter()
             with self._sharing_device():
                 val_loss, val_top1, val_top5 = evaluate(
                     self.model, self.dataset.val, self.normalize, amp_dtype=self.amp_dtype)
+            eval_paused = self._paused_s() - paused_before
             metrics = EpochMetrics(
                 epoch=len(self.history) + 1, train_loss=train_loss,
                 train_accuracy=train_accuracy, val_loss=val_loss, val_accuracy=val_top1,
                 val_top5=val_top5, epoch_time_s=seconds, images_per_s=seen / seconds,
                 lr=self.optimizer.param_groups[0]["lr"],
+                eval_time_s=time.perf_counter() - start - eval_paused,
+                paused_s=paused + eval_paused,
             )
             self.scheduler.step()
             self.history.append(metrics)

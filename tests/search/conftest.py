@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from threshsearch.train import Recipe
+
 
 def _postgres_bin() -> str | None:
     found = shutil.which("initdb") or next(iter(sorted(glob.glob(
@@ -53,3 +55,17 @@ def postgres_url():
         subprocess.run([*as_user, f"{folder}/pg_ctl", "-D", str(data), "-w", "-m", "fast",
                         "stop"], check=False, capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def spec(tiny_config):
+    """One trial's spec as the searcher writes it: a tiny network, two epochs."""
+    return {
+        "number": 0, "architecture": tiny_config.to_dict(),
+        "recipe": Recipe(batch_size=100, epochs=2, lr=1e-2).to_dict(),
+        "dataset": "synthetic", "data_root": "data", "device": "cpu", "test_fraction": 0.0,
+        "max_image_pixels": 10**8,
+        "latency_batch_size": 1, "constraints": [], "seed": 0, "cpus": 1,
+        "measurement": {"min_passes": 5, "max_time_s": 0.5, "tolerance": 0.02,
+                        "exclusive": True},
+    }

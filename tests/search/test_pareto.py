@@ -1,17 +1,79 @@
 """Non-dominated sorting, crowding distance, the rung rank and the hypervolume."""
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from threshsearch.search.pareto import (
+    RungFronts,
+    RungRank,
     crowding_distances,
     hypervolume,
     minimised,
-    non_dominated_fronts,
-    rank_at_rung,
 )
+
+
+# ------------------------------------------------------------------ the simple oracle
+# The whole-rung sort the scheduler used before it kept its fronts up to date: O(n^2 m) per
+# decision, kept here as the truth the incremental ranking must match.
+def oracle_fronts(points: np.ndarray) -> list[np.ndarray]:
+    """Indices of ``points`` (n x m, minimised) grouped into fronts: the first holds the
+    points no other point dominates, the next those dominated only by the first, and so on;
+    points with a non-finite value make up the last front."""
+    points = np.asarray(points, dtype=float)
+    if len(points) == 0:
+        return []
+    finite = np.isfinite(points).all(axis=1)
+    if not finite.all():
+        index = np.flatnonzero(finite)
+        fronts = [index[front] for front in oracle_fronts(points[finite])]
+        return [*fronts, np.flatnonzero(~finite)]
+    no_worse = (points[:, None, :] <= points[None, :, :]).all(axis=2)
+    better = (points[:, None, :] < points[None, :, :]).any(axis=2)
+    dominates = no_worse & better  # dominates[i, j]: i dominates j
+    dominated_by = dominates.sum(axis=0)
+    remaining = np.ones(len(points), dtype=bool)
+    fronts = []
+    while remaining.any():
+        front = np.flatnonzero(remaining & (dominated_by == 0))
+        fronts.append(front)
+        remaining[front] = False
+        dominated_by -= dominates[front].sum(axis=0)
+    return fronts
+
+
+
+
+def oracle_rank(others: Sequence[Sequence[float]], point: Sequence[float],
+                 reduction_factor: float) -> RungRank:
+    """Rank ``point`` among ``others`` (all minimised) by non-dominated sorting, then by
+    crowding distance inside its front. It continues when fewer than ceil(n / reduction
+    factor) points rank strictly before it, so ties (the extremes of a front, whose crowding
+    distances are all infinite) go on together rather than be cut arbitrarily."""
+    points = np.array([*others, point], dtype=float).reshape(len(others) + 1, -1)
+    own = len(points) - 1
+    ahead = 0
+    for index, front in enumerate(oracle_fronts(points)):
+        if own in front:
+            crowding = crowding_distances(points[front])
+            mine = crowding[list(front).index(own)]
+            ahead += int((crowding > mine).sum())
+            kept = int(np.ceil(len(points) / reduction_factor))
+            return RungRank(index, ahead, len(points), kept)
+        ahead += len(front)
+    raise AssertionError("every point lies on some front")
+
+
+def rank_at_rung(others, point, reduction_factor) -> RungRank:
+    """The production ranking: the others recorded one by one, then the point ranked."""
+    fronts = RungFronts(len(point))
+    for other in others:
+        fronts.add(other)
+    return fronts.rank(point, reduction_factor)
 
 
 def test_minimised_negates_maximised_objectives():
@@ -20,12 +82,12 @@ def test_minimised_negates_maximised_objectives():
 
 def test_fronts_peel_in_order():
     points = np.array([[1, 5], [2, 2], [5, 1], [3, 3], [4, 4], [6, 6]])
-    fronts = [sorted(front.tolist()) for front in non_dominated_fronts(points)]
+    fronts = [sorted(front.tolist()) for front in oracle_fronts(points)]
     assert fronts == [[0, 1, 2], [3], [4], [5]]
 
 
 def test_equal_points_share_a_front():
-    fronts = non_dominated_fronts(np.array([[1, 1], [1, 1], [2, 2]]))
+    fronts = oracle_fronts(np.array([[1, 1], [1, 1], [2, 2]]))
     assert sorted(fronts[0].tolist()) == [0, 1] and fronts[1].tolist() == [2]
 
 
@@ -89,7 +151,7 @@ def test_hypervolume_counts_only_the_region_of_interest():
 
 def test_non_finite_points_form_the_last_front_and_spread_no_nan():
     points = np.array([[1, 5], [math.nan, 0], [5, 1], [3, 3], [-math.inf, 9], [2, 2]])
-    fronts = [sorted(front.tolist()) for front in non_dominated_fronts(points)]
+    fronts = [sorted(front.tolist()) for front in oracle_fronts(points)]
     assert fronts == [[0, 2, 5], [3], [1, 4]]
     distances = crowding_distances(points[[0, 2, 5, 1]])
     assert not np.isnan(distances).any()
@@ -102,3 +164,32 @@ def test_a_nan_point_ranks_last_at_a_rung_and_never_blocks_the_others():
     assert nan.ahead == 3 and not nan.continues
     after = rank_at_rung([*others, (math.nan, 1.0)], (-0.8, 1.5), 2)
     assert after.front == 0 and after.ahead == 0 and after.continues
+
+
+coordinate = st.one_of(st.integers(-3, 3).map(float),  # small integers: ties and equal points
+                       st.floats(-5, 5, allow_nan=False), st.just(math.nan))
+
+
+@st.composite
+def clouds(draw):
+    objectives = draw(st.integers(1, 3))
+    points = draw(st.lists(st.tuples(*[coordinate] * objectives), min_size=1, max_size=40))
+    return points, draw(st.sampled_from([2, 3, 4]))
+
+
+@settings(max_examples=150, deadline=None)
+@given(clouds())
+def test_the_kept_fronts_rank_every_arrival_as_the_whole_sort_does(cloud):
+    points, reduction_factor = cloud
+    fronts = RungFronts(len(points[0]))
+    for index, point in enumerate(points):
+        assert fronts.rank(point, reduction_factor) == oracle_rank(
+            points[:index], point, reduction_factor)
+        fronts.add(point)
+    # The kept fronts are the whole sort's fronts.
+    expected = np.empty(len(points), dtype=int)
+    finite = np.isfinite(np.array(points, dtype=float)).all(axis=1)
+    for number, front in enumerate(oracle_fronts(np.array(points, dtype=float))):
+        expected[front] = number
+    expected[~finite] = -1
+    assert fronts.fronts.tolist() == expected.tolist()

@@ -34,7 +34,12 @@ def finished_study(ray_session, tmp_path_factory):
     from threshsearch.search.runner import run_search
 
     folder = tmp_path_factory.mktemp("study")
-    space = load_space(write_space(folder))
+    path = write_space(folder)
+    data = yaml.safe_load(path.read_text())
+    # A bound no trial meets makes the trials measure latency (and the front re-timed).
+    data["constraints"].append({"metric": "latency_ms", "max": 1e6})
+    path.write_text(yaml.safe_dump(data))
+    space = load_space(path)
     summary = run_search(space, quiet=True)
     return space, summary
 
@@ -103,9 +108,22 @@ def test_the_front_holds_only_completed_trials(finished_study):
     assert all(t.state == TrialState.COMPLETE for t in study.best_trials)
 
 
-def test_orchestration_share_is_measured(finished_study):
+def test_the_workers_time_is_accounted_per_trial_and_per_run(finished_study):
+    from threshsearch.search.worktime import OUTSIDE, PHASES, WORKER_S, WORKER_TIME
+
     summary = finished_study[1]
-    assert 0 <= summary.orchestration_share < 1
+    trained = [t for t in summary.study.trials
+               if t.user_attrs.get("status") in ("complete", "pruned")]
+    for trial in trained:
+        account = trial.user_attrs[WORKER_TIME]
+        assert set(account) == {*PHASES, WORKER_S}
+        assert account["training"] > 0 and account["latency"] > 0
+        assert account[WORKER_S] <= trial.user_attrs["wall_s"]
+    assert summary.work.seconds["training"] == pytest.approx(
+        sum(t.user_attrs[WORKER_TIME]["training"] for t in summary.study.trials
+            if t.user_attrs.get(WORKER_TIME)))
+    assert summary.work.seconds[OUTSIDE] > 0
+    assert sum(summary.work.shares().values()) == pytest.approx(1.0)
 
 
 def test_rerunning_resumes_and_never_trains_a_config_twice(finished_study):

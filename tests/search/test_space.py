@@ -28,6 +28,14 @@ def sample(space: SearchSpace, seed: int = 0):
     return trial, space.sample(trial)
 
 
+def test_latency_is_measured_only_when_an_objective_or_constraint_asks_for_it():
+    assert SearchSpace.from_dict(MINIMAL).measures_latency
+    no_latency = space_with(objectives=[{"metric": "val_accuracy"}, {"metric": "memrw_mib"}])
+    assert not SearchSpace.from_dict(no_latency).measures_latency
+    bounded = {**no_latency, "constraints": [{"metric": "latency_ms", "max": 5}]}
+    assert SearchSpace.from_dict(bounded).measures_latency
+
+
 def test_shipped_spaces_are_valid():
     for name in ("quickstart", "default"):
         space = load_space(f"search_spaces/{name}.yaml")

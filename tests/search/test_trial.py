@@ -1,8 +1,6 @@
 import subprocess
 import sys
 
-import pytest
-
 from threshsearch.search.trial import (
     COMPUTE_S,
     DONE,
@@ -15,20 +13,7 @@ from threshsearch.search.trial import (
     evaluate_candidate,
     violated_constraint,
 )
-from threshsearch.train import Recipe, Trainer
-
-
-@pytest.fixture
-def spec(tiny_config):
-    return {
-        "number": 0, "architecture": tiny_config.to_dict(),
-        "recipe": Recipe(batch_size=100, epochs=2, lr=1e-2).to_dict(),
-        "dataset": "synthetic", "data_root": "data", "device": "cpu", "test_fraction": 0.0,
-        "max_image_pixels": 10**8,
-        "latency_batch_size": 1, "constraints": [], "seed": 0, "cpus": 1,
-        "measurement": {"min_passes": 5, "max_time_s": 0.5, "tolerance": 0.02,
-                        "exclusive": True},
-    }
+from threshsearch.train import Trainer
 
 
 def test_a_trial_reports_every_epoch_and_marks_the_last(spec):
@@ -131,3 +116,15 @@ def test_a_trial_takes_the_lock_folder_the_driver_passes(spec, tmp_path):
     spec["lock_env"] = {"THRESHSEARCH_LOCK_DIR": str(tmp_path / "locks")}
     evaluate_candidate(spec, [].append)
     assert sorted(p.name for p in (tmp_path / "locks").iterdir()) == ["cpu.gate", "cpu.lock"]
+
+
+def test_only_a_device_other_trials_may_use_needs_the_lock():
+    import torch
+
+    from threshsearch.search.trial import shares_device
+
+    assert shares_device(torch.device("cpu"), 0)
+    assert shares_device(torch.device("cuda", 0), 0.5)  # trials share the GPU
+    assert not shares_device(torch.device("cuda", 0), 1)  # Ray gave this trial the GPU
+    assert not shares_device(torch.device("cuda", 0), 2)
+

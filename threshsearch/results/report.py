@@ -23,6 +23,7 @@ from threshsearch.api import profile
 from threshsearch.config import ArchitectureConfig
 from threshsearch.errors import UserError
 from threshsearch.results.export import pareto_trials
+from threshsearch.results.worktime import worker_time_figure
 from threshsearch.search.baselines import baseline_trials, load_baselines_study, verdict
 from threshsearch.search.evidence import LEARNING_CURVE
 from threshsearch.search.objectives import METRICS
@@ -273,6 +274,8 @@ def study_figures(study: optuna.Study, num_classes: int, input_size: int
     sections.append(("Verdict: the front against the baselines",
                      verdict_table(study, baselines)))
     sections.append(("Learning curves", learning_curves(study)))
+    sections.append(("Where the workers' time went",
+                     worker_time_figure([*study.trials, *baselines.values()])))
     targets = [(name, (lambda t, i=index: t.values[i])) for index, name in enumerate(names)]
     if complete:
         name, target = targets[0]

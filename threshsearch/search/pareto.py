@@ -1,5 +1,6 @@
-"""Pareto ranking of objective vectors: non-dominated sorting, crowding distance, the rank of
-one point among others, and the hypervolume of a front. Every vector here is minimised:
+"""Pareto ranking of objective vectors: crowding distance, a rung's points kept in their
+non-dominated fronts as they come and the rank of a new point among them, and the
+hypervolume of a front. Every vector here is minimised:
 callers negate the objectives they maximise (``minimised``). A point with a non-finite value
 (a NaN loss, an infinite latency) ranks last: it neither dominates nor is dominated in any
 useful sense, so it is put on a front of its own behind every finite point and is left out of
@@ -17,32 +18,6 @@ def minimised(values: Sequence[float], directions: Sequence[str]) -> tuple[float
     """``values`` with each maximised objective negated, so that smaller is better on all."""
     return tuple(-float(v) if d == "maximize" else float(v)
                  for v, d in zip(values, directions, strict=True))
-
-
-def non_dominated_fronts(points: np.ndarray) -> list[np.ndarray]:
-    """Indices of ``points`` (n x m, minimised) grouped into fronts: the first holds the
-    points no other point dominates, the next those dominated only by the first, and so on;
-    points with a non-finite value make up the last front."""
-    points = np.asarray(points, dtype=float)
-    if len(points) == 0:
-        return []
-    finite = np.isfinite(points).all(axis=1)
-    if not finite.all():
-        index = np.flatnonzero(finite)
-        fronts = [index[front] for front in non_dominated_fronts(points[finite])]
-        return [*fronts, np.flatnonzero(~finite)]
-    no_worse = (points[:, None, :] <= points[None, :, :]).all(axis=2)
-    better = (points[:, None, :] < points[None, :, :]).any(axis=2)
-    dominates = no_worse & better  # dominates[i, j]: i dominates j
-    dominated_by = dominates.sum(axis=0)
-    remaining = np.ones(len(points), dtype=bool)
-    fronts = []
-    while remaining.any():
-        front = np.flatnonzero(remaining & (dominated_by == 0))
-        fronts.append(front)
-        remaining[front] = False
-        dominated_by -= dominates[front].sum(axis=0)
-    return fronts
 
 
 def crowding_distances(points: np.ndarray) -> np.ndarray:
@@ -81,27 +56,92 @@ class RungRank:
 
     @property
     def continues(self) -> bool:
+        # Strictly before: ties at the cut (the ends of a front, whose crowding distances
+        # are all infinite) go on together rather than be cut arbitrarily.
         return self.ahead < self.kept
 
 
-def rank_at_rung(others: Sequence[Sequence[float]], point: Sequence[float],
-                 reduction_factor: float) -> RungRank:
-    """Rank ``point`` among ``others`` (all minimised) by non-dominated sorting, then by
-    crowding distance inside its front. It continues when fewer than ceil(n / reduction
-    factor) points rank strictly before it, so ties (the extremes of a front, whose crowding
-    distances are all infinite) go on together rather than be cut arbitrarily."""
-    points = np.array([*others, point], dtype=float).reshape(len(others) + 1, -1)
-    own = len(points) - 1
-    ahead = 0
-    for index, front in enumerate(non_dominated_fronts(points)):
-        if own in front:
-            crowding = crowding_distances(points[front])
-            mine = crowding[list(front).index(own)]
-            ahead += int((crowding > mine).sum())
-            kept = int(np.ceil(len(points) / reduction_factor))
-            return RungRank(index, ahead, len(points), kept)
-        ahead += len(front)
-    raise AssertionError("every point lies on some front")
+def _dominating(points: np.ndarray, point: np.ndarray) -> np.ndarray:
+    """Which of ``points`` dominate ``point``."""
+    return (points <= point).all(axis=1) & (points < point).any(axis=1)
+
+
+def _dominated(points: np.ndarray, point: np.ndarray) -> np.ndarray:
+    """Which of ``points`` ``point`` dominates."""
+    return (point <= points).all(axis=1) & (point < points).any(axis=1)
+
+
+class RungFronts:
+    """The points recorded at one rung, each with its front, kept up to date as points come,
+    so that ranking a new point costs O(n m) instead of sorting the whole rung again.
+
+    Ranks as non-dominated sorting of all the points would (non-finite points on a last
+    front of their own), then by crowding distance inside the point's front.
+    A point's front is the length of the longest chain of dominating points that ends at it;
+    a new point lengthens only chains of points it dominates, by one at most."""
+
+    def __init__(self, objectives: int) -> None:
+        self.points = np.empty((0, objectives))
+        self.fronts = np.empty(0, dtype=int)  # -1: a point with a non-finite value
+
+    def __len__(self) -> int:
+        return len(self.fronts)
+
+    def _front_of(self, point: np.ndarray) -> int:
+        """The front a finite ``point`` joins: one behind the last of those dominating it."""
+        finite = self.fronts >= 0
+        above = _dominating(self.points[finite], point)
+        return int(self.fronts[finite][above].max()) + 1 if above.any() else 0
+
+    def rank(self, point: Sequence[float], reduction_factor: float) -> RungRank:
+        """Where ``point`` would stand among the recorded points (it is not added)."""
+        point = np.asarray(point, dtype=float)
+        recorded = len(self) + 1
+        kept = int(np.ceil(recorded / reduction_factor))
+        finite = self.fronts >= 0
+        if not np.isfinite(point).all():
+            # Behind every finite point, tied with the other non-finite ones.
+            last = int(self.fronts.max()) + 1 if finite.any() else 0
+            return RungRank(last, int(finite.sum()), recorded, kept)
+        front = self._front_of(point)
+        points, fronts = self.points[finite], self.fronts[finite]
+        mates = points[(fronts == front) & ~_dominated(points, point)]
+        crowding = crowding_distances(np.vstack([mates, point]))
+        ahead = int((fronts < front).sum()) + int((crowding[:-1] > crowding[-1]).sum())
+        return RungRank(front, ahead, recorded, kept)
+
+    def add(self, point: Sequence[float]) -> None:
+        """Record ``point``, moving back the points whose chains it lengthens."""
+        point = np.asarray(point, dtype=float)
+        if not np.isfinite(point).all():
+            self._append(point, -1)
+            return
+        front = self._front_of(point)
+        self._push_back(point, front)
+        self._append(point, front)
+
+    def _push_back(self, point: np.ndarray, front: int) -> None:
+        """Move back one front each point the new ``point`` (joining ``front``) lengthens
+        the longest chain of. A point moves back at most one front (a chain through the new
+        point is at most one longer than the chain through whatever dominates the new
+        point), and it moves iff it is dominated by the new point while on the same front,
+        or by a point that moved from the front before its own: so the moves cascade front
+        by front and stop at the first front where nothing moves."""
+        movers = point[None, :]
+        level = front
+        while len(movers):
+            here = np.flatnonzero(self.fronts == level)
+            if not len(here):
+                return
+            block, mine = movers[:, None, :], self.points[here][None, :, :]
+            moved = here[((block <= mine).all(axis=2) & (block < mine).any(axis=2)).any(axis=0)]
+            self.fronts[moved] += 1
+            movers = self.points[moved]
+            level += 1
+
+    def _append(self, point: np.ndarray, front: int) -> None:
+        self.points = np.vstack([self.points, point])
+        self.fronts = np.append(self.fronts, front)
 
 
 def hypervolume(points: Sequence[Sequence[float]], reference: Sequence[float]) -> float:

@@ -24,6 +24,7 @@ from threshsearch.search.retime import retime_front
 from threshsearch.search.space import SearchSpace, SpaceError
 from threshsearch.search.storage import open_storage
 from threshsearch.search.trial import ShippedData, ray_trainable
+from threshsearch.search.worktime import WorkTally
 
 
 def open_study(space: SearchSpace) -> optuna.Study:
@@ -84,7 +85,7 @@ class SearchSummary:
     study: optuna.Study
     trials_run: int
     wall_s: float
-    orchestration_share: float  # of trial wall time spent outside the trial's own work
+    work: WorkTally  # where the workers' time went in this run, trials and baselines
     baselines_trained: int = 0
     baselines_s: float = 0.0  # compute seconds the baselines took this run
 
@@ -152,15 +153,14 @@ def run_search(space: SearchSpace, address: str | None = None, quiet: bool = Fal
         )
         start = time.perf_counter()
         tuner.fit()
-        if space.measurement.retime_front:
+        if space.measurement.retime_front and space.measures_latency:
             retime_front(study, dataset.input_size, quiet)
     finally:
         if searcher is not None:
             searcher.close()
         if started_ray:
             ray.shutdown()
-    share = 1 - searcher.compute_s / searcher.wall_s if searcher.wall_s else 0.0
-    return SearchSummary(study, len(study.trials), time.perf_counter() - start, share,
+    return SearchSummary(study, len(study.trials), time.perf_counter() - start, searcher.work,
                          queued, searcher.baseline_s)
 
 

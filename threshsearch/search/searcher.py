@@ -54,15 +54,18 @@ from threshsearch.search.trial import (
     FAILED,
     INFEASIBLE,
     LATENCY,
+    MEASURE_LATENCY,
     MEASURE_S,
     NODE,
     PAUSED_S,
+    PROFILED,
     PROFILED_METRICS,
     THROUGHPUT,
     WARNINGS,
     profiled_metrics,
     violated_constraint,
 )
+from threshsearch.search.worktime import WORKER_TIME, WorkTally
 
 WAIT_POLL_S = 1.0  # how often to look again while waiting for other drivers' trials
 RESTARTS = "restarts"  # user attr: how often Tune re-ran the trial (its worker died)
@@ -87,6 +90,8 @@ def trial_spec(space: SearchSpace, trial: optuna.Trial, config_dict: dict[str, A
                         for c in space.constraints],
         "seed": trial.user_attrs["seed"],
         "cpus": space.resources.cpus,
+        "gpus": space.resources.gpus,
+        MEASURE_LATENCY: space.measures_latency,
         # The driver's device-lock settings reach every node's trials this way: Ray starts
         # workers in the environment of each node's `ray start`, not the driver's.
         "lock_env": lock_env(),
@@ -143,8 +148,7 @@ class StudySearcher(Searcher):
         self.deadline = (time.monotonic() + space.study.timeout_s
                          if space.study.timeout_s else None)
         self.next_look = 0.0
-        self.compute_s = 0.0
-        self.wall_s = 0.0
+        self.work = WorkTally()  # where this run's worker time went
         self.stop = threading.Event()
         self.beat = threading.Thread(target=self._heartbeat, daemon=True)
         self.beat.start()
@@ -264,6 +268,7 @@ class StudySearcher(Searcher):
         if twin is not None:
             self._settle_duplicate(trial, twin)
             return None
+        spec = trial_spec(self.space, trial, config.to_dict(), recipe.to_dict())
         if self.profiled_constraints:
             figures = profiled_metrics(config, self.input_size)
             reason = violated_constraint([asdict(c) for c in self.profiled_constraints],
@@ -274,7 +279,8 @@ class StudySearcher(Searcher):
                           reason=f"constraint: {reason} (known before training: the trial "
                                  f"was not run)")
                 return None
-        return trial_spec(self.space, trial, config.to_dict(), recipe.to_dict())
+            spec[PROFILED] = figures  # the worker need not profile the network again
+        return spec
 
     def _settle_duplicate(self, trial: optuna.Trial, twin: FrozenTrial) -> None:
         attrs = {key: value for key, value in twin.user_attrs.items()
@@ -342,8 +348,8 @@ class StudySearcher(Searcher):
                 self.baseline_s += float(result.get(COMPUTE_S, 0.0))
             wall = time.perf_counter() - self.started.pop(trial_id)
             compute = float(result.get(COMPUTE_S, 0.0))
-            self.wall_s += wall
-            self.compute_s += compute
+            account = _nested(result, WORKER_TIME)
+            self.work.add(account, wall)
             attrs = {key: result[key] for key in METRICS if key in result}
             epochs = result.get("epoch", 0)
             attrs |= {"device": result.get("device"), "versions": _nested(result, "versions"),
@@ -352,9 +358,10 @@ class StudySearcher(Searcher):
                       WARNINGS: result.get(WARNINGS) or [],
                       MEASURE_S: result.get(MEASURE_S), PAUSED_S: result.get(PAUSED_S),
                       "epochs": epochs,
-                      NODE: result.get(NODE), COMPUTE_S: compute, "wall_s": wall}
+                      NODE: result.get(NODE), COMPUTE_S: compute, "wall_s": wall,
+                      WORKER_TIME: account}
             attrs[WARNINGS] = [*attrs[WARNINGS], *self._device_warning(result.get("device"))]
-            priced = all(metric in result for metric in CHEAP_METRICS)
+            priced = all(c.metric in result for c in self.space.constraints)
             constraints = constraint_values(self.space.constraints, result) if priced \
                 else None
             if error or FAILED in result:

@@ -203,6 +203,13 @@ class SearchSpace:
         return [objective.metric for objective in self.objectives]
 
     @property
+    def measures_latency(self) -> bool:
+        """Whether an objective or a constraint is measured latency: trials of a study that
+        asks for none measure none (and take no device lock)."""
+        return any(metric == "latency_ms" for metric in
+                   [*self.metric_names, *(c.metric for c in self.constraints)])
+
+    @property
     def directions(self) -> list[str]:
         return [objective.direction or METRICS[objective.metric].direction
                 for objective in self.objectives]

@@ -1,9 +1,12 @@
 """One trial's life: build the candidate, price it (profiler and latency), check the
 constraints, train it with a report per epoch, and report the objectives.
 
-Latency is measured with the device to itself: the trial takes its node's device lock
-exclusive while it measures, and holds it shared for each training step, so no trial is timed
-while another trains or measures on the same device (``threshsearch.devicelock``).
+Latency is measured only when an objective or constraint asks for it, with the device to
+itself: where other trials may use the device (a CPU, a GPU shared by fractions), the trial
+takes its node's device lock exclusive while it measures, and holds it shared for each
+training step, so no trial is timed while another trains or measures on the same device
+(``threshsearch.devicelock``); a trial with a whole GPU needs no lock. Each report carries
+the worker-time account so far (``search.worktime``).
 
 ``evaluate_candidate`` is plain Python with a ``report`` callback, so it runs and is tested
 without Ray; ``ray_trainable`` is the same thing as a Ray Tune function trainable.
@@ -26,8 +29,9 @@ from threshsearch.config import ArchitectureConfig
 from threshsearch.data import ImageDataset, load_dataset
 from threshsearch.devicelock import DeviceLock, LockSettings, device_key, device_lock
 from threshsearch.latency import LatencySettings, estimate_latency
-from threshsearch.measure import resolve_device
+from threshsearch.measure import device_name, resolve_device
 from threshsearch.nn import build_model
+from threshsearch.search.worktime import WORKER_TIME, WorkerClock
 from threshsearch.train import EpochMetrics, Recipe, Trainer, seed_everything
 
 # Keys of a trial's reports that the driver reads besides the metrics.
@@ -43,6 +47,8 @@ MEASURE_S = "measure_s"  # seconds spent measuring latency, waiting for the devi
 PAUSED_S = "paused_s"  # seconds training paused for other trials' measurements
 SEARCH_MEASUREMENT = "search, device to itself"
 BASELINE = "baseline"  # a baseline's preset name: in its spec, its reports and its trial
+MEASURE_LATENCY = "measure_latency"  # in a spec: whether an objective or constraint needs it
+PROFILED = "profiled"  # in a spec: the profiler's figures, when the driver has them already
 
 Report = Callable[[dict[str, Any]], None]
 
@@ -91,11 +97,18 @@ def latency_setup(measurement: dict[str, Any], batch_size: int, device: torch.de
             device_lock(device_key(device), lock_settings) if exclusive else None)
 
 
+def shares_device(device: torch.device, gpus: float) -> bool:
+    """Whether other trials may run on ``device`` beside a trial given ``gpus``: always on a
+    CPU; on a GPU only when trials get fractions of one (Ray gives a whole GPU to one)."""
+    return device.type != "cuda" or gpus < 1
+
+
 def timed_latency(model: torch.nn.Module, input_size: int, device: torch.device,
-                  settings: LatencySettings, lock: DeviceLock | None, measurement: str
-                  ) -> tuple[dict[str, Any], list[str]]:
+                  settings: LatencySettings, lock: DeviceLock | None, measurement: str,
+                  alone: bool = False) -> tuple[dict[str, Any], list[str]]:
     """The latency record (the estimate and how it was obtained, ``measurement`` naming
-    which) and any warning about it, measured under ``lock`` held exclusive."""
+    which) and any warning about it, measured under ``lock`` held exclusive; ``alone``: the
+    device is the trial's own, so no lock is needed to have it to itself."""
     start = time.perf_counter()
     waited_before = lock.waited_s if lock else 0.0
     notices_before = len(lock.notices) if lock else 0
@@ -105,7 +118,7 @@ def timed_latency(model: torch.nn.Module, input_size: int, device: torch.device,
         with lock.exclusive():
             estimate = estimate_latency(model, input_size, device, settings)
     record = {**estimate.to_dict(), "measurement": measurement,
-              "exclusive": lock is not None,
+              "exclusive": lock is not None or alone,
               "lock_wait_s": (lock.waited_s - waited_before) if lock else 0.0,
               MEASURE_S: time.perf_counter() - start}
     warnings = [] if estimate.stable else [
@@ -126,18 +139,29 @@ def profiled_metrics(config: ArchitectureConfig, input_size: int) -> dict[str, f
 
 
 def price(config: ArchitectureConfig, input_size: int, device: torch.device,
-          settings: LatencySettings, lock: DeviceLock | None = None
-          ) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """The model (built for training) and its cheap metrics: profiler figures and latency."""
-    figures = profiled_metrics(config, input_size)
-    model = build_model(config).to(device)
-    latency, warnings = timed_latency(model, input_size, device, settings, lock,
-                                      SEARCH_MEASUREMENT if lock else "search, shared device")
-    return model, {
-        **figures, "latency_ms": latency["latency_ms"],
-        LATENCY: latency, MEASURE_S: latency[MEASURE_S], WARNINGS: warnings,
-        "device": latency["device"], "versions": package_versions(),
-    }
+          settings: LatencySettings, lock: DeviceLock | None = None,
+          measure_latency: bool = True, clock: WorkerClock | None = None, alone: bool = False,
+          profiled: dict[str, float] | None = None) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The model (built for training) and its cheap metrics: the profiler's figures, and
+    latency when ``measure_latency`` (only when an objective or constraint asks for it),
+    under ``lock``, or ``alone`` on a device of the trial's own. ``profiled``: the
+    profiler's figures when the driver computed them already."""
+    clock = clock or WorkerClock()
+    with clock.phase("pricing"):
+        figures = profiled or profiled_metrics(config, input_size)
+    with clock.phase("build"):
+        model = build_model(config).to(device)
+    cheap = {**figures, WARNINGS: [], "device": device_name(device),
+             "versions": package_versions()}
+    if measure_latency:
+        with clock.phase("latency"):
+            latency, warnings = timed_latency(
+                model, input_size, device, settings, lock,
+                SEARCH_MEASUREMENT if lock or alone else "search, shared device", alone)
+        cheap |= {"latency_ms": latency["latency_ms"], LATENCY: latency,
+                  MEASURE_S: latency[MEASURE_S], WARNINGS: warnings,
+                  "device": latency["device"]}
+    return model, cheap
 
 
 def package_versions() -> dict[str, str]:
@@ -185,29 +209,46 @@ def _epoch_metrics(history: list[EpochMetrics]) -> dict[str, Any]:
     }
 
 
-def evaluate_candidate(spec: dict[str, Any], report: Report, data: ShippedData | None = None
-                       ) -> None:
-    """Run one trial described by ``spec`` (see ``runner.trial_spec``), calling ``report``
+def evaluate_candidate(spec: dict[str, Any], report: Report, data: ShippedData | None = None,
+                       clock: WorkerClock | None = None) -> None:
+    """Run one trial described by ``spec`` (see ``searcher.trial_spec``), calling ``report``
     after pricing if infeasible, after every epoch otherwise; the last report carries DONE.
-    The dataset comes from ``data`` when the driver shipped it, else from the data root."""
-    start = time.perf_counter()
-    device = resolve_device(spec["device"])
-    seed_everything(spec["seed"])
-    config = ArchitectureConfig.from_dict(spec["architecture"])
-    recipe = Recipe.from_dict(spec["recipe"])
-    dataset = (_shipped(data, device) if data is not None
-               else _dataset(spec["dataset"], spec["data_root"], str(device),
-                             spec["test_fraction"], spec["max_image_pixels"]))
+    The dataset comes from ``data`` when the driver shipped it, else from the data root.
+    Every report carries the worker-time account so far (``clock``)."""
+    clock = clock or WorkerClock()
+    start = clock.started
+
+    def send(metrics: dict[str, Any]) -> None:
+        account = clock.account()
+        with clock.phase("reporting"):
+            report({**metrics, WORKER_TIME: account})
+
+    with clock.phase("setup"):
+        device = resolve_device(spec["device"])
+        seed_everything(spec["seed"])
+        config = ArchitectureConfig.from_dict(spec["architecture"])
+        recipe = Recipe.from_dict(spec["recipe"])
+    with clock.phase("data"):
+        dataset = (_shipped(data, device) if data is not None
+                   else _dataset(spec["dataset"], spec["data_root"], str(device),
+                                 spec["test_fraction"], spec["max_image_pixels"]))
     config.check_input_size(dataset.input_size)
+    measure = spec.get(MEASURE_LATENCY, True)
+    shared = shares_device(device, spec.get("gpus", 0))
     settings, lock = latency_setup(spec["measurement"], spec["latency_batch_size"], device,
                                    spec.get("lock_env"))
-    model, cheap = price(config, dataset.input_size, device, settings, lock)
+    alone = lock is not None and not shared
+    # No lock where no measurer needs room (a study measuring no latency) or where the
+    # device is the trial's own: its training steps then never wait nor synchronise.
+    lock = lock if measure and shared else None
+    model, cheap = price(config, dataset.input_size, device, settings, lock, measure, clock,
+                         alone, spec.get(PROFILED))
     reason = violated_constraint(spec["constraints"], cheap)
     if reason:
-        report({**cheap, INFEASIBLE: reason, DONE: True,
-                COMPUTE_S: time.perf_counter() - start})
+        send({**cheap, INFEASIBLE: reason, DONE: True, COMPUTE_S: time.perf_counter() - start})
         return
-    trainer = Trainer(model, dataset, recipe, seed=spec["seed"], device_lock=lock)
+    with clock.phase("build"):
+        trainer = Trainer(model, dataset, recipe, seed=spec["seed"], device_lock=lock)
     paused_before = lock.paused_s if lock else 0.0
     notices_before = len(lock.notices) if lock else 0
 
@@ -215,29 +256,34 @@ def evaluate_candidate(spec: dict[str, Any], report: Report, data: ShippedData |
         done = metrics.epoch >= recipe.epochs
         paused = (lock.paused_s - paused_before) if lock else 0.0
         notices = lock.notices[notices_before:] if lock else []
-        report({**cheap, **_epoch_metrics(trainer.history), PAUSED_S: paused,
-                WARNINGS: [*cheap[WARNINGS], *notices],
-                COMPUTE_S: time.perf_counter() - start, **({DONE: True} if done else {})})
+        clock.fit_so_far(trainer.history)
+        send({**cheap, **_epoch_metrics(trainer.history), PAUSED_S: paused,
+              WARNINGS: [*cheap[WARNINGS], *notices],
+              COMPUTE_S: time.perf_counter() - start, **({DONE: True} if done else {})})
 
-    result = trainer.fit(recipe.epochs, [each_epoch])
+    clock.begin_fit()
+    try:
+        result = trainer.fit(recipe.epochs, [each_epoch])
+    finally:
+        clock.fit_so_far(trainer.history)
     if result.status == "diverged":
-        report({**cheap, FAILED: result.reason, DONE: True,
-                COMPUTE_S: time.perf_counter() - start})
+        send({**cheap, FAILED: result.reason, DONE: True, COMPUTE_S: time.perf_counter() - start})
 
 
-def run_candidate(spec: dict[str, Any], report: Report, data: ShippedData | None = None
-                  ) -> None:
+def run_candidate(spec: dict[str, Any], report: Report, data: ShippedData | None = None,
+                  clock: WorkerClock | None = None) -> None:
     """``evaluate_candidate``, with any exception (out of memory, an unbuildable config, a
     bug) turned into a FAILED report with its reason, so the study records why and goes on.
     Ray's own stop signal (SystemExit) passes through."""
-    start = time.perf_counter()
+    clock = clock or WorkerClock()
     try:
-        evaluate_candidate(spec, report, data)
+        evaluate_candidate(spec, report, data, clock)
     except Exception as error:
         if isinstance(error, torch.OutOfMemoryError) and torch.cuda.is_available():
             torch.cuda.empty_cache()  # so the worker's next trial starts with free memory
         reason = " ".join(f"{type(error).__name__}: {error}".split())[:500]
-        report({FAILED: reason, DONE: True, COMPUTE_S: time.perf_counter() - start})
+        report({FAILED: reason, DONE: True, COMPUTE_S: time.perf_counter() - clock.started,
+                WORKER_TIME: clock.account()})
 
 
 RETIMED_MEASUREMENT = "re-timed after the search, one network at a time"
@@ -262,8 +308,11 @@ def ray_trainable(spec: dict[str, Any], data: ShippedData | None = None) -> None
     import ray
     from ray import tune
 
-    torch.set_num_threads(max(1, int(spec.get("cpus", 1))))
-    node = ray.get_runtime_context().get_node_id()
+    clock = WorkerClock()
+    with clock.phase("setup"):
+        torch.set_num_threads(max(1, int(spec.get("cpus", 1))))
+        node = ray.get_runtime_context().get_node_id()
     # Schedulers leave a baseline's reports alone: it always trains to the end.
     tag = {BASELINE: spec[BASELINE]} if spec.get(BASELINE) else {}
-    run_candidate(spec, lambda metrics: tune.report({**metrics, NODE: node, **tag}), data)
+    run_candidate(spec, lambda metrics: tune.report({**metrics, NODE: node, **tag}), data,
+                  clock)

@@ -86,9 +86,13 @@ def test_a_resumed_scheduler_decides_on_the_same_evidence():
     evidence = rung_evidence(trials, METRICS, DIRECTIONS, rung_milestones(1, 2, 8))
     resumed = scheduler(evidence)
     assert resumed.rungs == live.rungs
-    for probe in [vector(0.55, 4.2), vector(0.1, 0.5), vector(0.45, 2.0)]:
-        assert resumed.decide("new", 1, probe) == live.decide("new", 1, probe)
-        del resumed.rungs[1]["new"], live.rungs[1]["new"]
+    for epoch, fronts in live.fronts.items():
+        def kept(rung):
+            return sorted(zip(map(tuple, rung.points.tolist()), rung.fronts.tolist(),
+                              strict=True))
+        assert kept(resumed.fronts[epoch]) == kept(fronts)
+    for index, probe in enumerate([vector(0.55, 4.2), vector(0.1, 0.5), vector(0.45, 2.0)]):
+        assert resumed.decide(f"new-{index}", 1, probe) == live.decide(f"new-{index}", 1, probe)
 
 
 def test_a_retried_trial_is_not_counted_twice():

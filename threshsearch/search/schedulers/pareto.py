@@ -5,8 +5,10 @@ Rungs sit at grace x eta^k epochs (below the last epoch). When a trial reports a
 it is ranked among every trial recorded at that rung by non-dominated sorting over the
 objectives (accuracy at that epoch, and the cost metrics priced before training), then by
 crowding distance inside its front, and goes on only if fewer than ceil(n / eta) rank
-strictly before it. A cheap network that nothing beats on both accuracy and cost is never cut
-for learning slowly, which accuracy-only ASHA does. With one objective this is ASHA itself.
+strictly before it. The rung keeps its points in their fronts as they come, so a decision
+costs O(n m), not a sort of the whole rung. A cheap network that nothing beats on both
+accuracy and cost is never cut for learning slowly, which accuracy-only ASHA does. With one
+objective this is ASHA itself.
 
 A baseline (a paper's model trained beside the search) is never stopped nor recorded.
 
@@ -22,7 +24,7 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from threshsearch.search.evidence import RungRecord, objective_vector
-from threshsearch.search.pareto import rank_at_rung
+from threshsearch.search.pareto import RungFronts
 from threshsearch.search.trial import BASELINE
 
 
@@ -46,11 +48,14 @@ class ParetoSuccessiveHalving(FIFOScheduler):
         self.metrics, self.directions = list(metrics), list(directions)
         self.reduction_factor = reduction_factor
         self.label = label
-        self.rungs: dict[int, dict[str, tuple[float, ...]]] = {
-            epoch: {} for epoch in rung_milestones(grace_epochs, reduction_factor, max_epochs)}
+        milestones = rung_milestones(grace_epochs, reduction_factor, max_epochs)
+        # Per rung: who is recorded there (one decision each), and their points by front.
+        self.rungs: dict[int, set[str]] = {epoch: set() for epoch in milestones}
+        self.fronts = {epoch: RungFronts(len(self.metrics)) for epoch in milestones}
         for record in evidence:
-            if record.epoch in self.rungs:
-                self.rungs[record.epoch][record.key] = record.values
+            if record.epoch in self.rungs and record.key not in self.rungs[record.epoch]:
+                self.rungs[record.epoch].add(record.key)
+                self.fronts[record.epoch].add(record.values)
         self.stop_reasons: dict[str, str] = {}
 
     def decide(self, key: str, epoch: int, values: tuple[float, ...] | None) -> str:
@@ -58,8 +63,9 @@ class ParetoSuccessiveHalving(FIFOScheduler):
         recorded = self.rungs.get(epoch)
         if values is None or recorded is None or key in recorded:
             return TrialScheduler.CONTINUE
-        rank = rank_at_rung(list(recorded.values()), values, self.reduction_factor)
-        recorded[key] = values
+        rank = self.fronts[epoch].rank(values, self.reduction_factor)
+        self.fronts[epoch].add(values)
+        recorded.add(key)
         if rank.continues:
             return TrialScheduler.CONTINUE
         self.stop_reasons[key] = (
