@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from threshsearch.search.pareto import (
-    RungFronts,
+    ParetoFronts,
     RungRank,
     crowding_distances,
     hypervolume,
@@ -70,7 +70,7 @@ def oracle_rank(others: Sequence[Sequence[float]], point: Sequence[float],
 
 def rank_at_rung(others, point, reduction_factor) -> RungRank:
     """The production ranking: the others recorded one by one, then the point ranked."""
-    fronts = RungFronts(len(point))
+    fronts = ParetoFronts(len(point))
     for other in others:
         fronts.add(other)
     return fronts.rank(point, reduction_factor)
@@ -181,7 +181,7 @@ def clouds(draw):
 @given(clouds())
 def test_the_kept_fronts_rank_every_arrival_as_the_whole_sort_does(cloud):
     points, reduction_factor = cloud
-    fronts = RungFronts(len(points[0]))
+    fronts = ParetoFronts(len(points[0]))
     for index, point in enumerate(points):
         assert fronts.rank(point, reduction_factor) == oracle_rank(
             points[:index], point, reduction_factor)

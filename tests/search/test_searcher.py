@@ -146,3 +146,46 @@ def test_a_dead_drivers_unfinished_curves_are_no_rung_evidence(tmp_path):
     assert trials[0].state == TrialState.FAIL and retried_numbers(trials) == {0}
     stopper = make_early_stopper(space, trials)
     assert stopper.evidence == 0, "the retry is not ranked against its own earlier attempt"
+
+
+def test_a_spent_budget_is_looked_at_once_a_poll_not_once_a_call(tmp_path, monkeypatch):
+    from threshsearch.search import searcher as searcher_module
+
+    path = write_space(tmp_path, n_trials=1, grace_s=600)  # no trial goes stale here
+    made = make_searcher(load_space(path))
+    try:
+        assert made.suggest("ray-1") is not None
+        reads, stale_checks = [], []
+        get_trials = made.study.get_trials
+        monkeypatch.setattr(made.study, "get_trials",
+                            lambda *a, **k: reads.append(1) or get_trials(*a, **k))
+        stale = searcher_module.fail_stale_trials
+        monkeypatch.setattr(searcher_module, "fail_stale_trials",
+                            lambda study: stale_checks.append(1) or stale(study))
+        # Tune asks again and again while the one trial runs: the budget is spent.
+        for index in range(50):
+            assert made.suggest(f"ray-{index + 2}") is None
+        assert len(reads) == 1 and len(stale_checks) <= 1
+        made.on_trial_complete("ray-1", epoch_result(3, 0.5, trial_done=True))
+        made.next_look = 0.0  # the poll interval has passed
+        assert made.suggest("ray-99") == "FINISHED"
+    finally:
+        made.close()
+
+
+def test_the_progress_line_counts_the_studys_front(tmp_path, capsys):
+    from threshsearch.search.searcher import StudySearcher
+
+    space = make_space(tmp_path, growth=4)
+    study = open_study(space)
+    made = StudySearcher(space, study, 32, Progress(space), {})
+    try:
+        for index, (accuracy, memrw) in enumerate([(0.5, 2.0), (0.6, 3.0), (0.4, 2.5),
+                                                   (0.7, 1.0)]):
+            made.suggest(f"ray-{index}")
+            made.on_trial_complete(f"ray-{index}", epoch_result(
+                3, accuracy, trial_done=True, memrw_mib=memrw))
+            line = capsys.readouterr().out.strip().splitlines()[-1]
+            assert line.endswith(f"front {len(study.best_trials)}"), line
+    finally:
+        made.close()

@@ -71,7 +71,7 @@ def _dominated(points: np.ndarray, point: np.ndarray) -> np.ndarray:
     return (point <= points).all(axis=1) & (point < points).any(axis=1)
 
 
-class RungFronts:
+class ParetoFronts:
     """The points recorded at one rung, each with its front, kept up to date as points come,
     so that ranking a new point costs O(n m) instead of sorting the whole rung again.
 

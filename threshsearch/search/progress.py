@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import optuna
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 
+from threshsearch.search.pareto import ParetoFronts, minimised
 from threshsearch.search.space import SearchSpace
 from threshsearch.search.storage import retried_numbers, trial_status
 from threshsearch.search.trial import BASELINE
@@ -19,6 +20,10 @@ class Progress:
     def __init__(self, space: SearchSpace, quiet: bool = False):
         self.space = space
         self.quiet = quiet
+        # The front of the completed trials seen so far, kept as they come: no deep copy
+        # of the study (Optuna's best_trials) after every trial.
+        self.front = ParetoFronts(len(space.metric_names))
+        self.counted: set[int] = set()
 
     def trial(self, trial: FrozenTrial | optuna.Trial, status: str, summary: str,
               study: optuna.Study, running: int, warnings: list[str] = ()) -> None:
@@ -37,7 +42,10 @@ class Progress:
         for item in trials:
             key = "retried" if item.number in retried else trial_status(item)
             tally[key] = tally.get(key, 0) + 1
-        front = len(study.best_trials) if tally.get("complete") else 0
+            if item.state == TrialState.COMPLETE and item.number not in self.counted:
+                self.counted.add(item.number)
+                self.front.add(minimised(item.values, self.space.directions))
+        front = int((self.front.fronts == 0).sum())
         counts = " · ".join(f"{key} {tally.get(key, 0)}" for key in
                             ("complete", "pruned", "failed", "infeasible", "duplicate"))
         done = sum(tally.get(key, 0) for key in

@@ -147,7 +147,8 @@ class StudySearcher(Searcher):
         self.lock = threading.RLock()
         self.deadline = (time.monotonic() + space.study.timeout_s
                          if space.study.timeout_s else None)
-        self.next_look = 0.0
+        self.next_look = 0.0  # no storage read before this (monotonic seconds)
+        self.next_stale_check = 0.0
         self.work = WorkTally()  # where this run's worker time went
         self.stop = threading.Event()
         self.beat = threading.Thread(target=self._heartbeat, daemon=True)
@@ -205,21 +206,27 @@ class StudySearcher(Searcher):
                 return Searcher.FINISHED
             if self.baseline_queue:
                 return self._suggest_baseline(trial_id, self.baseline_queue.pop(0))
-            if time.monotonic() < self.next_look:
+            now = time.monotonic()
+            if now < self.next_look:
                 return None
-            fail_stale_trials(self.study)
-            if self.baselines is not None:
-                fail_stale_trials(self.baselines)
+            if now >= self.next_stale_check:
+                # A heartbeat goes stale only after grace_s: looking once a beat is enough.
+                self.next_stale_check = now + self.space.study.heartbeat_s
+                fail_stale_trials(self.study)
+                if self.baselines is not None:
+                    fail_stale_trials(self.baselines)
             trials = self.study.get_trials(deepcopy=False)
             counts = self._counts(trials)
             if counts.waiting == 0 and (
                     counts.finished + counts.running >= self.space.study.n_trials):
-                if counts.running > len(self.pending):
-                    # Trials of another (or a killed) driver: wait until they finish
-                    # or their heartbeat goes stale and they are queued again.
-                    self.next_look = time.monotonic() + WAIT_POLL_S
+                if counts.running > len(self.pending) or self.pending:
+                    # The budget is spoken for: wait for this driver's trials to end, or
+                    # another (or a killed) driver's to end or go stale and be queued
+                    # again. Tune asks again at once after a None, so no looking before
+                    # the next poll: the storage is read once a poll, not once a loop.
+                    self.next_look = now + WAIT_POLL_S
                     return None
-                return None if self.pending else Searcher.FINISHED
+                return Searcher.FINISHED
             trial = self.study.ask()
             self.storage.record_heartbeat(trial._trial_id)
             spec = self._prepare(trial)
