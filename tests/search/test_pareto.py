@@ -9,11 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from threshsearch.search.pareto import (
-    ParetoFronts,
     RungRank,
     crowding_distances,
     hypervolume,
     minimised,
+    pareto_fronts,
 )
 
 
@@ -70,7 +70,7 @@ def oracle_rank(others: Sequence[Sequence[float]], point: Sequence[float],
 
 def rank_at_rung(others, point, reduction_factor) -> RungRank:
     """The production ranking: the others recorded one by one, then the point ranked."""
-    fronts = ParetoFronts(len(point))
+    fronts = pareto_fronts(len(point))
     for other in others:
         fronts.add(other)
     return fronts.rank(point, reduction_factor)
@@ -181,7 +181,7 @@ def clouds(draw):
 @given(clouds())
 def test_the_kept_fronts_rank_every_arrival_as_the_whole_sort_does(cloud):
     points, reduction_factor = cloud
-    fronts = ParetoFronts(len(points[0]))
+    fronts = pareto_fronts(len(points[0]))
     for index, point in enumerate(points):
         assert fronts.rank(point, reduction_factor) == oracle_rank(
             points[:index], point, reduction_factor)

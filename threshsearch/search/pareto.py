@@ -83,6 +83,7 @@ class ParetoFronts:
     def __init__(self, objectives: int) -> None:
         self.points = np.empty((0, objectives))
         self.fronts = np.empty(0, dtype=int)  # -1: a point with a non-finite value
+        self._members: list[set[int]] = []  # front -> its points: a cascade visits no other
 
     def __len__(self) -> int:
         return len(self.fronts)
@@ -104,10 +105,11 @@ class ParetoFronts:
             last = int(self.fronts.max()) + 1 if finite.any() else 0
             return RungRank(last, int(finite.sum()), recorded, kept)
         front = self._front_of(point)
-        points, fronts = self.points[finite], self.fronts[finite]
-        mates = points[(fronts == front) & ~_dominated(points, point)]
+        mates = self._on(front)
+        mates = mates[~_dominated(mates, point)]
         crowding = crowding_distances(np.vstack([mates, point]))
-        ahead = int((fronts < front).sum()) + int((crowding[:-1] > crowding[-1]).sum())
+        ahead = int(((self.fronts >= 0) & (self.fronts < front)).sum()) \
+            + int((crowding[:-1] > crowding[-1]).sum())
         return RungRank(front, ahead, recorded, kept)
 
     def add(self, point: Sequence[float]) -> None:
@@ -129,19 +131,80 @@ class ParetoFronts:
         by front and stop at the first front where nothing moves."""
         movers = point[None, :]
         level = front
-        while len(movers):
-            here = np.flatnonzero(self.fronts == level)
-            if not len(here):
-                return
+        while len(movers) and level < len(self._members):
+            here = np.fromiter(self._members[level], dtype=int)
             block, mine = movers[:, None, :], self.points[here][None, :, :]
             moved = here[((block <= mine).all(axis=2) & (block < mine).any(axis=2)).any(axis=0)]
-            self.fronts[moved] += 1
+            self._move(moved, level + 1)
             movers = self.points[moved]
             level += 1
 
+    def _on(self, front: int) -> np.ndarray:
+        """The points on ``front``."""
+        if front >= len(self._members):
+            return np.empty((0, self.points.shape[1]))
+        return self.points[np.fromiter(self._members[front], dtype=int)]
+
+    def _move(self, indices: np.ndarray, front: int) -> None:
+        while len(self._members) <= front:
+            self._members.append(set())
+        for index in indices.tolist():
+            if self.fronts[index] >= 0:
+                self._members[self.fronts[index]].discard(index)
+            self._members[front].add(index)
+        self.fronts[indices] = front
+
     def _append(self, point: np.ndarray, front: int) -> None:
         self.points = np.vstack([self.points, point])
-        self.fronts = np.append(self.fronts, front)
+        self.fronts = np.append(self.fronts, -1)
+        if front >= 0:
+            self._move(np.array([len(self.fronts) - 1]), front)
+
+
+class SortedValues:
+    """``ParetoFronts`` for one objective, where each distinct value is a front of its own:
+    the values kept sorted, so ranking and recording a point cost O(log n) comparisons and
+    one memory move, where a chain of fronts would move every worse point."""
+
+    def __init__(self) -> None:
+        self.values: list[float] = []  # as recorded
+        self._sorted = np.empty(0)  # the finite values
+        self._distinct = np.empty(0)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    @property
+    def fronts(self) -> np.ndarray:
+        values = np.asarray(self.values, dtype=float)
+        fronts = np.searchsorted(self._distinct, values)
+        fronts[~np.isfinite(values)] = -1
+        return fronts
+
+    def rank(self, point: Sequence[float], reduction_factor: float) -> RungRank:
+        (value,) = np.asarray(point, dtype=float)
+        recorded = len(self) + 1
+        kept = int(np.ceil(recorded / reduction_factor))
+        if not np.isfinite(value):
+            return RungRank(len(self._distinct), len(self._sorted), recorded, kept)
+        # Equal values share a front, and the newcomer is at one of its ends (infinite
+        # crowding): only the strictly better values rank ahead of it.
+        return RungRank(int(np.searchsorted(self._distinct, value)),
+                        int(np.searchsorted(self._sorted, value)), recorded, kept)
+
+    def add(self, point: Sequence[float]) -> None:
+        (value,) = np.asarray(point, dtype=float)
+        self.values.append(float(value))
+        if np.isfinite(value):
+            self._sorted = np.insert(self._sorted, np.searchsorted(self._sorted, value), value)
+            at = np.searchsorted(self._distinct, value)
+            if at == len(self._distinct) or self._distinct[at] != value:
+                self._distinct = np.insert(self._distinct, at, value)
+
+
+def pareto_fronts(objectives: int) -> ParetoFronts | SortedValues:
+    """An empty set of points kept in their fronts, for vectors of ``objectives`` values."""
+    return SortedValues() if objectives == 1 else ParetoFronts(objectives)
 
 
 def hypervolume(points: Sequence[Sequence[float]], reference: Sequence[float]) -> float:

@@ -8,7 +8,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from threshsearch.search.pareto import ParetoFronts, minimised
+from threshsearch.search.pareto import minimised, pareto_fronts
 from threshsearch.search.space import SearchSpace
 from threshsearch.search.storage import retried_numbers, trial_status
 from threshsearch.search.trial import BASELINE
@@ -22,7 +22,7 @@ class Progress:
         self.quiet = quiet
         # The front of the completed trials seen so far, kept as they come: no deep copy
         # of the study (Optuna's best_trials) after every trial.
-        self.front = ParetoFronts(len(space.metric_names))
+        self.front = pareto_fronts(len(space.metric_names))
         self.counted: set[int] = set()
 
     def trial(self, trial: FrozenTrial | optuna.Trial, status: str, summary: str,

@@ -24,7 +24,7 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from threshsearch.search.evidence import RungRecord, objective_vector
-from threshsearch.search.pareto import ParetoFronts
+from threshsearch.search.pareto import pareto_fronts
 from threshsearch.search.trial import BASELINE
 
 
@@ -51,7 +51,7 @@ class ParetoSuccessiveHalving(FIFOScheduler):
         milestones = rung_milestones(grace_epochs, reduction_factor, max_epochs)
         # Per rung: who is recorded there (one decision each), and their points by front.
         self.rungs: dict[int, set[str]] = {epoch: set() for epoch in milestones}
-        self.fronts = {epoch: ParetoFronts(len(self.metrics)) for epoch in milestones}
+        self.fronts = {epoch: pareto_fronts(len(self.metrics)) for epoch in milestones}
         for record in evidence:
             if record.epoch in self.rungs and record.key not in self.rungs[record.epoch]:
                 self.rungs[record.epoch].add(record.key)
