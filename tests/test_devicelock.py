@@ -159,3 +159,22 @@ def test_lock_settings_come_from_the_environment_the_driver_passes_on(monkeypatc
     assert (settings.folder, settings.warn_after_s) == ("/shared/locks", 5.0)
     with pytest.raises(DeviceLockError, match="THRESHSEARCH_LOCK_TIMEOUT_S: 'soon' is invalid"):
         LockSettings.from_env({"THRESHSEARCH_LOCK_TIMEOUT_S": "soon"})
+
+
+def test_an_existing_lock_file_of_another_user_opens_without_creating(tmp_path, monkeypatch):
+    """Linux's protected_regular refuses O_CREAT on another user's file in a sticky folder,
+    even to read it: an existing lock file must be opened without it."""
+    from threshsearch import devicelock
+
+    DeviceLock("gpu0", tmp_path)  # the files exist, as another user would have left them
+    real_open = os.open
+
+    def protected_regular(path, flags, *mode):
+        if flags & os.O_CREAT and os.path.exists(path):
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, flags, *mode)
+
+    monkeypatch.setattr(devicelock.os, "open", protected_regular)
+    lock = DeviceLock("gpu0", tmp_path)
+    with lock.exclusive():
+        pass

@@ -27,6 +27,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import socket
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -91,7 +92,9 @@ def device_key(device: torch.device) -> str:
     if device.type == "cuda":
         index = device.index if device.index is not None else torch.cuda.current_device()
         return f"cuda-{torch.cuda.get_device_properties(index).uuid}"
-    return device.type
+    # The host's name too: a lock folder on a file system nodes share must not make one
+    # node's measurement pause every CPU trial of the cluster.
+    return f"{device.type}-{socket.gethostname()}"
 
 
 def holders(fd: int) -> list[int]:
@@ -105,7 +108,8 @@ def holders(fd: int) -> list[int]:
         return []
     pids = {int(fields[4]) for fields in (line.split() for line in lines)
             if len(fields) > 5 and fields[1] == "FLOCK" and fields[5] == device}
-    return sorted(pids - {os.getpid()})
+    # A holder in another pid namespace (a container sharing the folder) shows as pid 0.
+    return sorted(pids - {os.getpid(), 0})
 
 
 class DeviceLock:
@@ -158,10 +162,18 @@ class DeviceLock:
 
     @staticmethod
     def _open(path: Path) -> int:
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
-                         SHARED_MODE)
+            try:
+                fd = os.open(path, flags)
+            except FileNotFoundError:
+                try:
+                    fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, SHARED_MODE)
+                except FileExistsError:  # another process made it meanwhile
+                    fd = os.open(path, flags)
         except OSError as error:
+            # O_CREAT is kept for a file that is not there: on an existing file of another
+            # user in a sticky folder, Linux's protected_regular refuses it even to read.
             raise DeviceLockError(f"device lock file {path}: {error.strerror}") from None
         info = os.fstat(fd)
         if info.st_uid == os.geteuid() and info.st_mode & 0o777 != SHARED_MODE:

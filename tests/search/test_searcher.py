@@ -98,7 +98,11 @@ def test_a_config_breaking_a_profiled_constraint_never_reaches_a_worker(tmp_path
                                   {"metric": "memrw_mib", "min": 0.01}], growth=48)
     searcher = make_searcher(space)
     try:
-        assert searcher.suggest("ray-1") == "FINISHED", "every draw is infeasible"
+        # Tune asks until told the search is over; a suggestion gives the loop back after
+        # a while of draws that all settle without running.
+        answers = [searcher.suggest(f"ray-{index}") for index in range(space.study.n_trials)]
+        assert "FINISHED" in answers and not any(isinstance(a, dict) for a in answers), \
+            "every draw is infeasible"
     finally:
         searcher.close()
     trials = searcher.study.get_trials()
@@ -189,3 +193,67 @@ def test_the_progress_line_counts_the_studys_front(tmp_path, capsys):
             assert line.endswith(f"front {len(study.best_trials)}"), line
     finally:
         made.close()
+
+
+def test_a_baseline_cut_by_the_time_budget_queues_nothing_in_the_search(tmp_path):
+    from threshsearch.search.baselines import open_baselines_study
+    from threshsearch.search.searcher import StudySearcher
+
+    path = write_space(tmp_path)
+    data = yaml.safe_load(path.read_text())
+    data["baselines"] = ["threshnet79"]
+    path.write_text(yaml.safe_dump(data))
+    space = load_space(path)
+    study = open_study(space)
+    companion = open_baselines_study(study, space.metric_names, space.directions)
+    made = StudySearcher(space, study, 32, Progress(space, quiet=True), {}, companion)
+    try:
+        assert made.suggest("ray-1")["baseline"] == "threshnet79"
+        made.on_trial_result("ray-1", epoch_result(1, 0.3, baseline="threshnet79"))
+        made.on_trial_complete("ray-1", epoch_result(1, 0.3, baseline="threshnet79"))
+    finally:
+        made.close()
+    assert study.get_trials() == [], "the search's own study holds only its own trials"
+    [cut] = companion.get_trials()
+    assert cut.state == TrialState.FAIL and cut.user_attrs["status"] == "timed_out"
+
+
+def test_a_time_cut_retry_keeps_its_own_heartbeat_retry_and_starts_clean(tmp_path):
+    from optuna.storages import fail_stale_trials
+
+    space = make_space(tmp_path, growth=4)
+    first = make_searcher(space)
+    first.suggest("ray-1")
+    first.on_trial_result("ray-1", epoch_result(1, 0.3))
+    first.on_trial_complete("ray-1", epoch_result(1, 0.3))  # cut: trial 1 queued for 0
+    first.suggest("ray-2")  # the retry runs...
+    first.on_trial_result("ray-2", epoch_result(1, 0.8))
+    first.close()  # ...and its driver dies
+    study = open_study(space)
+    time.sleep(space.study.grace_s + 1)
+    fail_stale_trials(study)
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.FAIL, TrialState.WAITING]
+    assert retried_numbers(trials) == {0, 1}, "both the cut trial and the dead retry re-run"
+    # Optuna's retry copied the dead attempt's curve; the next attempt starts without it.
+    assert trials[2].user_attrs["learning_curve"]
+    second = make_searcher(space, study)
+    try:
+        spec = second.suggest("ray-3")
+        assert spec["number"] == 2
+        assert stored(second, 2).user_attrs["learning_curve"] == []
+    finally:
+        second.close()
+
+
+def test_the_heartbeat_goes_on_while_a_suggestion_holds_the_searcher(searcher, monkeypatch):
+    searcher.suggest("ray-1")
+    beats = []
+    record = searcher.storage.record_heartbeat
+    monkeypatch.setattr(searcher.storage, "record_heartbeat",
+                        lambda trial_id: beats.append(trial_id) or record(trial_id))
+    with searcher.lock:  # as a suggestion drawing and profiling config after config does
+        deadline = time.monotonic() + 10 * searcher.space.study.heartbeat_s
+        while not beats and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert beats, "no heartbeat while the searcher was busy: its trials would go stale"

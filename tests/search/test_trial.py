@@ -1,3 +1,4 @@
+import socket
 import subprocess
 import sys
 
@@ -115,7 +116,9 @@ def test_a_trial_takes_the_lock_folder_the_driver_passes(spec, tmp_path):
     spec["recipe"]["epochs"] = 1
     spec["lock_env"] = {"THRESHSEARCH_LOCK_DIR": str(tmp_path / "locks")}
     evaluate_candidate(spec, [].append)
-    assert sorted(p.name for p in (tmp_path / "locks").iterdir()) == ["cpu.gate", "cpu.lock"]
+    key = f"cpu-{socket.gethostname()}"  # one lock per node, even on a shared file system
+    assert sorted(p.name for p in (tmp_path / "locks").iterdir()) == [f"{key}.gate",
+                                                                     f"{key}.lock"]
 
 
 def test_only_a_device_other_trials_may_use_needs_the_lock():

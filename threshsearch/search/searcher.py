@@ -68,6 +68,7 @@ from threshsearch.search.trial import (
 from threshsearch.search.worktime import WORKER_TIME, WorkTally
 
 WAIT_POLL_S = 1.0  # how often to look again while waiting for other drivers' trials
+SUGGEST_S = 2.0  # the longest one suggestion may draw for before it gives Tune its loop back
 RESTARTS = "restarts"  # user attr: how often Tune re-ran the trial (its worker died)
 DEVICES = "devices"  # study user attr: the devices its trials ran on, when more than one
 
@@ -145,6 +146,10 @@ class StudySearcher(Searcher):
                                if baselines is not None else [])
         self.baseline_s = 0.0  # compute seconds the baselines took
         self.lock = threading.RLock()
+        # The trials to keep alive, apart from ``lock``: a long suggest (profiling draw after
+        # draw) must not hold up the heartbeat until the driver's own trials go stale.
+        self.beating: set[int] = set()
+        self.beat_lock = threading.Lock()
         self.deadline = (time.monotonic() + space.study.timeout_s
                          if space.study.timeout_s else None)
         self.next_look = 0.0  # no storage read before this (monotonic seconds)
@@ -157,8 +162,8 @@ class StudySearcher(Searcher):
     # -------------------------------------------------------- bookkeeping
     def _heartbeat(self) -> None:
         while not self.stop.wait(self.space.study.heartbeat_s):
-            with self.lock:
-                ids = [trial._trial_id for trial in self.pending.values()]
+            with self.beat_lock:
+                ids = list(self.beating)
             for trial_id in ids:
                 try:
                     self.storage.record_heartbeat(trial_id)
@@ -190,6 +195,7 @@ class StudySearcher(Searcher):
         if reason:
             trial.set_user_attr(REASON, reason)
         trial.study.tell(trial, values, state=state)
+        self._beat(trial, False)
         names = self.space.metric_names
         summary = reason or metric_summary(attrs or {}, names)
         self.progress.trial(trial, status, summary, self.study, len(self.pending),
@@ -200,8 +206,17 @@ class StudySearcher(Searcher):
         with self.lock:
             return self._suggest(trial_id)
 
+    def _beat(self, trial: optuna.Trial, alive: bool) -> None:
+        with self.beat_lock:
+            (self.beating.add if alive else self.beating.discard)(trial._trial_id)
+
     def _suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        entered = time.monotonic()
         while True:
+            if time.monotonic() - entered > SUGGEST_S:
+                # Draw after draw settled without running (infeasible, duplicates): give
+                # Tune's event loop back; it asks again at once.
+                return None
             if self.deadline and time.monotonic() > self.deadline:
                 return Searcher.FINISHED
             if self.baseline_queue:
@@ -229,6 +244,7 @@ class StudySearcher(Searcher):
                 return Searcher.FINISHED
             trial = self.study.ask()
             self.storage.record_heartbeat(trial._trial_id)
+            self._beat(trial, True)
             spec = self._prepare(trial)
             if spec is not None:
                 self.pending[trial_id] = trial
@@ -240,6 +256,7 @@ class StudySearcher(Searcher):
         the study's own recipe and seed, recorded in the companion study."""
         trial = self.baselines.ask()
         self.storage.record_heartbeat(trial._trial_id)
+        self._beat(trial, True)
         config = get_preset(name, self.space.num_classes)
         trial.set_user_attr(BASELINE, name)
         trial.set_user_attr("config_hash", config.hash)
@@ -253,6 +270,11 @@ class StudySearcher(Searcher):
 
     def _prepare(self, trial: optuna.Trial) -> dict[str, Any] | None:
         """The trial's spec, or None when it was settled without running."""
+        if self.storage.get_trial(trial._trial_id).system_attrs.get("failed_trial") is not None:
+            # Optuna's heartbeat retry copies the dead attempt's record: start clean, or
+            # its partial learning curve would pass for this attempt's.
+            for key in trial.user_attrs:
+                trial.set_user_attr(key, [] if key == LEARNING_CURVE else None)
         try:
             config, recipe = self.space.sample(trial)
             config.check_input_size(self.input_size)
@@ -394,7 +416,8 @@ class StudySearcher(Searcher):
                           reason=f"stopped when the time budget ran out, after epoch {epochs}; "
                                  f"queued to run again when the study resumes",
                           attrs={**attrs, STOPPED_AT: epochs}, constraints=constraints)
-                queue_retry(self.study, self.storage.get_trial(trial._trial_id))
+                if not trial.user_attrs.get(BASELINE):  # a rerun trains a baseline anyway
+                    queue_retry(self.study, self.storage.get_trial(trial._trial_id))
 
     def _device_warning(self, device: str | None) -> list[str]:
         """A warning, and the study's record of its devices, the first time a trial runs on

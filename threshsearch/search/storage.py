@@ -28,6 +28,7 @@ STATUS = "status"  # user attr: complete, pruned, timed_out, failed, infeasible,
 TIMED_OUT = "timed_out"  # a trial the time budget cut short: FAIL in Optuna, queued again
 BASELINES_SUFFIX = "-baselines"  # a study's companion of baselines is named <study>-baselines
 REASON = "reason"  # user attr: why a trial failed, was infeasible or was pruned
+TIMED_OUT_OF = "timed_out_of"  # system attr: the trial (cut by the time budget) it re-runs
 STOPPED_AT = "stopped_at_epoch"  # user attr: the rung (epoch) an early stop came at
 
 
@@ -94,19 +95,22 @@ def load_study(storage: str | RDBStorage, name: str | None = None) -> optuna.Stu
 
 
 def retried_numbers(trials: list[FrozenTrial]) -> set[int]:
-    """Numbers of failed trials that a later trial re-runs (the heartbeat retry)."""
+    """Numbers of failed trials that a later trial re-runs: a heartbeat retry, or the retry
+    queued for a trial the time budget cut."""
     return {number for trial in trials
-            for number in RetryHeartbeatStaleTrialCallback.retry_history(trial)}
+            for number in RetryHeartbeatStaleTrialCallback.retry_history(trial)} | {
+        trial.system_attrs[TIMED_OUT_OF] for trial in trials
+        if TIMED_OUT_OF in trial.system_attrs}
 
 
 def queue_retry(study: optuna.Study, trial: FrozenTrial) -> None:
-    """Queue ``trial``'s parameters again, as a WAITING trial with Optuna's retry record (the
-    one its heartbeat retries write), so that ``retried_numbers`` counts ``trial`` as re-run.
-    Unlike Optuna's retry callbacks it copies no user attribute: the retry records its own."""
-    history = [*RetryHeartbeatStaleTrialCallback.retry_history(trial), trial.number]
+    """Queue the parameters of ``trial``, which the time budget cut, as a WAITING trial that
+    ``retried_numbers`` counts as its re-run. Not in Optuna's retry history: that would spend
+    the one heartbeat retry the new trial gets should its own driver die. It copies no user
+    attribute: the retry records its own."""
     study.add_trial(optuna.trial.create_trial(
         state=TrialState.WAITING, params=trial.params, distributions=trial.distributions,
-        system_attrs={"failed_trial": trial.number, "retry_history": history}))
+        system_attrs={TIMED_OUT_OF: trial.number}))
 
 
 def pareto_trials(study: optuna.Study) -> list[FrozenTrial]:

@@ -85,16 +85,19 @@ def _dataset(name: str, root: str, device: str, test_fraction: float, max_pixels
 
 
 def latency_setup(measurement: dict[str, Any], batch_size: int, device: torch.device,
-                  lock_env: dict[str, str] | None = None
+                  lock_env: dict[str, str] | None = None, shared: bool = True
                   ) -> tuple[LatencySettings, DeviceLock | None]:
     """The estimator's settings from a spec's ``measurement`` record, and the device's lock
-    when the measurement is to have the device to itself: set up by this node's
-    THRESHSEARCH_LOCK_* variables, overridden by those the driver passed (``lock_env``)."""
+    when the measurement is to have the device to itself and other trials may use it
+    (``shared``); set up by the THRESHSEARCH_LOCK_* variables the driver passed
+    (``lock_env``), where this node sets none of its own."""
     settings = dict(measurement)
     exclusive = settings.pop("exclusive", True)
-    lock_settings = LockSettings.from_env({**os.environ, **(lock_env or {})})
-    return (LatencySettings(batch_size=batch_size, **settings),
-            device_lock(device_key(device), lock_settings) if exclusive else None)
+    lock = None
+    if exclusive and shared:
+        lock_settings = LockSettings.from_env({**(lock_env or {}), **os.environ})
+        lock = device_lock(device_key(device), lock_settings)
+    return LatencySettings(batch_size=batch_size, **settings), lock
 
 
 def shares_device(device: torch.device, gpus: float) -> bool:
@@ -235,12 +238,11 @@ def evaluate_candidate(spec: dict[str, Any], report: Report, data: ShippedData |
     config.check_input_size(dataset.input_size)
     measure = spec.get(MEASURE_LATENCY, True)
     shared = shares_device(device, spec.get("gpus", 0))
-    settings, lock = latency_setup(spec["measurement"], spec["latency_batch_size"], device,
-                                   spec.get("lock_env"))
-    alone = lock is not None and not shared
     # No lock where no measurer needs room (a study measuring no latency) or where the
     # device is the trial's own: its training steps then never wait nor synchronise.
-    lock = lock if measure and shared else None
+    settings, lock = latency_setup(spec["measurement"], spec["latency_batch_size"], device,
+                                   spec.get("lock_env"), shared=measure and shared)
+    alone = spec["measurement"].get("exclusive", True) and not shared
     model, cheap = price(config, dataset.input_size, device, settings, lock, measure, clock,
                          alone, spec.get(PROFILED))
     reason = violated_constraint(spec["constraints"], cheap)
