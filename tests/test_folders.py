@@ -120,3 +120,19 @@ def test_a_test_fraction_beside_a_test_folder_is_refused(tmp_path):
     assert not load_dataset("folder", tmp_path).test_is_validation
     with pytest.raises(DataError, match=r"test_fraction 0\.2 .* has its own .*test/"):
         load_dataset("folder", tmp_path, test_fraction=0.2)
+
+
+def test_a_folder_it_may_not_read_is_one_line_naming_it(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    make_classes(tmp_path)
+    real_iterdir = Path.iterdir
+
+    def closed(path):
+        if path == tmp_path:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_iterdir(path)
+
+    monkeypatch.setattr(Path, "iterdir", closed)  # root reads every folder: pretend not
+    with pytest.raises(DataError, match=f"cannot read {tmp_path}: Permission denied"):
+        load_dataset("folder", tmp_path)

@@ -46,9 +46,12 @@ def folder_classes(root: str | Path) -> list[str]:
     else of the root, sorted, hidden and system folders left out. DataError when none."""
     root = Path(root)
     base = root / "train" if (root / "train").is_dir() else root
-    classes = sorted(p.name for p in base.iterdir()
-                     if p.is_dir() and not is_hidden_or_system(p.name)) \
-        if base.is_dir() else []
+    try:
+        classes = sorted(p.name for p in base.iterdir()
+                         if p.is_dir() and not is_hidden_or_system(p.name)) \
+            if base.is_dir() else []
+    except OSError as error:
+        raise DataError(f"dataset folder: cannot read {base}: {error.strerror}") from None
     if not classes:
         raise DataError(f"dataset folder: no class folders under {base} (expected "
                         f"{root}/<class>/<image> or {root}/train/<class>/<image> with "
@@ -123,7 +126,11 @@ def _read_split(folder: Path, classes: list[str], size: int, max_pixels: int,
                 skipped: list[SkippedFile]) -> Split:
     """Every image under ``folder/<class>/``; DataError naming the classes left empty."""
     images, labels = [], []
-    for entry in sorted(os.listdir(folder)):
+    try:
+        entries = sorted(os.listdir(folder))
+    except OSError as error:
+        raise DataError(f"dataset folder: cannot read {folder}: {error.strerror}") from None
+    for entry in entries:
         path = folder / entry
         if entry in classes:
             continue

@@ -43,8 +43,9 @@ def worker_time_figure(trials: Sequence[FrozenTrial]) -> go.Figure | str:
             else:
                 seconds.append(float(account.get(phase) or 0.0))
         if any(seconds):
+            what = PHASES.get(phase, "actor start, scheduling, the driver's own work")
             figure.add_bar(name=phase, x=labels, y=seconds,
-                           hovertemplate=f"{phase}: %{{y:.2f}} s<extra>%{{x}}</extra>")
+                           hovertemplate=f"{phase} ({what}): %{{y:.2f}} s<extra>%{{x}}</extra>")
     figure.update_layout(
         barmode="stack", yaxis_title="seconds of a worker slot", height=420,
         title=f"training + evaluation {tally.training_share():.1%} of "

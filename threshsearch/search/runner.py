@@ -69,8 +69,9 @@ SKIPPED_LIST = "skipped-files.txt"  # under the study folder: what the data fold
 def announce_dataset(space: SearchSpace, dataset: ImageDataset, quiet: bool) -> None:
     """Say at the start of a run what the data folder did not read (every entry listed in
     the study folder) and when the test split is the validation split."""
+    listing = space.study_dir / SKIPPED_LIST
+    listing.unlink(missing_ok=True)  # an earlier run's list, of a folder since mended
     if dataset.skipped:
-        listing = space.study_dir / SKIPPED_LIST
         listing.parent.mkdir(parents=True, exist_ok=True)
         listing.write_text("".join(f"{item}\n" for item in dataset.skipped))
         if not quiet:
