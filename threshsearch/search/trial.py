@@ -58,8 +58,9 @@ class ShippedData:
 _SHIPPED: dict[str, ImageDataset] = {}
 
 
-def _shipped(data: ShippedData, device: torch.device) -> ImageDataset:
-    # A reused Ray worker keeps its dataset on the device between trials; one at a time.
+def shipped_dataset(data: ShippedData, device: torch.device) -> ImageDataset:
+    """The shipped dataset on ``device``: a reused Ray worker keeps it there between trials
+    (one dataset at a time)."""
     key = f"{data.key}@{device}"
     if key not in _SHIPPED:
         import ray
@@ -151,7 +152,7 @@ def violated_constraint(constraints: list[dict[str, Any]], metrics: dict[str, An
     return None
 
 
-def _epoch_metrics(history: list[EpochMetrics]) -> dict[str, Any]:
+def epoch_metrics(history: list[EpochMetrics]) -> dict[str, Any]:
     """The last epoch's figures, and the training speed as the median over the epochs so
     far less the first (warm-up: allocator, kernel choice, caches), when there are others."""
     last = history[-1]
@@ -179,7 +180,7 @@ def evaluate_candidate(spec: dict[str, Any], report: Report, data: ShippedData |
     seed_everything(spec["seed"])
     config = ArchitectureConfig.from_dict(spec["architecture"])
     recipe = Recipe.from_dict(spec["recipe"])
-    dataset = (_shipped(data, device) if data is not None
+    dataset = (shipped_dataset(data, device) if data is not None
                else _dataset(spec["dataset"], spec["data_root"], str(device)))
     config.check_input_size(dataset.input_size)
     settings, lock = latency_setup(spec["measurement"], spec["latency_batch_size"], device)
@@ -195,7 +196,7 @@ def evaluate_candidate(spec: dict[str, Any], report: Report, data: ShippedData |
     def each_epoch(metrics: EpochMetrics) -> None:
         done = metrics.epoch >= recipe.epochs
         paused = (lock.paused_s - paused_before) if lock else 0.0
-        report({**cheap, **_epoch_metrics(trainer.history), PAUSED_S: paused,
+        report({**cheap, **epoch_metrics(trainer.history), PAUSED_S: paused,
                 COMPUTE_S: time.perf_counter() - start, **({DONE: True} if done else {})})
 
     result = trainer.fit(recipe.epochs, [each_epoch])
