@@ -345,6 +345,9 @@ def _cmd_confirm(args: argparse.Namespace) -> int:
     from threshsearch.search.cluster import connect_ray, quiet_ray
     from threshsearch.search.space import StudySettings, load_space
 
+    if args.concurrency is not None and args.concurrency < 1:
+        raise UserError(f"--concurrency: {args.concurrency} is invalid; expected an integer "
+                        f">= 1")
     study, url, _ = _open_study_source(args)
     settings = load_space(args.space).study if args.space else StudySettings()
     dataset = (study.user_attrs.get("data") or {}).get("dataset", "cifar10")

@@ -53,6 +53,18 @@ def test_members_must_be_completed_trials(study):
             baselines=("resnet",)))
 
 
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--protocol", "paper-svhn"], "--protocol: paper-svhn is for svhn, but the study "
+                                   "searched synthetic"),
+    (["--concurrency", "0"], "--concurrency: 0 is invalid"),
+    (["--members", "99"], "--members: 99 is not a completed trial"),
+])
+def test_the_command_checks_its_flags_before_starting_ray(study, capsys, flags, message):
+    path, _, _ = study
+    assert main(["confirm", "--space", str(path), *flags]) == 2
+    assert message in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_a_ray_confirmation_with_two_seeds_resumes_what_was_left(study, capsys):
     path, space, made = study

@@ -79,3 +79,27 @@ def test_report_says_when_nothing_was_confirmed(offline_study):
     _, study = offline_study
     sections = dict(study_figures(study, 10, 32))
     assert "not confirmed yet" in sections["Confirmed"]
+
+
+def test_export_prints_the_provisional_verdict_then_the_confirmed_one(confirmed_study, capsys,
+                                                                       tmp_path):
+    from threshsearch.cli import main
+    from threshsearch.search.baselines import open_baselines_study
+    from threshsearch.search.trial import BASELINE
+
+    study, url = confirmed_study
+    companion = open_baselines_study(study, list(study.metric_names),
+                                     [d.name.lower() for d in study.directions])
+    trial = companion.ask()
+    trial.set_user_attr(BASELINE, "threshnet79")
+    trial.set_user_attr("config_hash", "h")
+    trial.set_user_attr("architecture", {"stem": "cifar"})
+    companion.tell(trial, [0.0, 1e9, 1e9])  # dominated by every front member
+    assert main(["export", "--storage", url, "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    provisional = out.index("PROVISIONAL")
+    assert f"to confirm it: threshsearch confirm --storage {url}" in out
+    confirmed = out.index("confirmed (search; test split):")
+    assert provisional < confirmed
+    front = pareto_trials(study)
+    assert f"trial {front[0].number} beats threshnet79: +42.00 pt test accuracy" in out
