@@ -7,6 +7,7 @@ it had not finished."""
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 import uuid
@@ -87,8 +88,10 @@ def _members(study: optuna.Study, numbers: Sequence[int] | None) -> list[optuna.
     return [complete[number] for number in dict.fromkeys(numbers)]
 
 
-def _baselines(study: optuna.Study, protocol: Protocol) -> dict[str, dict[str, Any] | None]:
-    """Each baseline to confirm with the recipe it was trained under (None: untrained)."""
+def _baselines(study: optuna.Study, protocol: Protocol
+               ) -> dict[str, tuple[dict[str, Any] | None, float]]:
+    """Each baseline to confirm: the recipe it was trained under (None: unknown) and the
+    seconds the search took to train it (inf: never trained)."""
     trained = baseline_trials(load_baselines_study(study))
     names = protocol.baselines if protocol.baselines is not None else sorted(trained)
     result = {}
@@ -96,9 +99,11 @@ def _baselines(study: optuna.Study, protocol: Protocol) -> dict[str, dict[str, A
         if name not in PRESETS:
             raise UserError(f"--baselines: {name!r} is not a preset; expected some of "
                             f"{', '.join(PRESETS)}, or none")
-        recipe = (trained[name].user_attrs.get("recipe") if name in trained
-                  else study.user_attrs.get("recipe"))
-        result[name] = recipe
+        if name in trained:
+            attrs = trained[name].user_attrs
+            result[name] = (attrs.get("recipe"), attrs.get(COMPUTE_S, math.inf))
+        else:
+            result[name] = (study.user_attrs.get("recipe"), math.inf)
     return result
 
 
@@ -108,23 +113,26 @@ def plan_confirmation(study: optuna.Study, protocol: Protocol,
     data = study.user_attrs.get("data") or {}
     classes = data.get("num_classes") or 10
     seeds = confirmation_seeds(study_seed(study), protocol.seeds)
-    networks = []
+    networks = []  # (seconds the search took to train it: inf when unknown, Pair fields)
     for trial in _members(study, members):
-        networks.append((trial.number, None, trial.user_attrs["config_hash"],
-                         trial.user_attrs["architecture"],
+        networks.append((trial.user_attrs.get(COMPUTE_S, math.inf), trial.number, None,
+                         trial.user_attrs["config_hash"], trial.user_attrs["architecture"],
                          _recipe(protocol, trial.user_attrs.get("recipe"),
                                  f"trial {trial.number}")))
-    for name, recipe in _baselines(study, protocol).items():
+    for name, (recipe, took) in _baselines(study, protocol).items():
         config = get_preset(name, classes)
         try:
             config.check_input_size(INPUT_SIZE)
         except ConfigError as error:
             raise UserError(f"--baselines: {name}: {error}") from None
-        networks.append((None, name, config.hash, config.to_dict(),
+        networks.append((took, None, name, config.hash, config.to_dict(),
                          _recipe(protocol, recipe, name)))
+    # Longest first (as the search measured them), so that the last pairs to finish are
+    # short ones and no worker idles while one long pair ends the run.
     pairs = [Pair(network_label(number, name), number, name, config_hash, architecture,
                   recipe, seed)
-             for seed in seeds for number, name, config_hash, architecture, recipe in networks]
+             for _, number, name, config_hash, architecture, recipe
+             in sorted(networks, key=lambda item: -item[0]) for seed in seeds]
     resources = study.user_attrs.get("resources") or {"cpus": 1, "gpus": 0}
     return Plan(protocol, seeds, pairs, data.get("dataset", "cifar10"), data.get("root", "data"),
                 data.get("device", "auto"), study.user_attrs.get("measurement") or {},
