@@ -259,22 +259,31 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if summary.baselines_trained:
         print(f"baselines: {summary.baselines_trained} trained this run, "
               f"{summary.baselines_s:.0f} s of compute")
-    _print_verdict(study)
+    source = (f"--storage {args.storage} --study {study.study_name}" if args.storage
+              else f"--space {args.space}")
+    _print_verdict(study, f"threshsearch confirm {source}")
     return 0
 
 
-def _print_verdict(study) -> None:
-    """Which front members beat which baseline, and by how much."""
+def _print_verdict(study, confirm_command: str) -> None:
+    """Which front members beat which baseline, and by how much, marked provisional; then
+    the confirmed verdict, where a confirmation ran."""
+    from threshsearch.confirm.verdict import load_confirmation
     from threshsearch.search.baselines import baseline_trials, load_baselines_study, verdict
     from threshsearch.search.storage import pareto_trials
 
     baselines = baseline_trials(load_baselines_study(study))
-    if not baselines:
-        return
-    print("\nthe front against the baselines (trained under the study's recipe):")
-    for item in verdict(pareto_trials(study), baselines, list(study.metric_names or []),
-                        [d.name.lower() for d in study.directions]):
-        print("  " + item.describe().replace("\n", "\n  "))
+    if baselines:
+        print("\nthe front against the baselines (trained under the study's recipe), "
+              "PROVISIONAL:\n  validation accuracy of one seed, on the split the front was "
+              f"chosen by; to confirm it: {confirm_command}")
+        for item in verdict(pareto_trials(study), baselines, list(study.metric_names or []),
+                            [d.name.lower() for d in study.directions]):
+            print("  " + item.describe().replace("\n", "\n  "))
+    confirmation = load_confirmation(study)
+    if confirmation is not None:
+        print()
+        print("\n".join(confirmation.lines()))
 
 
 def _cmd_dashboard(args: argparse.Namespace) -> int:
@@ -327,6 +336,58 @@ def _open_study_source(args: argparse.Namespace):
     return study, url, Path("studies") / study.study_name
 
 
+def _source_flags(args: argparse.Namespace) -> str:
+    """The flags that name the study, as given: for the commands a message suggests."""
+    if args.space:
+        return f"--space {args.space}"
+    return f"--storage {args.storage}" + (f" --study {args.study}" if args.study else "")
+
+
+def _cmd_confirm(args: argparse.Namespace) -> int:
+    import ray
+
+    from threshsearch.confirm.protocols import get_protocol
+    from threshsearch.confirm.run import plan_confirmation, run_confirmation
+    from threshsearch.confirm.verdict import load_confirmation
+    from threshsearch.search.cluster import connect_ray, quiet_ray
+    from threshsearch.search.space import StudySettings, load_space
+
+    if args.concurrency is not None and args.concurrency < 1:
+        raise UserError(f"--concurrency: {args.concurrency} is invalid; expected an integer "
+                        f">= 1")
+    study, url, _ = _open_study_source(args)
+    settings = load_space(args.space).study if args.space else StudySettings()
+    dataset = (study.user_attrs.get("data") or {}).get("dataset", "cifar10")
+    baselines = None if args.baselines is None else tuple(
+        name for name in args.baselines if name != "none")
+    protocol = get_protocol(args.protocol, dataset).with_options(
+        seeds=args.seeds, recipe=args.recipe, epochs=args.epochs, baselines=baselines)
+    plan = plan_confirmation(study, protocol, args.members)
+    print(f"confirming study {study.study_name}: {len(plan.networks)} networks "
+          f"({', '.join(plan.networks)}) x {len(plan.seeds)} seeds "
+          f"({', '.join(map(str, plan.seeds))}) on {plan.dataset}, test split")
+    print(f"protocol {protocol.name} ({protocol.key}): {protocol.description}")
+    print(f"records: study {study.study_name}-confirm in {url}", flush=True)
+    quiet_ray()
+    connect_ray(args.address)
+    try:
+        summary = run_confirmation(
+            study, url, plan, concurrency=args.concurrency or (
+                settings.concurrency if args.space else None),
+            heartbeat_s=settings.heartbeat_s, grace_s=settings.grace_s, quiet=args.quiet)
+    finally:
+        ray.shutdown()
+    print(f"\ndone in {summary.wall_s:.0f} s: {summary.trained} pairs trained, "
+          f"{summary.failed} failed, {summary.already_done} confirmed before")
+    confirmation = load_confirmation(study)
+    if confirmation is not None:
+        print("\n".join(confirmation.lines()))
+    if summary.failed:
+        print(f"{summary.failed} pairs failed (the reason is in each record); rerun "
+              f"`threshsearch confirm {_source_flags(args)}` to try them again")
+    return 1 if summary.failed else 0
+
+
 def _cmd_retime(args: argparse.Namespace) -> int:
     import ray
 
@@ -359,7 +420,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     print("  pareto.csv")
     for path in export_baselines(study, url, out):
         print(f"  baselines/{path.name}")
-    _print_verdict(study)
+    _print_verdict(study, f"threshsearch confirm {_source_flags(args)}")
     return 0
 
 
@@ -503,6 +564,35 @@ def build_parser() -> argparse.ArgumentParser:
     retime.add_argument("--address", metavar="ADDR",
                         help="the Ray cluster the study ran on (default: a local Ray)")
     retime.set_defaults(handler=_cmd_retime)
+
+    from threshsearch.confirm.protocols import DEFAULT_SEEDS, PROTOCOLS
+
+    confirm = commands.add_parser(
+        "confirm", help="retrain the front and the baselines from scratch with several "
+                        "seeds, test them, and give a verdict with its uncertainty")
+    _add_study_source(confirm)
+    confirm.add_argument("--address", metavar="ADDR",
+                         help="a Ray cluster to run on (default: start a local Ray)")
+    confirm.add_argument("--protocol", default="search", choices=list(PROTOCOLS),
+                         help="search (default): each network under the recipe the search "
+                              "trained it with; paper-cifar10 / paper-cifar100 / paper-svhn: "
+                              "the paper's recipe and its four models")
+    confirm.add_argument("--seeds", type=int, metavar="K",
+                         help=f"seeds per network (default {DEFAULT_SEEDS})")
+    confirm.add_argument("--members", type=int, nargs="+", metavar="N",
+                         help="trial numbers to confirm (default: the front)")
+    confirm.add_argument("--baselines", nargs="+", metavar="NAME",
+                         help="presets to confirm beside them, or none (default: the "
+                              "protocol's: the study's trained baselines, or the paper's)")
+    confirm.add_argument("--recipe", choices=list(RECIPES),
+                         help="train every network under this recipe instead")
+    confirm.add_argument("--epochs", type=int, metavar="N",
+                         help="epochs instead of the recipe's")
+    confirm.add_argument("--concurrency", type=int, metavar="N",
+                         help="pairs at once (default: the space's study.concurrency, or "
+                              "as many as the cluster holds)")
+    confirm.add_argument("--quiet", action="store_true", help="no progress bar or pair lines")
+    confirm.set_defaults(handler=_cmd_confirm)
 
     export = commands.add_parser(
         "export", help="write each Pareto-optimal network as a self-contained YAML file")

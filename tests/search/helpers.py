@@ -1,4 +1,5 @@
-"""Search-test helpers: a tiny space, the CLI as a subprocess, storage polling."""
+"""Search-test helpers: a tiny space, a study made without Ray, the CLI as a subprocess,
+storage polling."""
 
 import os
 import sqlite3
@@ -69,3 +70,45 @@ def cli_env() -> dict:
 def run_cli(args: list[str], env: dict, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout,
                           check=False)
+
+
+def offline_study(folder: Path, n_trials: int = 7, objectives: list | None = None,
+                  stop_after_first_epoch: int | None = 1):
+    """(space, study): a study made by the real searcher and trial code, run in this process
+    (no Ray): complete, infeasible and (simulated early-stopped: trial index
+    ``stop_after_first_epoch``) pruned trials."""
+    from threshsearch.search.progress import Progress
+    from threshsearch.search.runner import open_study
+    from threshsearch.search.searcher import StudySearcher
+    from threshsearch.search.space import load_space
+    from threshsearch.search.trial import evaluate_candidate
+
+    data = {**TINY_SPACE, "study": {**TINY_SPACE["study"], "n_trials": n_trials,
+                                    "storage": f"sqlite:///{folder / 'study.db'}"},
+            "objectives": objectives or [{"metric": "val_accuracy"}, {"metric": "memrw_mib"},
+                                         {"metric": "params"}],
+            # a bound every trial meets: the trials measure latency, as the results show it
+            "constraints": [*TINY_SPACE["constraints"], {"metric": "latency_ms", "max": 1e6}]}
+    path = folder / "space.yaml"
+    path.write_text(yaml.safe_dump(data))
+    space = load_space(path)
+    study = open_study(space)
+    stopped = {f"t{stop_after_first_epoch}":
+               "stopped by asha on val_accuracy at the epoch-1 rung (simulated)"}
+    searcher = StudySearcher(space, study, 32, Progress(space, quiet=True), stopped)
+    try:
+        for index in range(space.study.n_trials):
+            trial_id = f"t{index}"
+            spec = searcher.suggest(trial_id)
+            if not isinstance(spec, dict):
+                continue
+            reports = []
+            evaluate_candidate(spec, reports.append)
+            if index == stop_after_first_epoch and len(reports) > 1:
+                reports = reports[:1]  # as if early stopping stopped it after epoch 1
+            for report in reports:
+                searcher.on_trial_result(trial_id, report)
+            searcher.on_trial_complete(trial_id, reports[-1])
+    finally:
+        searcher.close()
+    return space, study

@@ -159,7 +159,8 @@ def test_baselines_show_on_every_pareto_plot_in_the_table_and_the_files(tmp_path
         [marker] = [trace for trace in figure.data if (trace.meta or {}).get("role")
                     == "baselines"]
         assert list(marker.text) == ["threshnet79"]
-    assert "Verdict: the front against the baselines" in sections
+    assert ("Verdict, provisional (validation accuracy, one seed): the front against the "
+            "baselines") in sections
     table = sections["The Pareto front"].data[0]
     assert "baseline threshnet79" in table.cells.values[0]
     frame = trials_frame(study)

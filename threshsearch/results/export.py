@@ -2,8 +2,10 @@
 
 A result file holds everything needed to retrain and cite the network: the architecture
 config, the training recipe and data settings, the seed, every measured metric, the device
-and package versions, the study and trial it came from and the config hash. ``threshsearch
-train --config FILE`` and ``threshsearch.build_model(FILE)`` take it back.
+and package versions, the study and trial it came from and the config hash; once the study
+was confirmed, the confirmed figures (``confirmed``: test accuracy over the seeds, its
+interval, the costs) next to the search's. ``threshsearch train --config FILE`` and
+``threshsearch.build_model(FILE)`` take it back.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from optuna.trial import FrozenTrial
 
 from threshsearch.api import config_from_data
 from threshsearch.config import ArchitectureConfig, ConfigError, read_structured_file
+from threshsearch.confirm.verdict import load_confirmation
 from threshsearch.results.trials import trials_frame
 from threshsearch.search.baselines import baseline_trials, load_baselines_study
 from threshsearch.search.evidence import LEARNING_CURVE
@@ -34,8 +37,8 @@ _SHORT = {"val_accuracy": "acc", "val_top5": "top5", "latency_ms": "lat", "epoch
           "flops": "flops", "cio": "cio", "activation_mib": "act"}
 
 
-def result_document(study: optuna.Study, trial: FrozenTrial, storage_url: str
-                    ) -> dict[str, Any]:
+def result_document(study: optuna.Study, trial: FrozenTrial, storage_url: str,
+                    confirmed: dict[str, Any] | None = None) -> dict[str, Any]:
     names = study.metric_names or [f"objective_{i}" for i in range(len(trial.values))]
     return {
         "format": FORMAT,
@@ -58,6 +61,9 @@ def result_document(study: optuna.Study, trial: FrozenTrial, storage_url: str
         # how they were measured, and the re-timed one is there once the front was re-timed.
         "latency": {"search": trial.user_attrs.get(LATENCY),
                     "retimed": retimed_records(study).get(trial.number)},
+        # The search's figures above are validation accuracy of one seed; these, where the
+        # study was confirmed, are test accuracy of networks retrained from scratch.
+        "confirmed": confirmed,
     }
 
 
@@ -78,8 +84,11 @@ def export_front(study: optuna.Study, storage_url: str, out: str | Path) -> list
         stale.unlink()  # a front shrinks as the study goes on: old members are not members
     paths = []
     front = pareto_trials(study)
+    confirmation = load_confirmation(study)
     for trial in front:
-        document = result_document(study, trial, storage_url)
+        confirmed = confirmation.document(confirmation.of_trial(trial.number)) \
+            if confirmation else None
+        document = result_document(study, trial, storage_url, confirmed)
         path = out / result_filename(document)
         path.write_text(yaml.safe_dump(document, sort_keys=False))
         paths.append(path)
@@ -96,11 +105,15 @@ def export_baselines(study: optuna.Study, storage_url: str, out: str | Path) -> 
     folder = Path(out) / "baselines"
     companion = load_baselines_study(study)
     baselines = baseline_trials(companion)
+    confirmation = load_confirmation(study)
     for stale in folder.glob("baseline-*.yaml"):
         stale.unlink()
     paths = []
     for name, trial in sorted(baselines.items()):
-        document = {**result_document(companion, trial, storage_url), BASELINE: name}
+        confirmed = confirmation.document(confirmation.of_baseline(name)) \
+            if confirmation else None
+        document = {**result_document(companion, trial, storage_url, confirmed),
+                    BASELINE: name}
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"baseline-{name}.yaml"
         path.write_text(yaml.safe_dump(document, sort_keys=False))

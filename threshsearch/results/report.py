@@ -1,10 +1,11 @@
 """The study report: one self-contained HTML file of plotly figures (plotly.js inlined, so it
-opens offline): the Pareto front for each pair of objectives with every trial behind it and
+opens offline): the Pareto front for each pair of objectives with every trial behind it,
 the study's baselines (the paper's models trained under its recipe; untrained presets,
-profiled only, where a study has none) as named points, the verdict (which front members
-beat which baseline, by how much), the learning curves (with where early stopping cut them),
-parallel coordinates, hyperparameter importances, objective and hypervolume histories, and a
-table of the front."""
+profiled only, where a study has none) as named points and the confirmed figures with their
+error bars; the search's provisional verdict (which front members beat which baseline, by
+how much) and the confirmation's (results/confirmed.py); the learning curves (with where
+early stopping cut them), parallel coordinates, hyperparameter importances, objective and
+hypervolume histories, and a table of the front."""
 
 from __future__ import annotations
 
@@ -21,7 +22,14 @@ from optuna.trial import FrozenTrial, TrialState
 
 from threshsearch.api import profile
 from threshsearch.config import ArchitectureConfig
+from threshsearch.confirm.verdict import Confirmation, cost_objectives, load_confirmation
 from threshsearch.errors import UserError
+from threshsearch.results.confirmed import (
+    NOT_CONFIRMED,
+    confirmed_trace,
+    outcome_table,
+    summary_table,
+)
 from threshsearch.results.export import pareto_trials
 from threshsearch.results.worktime import worker_time_figure
 from threshsearch.search.baselines import baseline_trials, load_baselines_study, verdict
@@ -86,9 +94,11 @@ def _metric(trial: FrozenTrial, name: str) -> float | None:
 
 
 def pareto_scatter(study: optuna.Study, x: str, y: str, presets: dict[str, dict[str, float]],
-                   baselines: dict[str, FrozenTrial] | None = None) -> go.Figure:
+                   baselines: dict[str, FrozenTrial] | None = None,
+                   confirmation: Confirmation | None = None) -> go.Figure:
     """Every trial with both metrics (marker shape: its status; colour: its threshold), the
-    front as a line, and the presets where both metrics are profile metrics."""
+    front as a line, the presets where both metrics are profile metrics, and the confirmed
+    networks with their error bars."""
     figure = go.Figure()
     top, colours = _colour_scale(study.trials)
     by_status: dict[str, list[FrozenTrial]] = {}
@@ -147,6 +157,9 @@ def pareto_scatter(study: optuna.Study, x: str, y: str, presets: dict[str, dict[
             mode="markers+text", text=list(presets), textposition="top center",
             name="presets", marker={"symbol": "star", "size": 14, "color": "black"},
             meta={"role": "presets"}))
+    confirmed = confirmed_trace(confirmation, x, y)
+    if confirmed is not None:
+        figure.add_trace(confirmed)
     figure.update_layout(title=f"{y} against {x}", xaxis_title=x, yaxis_title=y,
                          legend={"orientation": "h"},
                          xaxis_type=_axis_type(figure, "x", x),
@@ -263,16 +276,24 @@ def study_figures(study: optuna.Study, num_classes: int, input_size: int
     # Untrained presets stand in only for a study without trained baselines.
     presets = {} if baselines else preset_metrics(num_classes, input_size)
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    confirmation = load_confirmation(study)
     sections: list[tuple[str, go.Figure | str]] = []
     for x, y in itertools.combinations(names, 2):
         sections.append((f"Pareto front: {y} against {x}",
-                         pareto_scatter(study, x, y, presets, baselines)))
+                         pareto_scatter(study, x, y, presets, baselines, confirmation)))
     if len(names) == 1:
-        sections.append((f"{names[0]} against params",
-                         pareto_scatter(study, "params", names[0], presets, baselines)))
+        sections.append((f"{names[0]} against params", pareto_scatter(
+            study, "params", names[0], presets, baselines, confirmation)))
     sections.append(("The Pareto front", front_table(study, baselines)))
-    sections.append(("Verdict: the front against the baselines",
-                     verdict_table(study, baselines)))
+    sections.append(("Verdict, provisional (validation accuracy, one seed): the front "
+                     "against the baselines", verdict_table(study, baselines)))
+    if confirmation is None:
+        sections.append(("Confirmed", NOT_CONFIRMED))
+    else:
+        sections.append(("Confirmed: retrained from scratch, tested on the test split",
+                         summary_table(confirmation, cost_objectives(study))))
+        sections.append(("Confirmed verdict: each network against each baseline",
+                         outcome_table(confirmation)))
     sections.append(("Learning curves", learning_curves(study)))
     sections.append(("Where the workers' time went",
                      worker_time_figure([*study.trials, *baselines.values()])))

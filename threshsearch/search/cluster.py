@@ -66,9 +66,15 @@ def _check_reachable(address: str) -> None:
 def check_cluster(space: SearchSpace, dataset: ImageDataset, where: str) -> None:
     """Before any trial: some node can run a trial, and a shipped dataset fits the object
     store of the nodes that can. UserError naming the setting otherwise."""
+    check_nodes(space.resources.cpus, space.resources.gpus,
+                dataset if space.data.ship else None, where)
+
+
+def check_nodes(cpus: float, gpus: float, shipped: ImageDataset | None, where: str) -> None:
+    """Some node offers ``cpus`` and ``gpus``, and ``shipped`` (a dataset the driver ships)
+    fits the object store of the nodes that do."""
     import ray
 
-    cpus, gpus = space.resources.cpus, space.resources.gpus
     nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
     able = [node for node in nodes
             if node.get("CPU", 0) >= cpus and node.get("GPU", 0) >= gpus]
@@ -79,11 +85,11 @@ def check_cluster(space: SearchSpace, dataset: ImageDataset, where: str) -> None
             f"{max((n.get('CPU', 0) for n in nodes), default=0):g} CPUs and "
             f"{max((n.get('GPU', 0) for n in nodes), default=0):g} GPUs); lower "
             f"resources.cpus / resources.gpus, or add a node that has them")
-    if space.data.ship:
+    if shipped is not None:
         store = min(node.get("object_store_memory", 0) for node in able)
-        if dataset.nbytes > OBJECT_STORE_SHARE * store:
+        if shipped.nbytes > OBJECT_STORE_SHARE * store:
             raise UserError(
-                f"data.ship: dataset {dataset.name} ({dataset.nbytes / 2**20:.0f} MiB) does "
+                f"data.ship: dataset {shipped.name} ({shipped.nbytes / 2**20:.0f} MiB) does "
                 f"not fit Ray's object store ({store / 2**20:.0f} MiB on the smallest node "
                 f"that can run a trial; a shipped dataset may use "
                 f"{OBJECT_STORE_SHARE:.0%}); give Ray more (`ray start "

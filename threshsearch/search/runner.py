@@ -55,6 +55,10 @@ def open_study(space: SearchSpace) -> optuna.Study:
                                  "device": space.data.device,
                                  "latency_batch_size": space.data.latency_batch_size})
     study.set_user_attr("base", space.base)
+    # What `threshsearch confirm` needs from the storage alone: the seed its seeds derive
+    # from, and the recipe baselines train under.
+    study.set_user_attr("seed", space.study.seed or 0)
+    study.set_user_attr("recipe", space.train.to_dict())
     # What re-timing the front needs, so that `threshsearch retime` works from the storage.
     study.set_user_attr("measurement", space.measurement.for_trials())
     study.set_user_attr("resources", asdict(space.resources))

@@ -27,15 +27,19 @@ SCHEMA_ATTEMPTS = 4
 STATUS = "status"  # user attr: complete, pruned, timed_out, failed, infeasible, duplicate
 TIMED_OUT = "timed_out"  # a trial the time budget cut short: FAIL in Optuna, queued again
 BASELINES_SUFFIX = "-baselines"  # a study's companion of baselines is named <study>-baselines
+CONFIRM_SUFFIX = "-confirm"  # its companion of confirmation records (threshsearch confirm)
+COMPANION_SUFFIXES = (BASELINES_SUFFIX, CONFIRM_SUFFIX)
 REASON = "reason"  # user attr: why a trial failed, was infeasible or was pruned
 TIMED_OUT_OF = "timed_out_of"  # system attr: the trial (cut by the time budget) it re-runs
 STOPPED_AT = "stopped_at_epoch"  # user attr: the rung (epoch) an early stop came at
 
 
-def open_storage(url: str, heartbeat_s: int | None = None, grace_s: int | None = None
-                 ) -> RDBStorage:
+def open_storage(url: str, heartbeat_s: int | None = None, grace_s: int | None = None,
+                 retry_stale: bool = True) -> RDBStorage:
     """An RDB storage for ``url``; SQLite files get their folder created and wait on locks
-    instead of failing when two processes write at once."""
+    instead of failing when two processes write at once. With ``heartbeat_s``, a running
+    trial whose heartbeat is ``grace_s`` old is failed by ``fail_stale_trials`` and, with
+    ``retry_stale``, queued again as a new trial."""
     engine_kwargs = {}
     sqlite = url.startswith("sqlite:///")
     if sqlite:
@@ -47,7 +51,7 @@ def open_storage(url: str, heartbeat_s: int | None = None, grace_s: int | None =
                 url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_s,
                 grace_period=grace_s,
                 heartbeat_stale_trial_callback=(RetryHeartbeatStaleTrialCallback(max_retry=1)
-                                                if heartbeat_s else None),
+                                                if heartbeat_s and retry_stale else None),
             )
             break
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
@@ -81,9 +85,10 @@ def load_study(storage: str | RDBStorage, name: str | None = None) -> optuna.Stu
         storage = open_storage(storage)
     names = optuna.get_all_study_names(storage)
     if name is None:
-        # A study's companion of baselines is not a study of its own to choose.
-        names = [n for n in names if not (n.endswith(BASELINES_SUFFIX)
-                                          and n.removesuffix(BASELINES_SUFFIX) in names)]
+        # A study's companions (baselines, confirmation) are not studies of their own.
+        names = [n for n in names if not any(n.endswith(suffix)
+                                             and n.removesuffix(suffix) in names
+                                             for suffix in COMPANION_SUFFIXES)]
         if len(names) != 1:
             raise UserError(f"--study: the storage holds {len(names)} studies "
                             f"({', '.join(names) or 'none'}); name one")

@@ -65,8 +65,9 @@ class ShippedData:
 _SHIPPED: dict[str, ImageDataset] = {}
 
 
-def _shipped(data: ShippedData, device: torch.device) -> ImageDataset:
-    # A reused Ray worker keeps its dataset on the device between trials; one at a time.
+def shipped_dataset(data: ShippedData, device: torch.device) -> ImageDataset:
+    """The shipped dataset on ``device``: a reused Ray worker keeps it there between trials
+    (one dataset at a time)."""
     key = f"{data.key}@{device}"
     if key not in _SHIPPED:
         import ray
@@ -194,7 +195,7 @@ def violated_constraint(constraints: list[dict[str, Any]], metrics: dict[str, An
     return None
 
 
-def _epoch_metrics(history: list[EpochMetrics]) -> dict[str, Any]:
+def epoch_metrics(history: list[EpochMetrics]) -> dict[str, Any]:
     """The last epoch's figures, and the training speed as the median over the epochs so
     far less the first (warm-up: allocator, kernel choice, caches), when there are others."""
     last = history[-1]
@@ -232,7 +233,7 @@ def evaluate_candidate(spec: dict[str, Any], report: Report, data: ShippedData |
         config = ArchitectureConfig.from_dict(spec["architecture"])
         recipe = Recipe.from_dict(spec["recipe"])
     with clock.phase("data"):
-        dataset = (_shipped(data, device) if data is not None
+        dataset = (shipped_dataset(data, device) if data is not None
                    else _dataset(spec["dataset"], spec["data_root"], str(device),
                                  spec["test_fraction"], spec["max_image_pixels"]))
     config.check_input_size(dataset.input_size)
@@ -259,7 +260,7 @@ def evaluate_candidate(spec: dict[str, Any], report: Report, data: ShippedData |
         paused = (lock.paused_s - paused_before) if lock else 0.0
         notices = lock.notices[notices_before:] if lock else []
         clock.fit_so_far(trainer.history)
-        send({**cheap, **_epoch_metrics(trainer.history), PAUSED_S: paused,
+        send({**cheap, **epoch_metrics(trainer.history), PAUSED_S: paused,
               WARNINGS: [*cheap[WARNINGS], *notices],
               COMPUTE_S: time.perf_counter() - start, **({DONE: True} if done else {})})
 

@@ -1,0 +1,57 @@
+"""The confirmation's records: what a rerun still has to train."""
+
+import time
+
+import optuna
+from optuna.storages import fail_stale_trials
+
+from tests.confirm.helpers import KEY, add_record, pair
+from threshsearch.confirm.records import (
+    completed_records,
+    load_confirm_study,
+    open_confirm_study,
+    start_record,
+    still_to_train,
+)
+from threshsearch.search.storage import load_study, open_storage
+
+
+def test_a_half_done_confirmation_trains_only_the_missing_pairs(tmp_path):
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    storage = open_storage(url, heartbeat_s=1, grace_s=2, retry_stale=False)
+    study = optuna.create_study(study_name="s", storage=storage)
+    confirm = open_confirm_study(study, storage)
+    pairs = [pair(network, seed) for seed in (10, 11) for network in ("trial 1", "base")]
+    add_record(confirm, pairs[0], 0.9)  # done
+    add_record(confirm, pairs[1], None)  # failed: tried again
+    add_record(confirm, pairs[2], 0.8, key="recipe quick")  # another protocol's: not done
+    start_record(confirm, pairs[3], KEY, "synthetic")  # running, heartbeat fresh
+    todo, elsewhere = still_to_train(confirm, pairs, KEY)
+    assert todo == pairs[1:3]
+    assert elsewhere == [pairs[3]]
+    # its driver died: once its heartbeat is grace_s old it is failed and trained again
+    time.sleep(2.5)
+    fail_stale_trials(confirm)
+    todo, elsewhere = still_to_train(confirm, pairs, KEY)
+    assert todo == pairs[1:]
+    assert elsewhere == []
+    assert [r.user_attrs["network"] for r in completed_records(confirm, KEY)] == ["trial 1"]
+
+
+def test_a_config_changed_under_a_name_is_not_done(tmp_path):
+    storage = open_storage(f"sqlite:///{tmp_path / 'study.db'}")
+    study = optuna.create_study(study_name="s", storage=storage)
+    confirm = open_confirm_study(study, storage)
+    add_record(confirm, pair("base", 10, config_hash="old"), 0.9)
+    todo, _ = still_to_train(confirm, [pair("base", 10, config_hash="new")], KEY)
+    assert len(todo) == 1
+
+
+def test_the_companion_is_not_a_study_to_choose(tmp_path):
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    storage = open_storage(url)
+    study = optuna.create_study(study_name="s", storage=storage)
+    assert load_confirm_study(study) is None
+    open_confirm_study(study, storage)
+    assert load_study(url).study_name == "s"
+    assert load_confirm_study(study).study_name == "s-confirm"

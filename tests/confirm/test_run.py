@@ -1,0 +1,108 @@
+"""Planning a confirmation, and running one through Ray and the CLI."""
+
+import time
+
+import pytest
+
+from tests.search.helpers import offline_study
+from threshsearch.cli import main
+from threshsearch.confirm.protocols import get_protocol
+from threshsearch.confirm.records import (
+    completed_records,
+    finish_record,
+    load_confirm_study,
+    open_confirm_study,
+    start_record,
+)
+from threshsearch.confirm.run import plan_confirmation
+from threshsearch.errors import UserError
+from threshsearch.search.storage import open_storage, pareto_trials
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("confirm")
+    space, made = offline_study(folder, n_trials=5)
+    return folder / "space.yaml", space, made
+
+
+def test_the_plan_follows_the_protocol(study):
+    _, space, made = study
+    front = pareto_trials(made)
+    plan = plan_confirmation(made, get_protocol("search", "synthetic"))
+    # no baselines trained; the networks the search took longest to train come first
+    by_time = sorted(front, key=lambda t: -t.user_attrs["compute_s"])
+    assert plan.networks == [f"trial {t.number}" for t in by_time]
+    assert len(plan.pairs) == 3 * len(front)
+    assert plan.pairs[0].recipe == by_time[0].user_attrs["recipe"]  # the search's own
+    assert (plan.cpus, plan.dataset) == (1, "synthetic")
+    longer = plan_confirmation(made, get_protocol("search", "synthetic").with_options(
+        seeds=1, epochs=7, baselines=("threshnet79",)), [front[0].number])
+    assert longer.networks == ["threshnet79", f"trial {front[0].number}"]  # untrained first
+    assert {p.recipe["epochs"] for p in longer.pairs} == {7}
+    # a baseline the study never trained is confirmed under the study's recipe
+    assert longer.pairs[0].recipe["lr"] == space.train.lr
+    assert longer.pairs[0].architecture["num_classes"] == 10
+
+
+def test_members_must_be_completed_trials(study):
+    _, _, made = study
+    pruned = next(t.number for t in made.trials if t.state.name != "COMPLETE")
+    with pytest.raises(UserError, match=f"--members: {pruned} is not a completed trial"):
+        plan_confirmation(made, get_protocol("search", "synthetic"), [pruned])
+    with pytest.raises(UserError, match="--baselines: 'resnet' is not a preset"):
+        plan_confirmation(made, get_protocol("search", "synthetic").with_options(
+            baselines=("resnet",)))
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--protocol", "paper-svhn"], "--protocol: paper-svhn is for svhn, but the study "
+                                   "searched synthetic"),
+    (["--concurrency", "0"], "--concurrency: 0 is invalid"),
+    (["--members", "99"], "--members: 99 is not a completed trial"),
+])
+def test_the_command_checks_its_flags_before_starting_ray(study, capsys, flags, message):
+    path, _, _ = study
+    assert main(["confirm", "--space", str(path), *flags]) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_ray_confirmation_with_two_seeds_resumes_what_was_left(study, capsys):
+    path, space, made = study
+    members = [t.number for t in made.trials if t.state.name == "COMPLETE"
+               and t.user_attrs.get("duplicate_of") is None][:2]
+    assert len(members) == 2
+    protocol = get_protocol("search", "synthetic").with_options(seeds=2, baselines=())
+    pairs = plan_confirmation(made, protocol, members).pairs
+    # Left by an earlier, interrupted confirmation: one pair done, one failed, one running
+    # when its driver died (its heartbeat goes stale), the rest never started.
+    storage = open_storage(space.storage_url, space.study.heartbeat_s, space.study.grace_s,
+                           retry_stale=False)
+    confirm = open_confirm_study(made, storage)
+    finish_record(start_record(confirm, pairs[0], protocol.key, "synthetic"),
+                  {"test_accuracy": 0.123}, 1.0)
+    finish_record(start_record(confirm, pairs[1], protocol.key, "synthetic"),
+                  {"failed": "out of memory"}, 1.0)
+    start_record(confirm, pairs[2], protocol.key, "synthetic")
+    time.sleep(space.study.grace_s + 0.5)
+    code = main(["confirm", "--space", str(path), "--seeds", "2", "--baselines", "none",
+                 "--members", *map(str, members)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    trained = len(pairs) - 1
+    assert f"{trained} pairs trained, 0 failed, 1 confirmed before" in out
+    records = completed_records(load_confirm_study(made), protocol.key)
+    assert sorted((r.user_attrs["network"], r.user_attrs["seed"]) for r in records) == \
+        sorted((p.network, p.seed) for p in pairs)  # one record per pair, none twice
+    kept = next(r for r in records if r.user_attrs["seed"] == pairs[0].seed
+                and r.user_attrs["network"] == pairs[0].network)
+    assert kept.value == 0.123  # not trained again
+    fresh = [r for r in records if r.number != kept.number]
+    for record in fresh:
+        attrs = record.user_attrs
+        assert 0 <= attrs["test_accuracy"] <= 1 and attrs["epochs"] == 3
+        assert attrs["latency"]["measurement"].startswith("confirmation")
+        assert attrs["versions"]["torch"] and attrs["device"] and attrs["node"]
+    assert f"{pairs[3].network} seed {pairs[3].seed}: test" in out
+    assert "confirmed (search: the search's recipe; test split):" in out

@@ -1,0 +1,261 @@
+"""Running a confirmation: the plan (which networks, which seeds, which recipe) and the Ray
+tasks that train its (network, seed) pairs, ``concurrency`` at a time, each with a trial's
+resources and the dataset the driver ships once through the object store. Every pair is
+recorded as it starts and as it ends, so an interrupted confirmation resumes with the pairs
+it had not finished."""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from optuna.storages import fail_stale_trials
+from optuna.trial import TrialState
+from tqdm import tqdm
+
+from threshsearch.config import ConfigError
+from threshsearch.confirm.protocols import Protocol, confirmation_seeds, study_seed
+from threshsearch.confirm.records import (
+    LATEST,
+    Pair,
+    finish_record,
+    network_label,
+    open_confirm_study,
+    start_record,
+    still_to_train,
+)
+from threshsearch.data import INPUT_SIZE, load_dataset
+from threshsearch.errors import UserError
+from threshsearch.presets import PRESETS, get_preset
+from threshsearch.search.baselines import baseline_trials, load_baselines_study
+from threshsearch.search.storage import REASON, open_storage, pareto_trials
+from threshsearch.search.trial import COMPUTE_S, FAILED, ShippedData
+from threshsearch.train import Recipe, get_recipe
+
+WAIT_POLL_S = 2.0  # how often to look again at pairs another driver is training
+
+
+@dataclass(frozen=True)
+class Plan:
+    protocol: Protocol
+    seeds: list[int]
+    pairs: list[Pair]
+    dataset: str
+    data_root: str
+    device: str
+    measurement: dict[str, Any]
+    latency_batch_size: int
+    cpus: float
+    gpus: float
+
+    @property
+    def networks(self) -> list[str]:
+        return list(dict.fromkeys(pair.network for pair in self.pairs))
+
+
+def _recipe(protocol: Protocol, searched: dict[str, Any] | None, what: str) -> dict[str, Any]:
+    if protocol.recipe:
+        recipe = get_recipe(protocol.recipe)
+    elif searched:
+        recipe = Recipe.from_dict(searched)
+    else:
+        raise UserError(f"--recipe: the study records no recipe for {what}; name one "
+                        f"(e.g. --recipe quick)")
+    return recipe.override(epochs=protocol.epochs).to_dict()
+
+
+def _members(study: optuna.Study, numbers: Sequence[int] | None) -> list[optuna.trial.FrozenTrial]:
+    front = [t for t in pareto_trials(study) if "architecture" in t.user_attrs]
+    if numbers is None:
+        if not front:
+            raise UserError(f"study {study.study_name}: no completed trial, so no front to "
+                            f"confirm")
+        return front
+    complete = {t.number: t for t in study.get_trials(deepcopy=False)
+                if t.state == TrialState.COMPLETE and "architecture" in t.user_attrs}
+    for number in numbers:
+        if number not in complete:
+            raise UserError(f"--members: {number} is not a completed trial of study "
+                            f"{study.study_name}; expected trial numbers such as the front's "
+                            f"{', '.join(str(t.number) for t in front) or '(none)'}")
+    return [complete[number] for number in dict.fromkeys(numbers)]
+
+
+def _baselines(study: optuna.Study, protocol: Protocol
+               ) -> dict[str, tuple[dict[str, Any] | None, float]]:
+    """Each baseline to confirm: the recipe it was trained under (None: unknown) and the
+    seconds the search took to train it (inf: never trained)."""
+    trained = baseline_trials(load_baselines_study(study))
+    names = protocol.baselines if protocol.baselines is not None else sorted(trained)
+    result = {}
+    for name in names:
+        if name not in PRESETS:
+            raise UserError(f"--baselines: {name!r} is not a preset; expected some of "
+                            f"{', '.join(PRESETS)}, or none")
+        if name in trained:
+            attrs = trained[name].user_attrs
+            result[name] = (attrs.get("recipe"), attrs.get(COMPUTE_S, math.inf))
+        else:
+            result[name] = (study.user_attrs.get("recipe"), math.inf)
+    return result
+
+
+def plan_confirmation(study: optuna.Study, protocol: Protocol,
+                      members: Sequence[int] | None = None) -> Plan:
+    """The pairs a protocol asks for: every chosen network and baseline with each seed."""
+    data = study.user_attrs.get("data") or {}
+    classes = data.get("num_classes") or 10
+    seeds = confirmation_seeds(study_seed(study), protocol.seeds)
+    networks = []  # (seconds the search took to train it: inf when unknown, Pair fields)
+    for trial in _members(study, members):
+        networks.append((trial.user_attrs.get(COMPUTE_S, math.inf), trial.number, None,
+                         trial.user_attrs["config_hash"], trial.user_attrs["architecture"],
+                         _recipe(protocol, trial.user_attrs.get("recipe"),
+                                 f"trial {trial.number}")))
+    for name, (recipe, took) in _baselines(study, protocol).items():
+        config = get_preset(name, classes)
+        try:
+            config.check_input_size(INPUT_SIZE)
+        except ConfigError as error:
+            raise UserError(f"--baselines: {name}: {error}") from None
+        networks.append((took, None, name, config.hash, config.to_dict(),
+                         _recipe(protocol, recipe, name)))
+    # Longest first (as the search measured them), so that the last pairs to finish are
+    # short ones and no worker idles while one long pair ends the run.
+    pairs = [Pair(network_label(number, name), number, name, config_hash, architecture,
+                  recipe, seed)
+             for _, number, name, config_hash, architecture, recipe
+             in sorted(networks, key=lambda item: -item[0]) for seed in seeds]
+    resources = study.user_attrs.get("resources") or {"cpus": 1, "gpus": 0}
+    return Plan(protocol, seeds, pairs, data.get("dataset", "cifar10"), data.get("root", "data"),
+                data.get("device", "auto"), study.user_attrs.get("measurement") or {},
+                data.get("latency_batch_size", 1), resources["cpus"], resources["gpus"])
+
+
+@dataclass
+class ConfirmSummary:
+    trained: int  # pairs trained to the end this run
+    failed: int
+    already_done: int  # pairs complete before this run
+    wall_s: float
+
+
+class _Heartbeat:
+    """Marks this driver's running records alive, so a rerun after its death retries them
+    (and does not retry them while it lives)."""
+
+    def __init__(self, storage: optuna.storages.RDBStorage, every_s: int) -> None:
+        self.storage, self.ids, self.stop = storage, set(), threading.Event()
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._beat, args=(every_s,), daemon=True)
+        self.thread.start()
+
+    def _beat(self, every_s: int) -> None:
+        while not self.stop.wait(every_s):
+            with self.lock:
+                ids = list(self.ids)
+            for trial_id in ids:
+                try:
+                    self.storage.record_heartbeat(trial_id)
+                except Exception as error:  # a storage hiccup must not end the beat
+                    logging.getLogger(__name__).warning("heartbeat failed: %s", error)
+
+    def add(self, trial_id: int) -> None:
+        with self.lock:
+            self.ids.add(trial_id)
+
+    def remove(self, trial_id: int) -> None:
+        with self.lock:
+            self.ids.discard(trial_id)
+
+
+def _describe(pair: Pair, result: dict[str, Any]) -> str:
+    if FAILED in result:
+        return f"{pair.network} seed {pair.seed}: failed: {result[FAILED]}"
+    return (f"{pair.network} seed {pair.seed}: test {result['test_accuracy']:.4f}  "
+            f"val {result['val_accuracy']:.4f}  latency {result['latency_ms']:.4g} ms  "
+            f"({result.get(COMPUTE_S, 0):.0f} s)")
+
+
+def run_confirmation(study: optuna.Study, storage_url: str, plan: Plan,
+                     concurrency: int | None = None, heartbeat_s: int = 5, grace_s: int = 20,
+                     quiet: bool = False) -> ConfirmSummary:
+    """Train the plan's pairs not yet confirmed through Ray (``ray.init`` must have run),
+    ``concurrency`` at a time (None: as many as the cluster holds)."""
+    import ray
+
+    from threshsearch.confirm.pair import ray_confirm_pair
+    from threshsearch.search.cluster import check_nodes
+
+    start = time.perf_counter()
+    dataset = load_dataset(plan.dataset, plan.data_root, "cpu")
+    check_nodes(plan.cpus, plan.gpus, dataset, "the Ray cluster")
+    if concurrency is None:
+        total = ray.cluster_resources()
+        fits = [total.get("CPU", 0) / plan.cpus if plan.cpus else float("inf"),
+                total.get("GPU", 0) / plan.gpus if plan.gpus else float("inf")]
+        concurrency = max(1, int(min(fits)))
+    storage = open_storage(storage_url, heartbeat_s, grace_s, retry_stale=False)
+    confirm = open_confirm_study(study, storage)
+    protocol = plan.protocol
+    confirm.set_user_attr(LATEST, {"name": protocol.name, "key": protocol.key,
+                                   "description": f"{protocol.name}: {protocol.key}",
+                                   "seeds": plan.seeds})
+    fail_stale_trials(confirm)
+    todo, elsewhere = still_to_train(confirm, plan.pairs, protocol.key)
+    summary = ConfirmSummary(0, 0, len(plan.pairs) - len(todo) - len(elsewhere), 0.0)
+    task = ray.remote(num_cpus=plan.cpus, num_gpus=plan.gpus, max_retries=1)(ray_confirm_pair)
+    shipped = ShippedData(f"{dataset.name}-{uuid.uuid4().hex[:12]}", ray.put(dataset))
+    common = {"device": plan.device, "measurement": plan.measurement,
+              "latency_batch_size": plan.latency_batch_size, "cpus": plan.cpus}
+    heartbeat = _Heartbeat(storage, heartbeat_s)
+    running: dict[Any, tuple[Pair, optuna.Trial, float]] = {}
+    bar = tqdm(total=len(todo) + len(elsewhere), unit="pair", desc="confirm", disable=quiet,
+               dynamic_ncols=True)
+    try:
+        while todo or running or elsewhere:
+            while todo and len(running) < concurrency:
+                pair = todo.pop(0)
+                record = start_record(confirm, pair, protocol.key, plan.dataset)
+                heartbeat.add(record._trial_id)
+                spec = {**common, "architecture": pair.architecture, "recipe": pair.recipe,
+                        "seed": pair.seed}
+                running[task.remote(spec, shipped)] = (pair, record, time.perf_counter())
+            if not running:
+                # Only pairs another driver holds: train them here once its heartbeat
+                # goes stale, or count them once it finishes them.
+                time.sleep(WAIT_POLL_S)
+                fail_stale_trials(confirm)
+                free, held = still_to_train(confirm, elsewhere, protocol.key)
+                bar.update(len(elsewhere) - len(free) - len(held))
+                todo, elsewhere = free, held
+                continue
+            ready, _ = ray.wait(list(running), num_returns=1)
+            pair, record, started = running.pop(ready[0])
+            try:
+                result = ray.get(ready[0])
+            except ray.exceptions.RayError as error:  # the worker died twice
+                result = {FAILED: " ".join(f"the Ray worker died: {error}".split())[:500]}
+            completed = finish_record(record, result, time.perf_counter() - started)
+            heartbeat.remove(record._trial_id)
+            summary.trained += completed
+            summary.failed += not completed
+            bar.update(1)
+            if not quiet:
+                bar.write(_describe(pair, result))
+    finally:
+        bar.close()
+        heartbeat.stop.set()
+        for _, record, _ in running.values():
+            # Interrupted: failed now, so a rerun trains these pairs again at once.
+            record.set_user_attr(REASON, "interrupted")
+            record.study.tell(record, state=TrialState.FAIL)
+    summary.wall_s = time.perf_counter() - start
+    return summary
