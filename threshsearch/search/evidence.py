@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import optuna
 from optuna.trial import FrozenTrial
 
 from threshsearch.search.objectives import CHEAP_METRICS
@@ -20,6 +21,7 @@ from threshsearch.search.pareto import minimised
 from threshsearch.search.storage import retried_numbers
 
 LEARNING_CURVE = "learning_curve"
+RESTARTS = "restarts"  # user attr: how often Tune re-ran the trial (its worker died)
 CURVE_FIELDS = ("epoch", "train_loss", "val_loss", "val_accuracy", "val_top5", "epoch_time_s",
                 "train_images_per_s")
 
@@ -30,6 +32,39 @@ def curve_entry(result: dict[str, Any]) -> dict[str, Any] | None:
     if not isinstance(result.get("epoch"), int):
         return None
     return {key: result[key] for key in CURVE_FIELDS if key in result}
+
+
+class LearningCurves:
+    """The learning curves of the trials running now, by Ray trial id, each written to its
+    trial in the storage as its epochs come."""
+
+    def __init__(self) -> None:
+        self.curves: dict[str, list[dict[str, Any]]] = {}
+        self.restarts: dict[str, int] = {}
+
+    def record(self, trial_id: str, trial: optuna.Trial, result: dict[str, Any]) -> None:
+        """Add the result's epoch to the trial's stored learning curve (once). An epoch at or
+        before the last one is Tune running the trial again (its worker died) under the same
+        id: the curve starts again rather than splice two attempts."""
+        entry = curve_entry(result)
+        curve = self.curves.setdefault(trial_id, [])
+        if entry is None or (curve and curve[-1] == entry):  # the same report, seen again
+            return
+        if curve and curve[-1]["epoch"] >= entry["epoch"]:
+            curve.clear()
+            self.restarts[trial_id] = self.restarts.get(trial_id, 0) + 1
+            trial.set_user_attr(RESTARTS, self.restarts[trial_id])
+        if not curve:  # known before training: written with the first epoch
+            for key in CHEAP_METRICS:
+                if key in result:
+                    trial.set_user_attr(key, result[key])
+        curve.append(entry)
+        trial.set_user_attr(LEARNING_CURVE, curve)
+
+    def forget(self, trial_id: str) -> None:
+        """Drop the record of a trial that ended."""
+        self.curves.pop(trial_id, None)
+        self.restarts.pop(trial_id, None)
 
 
 def objective_vector(values: dict[str, Any], metrics: Sequence[str],

@@ -1,12 +1,7 @@
 """The Ray Tune searcher around an Optuna study: Optuna proposes, the storage keeps everything.
 
 ``StudySearcher`` uses the study through ask and tell, so each trial ends in the state it
-earned: COMPLETE with its objectives when it trained to the end; PRUNED when early stopping
-stopped it (Ray's own OptunaSearch would tell such a trial COMPLETE with truncated values) or
-when it broke a constraint before training, with the constraint's values told to the sampler;
-FAIL with a reason when it raised. A trial the time budget cut short is FAIL with status
-``timed_out`` (samplers leave FAIL trials out: the network is not bad, only unfinished) and is
-queued again, to run first when the study resumes. Constraints on the profiled metrics
+earned (``search/exchange.py`` decides which). Constraints on the profiled metrics
 (params, MAdd, Flops, memory traffic, CIO, activations) are checked here, before a trial is
 handed out: a config that breaks one never reaches a worker. Every epoch's values go to the
 storage as they come (the learning curve; restarted when Tune re-runs a trial whose worker
@@ -21,46 +16,27 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import asdict
 from typing import Any
 
 import optuna
 from optuna.storages import fail_stale_trials
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
 from threshsearch.config import ConfigError
-from threshsearch.devicelock import lock_env
 from threshsearch.presets import get_preset
 from threshsearch.search.baselines import still_to_train
-from threshsearch.search.evidence import LEARNING_CURVE, curve_entry
-from threshsearch.search.objectives import CHEAP_METRICS, METRICS
+from threshsearch.search.evidence import LEARNING_CURVE, LearningCurves
+from threshsearch.search.exchange import Outcome, duplicate_outcome, trial_outcome, trial_spec
 from threshsearch.search.progress import Progress, metric_summary
 from threshsearch.search.space import SearchSpace, constraint_values
-from threshsearch.search.storage import (
-    REASON,
-    STATUS,
-    STOPPED_AT,
-    TIMED_OUT,
-    queue_retry,
-    retried_numbers,
-    trial_status,
-)
+from threshsearch.search.storage import REASON, STATUS, count_trials, queue_retry, trial_status
 from threshsearch.search.trial import (
     BASELINE,
     COMPUTE_S,
-    DONE,
-    FAILED,
-    INFEASIBLE,
-    LATENCY,
-    MEASURE_LATENCY,
-    MEASURE_S,
-    NODE,
-    PAUSED_S,
     PROFILED,
     PROFILED_METRICS,
-    THROUGHPUT,
     WARNINGS,
     profiled_metrics,
     violated_constraint,
@@ -69,53 +45,7 @@ from threshsearch.search.worktime import WORKER_TIME, WorkTally
 
 WAIT_POLL_S = 1.0  # how often to look again while waiting for other drivers' trials
 SUGGEST_S = 2.0  # the longest one suggestion may draw for before it gives Tune its loop back
-RESTARTS = "restarts"  # user attr: how often Tune re-ran the trial (its worker died)
 DEVICES = "devices"  # study user attr: the devices its trials ran on, when more than one
-
-
-def trial_spec(space: SearchSpace, trial: optuna.Trial, config_dict: dict[str, Any],
-               recipe_dict: dict[str, Any]) -> dict[str, Any]:
-    """Everything a worker needs to run one trial, as plain data."""
-    return {
-        "number": trial.number,
-        "architecture": config_dict,
-        "recipe": recipe_dict,
-        "dataset": space.data.dataset,
-        "data_root": str(Path(space.data.root).resolve()),
-        "test_fraction": space.data.test_fraction,
-        "max_image_pixels": space.data.max_image_pixels,
-        "device": space.data.device,
-        "latency_batch_size": space.data.latency_batch_size,
-        "measurement": space.measurement.for_trials(),
-        "constraints": [{"metric": c.metric, "max": c.max, "min": c.min}
-                        for c in space.constraints],
-        "seed": trial.user_attrs["seed"],
-        "cpus": space.resources.cpus,
-        "gpus": space.resources.gpus,
-        MEASURE_LATENCY: space.measures_latency,
-        # The driver's device-lock settings reach every node's trials this way: Ray starts
-        # workers in the environment of each node's `ray start`, not the driver's.
-        "lock_env": lock_env(),
-    }
-
-
-@dataclass
-class Counts:
-    finished: int = 0  # complete, pruned, failed (not retried), infeasible, duplicate
-    running: int = 0
-    waiting: int = 0
-
-
-
-def _nested(result: dict[str, Any], key: str) -> dict[str, Any] | None:
-    """``result[key]``, also when Ray has flattened it to ``key/...`` entries."""
-    if isinstance(result.get(key), dict):
-        return result[key]
-    prefix = f"{key}/"
-    found = {name[len(prefix):]: value for name, value in result.items()
-             if name.startswith(prefix)}
-    return found or None
-
 
 
 class StudySearcher(Searcher):
@@ -135,8 +65,7 @@ class StudySearcher(Searcher):
         self.pending: dict[str, optuna.Trial] = {}
         self.started: dict[str, float] = {}
         self.last_results: dict[str, dict[str, Any]] = {}
-        self.curves: dict[str, list[dict[str, Any]]] = {}
-        self.restarts: dict[str, int] = {}
+        self.curves = LearningCurves()
         self.devices = {trial.user_attrs["device"] for trial in study.get_trials(deepcopy=False)
                         if trial.user_attrs.get("device")}
         self.profiled_constraints = tuple(constraint for constraint in space.constraints
@@ -170,36 +99,21 @@ class StudySearcher(Searcher):
                 except Exception as error:  # a storage hiccup must not kill the beat
                     logging.getLogger(__name__).warning("heartbeat failed: %s", error)
 
-    def _counts(self, trials: list[FrozenTrial]) -> Counts:
-        retried = retried_numbers(trials)
-        counts = Counts()
-        for trial in trials:
-            if trial.state == TrialState.RUNNING:
-                counts.running += 1
-            elif trial.state == TrialState.WAITING:
-                counts.waiting += 1
-            elif trial.number not in retried:
-                counts.finished += 1
-        return counts
-
-    def _end(self, trial: optuna.Trial, state: TrialState, status: str,
-             values: list[float] | None = None, reason: str | None = None,
-             attrs: dict[str, Any] | None = None,
-             constraints: dict[str, float] | None = None) -> None:
-        for key, value in (attrs or {}).items():
+    def _end(self, trial: optuna.Trial, outcome: Outcome) -> None:
+        for key, value in outcome.attrs.items():
             trial.set_user_attr(key, value)
         # Optuna's constraint API: samplers learn the infeasible region from these.
-        for key, value in (constraints or {}).items():
+        for key, value in (outcome.constraints or {}).items():
             trial.set_constraint(key, value)
-        trial.set_user_attr(STATUS, status)
-        if reason:
-            trial.set_user_attr(REASON, reason)
-        trial.study.tell(trial, values, state=state)
+        trial.set_user_attr(STATUS, outcome.status)
+        if outcome.reason:
+            trial.set_user_attr(REASON, outcome.reason)
+        trial.study.tell(trial, outcome.values, state=outcome.state)
         self._beat(trial, False)
         names = self.space.metric_names
-        summary = reason or metric_summary(attrs or {}, names)
-        self.progress.trial(trial, status, summary, self.study, len(self.pending),
-                            (attrs or {}).get(WARNINGS) or [])
+        summary = outcome.reason or metric_summary(outcome.attrs, names)
+        self.progress.trial(trial, outcome.status, summary, self.study, len(self.pending),
+                            outcome.attrs.get(WARNINGS) or [])
 
     # -------------------------------------------------------------- suggest
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
@@ -231,7 +145,7 @@ class StudySearcher(Searcher):
                 if self.baselines is not None:
                     fail_stale_trials(self.baselines)
             trials = self.study.get_trials(deepcopy=False)
-            counts = self._counts(trials)
+            counts = count_trials(trials)
             if counts.waiting == 0 and (
                     counts.finished + counts.running >= self.space.study.n_trials):
                 if counts.running > len(self.pending) or self.pending:
@@ -279,7 +193,8 @@ class StudySearcher(Searcher):
             config, recipe = self.space.sample(trial)
             config.check_input_size(self.input_size)
         except ConfigError as error:
-            self._end(trial, TrialState.FAIL, "failed", reason=f"unbuildable: {error}")
+            self._end(trial, Outcome(TrialState.FAIL, "failed",
+                                     reason=f"unbuildable: {error}"))
             return None
         trial.set_user_attr("config_hash", config.hash)
         trial.set_user_attr("seed", (self.space.study.seed or 0) + trial.number)
@@ -295,7 +210,7 @@ class StudySearcher(Searcher):
                           or (trial_status(t) == "running" and t.number < trial.number))),
                     None)
         if twin is not None:
-            self._settle_duplicate(trial, twin)
+            self._end(trial, duplicate_outcome(twin))
             return None
         spec = trial_spec(self.space, trial, config.to_dict(), recipe.to_dict())
         if self.profiled_constraints:
@@ -303,35 +218,14 @@ class StudySearcher(Searcher):
             reason = violated_constraint([asdict(c) for c in self.profiled_constraints],
                                          figures)
             if reason:
-                self._end(trial, TrialState.PRUNED, "infeasible", attrs=figures,
-                          constraints=constraint_values(self.profiled_constraints, figures),
-                          reason=f"constraint: {reason} (known before training: the trial "
-                                 f"was not run)")
+                self._end(trial, Outcome(
+                    TrialState.PRUNED, "infeasible", figures,
+                    constraints=constraint_values(self.profiled_constraints, figures),
+                    reason=f"constraint: {reason} (known before training: the trial "
+                           f"was not run)"))
                 return None
             spec[PROFILED] = figures  # the worker need not profile the network again
         return spec
-
-    def _settle_duplicate(self, trial: optuna.Trial, twin: FrozenTrial) -> None:
-        attrs = {key: value for key, value in twin.user_attrs.items()
-                 if key in METRICS or key in ("device", "versions", COMPUTE_S, "epochs",
-                                              LATENCY, THROUGHPUT)}
-        attrs["duplicate_of"] = twin.number
-        status = trial_status(twin)
-        if status == "running":
-            self._end(trial, TrialState.FAIL, "duplicate", attrs=attrs,
-                      reason=f"same config as trial {twin.number}, still running")
-        elif twin.state == TrialState.COMPLETE:
-            self._end(trial, TrialState.COMPLETE, "duplicate", values=list(twin.values),
-                      attrs=attrs, constraints=twin.constraints)
-        elif twin.state == TrialState.PRUNED:
-            self._end(trial, TrialState.PRUNED, "duplicate", attrs=attrs,
-                      constraints=twin.constraints,
-                      reason=f"same config as trial {twin.number}: "
-                             f"{twin.user_attrs.get(REASON, 'pruned')}")
-        else:
-            self._end(trial, TrialState.FAIL, "duplicate", attrs=attrs,
-                      reason=f"same config as trial {twin.number}: "
-                             f"{twin.user_attrs.get(REASON, 'infeasible')}")
 
     # --------------------------------------------------------- completion
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
@@ -339,27 +233,7 @@ class StudySearcher(Searcher):
         with self.lock:
             trial = self.pending.get(trial_id)
             if trial is not None:
-                self._record_epoch(trial_id, trial, result)
-
-    def _record_epoch(self, trial_id: str, trial: optuna.Trial,
-                      result: dict[str, Any]) -> None:
-        """Add the result's epoch to the trial's stored learning curve (once). An epoch at or
-        before the last one is Tune running the trial again (its worker died) under the same
-        id: the curve starts again rather than splice two attempts."""
-        entry = curve_entry(result)
-        curve = self.curves.setdefault(trial_id, [])
-        if entry is None or (curve and curve[-1] == entry):  # the same report, seen again
-            return
-        if curve and curve[-1]["epoch"] >= entry["epoch"]:
-            curve.clear()
-            self.restarts[trial_id] = self.restarts.get(trial_id, 0) + 1
-            trial.set_user_attr(RESTARTS, self.restarts[trial_id])
-        if not curve:  # known before training: written with the first epoch
-            for key in CHEAP_METRICS:
-                if key in result:
-                    trial.set_user_attr(key, result[key])
-        curve.append(entry)
-        trial.set_user_attr(LEARNING_CURVE, curve)
+                self.curves.record(trial_id, trial, result)
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None,
                           error: bool = False) -> None:
@@ -370,54 +244,20 @@ class StudySearcher(Searcher):
             result = result or self.last_results.get(trial_id) or {}
             self.last_results.pop(trial_id, None)
             # Tune does not pass the searcher the result its scheduler stopped on.
-            self._record_epoch(trial_id, trial, result)
-            self.curves.pop(trial_id, None)
-            self.restarts.pop(trial_id, None)
+            self.curves.record(trial_id, trial, result)
+            self.curves.forget(trial_id)
             if trial.user_attrs.get(BASELINE):
                 self.baseline_s += float(result.get(COMPUTE_S, 0.0))
             wall = time.perf_counter() - self.started.pop(trial_id)
-            compute = float(result.get(COMPUTE_S, 0.0))
-            account = _nested(result, WORKER_TIME)
-            self.work.add(account, wall)
-            attrs = {key: result[key] for key in METRICS if key in result}
-            epochs = result.get("epoch", 0)
-            attrs |= {"device": result.get("device"), "versions": _nested(result, "versions"),
-                      LATENCY: _nested(result, LATENCY),
-                      THROUGHPUT: _nested(result, THROUGHPUT),
-                      WARNINGS: result.get(WARNINGS) or [],
-                      MEASURE_S: result.get(MEASURE_S), PAUSED_S: result.get(PAUSED_S),
-                      "epochs": epochs,
-                      NODE: result.get(NODE), COMPUTE_S: compute, "wall_s": wall,
-                      WORKER_TIME: account}
-            attrs[WARNINGS] = [*attrs[WARNINGS], *self._device_warning(result.get("device"))]
-            priced = all(c.metric in result for c in self.space.constraints)
-            constraints = constraint_values(self.space.constraints, result) if priced \
-                else None
-            if error or FAILED in result:
-                reason = result.get(FAILED) or ("the Ray worker died or raised; see the "
-                                                "trial's error file under ray/")
-                self._end(trial, TrialState.FAIL, "failed", reason=reason, attrs=attrs)
-            elif INFEASIBLE in result:
-                self._end(trial, TrialState.PRUNED, "infeasible", attrs=attrs,
-                          constraints=constraints,
-                          reason=f"constraint: {result[INFEASIBLE]}")
-            elif result.get(DONE):
-                values = [float(result[name]) for name in self.space.metric_names]
-                self._end(trial, TrialState.COMPLETE, "complete", values=values,
-                          attrs=attrs, constraints=constraints)
-            elif trial_id in self.stop_reasons:
-                self._end(trial, TrialState.PRUNED, "pruned",
-                          reason=self.stop_reasons[trial_id],
-                          attrs={**attrs, STOPPED_AT: epochs}, constraints=constraints)
-            else:
-                # Cut by the time budget (or the run's end): unfinished, not bad. FAIL keeps
-                # it from the samplers; the retry trains the network when the study resumes.
-                self._end(trial, TrialState.FAIL, TIMED_OUT,
-                          reason=f"stopped when the time budget ran out, after epoch {epochs}; "
-                                 f"queued to run again when the study resumes",
-                          attrs={**attrs, STOPPED_AT: epochs}, constraints=constraints)
-                if not trial.user_attrs.get(BASELINE):  # a rerun trains a baseline anyway
-                    queue_retry(self.study, self.storage.get_trial(trial._trial_id))
+            outcome = trial_outcome(
+                result, error=error, stop_reason=self.stop_reasons.get(trial_id),
+                constraints=self.space.constraints, metric_names=self.space.metric_names,
+                wall_s=wall, device_warnings=self._device_warning(result.get("device")),
+                baseline=bool(trial.user_attrs.get(BASELINE)))
+            self.work.add(outcome.attrs[WORKER_TIME], wall)
+            self._end(trial, outcome)
+            if outcome.retry:
+                queue_retry(self.study, self.storage.get_trial(trial._trial_id))
 
     def _device_warning(self, device: str | None) -> list[str]:
         """A warning, and the study's record of its devices, the first time a trial runs on

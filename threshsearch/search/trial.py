@@ -215,7 +215,7 @@ def epoch_metrics(history: list[EpochMetrics]) -> dict[str, Any]:
 
 def evaluate_candidate(spec: dict[str, Any], report: Report, data: ShippedData | None = None,
                        clock: WorkerClock | None = None) -> None:
-    """Run one trial described by ``spec`` (see ``searcher.trial_spec``), calling ``report``
+    """Run one trial described by ``spec`` (see ``exchange.trial_spec``), calling ``report``
     after pricing if infeasible, after every epoch otherwise; the last report carries DONE.
     The dataset comes from ``data`` when the driver shipped it, else from the data root.
     Every report carries the worker-time account so far (``clock``)."""
