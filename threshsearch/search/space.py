@@ -1,89 +1,115 @@
-"""The search-space file: a validated YAML schema and the sampler that turns an Optuna trial
-into an architecture config and a training recipe.
+"""The search-space file: its schema (pydantic models: every key with its default, bounds and
+description) and the sampler that turns an Optuna trial into an architecture config and a
+training recipe.
 
 Every problem in a file is reported with its key path (``space.depth[2].high``), the bad value
-and what would be valid. See ``search_spaces/default.yaml`` for a documented example.
+and what would be valid. See ``search_spaces/default.yaml`` for a documented example;
+``threshsearch schema space`` writes the JSON Schema that editors complete from.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import optuna
-
-from threshsearch.config import (
-    STEM_STYLES,
-    ArchitectureConfig,
-    ConfigError,
-    read_structured_file,
+from annotated_types import Gt, Len
+from pydantic import (
+    AllowInfNan,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PrivateAttr,
+    Strict,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    StringConstraints,
+    Tag,
+    model_validator,
 )
+
+from threshsearch.config import STEM_STYLES, ArchitectureConfig, ConfigError, read_structured_file
 from threshsearch.data import DATASETS, INPUT_SIZE, DataError, num_classes
 from threshsearch.measure import DEVICES
 from threshsearch.presets import PRESETS, get_preset
-from threshsearch.search.baselines import parse_baselines
+from threshsearch.search.baselines import default_baselines, fits
 from threshsearch.search.objectives import CHEAP_METRICS, METRICS
-from threshsearch.search.samplers import (
-    SamplerChoice,
-    SamplerSpec,
-    choose_sampler,
-    parse_sampler,
-)
-from threshsearch.train import DEFAULT_RECIPE, RECIPES, Recipe, RecipeError
-from threshsearch.validation import (
-    check_bool,
-    check_choice,
-    check_int,
-    check_number,
-    is_int,
-    is_number,
-    join_path,
-    parse_fields,
-    show,
-    unknown_key_message,
-)
+from threshsearch.search.samplers import AutoSampler, Sampler, SamplerChoice, choose_sampler
+from threshsearch.train import DEFAULT_RECIPE, RECIPES, Recipe
+from threshsearch.validation import Bool, Choice, Int, Number, Schema, expect, problem, show
 
 DIRECTIONS = ("maximize", "minimize")
 EARLY_STOPPING = ("pareto", "asha", "none")
 STAGE_PARAMETERS = ("depth", "growth", "multiplier")
-GLOBAL_PARAMETERS = ("threshold", "num_stages", "dense_reduction", "harmonic_reduction", "stem",
-                     "lr", "batch_size")
-PARAMETERS = GLOBAL_PARAMETERS + STAGE_PARAMETERS
-DISTRIBUTION_TYPES = ("int", "float", "categorical")
 
 
 class SpaceError(ConfigError):
     """An invalid search-space file."""
 
 
-# ------------------------------------------------------------------- the schema
-@dataclass(frozen=True)
-class StudySettings:
-    name: str = "threshsearch"
-    storage: str | None = None  # an Optuna storage URL; None: SQLite under studies/<name>/
-    sampler: SamplerSpec | Any = "auto"  # a name or mapping, parsed into a SamplerSpec
-    seed: int | None = 0
-    n_trials: int = 20
-    timeout_s: float | None = None
-    concurrency: int = 1
-    heartbeat_s: int = 5  # how often a running trial is marked alive in the storage
-    grace_s: int = 20  # a running trial silent this long belonged to a dead driver
+class _Space(Schema):
+    error = SpaceError
 
 
-@dataclass(frozen=True)
-class Objective:
-    metric: str
-    direction: str | None = None  # default: the metric's natural direction
+Finite = Annotated[float, Strict(), AllowInfNan(False), expect("a finite number")]
 
 
-@dataclass(frozen=True)
-class Constraint:
-    metric: str
-    max: float | None = None
-    min: float | None = None
+class StudySettings(_Space):
+    name: Annotated[str, Strict(), StringConstraints(pattern=r"^[\w-][\w.-]*$"), expect(
+        "letters, digits, '-', '_' or '.' (it names the folder studies/<name>/)")] = Field(
+        "threshsearch", description="the study; its files go to studies/<name>/")
+    storage: Annotated[str, Strict(), StringConstraints(pattern="://"), expect(
+        "an Optuna storage URL such as sqlite:///path/study.db or postgresql://...")] | None \
+        = Field(None, description="an Optuna storage URL; default: SQLite in studies/<name>/")
+    sampler: Sampler = Field(AutoSampler(), description="a sampler name, or a mapping of "
+                             "kind and that sampler's settings")
+    seed: Int(0, 2**32 - 1) | None = Field(0, description="seeds the sampler and the trials")
+    n_trials: Int(1, 1_000_000) = Field(20, description="trials to run")
+    timeout_s: Number(0, 10**8, low_open=True) | None = Field(
+        None, description="stop starting trials after this many seconds")
+    concurrency: Int(1, 4096) = Field(1, description="trials at once")
+    heartbeat_s: Int(1, 3600) = Field(
+        5, description="how often a running trial is marked alive in the storage")
+    grace_s: Int(2, 86_400) = Field(
+        20, description="a running trial silent this long belonged to a dead driver")
+
+    @model_validator(mode="after")
+    def _grace_after_heartbeat(self) -> StudySettings:
+        if self.grace_s <= self.heartbeat_s:
+            raise problem(f"{self.grace_s} is invalid; expected more than study.heartbeat_s "
+                          f"({self.heartbeat_s})", "grace_s")
+        return self
+
+
+class Objective(_Space):
+    metric: Choice(*METRICS) = Field(description="a metric a trial reports")
+    direction: Choice(*DIRECTIONS) | None = Field(
+        None, description="default: the metric's natural direction")
+
+
+class Constraint(_Space):
+    metric: Choice(*CHEAP_METRICS) = Field(description="a metric known before training")
+    max: Finite | None = Field(None, description="feasible when the metric is <= max")
+    min: Finite | None = Field(None, description="feasible when the metric is >= min")
+
+    @model_validator(mode="after")
+    def _satisfiable(self) -> Constraint:
+        if self.max is None and self.min is None:
+            raise problem("no bound; expected max, min or both")
+        # Every metric known before training is positive for any network.
+        for bound, value in (("max", self.max), ("min", self.min)):
+            if value is not None and value <= 0:
+                meaning = "no network can meet it" if bound == "max" else "it never binds"
+                raise problem(f"{value:.15g} is invalid: {self.metric} is always positive, so "
+                              f"{meaning}; expected a number > 0", bound)
+        if self.max is not None and self.min is not None and self.min > self.max:
+            raise problem(f"min {self.min:.15g} > max {self.max:.15g}: no network can meet both; "
+                          "expected min <= max")
+        return self
 
 
 def constraint_values(constraints: tuple[Constraint, ...], metrics: dict[str, Any]
@@ -102,91 +128,266 @@ def constraint_values(constraints: tuple[Constraint, ...], metrics: dict[str, An
     return values
 
 
-@dataclass(frozen=True)
-class DataSettings:
-    dataset: str = "cifar10"
-    root: str = "data"
-    device: str = "auto"
-    latency_batch_size: int = 1
-    ship: bool = True  # the driver ships the prepared dataset to the workers (Ray's object
-    # store); false: every node reads data.root itself
+class DataSettings(_Space):
+    dataset: Choice(*DATASETS) = Field("cifar10", description="the dataset")
+    root: Annotated[str, Strict(), expect("a folder path")] = Field(
+        "data", description="where the dataset is (or is downloaded to)")
+    device: Choice(*DEVICES) = Field("auto", description="where trials train and are timed")
+    latency_batch_size: Int(1, 4096) = Field(1, description="images per timed pass")
+    ship: Bool = Field(True, description="the driver ships the prepared dataset to the workers "
+                       "(Ray's object store); false: every node reads data.root itself")
+    test_fraction: Number(0, 0.5, high_open=True) = Field(
+        0.0, description="for a folder dataset without a test/ folder: the share of each "
+        "class held out as a test split")
+
+    @model_validator(mode="after")
+    def _folder_readable(self) -> DataSettings:
+        if self.dataset == "folder":
+            try:
+                num_classes("folder", self.root)
+            except DataError as error:
+                raise problem(str(error), "root") from None
+        return self
 
 
-@dataclass(frozen=True)
-class Measurement:
+class Measurement(_Space):
     """How latency is measured (see ``threshsearch.latency``)."""
 
-    min_passes: int = 20  # timed passes in the first round; rounds double until it settles
-    max_time_s: float = 2.0  # per network: the passes stop here, settled or not
-    min_time_s: float = 0.25  # per network: the passes never settle sooner
-    tolerance: float = 0.02  # settled: the estimate moved less than this between rounds
-    exclusive: bool = True  # measure with the device to itself (other trials pause)
-    retime_front: bool = True  # time the front again, one network at a time, at the end
+    min_passes: Int(1, 100_000) = Field(
+        20, description="timed passes in the first round; rounds double until it settles")
+    max_time_s: Number(0, 3600, low_open=True) = Field(
+        2.0, description="per network: the passes stop here, settled or not")
+    min_time_s: Number(0, 3600) = Field(
+        0.25, description="per network: the passes never settle sooner (<= max_time_s)")
+    tolerance: Number(0, 1, low_open=True, high_open=True) = Field(
+        0.02, description="settled: the estimate moved less than this between rounds")
+    exclusive: Bool = Field(True, description="measure with the device to itself (other "
+                            "trials pause)")
+    retime_front: Bool = Field(True, description="time the front again, one network at a "
+                               "time, at the end")
+
+    @model_validator(mode="after")
+    def _min_below_max(self) -> Measurement:
+        if self.min_time_s > self.max_time_s:
+            raise problem(f"{self.min_time_s:g} is invalid; expected a number in [0, "
+                          f"{self.max_time_s}] (at most measurement.max_time_s)", "min_time_s")
+        return self
 
     def for_trials(self) -> dict[str, Any]:
         """What a worker's measurement takes (``LatencySettings`` fields and exclusive)."""
-        return {"min_passes": self.min_passes, "max_time_s": self.max_time_s,
-                "min_time_s": self.min_time_s, "tolerance": self.tolerance,
-                "exclusive": self.exclusive}
+        return self.model_dump(exclude={"retime_front"})
 
 
-@dataclass(frozen=True)
-class EarlyStopping:
-    kind: str | None = None  # None: pareto for several objectives, asha for one
-    grace_epochs: int = 1
-    reduction_factor: int = 2
+class EarlyStopping(_Space):
+    kind: Choice(*EARLY_STOPPING) | None = Field(
+        None, description="default: pareto for several objectives, asha for one")
+    grace_epochs: Int(1, 100_000) = Field(1, description="epochs every trial gets")
+    reduction_factor: Int(2, 100) = Field(2, description="keep 1 in this many at each rung")
 
 
-@dataclass(frozen=True)
-class Resources:
-    cpus: float = 1
-    gpus: float = 0
+class Resources(_Space):
+    cpus: Number(0, 1024, low_open=True) = Field(1, description="CPU cores per trial")
+    gpus: Number(0, 64) = Field(0, description="GPUs per trial (fractions share one)")
 
 
-@dataclass(frozen=True)
-class Distribution:
-    """One searched parameter: int or float in [low, high] (``step``, ``log``), or a
-    categorical ``choices`` list."""
+class TrainSettings(Recipe):
+    """The recipe trials train with: a named recipe, fields overridden."""
 
-    type: str
-    low: float | None = None
-    high: float | None = None
-    step: float | None = None
-    log: bool = False
-    choices: tuple[Any, ...] = ()
+    error = SpaceError
+    recipe: Choice(*RECIPES) | None = Field(
+        None, description="the recipe the other fields default to; default: the dataset's")
+
+
+# ---------------------------------------------------------------- distributions
+class _Range(_Space):
+    log: Bool = Field(False, description="sample on a log scale (low > 0, no step)")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> _Range:
+        if self.low > self.high:
+            raise problem(f"low {self.low} > high {self.high}; expected low <= high")
+        if self.log and (self.step is not None or self.low <= 0):
+            raise problem("a log scale needs low > 0 and no step", "log")
+        return self
+
+
+class IntRange(_Range):
+    type: Literal["int"]
+    low: Annotated[int, Strict(), expect("a finite integer")]
+    high: Annotated[int, Strict(), expect("a finite integer")]
+    step: Annotated[int, Strict(), Gt(0), expect("a positive integer")] | None = None
+
+    def suggest(self, trial: optuna.Trial, name: str) -> int:
+        return trial.suggest_int(name, self.low, self.high, step=self.step or 1, log=self.log)
+
+
+class FloatRange(_Range):
+    type: Literal["float"]
+    low: Finite
+    high: Finite
+    step: Annotated[float, Strict(), Gt(0), expect("a positive number")] | None = None
+
+    def suggest(self, trial: optuna.Trial, name: str) -> float:
+        value = trial.suggest_float(name, self.low, self.high, step=self.step, log=self.log)
+        # A stepped grid is low + k * step in binary floating point: 1.5999999999999999
+        # for 1.6. Rounding keeps configs (and their files) readable.
+        return round(value, 10) if self.step else value
+
+
+Scalar = StrictBool | StrictInt | Annotated[float, Strict(), AllowInfNan(False)] | StrictStr
+
+
+class Categorical(_Space):
+    type: Literal["categorical"]
+    choices: Annotated[tuple[Scalar, ...], Len(1), expect(
+        "a non-empty list of numbers or strings", whole=True)]
 
     def suggest(self, trial: optuna.Trial, name: str) -> Any:
-        if self.type == "int":
-            return trial.suggest_int(name, int(self.low), int(self.high),
-                                     step=int(self.step or 1), log=self.log)
-        if self.type == "float":
-            value = trial.suggest_float(name, self.low, self.high, step=self.step, log=self.log)
-            # A stepped grid is low + k * step in binary floating point: 1.5999999999999999
-            # for 1.6. Rounding keeps configs (and their files) readable.
-            return round(value, 10) if self.step else value
         return trial.suggest_categorical(name, list(self.choices))
 
 
-Parameter = Distribution | list[Distribution | Any] | Any
+Distribution = IntRange | FloatRange | Categorical
+Fixed = Annotated[Scalar, expect("a number, a string or a distribution {type: int|float|"
+                                 "categorical, ...}", whole=True)]
+Parameter = Annotated[
+    Annotated[Fixed, Tag("fixed")]
+    | Annotated[Annotated[Distribution, Field(discriminator="type")], Tag("distribution")],
+    Discriminator(lambda value: "distribution" if isinstance(value, Mapping | BaseModel)
+                  else "fixed")]
+PerStage = Annotated[
+    Annotated[Parameter, Tag("shared")] | Annotated[tuple[Parameter, ...], Tag("per_stage")],
+    Discriminator(lambda value: "per_stage" if isinstance(value, list | tuple) else "shared")]
 
 
-@dataclass(frozen=True)
-class SearchSpace:
-    study: StudySettings
-    objectives: tuple[Objective, ...]
-    base: str
-    data: DataSettings = field(default_factory=DataSettings)
-    recipe: str | None = None
-    train: Recipe = field(default_factory=Recipe)
-    constraints: tuple[Constraint, ...] = ()
-    early_stopping: EarlyStopping = field(default_factory=EarlyStopping)
-    measurement: Measurement = field(default_factory=Measurement)
-    resources: Resources = field(default_factory=Resources)
-    parameters: dict[str, Parameter] = field(default_factory=dict)
-    baselines: tuple[str, ...] = ()  # presets trained beside the search, as reference points
-    source: Path | None = None
+class Parameters(_Space):
+    """What a trial draws; whatever is left out comes from the base preset and ``train``."""
+
+    threshold: Parameter | None = Field(None, description="channels from which a stage is "
+                                        "harmonic ('inf': all dense)")
+    num_stages: Parameter | None = Field(None, description="stages in the network")
+    dense_reduction: Parameter | None = Field(None, description="dense transition rate")
+    harmonic_reduction: Parameter | None = Field(None, description="harmonic transition rate")
+    stem: Parameter | None = Field(None, description=f"a stem style: {', '.join(STEM_STYLES)}")
+    lr: Parameter | None = Field(None, description="the learning rate")
+    batch_size: Parameter | None = Field(None, description="the training batch size")
+    depth: PerStage | None = Field(None, description="layers per block; a list: per stage")
+    growth: PerStage | None = Field(None, description="growth rate; a list: per stage")
+    multiplier: PerStage | None = Field(None, description="HarDNet's m; a list: per stage")
+
+    def given(self) -> dict[str, Any]:
+        """The parameters the space names, in file order."""
+        return {name: getattr(self, name) for name in type(self).model_fields
+                if getattr(self, name) is not None}
+
+
+# ------------------------------------------------------------------ the file
+class SearchSpace(_Space):
+    model_config = ConfigDict(populate_by_name=True, title="threshsearch search space")
+    what = "search space"
+
+    study: StudySettings = Field(StudySettings(), description="the Optuna study")
+    objectives: Annotated[tuple[Objective, ...], Len(1), expect(
+        "a non-empty list of {metric, direction} with metrics from " + ", ".join(METRICS))] \
+        = Field(description="what the search optimises")
+    constraints: tuple[Constraint, ...] = Field(
+        (), description="bounds on metrics known before training; a network outside them is "
+        "infeasible and never trained")
+    data: DataSettings = Field(DataSettings(), description="the dataset and the device")
+    measurement: Measurement = Field(Measurement(), description="how latency is measured")
+    train: TrainSettings = Field(TrainSettings(), description="the training recipe: a named "
+                                 "recipe and the fields it overrides")
+    early_stopping: EarlyStopping = Field(EarlyStopping(),
+                                          description="how unpromising trials are stopped")
+    resources: Resources = Field(Resources(), description="what each trial takes")
+    base: Choice(*PRESETS) = Field("threshnet79", description="the preset whatever the space "
+                                   "leaves out comes from")
+    baselines: Annotated[tuple[Choice(*PRESETS), ...], expect(
+        f"a list of preset names from {', '.join(PRESETS)} (or [] for none)")] | None = Field(
+        None, description="presets trained beside the search as reference points; default: "
+        "the paper's models that fit the input size ([] for none)")
+    parameters: Parameters = Field(Parameters(), alias="space",
+                                   description="the searched parameters")
+    _source: Path | None = PrivateAttr(None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults_from_other_sections(cls, data: Any) -> Any:
+        """The defaults that depend on another section: the recipe on the dataset, early
+        stopping on the objectives, the baselines on the input size."""
+        if not isinstance(data, Mapping):
+            return data
+        data = dict(data)
+        section = data.get("data")
+        dataset = section.get("dataset") if isinstance(section, Mapping) else None
+        train = {} if data.get("train") is None else data["train"]
+        if isinstance(train, Mapping):
+            name = train.get("recipe")
+            name = name if isinstance(name, str) and name in RECIPES else \
+                DEFAULT_RECIPE.get(dataset, "cifar10") if isinstance(dataset, str) else "cifar10"
+            data["train"] = RECIPES[name].to_dict() | dict(train)
+        early = {} if data.get("early_stopping") is None else data["early_stopping"]
+        if isinstance(early, Mapping) and early.get("kind") is None:
+            objectives = data.get("objectives")
+            several = isinstance(objectives, list) and len(objectives) > 1
+            data["early_stopping"] = {**early, "kind": "pareto" if several else "asha"}
+        if data.get("baselines") is None:
+            data["baselines"] = default_baselines(INPUT_SIZE)
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SearchSpace:
+        names = self.metric_names
+        if len(set(names)) != len(names):
+            raise problem(f"{names} names a metric twice; expected each once", "objectives")
+        early = self.early_stopping
+        if early.kind != "none" and early.grace_epochs >= self.train.epochs:
+            raise problem(f"{early.grace_epochs} is invalid; expected fewer than train.epochs "
+                          f"({self.train.epochs}), or early_stopping.kind: none",
+                          "early_stopping.grace_epochs")
+        for index, name in enumerate(self.baselines):
+            if name in self.baselines[:index]:
+                raise problem(f"{name!r} is listed twice; expected each preset once",
+                              f"baselines[{index}]")
+            if not fits(name, INPUT_SIZE):
+                raise problem(f"{name!r} does not fit {INPUT_SIZE}x{INPUT_SIZE} inputs; "
+                              f"expected one of {', '.join(default_baselines(INPUT_SIZE))}",
+                              f"baselines[{index}]")
+        self._check_parameters()
+        return self
+
+    def _check_parameters(self) -> None:
+        """Stage lists must cover the largest stage count; stems must be known styles."""
+        given = self.parameters.given()
+        stages = given.get("num_stages")
+        if isinstance(stages, IntRange | FloatRange):
+            most = int(stages.high)
+        elif isinstance(stages, Categorical):
+            most = max(stages.choices)
+        else:
+            most = stages if isinstance(stages, int) else len(get_preset(self.base).stages)
+        for name in STAGE_PARAMETERS:
+            value = given.get(name)
+            if isinstance(value, tuple) and len(value) < most:
+                raise problem(f"{len(value)} per-stage entries for up to {most} stages; "
+                              f"expected one value for all stages or at least {most}",
+                              f"space.{name}")
+        stem = given.get("stem")
+        choices = stem.choices if isinstance(stem, Categorical) else (stem,) if stem else ()
+        for choice in choices:
+            if choice not in STEM_STYLES:
+                raise problem(f"{show(choice)} is invalid; expected one of "
+                              f"{', '.join(STEM_STYLES)}", "space.stem")
 
     # ------------------------------------------------------------ derived
+    @property
+    def source(self) -> Path | None:
+        """The file this space was read from."""
+        return self._source
+
+    @property
+    def recipe(self) -> str | None:
+        return self.train.recipe
+
     @property
     def study_dir(self) -> Path:
         return Path("studies") / self.study.name
@@ -217,10 +418,10 @@ class SearchSpace:
     # ------------------------------------------------------------ sampling
     def _value(self, trial: optuna.Trial, name: str, default: Any, stage: int | None = None
                ) -> Any:
-        parameter = self.parameters.get(name)
+        parameter = getattr(self.parameters, name)
         if parameter is None:
             return default
-        if isinstance(parameter, list):
+        if isinstance(parameter, tuple):
             parameter = parameter[stage]
             name = f"{name}_{stage + 1}"
         return parameter.suggest(trial, name) if isinstance(parameter, Distribution) \
@@ -231,10 +432,11 @@ class SearchSpace:
         base preset and the ``train`` section. Raises ConfigError for an unbuildable draw."""
         base = get_preset(self.base, self.num_classes)
         count = self._value(trial, "num_stages", len(base.stages))
+        given = self.parameters.given()
         # Explicit transition widths belong to the base's own stage shapes; once rates or
         # stage counts are searched, widths follow from the rates instead.
         derive_widths = count != len(base.stages) or any(
-            name in self.parameters for name in ("dense_reduction", "harmonic_reduction"))
+            name in given for name in ("dense_reduction", "harmonic_reduction"))
         stages = []
         for index in range(count):
             template = base.stages[min(index, len(base.stages) - 1)]
@@ -244,19 +446,15 @@ class SearchSpace:
                 changes["transition_width"] = None
             if index >= len(base.stages):
                 changes["downsample"] = False
-            stages.append(replace(template, **changes))
+            stages.append(template.replace(**changes))
         stem = self._value(trial, "stem", None)
         threshold = self._value(trial, "threshold", base.threshold)
-        config = ArchitectureConfig(
-            stem=STEM_STYLES[stem] if stem else base.stem,
-            stages=tuple(stages),
+        config = base.replace(
+            stem=STEM_STYLES[stem] if stem else base.stem, stages=tuple(stages),
             threshold=math.inf if threshold == "inf" else threshold,
             dense_reduction=self._value(trial, "dense_reduction", base.dense_reduction),
             harmonic_reduction=self._value(trial, "harmonic_reduction",
-                                           base.harmonic_reduction),
-            activation=base.activation, dropout=base.dropout, head_norm=base.head_norm,
-            num_classes=base.num_classes,
-        )
+                                           base.harmonic_reduction))
         recipe = self.train.override(lr=self._value(trial, "lr", None),
                                      batch_size=self._value(trial, "batch_size", None))
         return config, recipe
@@ -264,17 +462,8 @@ class SearchSpace:
     # ------------------------------------------------------------- loading
     @classmethod
     def from_dict(cls, data: Any, source: Path | None = None) -> SearchSpace:
-        problems: list[str] = []
-        values = _parse_top(data, problems)
-        if problems:
-            raise SpaceError(problems)
-        try:
-            space = cls(**values, source=source)
-        except ConfigError as error:
-            raise SpaceError(error.problems) from None
-        _check_sample(space, problems)
-        if problems:
-            raise SpaceError(problems)
+        space = cls.parse(data)
+        space._source = source
         return space
 
 
@@ -286,280 +475,3 @@ def load_space(path: str | Path) -> SearchSpace:
     except ConfigError as error:
         text = str(error)
         raise SpaceError(text if text.startswith(str(path)) else f"{path}: {text}") from None
-
-
-# ------------------------------------------------------------------- parsing
-_TOP_KEYS = ("study", "objectives", "constraints", "data", "measurement", "train",
-             "early_stopping", "resources", "base", "baselines", "space")
-
-
-def _section(data: dict, key: str, cls: type, problems: list[str]) -> Any:
-    if key not in data or data[key] is None:
-        return cls()
-    values = parse_fields(data[key], cls, key, problems)
-    if values is None:
-        return cls()
-    return cls(**values)
-
-
-def _parse_top(data: Any, problems: list[str]) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        problems.append(f"search space: expected a mapping with keys {', '.join(_TOP_KEYS)}, "
-                        f"got {show(data)}")
-        return {}
-    for key in data:
-        if key not in _TOP_KEYS:
-            problems.append(unknown_key_message("", key, list(_TOP_KEYS)))
-    study = _section(data, "study", StudySettings, problems)
-    study = replace(study, sampler=parse_sampler(study.sampler, "study.sampler", problems))
-    _check_study(study, problems)
-    data_settings = _section(data, "data", DataSettings, problems)
-    _check_data(data_settings, problems)
-    measurement = _section(data, "measurement", Measurement, problems)
-    check_int(problems, "measurement.min_passes", measurement.min_passes, 1, 100_000)
-    check_number(problems, "measurement.max_time_s", measurement.max_time_s, 0, 3600,
-                 low_inclusive=False)
-    if is_number(measurement.max_time_s):
-        check_number(problems, "measurement.min_time_s", measurement.min_time_s, 0,
-                     measurement.max_time_s)
-    check_number(problems, "measurement.tolerance", measurement.tolerance, 0, 1,
-                 low_inclusive=False, high_inclusive=False)
-    check_bool(problems, "measurement.exclusive", measurement.exclusive)
-    check_bool(problems, "measurement.retime_front", measurement.retime_front)
-    objectives = _parse_objectives(data.get("objectives"), problems)
-    resources = _section(data, "resources", Resources, problems)
-    check_number(problems, "resources.cpus", resources.cpus, 0, 1024, low_inclusive=False)
-    check_number(problems, "resources.gpus", resources.gpus, 0, 64)
-    base = data.get("base", "threshnet79")
-    check_choice(problems, "base", base, tuple(PRESETS))
-    recipe_name, recipe = _parse_train(data.get("train"), data_settings, problems)
-    early = _parse_early_stopping(data, objectives, recipe, problems)
-    return {
-        "study": study,
-        "objectives": objectives,
-        "constraints": _parse_constraints(data.get("constraints"), problems),
-        "data": data_settings,
-        "recipe": recipe_name,
-        "train": recipe,
-        "early_stopping": early,
-        "measurement": measurement,
-        "baselines": parse_baselines(data.get("baselines"), INPUT_SIZE, problems),
-        "resources": resources,
-        "base": base,
-        "parameters": _parse_parameters(data.get("space"), problems),
-    }
-
-
-def _check_study(study: StudySettings, problems: list[str]) -> None:
-    name = study.name
-    if not isinstance(name, str) or not name or not all(
-            c.isalnum() or c in "-_." for c in name) or name.startswith("."):
-        problems.append(f"study.name: {show(name)} is invalid; expected letters, digits, "
-                        "'-', '_' or '.' (it names the folder studies/<name>/)")
-    if study.storage is not None and (not isinstance(study.storage, str)
-                                      or "://" not in study.storage):
-        problems.append(f"study.storage: {show(study.storage)} is invalid; expected an Optuna "
-                        "storage URL such as sqlite:///path/study.db or postgresql://...")
-    if study.seed is not None:
-        check_int(problems, "study.seed", study.seed, 0, 2**32 - 1)
-    check_int(problems, "study.n_trials", study.n_trials, 1, 1_000_000)
-    if study.timeout_s is not None:
-        check_number(problems, "study.timeout_s", study.timeout_s, 0, 10**8, low_inclusive=False)
-    check_int(problems, "study.concurrency", study.concurrency, 1, 4096)
-    check_int(problems, "study.heartbeat_s", study.heartbeat_s, 1, 3600)
-    check_int(problems, "study.grace_s", study.grace_s, 2, 86_400)
-    if not problems and study.grace_s <= study.heartbeat_s:
-        problems.append(f"study.grace_s: {study.grace_s} is invalid; expected more than "
-                        f"study.heartbeat_s ({study.heartbeat_s})")
-
-
-def _parse_early_stopping(data: dict, objectives: tuple[Objective, ...], recipe: Recipe,
-                          problems: list[str]) -> EarlyStopping:
-    early = _section(data, "early_stopping", EarlyStopping, problems)
-    if early.kind is None:
-        early = replace(early, kind="pareto" if len(objectives) > 1 else "asha")
-    check_choice(problems, "early_stopping.kind", early.kind, EARLY_STOPPING)
-    check_int(problems, "early_stopping.grace_epochs", early.grace_epochs, 1, 100_000)
-    check_int(problems, "early_stopping.reduction_factor", early.reduction_factor, 2, 100)
-    if (early.kind != "none" and is_int(early.grace_epochs) and is_int(recipe.epochs)
-            and early.grace_epochs >= recipe.epochs):
-        problems.append(f"early_stopping.grace_epochs: {early.grace_epochs} is invalid; "
-                        f"expected fewer than train.epochs ({recipe.epochs}), or "
-                        f"early_stopping.kind: none")
-    return early
-
-
-def _check_data(data: DataSettings, problems: list[str]) -> None:
-    check_choice(problems, "data.dataset", data.dataset, DATASETS)
-    if not isinstance(data.root, str):
-        problems.append(f"data.root: {show(data.root)} is invalid; expected a folder path")
-    elif data.dataset == "folder":
-        try:
-            num_classes("folder", data.root)
-        except DataError as error:
-            problems.append(f"data.root: {error}")
-    check_choice(problems, "data.device", data.device, DEVICES)
-    check_int(problems, "data.latency_batch_size", data.latency_batch_size, 1, 4096)
-    check_bool(problems, "data.ship", data.ship)
-
-
-def _parse_train(data: Any, data_settings: DataSettings, problems: list[str]
-                 ) -> tuple[str | None, Recipe]:
-    data = {} if data is None else data
-    if not isinstance(data, dict):
-        problems.append(f"train: expected a mapping of a recipe name and recipe fields, "
-                        f"got {show(data)}")
-        return None, Recipe()
-    data = dict(data)
-    name = data.pop("recipe", None)
-    dataset = data_settings.dataset
-    default = DEFAULT_RECIPE.get(dataset, "cifar10") if isinstance(dataset, str) else "cifar10"
-    if name is not None and not (isinstance(name, str) and name in RECIPES):
-        problems.append(f"train.recipe: {show(name)} is invalid; expected one of "
-                        f"{', '.join(RECIPES)}")
-        name = None
-    try:
-        return name, Recipe.from_dict(data, path="train", base=RECIPES[name or default])
-    except RecipeError as error:
-        problems.extend(str(error).split("; "))
-        return name, Recipe()
-
-
-def _metric_records(items: list[Any], cls: type, key: str, problems: list[str]
-                    ) -> Iterator[tuple[str, Any]]:
-    """(key path, record) for each entry of a list of ``{metric, ...}`` records that has the
-    fields of ``cls``; ``parse_fields`` has already reported what is wrong with the others."""
-    for index, item in enumerate(items):
-        path = f"{key}[{index}]"
-        values = parse_fields(item, cls, path, problems)
-        if values is not None and "metric" in values:
-            yield path, cls(**values)
-
-
-def _parse_objectives(data: Any, problems: list[str]) -> tuple[Objective, ...]:
-    if not isinstance(data, list) or not data:
-        problems.append(f"objectives: {show(data)} is invalid; expected a non-empty list of "
-                        f"{{metric, direction}} with metrics from {', '.join(METRICS)}")
-        return ()
-    objectives = []
-    for path, objective in _metric_records(data, Objective, "objectives", problems):
-        valid = check_choice(problems, f"{path}.metric", objective.metric, tuple(METRICS))
-        if objective.direction is not None:
-            valid &= check_choice(problems, f"{path}.direction", objective.direction,
-                                  DIRECTIONS)
-        if valid:
-            objectives.append(objective)
-    names = [objective.metric for objective in objectives]
-    if len(set(names)) != len(names):
-        problems.append(f"objectives: {names} names a metric twice; expected each once")
-    return tuple(objectives)
-
-
-def _parse_constraints(data: Any, problems: list[str]) -> tuple[Constraint, ...]:
-    if data is None:
-        return ()
-    if not isinstance(data, list):
-        problems.append(f"constraints: {show(data)} is invalid; expected a list of "
-                        "{metric, max and/or min}")
-        return ()
-    constraints = []
-    for path, constraint in _metric_records(data, Constraint, "constraints", problems):
-        if not check_choice(problems, f"{path}.metric", constraint.metric, CHEAP_METRICS):
-            continue
-        if constraint.max is None and constraint.min is None:
-            problems.append(f"{path}: no bound; expected max, min or both")
-        for bound in ("max", "min"):
-            value = getattr(constraint, bound)
-            if value is not None and (not is_number(value) or math.isinf(value)):
-                problems.append(f"{path}.{bound}: {show(value)} is invalid; expected a number")
-        constraints.append(constraint)
-    return tuple(constraints)
-
-
-def _parse_distribution(data: Any, path: str, problems: list[str]) -> Any:
-    if not isinstance(data, dict):
-        if isinstance(data, bool | int | float | str) and not (
-                isinstance(data, float) and math.isnan(data)):
-            return data  # a fixed value
-        problems.append(f"{path}: {show(data)} is invalid; expected a number, a string or a "
-                        "distribution {type: int|float|categorical, ...}")
-        return None
-    values = parse_fields(data, Distribution, path, problems)
-    if values is None:
-        return None
-    kind = values.get("type")
-    if kind not in DISTRIBUTION_TYPES:
-        problems.append(f"{path}.type: {show(kind)} is invalid; expected one of "
-                        f"{', '.join(DISTRIBUTION_TYPES)}")
-        return None
-    if kind == "categorical":
-        choices = values.get("choices")
-        if not isinstance(choices, list) or not choices or not all(
-                isinstance(choice, bool | int | float | str) for choice in choices):
-            problems.append(f"{path}.choices: {show(choices)} is invalid; expected a non-empty "
-                            "list of numbers or strings")
-            return None
-        return Distribution("categorical", choices=tuple(choices))
-    low, high = values.get("low"), values.get("high")
-    number = (lambda v: isinstance(v, int) and not isinstance(v, bool)) if kind == "int" \
-        else is_number
-    valid = True
-    for key, value in (("low", low), ("high", high)):
-        if not number(value) or math.isinf(value):
-            problems.append(f"{path}.{key}: {show(value)} is invalid; expected a finite "
-                            f"{'integer' if kind == 'int' else 'number'}")
-            valid = False
-    if valid and low > high:
-        problems.append(f"{path}: low {low} > high {high}; expected low <= high")
-        valid = False
-    step, log = values.get("step"), values.get("log", False)
-    if step is not None and (not number(step) or step <= 0):
-        problems.append(f"{path}.step: {show(step)} is invalid; expected a positive number")
-        valid = False
-    if not isinstance(log, bool):
-        problems.append(f"{path}.log: {show(log)} is invalid; expected true or false")
-        valid = False
-    elif log and (step is not None or (valid and low <= 0)):
-        problems.append(f"{path}.log: a log scale needs low > 0 and no step")
-        valid = False
-    return Distribution(kind, low, high, step, log) if valid else None
-
-
-def _parse_parameters(data: Any, problems: list[str]) -> dict[str, Parameter]:
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        problems.append(f"space: expected a mapping of parameters ({', '.join(PARAMETERS)}), "
-                        f"got {show(data)}")
-        return {}
-    parameters: dict[str, Parameter] = {}
-    for name, spec in data.items():
-        path = join_path("space", str(name))
-        if name not in PARAMETERS:
-            problems.append(unknown_key_message("space", name, list(PARAMETERS)))
-        elif isinstance(spec, list) and name in STAGE_PARAMETERS:
-            parameters[name] = [_parse_distribution(item, f"{path}[{index}]", problems)
-                                for index, item in enumerate(spec)]
-        else:
-            parameters[name] = _parse_distribution(spec, path, problems)
-    return parameters
-
-
-def _check_sample(space: SearchSpace, problems: list[str]) -> None:
-    """Stage lists must cover the largest stage count; stems must be known styles."""
-    stages = space.parameters.get("num_stages")
-    if isinstance(stages, Distribution):
-        most = int(stages.high) if stages.type != "categorical" else max(stages.choices)
-    else:
-        most = stages if isinstance(stages, int) else len(get_preset(space.base).stages)
-    for name in STAGE_PARAMETERS:
-        value = space.parameters.get(name)
-        if isinstance(value, list) and len(value) < most:
-            problems.append(f"space.{name}: {len(value)} per-stage entries for up to {most} "
-                            f"stages; expected one value for all stages or at least {most}")
-    stem = space.parameters.get("stem")
-    choices = stem.choices if isinstance(stem, Distribution) else (stem,) if stem else ()
-    for choice in choices:
-        if choice not in STEM_STYLES:
-            problems.append(f"space.stem: {show(choice)} is invalid; expected one of "
-                            f"{', '.join(STEM_STYLES)}")
