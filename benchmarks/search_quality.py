@@ -38,9 +38,10 @@ def strategy_space(space: SearchSpace, strategy: str, seed: int, budget: float, 
     kind, sampler = strategy.split("+")
     name = f"{strategy.replace('+', '-')}-seed{seed}"
     study = space.study.replace(name=name, seed=seed, timeout_s=budget,
-                    storage=f"sqlite:///{folder / name}.db", sampler=parse_sampler(sampler))
+                                storage=f"sqlite:///{folder / name}.db",
+                                sampler=parse_sampler(sampler))
     return space.replace(study=study, train=space.train.replace(epochs=epochs),
-                   early_stopping=space.early_stopping.replace(kind=kind))
+                         early_stopping=space.early_stopping.replace(kind=kind))
 
 
 def study_points(study, directions: list[str]) -> list[tuple[float, tuple[float, ...]]]:

@@ -31,7 +31,8 @@ from threshsearch.search.baselines import still_to_train
 from threshsearch.search.evidence import LEARNING_CURVE, curve_entry
 from threshsearch.search.objectives import CHEAP_METRICS, METRICS
 from threshsearch.search.progress import Progress, metric_summary
-from threshsearch.search.space import SearchSpace, constraint_values
+from threshsearch.search.sections import constraint_values
+from threshsearch.search.space import SearchSpace
 from threshsearch.search.storage import (
     REASON,
     STATUS,
