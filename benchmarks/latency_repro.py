@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +28,9 @@ DEFAULT_SPACE = Path(__file__).with_name("latency_repro.yaml")
 
 
 def one_run(space, name: str, exclusive: bool, folder: Path) -> dict[str, dict]:
-    run_space = replace(
-        space, study=replace(space.study, name=name, storage=f"sqlite:///{folder / name}.db"),
-        measurement=replace(space.measurement, exclusive=exclusive, retime_front=False))
+    run_space = space.replace(
+        study=space.study.replace(name=name, storage=f"sqlite:///{folder / name}.db"),
+        measurement=space.measurement.replace(exclusive=exclusive, retime_front=False))
     Path(run_space.storage_url.removeprefix("sqlite:///")).unlink(missing_ok=True)
     study = run_search(run_space, quiet=True).study
     return {t.user_attrs["config_hash"]: t.user_attrs for t in study.trials

@@ -22,12 +22,11 @@ import argparse
 import json
 import statistics
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from threshsearch.search.pareto import hypervolume, minimised
 from threshsearch.search.runner import run_search
-from threshsearch.search.samplers import SamplerSpec
+from threshsearch.search.samplers import parse_sampler
 from threshsearch.search.space import SearchSpace, load_space
 
 DEFAULT_SPACE = Path(__file__).with_name("search_quality.yaml")
@@ -38,10 +37,11 @@ def strategy_space(space: SearchSpace, strategy: str, seed: int, budget: float, 
                    folder: Path) -> SearchSpace:
     kind, sampler = strategy.split("+")
     name = f"{strategy.replace('+', '-')}-seed{seed}"
-    study = replace(space.study, name=name, seed=seed, timeout_s=budget,
-                    storage=f"sqlite:///{folder / name}.db", sampler=SamplerSpec(sampler))
-    return replace(space, study=study, train=replace(space.train, epochs=epochs),
-                   early_stopping=replace(space.early_stopping, kind=kind))
+    study = space.study.replace(name=name, seed=seed, timeout_s=budget,
+                                storage=f"sqlite:///{folder / name}.db",
+                                sampler=parse_sampler(sampler))
+    return space.replace(study=study, train=space.train.replace(epochs=epochs),
+                         early_stopping=space.early_stopping.replace(kind=kind))
 
 
 def study_points(study, directions: list[str]) -> list[tuple[float, tuple[float, ...]]]:

@@ -1,10 +1,12 @@
 import json
 import math
-from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
+from threshsearch.api import load_config
 from threshsearch.config import (
     STEM_STYLES,
     ArchitectureConfig,
@@ -37,9 +39,9 @@ def test_threshold_decides_each_stage_from_the_channels_entering_it():
 
 def test_threshold_zero_is_all_harmonic_and_infinity_all_dense():
     base = get_preset("threshnet79")
-    assert set(replace(base, threshold=0).modes) == {"harmonic"}
-    assert set(replace(base, threshold=math.inf).modes) == {"dense"}
-    assert set(replace(base, threshold=10**9).modes) == {"dense"}
+    assert set(base.replace(threshold=0).modes) == {"harmonic"}
+    assert set(base.replace(threshold=math.inf).modes) == {"dense"}
+    assert set(base.replace(threshold=10**9).modes) == {"dense"}
 
 
 def test_explicit_mode_overrides_the_threshold():
@@ -78,11 +80,9 @@ def test_save_and_load_by_suffix(tmp_path):
 
 def test_hash_ignores_key_order_and_spelled_out_derived_fields():
     preset = get_preset("threshnet79")
-    explicit = replace(
-        preset,
-        threshold=math.inf,
+    explicit = preset.replace(threshold=math.inf,
         stages=tuple(
-            replace(stage, mode=mode, bottleneck=128 if mode == "dense" else None)
+            stage.replace(mode=mode, bottleneck=128 if mode == "dense" else None)
             for stage, mode in zip(preset.stages, preset.modes, strict=True)
         ),
     )
@@ -94,14 +94,34 @@ def test_hash_ignores_key_order_and_spelled_out_derived_fields():
 def test_hash_changes_with_the_network():
     preset = get_preset("threshnet79")
     assert preset.with_num_classes(10).hash != preset.hash
-    assert replace(preset, threshold=0).hash != preset.hash
-    deeper = replace(preset, stages=(replace(preset.stages[0], depth=7), *preset.stages[1:]))
+    assert preset.replace(threshold=0).hash != preset.hash
+    deeper = preset.replace(stages=(preset.stages[0].replace(depth=7), *preset.stages[1:]))
     assert deeper.hash != preset.hash
 
 
+# Computed before the configs became pydantic models: a changed hash orphans every stored study
+# result, so change these only on purpose.
+PRESET_HASHES = {
+    ("threshnet79", 1000): "41fdd0dfb0c82a04", ("threshnet79", 10): "4f9addf54f9d77fa",
+    ("threshnet79", 100): "d346a07742b56f1b", ("threshnet95", 1000): "8ce60ea8df1af962",
+    ("threshnet95", 10): "a998fc843133a130", ("threshnet95", 100): "9e85d4edc39be42d",
+    ("hardnet68", 1000): "3dca78a9bdeaf205", ("hardnet68", 10): "c53167da7c8b74ae",
+    ("hardnet68", 100): "fb28cf7a0a2d44d5", ("hardnet85", 1000): "f84056b644f0ce19",
+    ("hardnet85", 10): "1ee9c4725f7a6eda", ("hardnet85", 100): "965d6c9a1a667f75",
+    ("densenet121", 1000): "b09416f66c99b844", ("densenet121", 10): "d5b49aa0e0313e64",
+    ("densenet121", 100): "1230c2aed04d3edf",
+}
+EXPORTED = Path(__file__).parent / "fixtures" / "exported"  # a study exported back then
+EXPORTED_HASHES = {"trial-0000.yaml": "323b410605a74340", "trial-0004.yaml": "1aa58ab5d385f1d7",
+                   "trial-0005.yaml": "87d614622c3c0418"}
+
+
 def test_hash_is_stable_across_releases():
-    # A changed hash orphans every stored study result: change this only on purpose.
-    assert get_preset("threshnet79").hash == "41fdd0dfb0c82a04"
+    for (name, classes), expected in PRESET_HASHES.items():
+        assert get_preset(name, classes).hash == expected, name
+    for name, expected in EXPORTED_HASHES.items():
+        assert load_config(EXPORTED / name).hash == expected, name
+        assert yaml.safe_load((EXPORTED / name).read_text())["config_hash"] == expected
 
 
 @pytest.mark.parametrize(
@@ -146,9 +166,11 @@ def test_not_a_mapping():
         ArchitectureConfig.from_dict([1, 2])
 
 
-def test_direct_construction_is_validated_too():
-    with pytest.raises(ConfigError, match=r"stages\[0\].depth"):
+def test_direct_construction_and_replace_are_validated_too():
+    with pytest.raises(ValidationError, match=r"depth"):
         ArchitectureConfig(stages=(StageConfig(depth=0, growth=8),))
+    with pytest.raises(ConfigError, match=r"^dropout: 2 is invalid; expected a number in \[0, 1\)"):
+        get_preset("threshnet79").replace(dropout=2)
 
 
 def test_input_size_too_small_names_the_smallest_valid_size():
@@ -157,6 +179,6 @@ def test_input_size_too_small_names_the_smallest_valid_size():
     config.check_input_size(29)
     with pytest.raises(ConfigError, match=r"input_size: 16 .*expected an input_size >= 29"):
         config.check_input_size(16)
-    cifar = replace(config, stem=STEM_STYLES["cifar"])
+    cifar = config.replace(stem=STEM_STYLES["cifar"])
     assert cifar.spatial_sizes(32) == [32, 16, 8, 8, 4, 4]
     assert cifar.min_input_size() == 8

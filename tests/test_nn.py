@@ -1,5 +1,4 @@
 import math
-from dataclasses import replace
 
 import pytest
 import torch
@@ -29,10 +28,8 @@ def test_stage_kinds_follow_the_resolved_modes():
 
 def test_explicit_modes_build_the_same_module_as_the_threshold():
     preset = get_preset("threshnet79")
-    explicit = replace(
-        preset,
-        threshold=math.inf,
-        stages=tuple(replace(stage, mode=mode)
+    explicit = preset.replace(threshold=math.inf,
+        stages=tuple(stage.replace(mode=mode)
                      for stage, mode in zip(preset.stages, preset.modes, strict=True)),
     )
     with torch.device("meta"):
@@ -43,8 +40,8 @@ def test_explicit_modes_build_the_same_module_as_the_threshold():
 def test_threshold_extremes_build_hardnet_and_densenet_stages():
     preset = get_preset("threshnet79", num_classes=10)
     with torch.device("meta"):
-        harmonic = build_model(replace(preset, threshold=0))
-        dense = build_model(replace(preset, threshold=math.inf))
+        harmonic = build_model(preset.replace(threshold=0))
+        dense = build_model(preset.replace(threshold=math.inf))
     assert not any(isinstance(m, DenseStage) for m in harmonic.modules())
     assert not any(isinstance(m, HarmonicStage) for m in dense.modules())
 

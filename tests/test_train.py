@@ -35,7 +35,7 @@ def test_recipe_overrides_and_errors():
     recipe = RECIPES["cifar10"].override(epochs=5, lr=None)
     assert recipe.epochs == 5 and recipe.lr == 1e-3
     with pytest.raises(RecipeError, match=r"batch_size: 0 is invalid"):
-        Recipe(batch_size=0)
+        RECIPES["cifar10"].override(batch_size=0)
     with pytest.raises(RecipeError, match=r"train.lrr: unknown key; did you mean 'lr'"):
         Recipe.from_dict({"lrr": 0.1}, path="train")
     assert Recipe.from_dict({"schedule": "cosine", "milestones": [2]}).milestones == (2,)

@@ -166,7 +166,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _describe(value) -> str:
     from threshsearch.search.space import Distribution
 
-    if isinstance(value, list):
+    if isinstance(value, tuple):
         return "per stage: " + "; ".join(_describe(item) for item in value)
     if isinstance(value, Distribution):
         if value.type == "categorical":
@@ -210,7 +210,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
           f"{'device to itself' if measurement.exclusive else 'device shared'}"
           f"{', front re-timed at the end' if measurement.retime_front else ''}")
     print(f"  baselines   {', '.join(space.baselines) or 'none'}")
-    for name, value in space.parameters.items():
+    for name, value in space.parameters.given().items():
         print(f"  space       {name}: {_describe(value)}")
     input_size = INPUT_SIZE
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -230,6 +230,20 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         modes = " ".join(mode[0].upper() for mode in config.modes)
         print(f"  {config.hash:<16} {modes:<44} {figures.params:>10,} "
               f"{_format_count(figures.madd):>10} {figures.memrw_mib:>7.2f} MiB")
+    return 0
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    if args.kind == "space":
+        from threshsearch.search.space import SearchSpace as model
+    else:
+        from threshsearch.config import ArchitectureConfig as model
+    text = model.json_schema()
+    if args.out:
+        Path(args.out).write_text(text)
+        print(f"wrote {args.out}")
+    else:
+        print(text, end="")
     return 0
 
 
@@ -533,6 +547,12 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--space", required=True, metavar="FILE")
     validate.add_argument("--samples", type=int, default=3, metavar="N")
     validate.set_defaults(handler=_cmd_validate)
+
+    schema = commands.add_parser(
+        "schema", help="write the JSON Schema of space or config files (for editors)")
+    schema.add_argument("kind", choices=("space", "config"))
+    schema.add_argument("--out", help="the file to write (default: standard output)")
+    schema.set_defaults(handler=_cmd_schema)
 
     run = commands.add_parser("run", help="run or resume a search (Ray Tune + Optuna)")
     run.add_argument("--space", required=True, metavar="FILE", help="a search-space YAML file")

@@ -13,24 +13,25 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
+from annotated_types import Ge, Interval, Len
+from pydantic import AfterValidator, BeforeValidator, Field, Strict, model_validator
 
-from threshsearch.errors import UserError
 from threshsearch.links import dense_output_width, harmonic_output_width
 from threshsearch.validation import (
-    check_bool,
-    check_choice,
-    check_int,
-    check_number,
-    is_int,
-    is_number,
-    join_path,
-    parse_fields,
-    show,
+    Bool,
+    Choice,
+    Int,
+    Number,
+    Schema,
+    SchemaError,
+    expect,
+    expected,
+    problem,
 )
 
 MODES = ("auto", "dense", "harmonic")
@@ -48,36 +49,54 @@ MAX_STRIDE = 4
 MAX_REDUCTION = 4.0
 
 
-class ConfigError(UserError, ValueError):
+class ConfigError(SchemaError):
     """An invalid config. Each problem names the field, the bad value and what is valid."""
 
-    def __init__(self, problems: list[str] | str):
-        self.problems = [problems] if isinstance(problems, str) else list(problems)
-        super().__init__("; ".join(self.problems))
+
+class _Config(Schema):
+    error = ConfigError
 
 
-@dataclass(frozen=True)
-class StemConfig:
+def _odd(value: int) -> int:
+    if value % 2 == 0:
+        raise ValueError("even")
+    return value
+
+
+Width = Int(1, MAX_WIDTH)
+
+
+class StemConfig(_Config):
     """Convolutions before the first stage: ``widths[0]`` is a ``kernel`` x ``kernel`` conv
     with ``stride``, every further width a 3x3 conv; ``pool`` adds a 3x3 stride-2 max pool."""
 
-    widths: tuple[int, ...] = (32, 64)
-    kernel: int = 3
-    stride: int = 2
-    pool: bool = True
+    widths: Annotated[tuple[Width, ...], Len(1, 4), expect("a list of 1 to 4 channel counts")] \
+        = Field((32, 64), description="output channels of each stem convolution")
+    kernel: Annotated[int, Strict(), Interval(ge=1, le=MAX_KERNEL), AfterValidator(_odd),
+                      expect(f"an odd integer from 1 to {MAX_KERNEL}")] = Field(
+        3, description="kernel size of the first convolution")
+    stride: Int(1, MAX_STRIDE) = Field(2, description="stride of the first convolution")
+    pool: Bool = Field(True, description="a 3x3 stride-2 max pool after the convolutions")
 
 
 STEM_STYLES: dict[str, StemConfig] = {
-    "threshnet": StemConfig((32, 64), 3, 2, True),
-    "hardnet85": StemConfig((48, 96), 3, 2, True),
-    "densenet": StemConfig((64,), 7, 2, True),
+    "threshnet": StemConfig(widths=(32, 64), kernel=3, stride=2, pool=True),
+    "hardnet85": StemConfig(widths=(48, 96), kernel=3, stride=2, pool=True),
+    "densenet": StemConfig(widths=(64,), kernel=7, stride=2, pool=True),
     # Full resolution for 32x32 inputs: no stride, no pool.
-    "cifar": StemConfig((32, 64), 3, 1, False),
+    "cifar": StemConfig(widths=(32, 64), kernel=3, stride=1, pool=False),
 }
 
 
-@dataclass(frozen=True)
-class StageConfig:
+def _stem_style(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    if value in STEM_STYLES:
+        return STEM_STYLES[value]
+    raise expected(f"one of {', '.join(STEM_STYLES)} or a mapping of stem fields")
+
+
+class StageConfig(_Config):
     """One stage: a dense or harmonic block, then its transition.
 
     ``mode`` "auto" lets the threshold decide. ``bottleneck`` (dense only) defaults to
@@ -87,16 +106,23 @@ class StageConfig:
     ``dropout`` applies before the transition.
     """
 
-    depth: int
-    growth: int
-    mode: str = "auto"
-    bottleneck: int | None = None
-    multiplier: float = 1.7
-    transition_width: int | None = None
-    transition: str = "post"
-    downsample: bool = True
-    pool: str = "max"
-    dropout: float = 0.0
+    depth: Int(1, MAX_DEPTH) = Field(description="layers in the block")
+    growth: Width = Field(description="channels each layer adds (k)")
+    mode: Choice(*MODES) = Field(
+        "auto", description="dense, harmonic, or auto: harmonic iff the channels entering "
+        "the stage are >= the config's threshold")
+    bottleneck: Width | None = Field(
+        None, description="dense only: 1x1 bottleneck width; default 4 x growth")
+    multiplier: Number(0, 4, low_open=True) = Field(
+        1.7, description="harmonic only: HarDNet's channel multiplier m")
+    transition_width: Width | None = Field(
+        None, description="channels leaving the stage; default: from the reduction rate")
+    transition: Choice(*TRANSITIONS) = Field(
+        "post", description="post: conv-BN-act; pre: BN-act-conv (DenseNet); none")
+    downsample: Bool = Field(True, description="halve the feature map after the stage")
+    pool: Choice(*POOLS) = Field("max", description="the downsampling pool")
+    dropout: Number(0, 1, high_open=True) = Field(
+        0.0, description="dropout before the transition")
 
 
 @dataclass(frozen=True)
@@ -111,28 +137,51 @@ class ResolvedStage:
     config: StageConfig
 
 
-@dataclass(frozen=True)
-class ArchitectureConfig:
+def _infinity(value: Any) -> Any:
+    if isinstance(value, str) and value.strip().lower() in ("inf", ".inf", "infinity"):
+        return math.inf
+    return value
+
+
+class ArchitectureConfig(_Config):
     """A whole network. ``threshold``: a stage in "auto" mode is harmonic iff the channels
     entering it are >= threshold (0: all harmonic, HarDNet; inf: all dense, DenseNet).
     ``dense_reduction``/``harmonic_reduction`` derive transition widths not given explicitly.
     ``head_norm`` adds DenseNet's final BN and activation; ``dropout`` precedes the classifier.
     """
 
-    stages: tuple[StageConfig, ...]
-    stem: StemConfig = field(default_factory=StemConfig)
-    threshold: float = math.inf
-    dense_reduction: float = 0.5
-    harmonic_reduction: float = 0.85
-    activation: str = "relu"
-    dropout: float = 0.0
-    head_norm: bool = False
-    num_classes: int = 1000
+    stages: Annotated[tuple[StageConfig, ...], Len(1, MAX_STAGES),
+                      expect(f"a list of 1 to {MAX_STAGES} stages")] = Field(
+        description="the stages, in order")
+    stem: Annotated[StemConfig, BeforeValidator(
+        _stem_style, json_schema_input_type=StemConfig | Choice(*STEM_STYLES))] = Field(
+        STEM_STYLES["threshnet"], description=f"a stem style ({', '.join(STEM_STYLES)}) or "
+        "its fields")
+    threshold: Annotated[float, BeforeValidator(
+        _infinity, json_schema_input_type=Annotated[float, Ge(0)] | Literal["inf"]),
+        Strict(), Ge(0), expect("a number >= 0 or inf (0: every stage harmonic, inf: every "
+                                "stage dense)")] = Field(
+        math.inf, json_schema_extra={"default": "inf"},
+        description="auto stages are harmonic iff the channels entering them are >= this")
+    dense_reduction: Number(0, MAX_REDUCTION, low_open=True) = Field(
+        0.5, description="transition width / block output of a dense stage")
+    harmonic_reduction: Number(0, MAX_REDUCTION, low_open=True) = Field(
+        0.85, description="transition width / block output of a harmonic stage")
+    activation: Choice(*ACTIVATIONS) = Field("relu", description="the activation everywhere")
+    dropout: Number(0, 1, high_open=True) = Field(0.0, description="dropout before the "
+                                                  "classifier")
+    head_norm: Bool = Field(False, description="DenseNet's BN and activation before the head")
+    num_classes: Int(1, MAX_CLASSES) = Field(1000, description="classifier outputs")
 
-    def __post_init__(self) -> None:
-        problems = _architecture_problems(self)
-        if problems:
-            raise ConfigError(problems)
+    @model_validator(mode="after")
+    def _widths_fit(self) -> ArchitectureConfig:
+        for stage in self.resolve():
+            for name, value in (("block output", stage.block_channels),
+                                ("transition width", stage.out_channels)):
+                if value > MAX_WIDTH * 4:
+                    raise problem(f"{name} of {value} channels is too wide; expected at most "
+                                  f"{MAX_WIDTH * 4}", f"stages[{stage.index - 1}]")
+        return self
 
     # ----------------------------------------------------------------- derived views
     def resolve(self) -> tuple[ResolvedStage, ...]:
@@ -192,7 +241,7 @@ class ArchitectureConfig:
                 spec["pool"] = stage.config.pool
             stages.append(spec)
         return {
-            "stem": asdict(self.stem) | {"widths": list(self.stem.widths)},
+            "stem": self.stem.model_dump() | {"widths": list(self.stem.widths)},
             "stages": stages,
             "activation": self.activation,
             "dropout": float(self.dropout),
@@ -249,13 +298,11 @@ class ArchitectureConfig:
 
     # ------------------------------------------------------------------- conversions
     def with_num_classes(self, num_classes: int) -> ArchitectureConfig:
-        return replace(self, num_classes=num_classes)
+        return self.replace(num_classes=num_classes)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (lists, numbers, strings) that ``from_dict`` takes back."""
-        data = asdict(self)
-        data["stem"]["widths"] = list(self.stem.widths)
-        data["stages"] = [asdict(stage) for stage in self.stages]
+        data = self.model_dump(mode="json")
         data["threshold"] = "inf" if math.isinf(self.threshold) else self.threshold
         return data
 
@@ -263,22 +310,7 @@ class ArchitectureConfig:
     def from_dict(cls, data: Any, path: str = "") -> ArchitectureConfig:
         """Build from plain data, reporting unknown keys, wrong types and bad values with the
         key path of each (``path`` prefixes them when the config sits inside a larger file)."""
-        problems: list[str] = []
-        values = parse_fields(data, cls, path, problems)
-        if values is None:
-            raise ConfigError(problems)
-        if "stem" in values:
-            values["stem"] = _parse_stem(values["stem"], join_path(path, "stem"), problems)
-        if "stages" in values:
-            values["stages"] = _parse_stages(values["stages"], join_path(path, "stages"), problems)
-        if "threshold" in values:
-            values["threshold"] = _parse_threshold(values["threshold"])
-        if problems:
-            raise ConfigError(problems)
-        try:
-            return cls(**values)
-        except ConfigError as error:
-            raise ConfigError([join_path(path, problem) for problem in error.problems]) from None
+        return cls.parse(data, path)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
@@ -328,110 +360,3 @@ def read_structured_file(path: str | Path) -> Any:
         return load_structured_text(text, kind)
     except ConfigError as error:
         raise ConfigError(f"{path}: {error}") from None
-
-
-# ---------------------------------------------------------------------- parsing
-def _parse_stem(data: Any, path: str, problems: list[str]) -> Any:
-    if isinstance(data, str):
-        if data in STEM_STYLES:
-            return STEM_STYLES[data]
-        problems.append(f"{path}: unknown stem style {data!r}; expected one of "
-                        f"{', '.join(STEM_STYLES)} or a mapping of StemConfig fields")
-        return StemConfig()
-    values = parse_fields(data, StemConfig, path, problems)
-    if values is None:
-        return StemConfig()
-    if isinstance(values.get("widths"), list):
-        values["widths"] = tuple(values["widths"])
-    return StemConfig(**values)
-
-
-def _parse_stages(data: Any, path: str, problems: list[str]) -> Any:
-    if not isinstance(data, list | tuple):
-        problems.append(f"{path}: expected a list of stages, got {show(data)}")
-        return ()
-    stages = []
-    for index, item in enumerate(data):
-        values = parse_fields(item, StageConfig, join_path(path, f"[{index}]"), problems)
-        if values is not None and all(name in values for name in ("depth", "growth")):
-            stages.append(StageConfig(**values))
-    return tuple(stages)
-
-
-def _parse_threshold(value: Any) -> Any:
-    if isinstance(value, str) and value.strip().lower() in ("inf", ".inf", "infinity"):
-        return math.inf
-    return value
-
-
-# ------------------------------------------------------------------- validation
-def _stem_problems(stem: Any, problems: list[str]) -> None:
-    if not isinstance(stem, StemConfig):
-        problems.append(f"stem: expected a StemConfig, got {show(stem)}")
-        return
-    if not isinstance(stem.widths, tuple) or not 1 <= len(stem.widths) <= 4:
-        problems.append(f"stem.widths: {show(stem.widths)} is invalid; expected a list of 1 to "
-                        "4 channel counts")
-    else:
-        for index, width in enumerate(stem.widths):
-            check_int(problems, f"stem.widths[{index}]", width, 1, MAX_WIDTH)
-    if not is_int(stem.kernel) or stem.kernel % 2 == 0 or not 1 <= stem.kernel <= MAX_KERNEL:
-        problems.append(f"stem.kernel: {show(stem.kernel)} is invalid; expected an odd integer "
-                        f"from 1 to {MAX_KERNEL}")
-    check_int(problems, "stem.stride", stem.stride, 1, MAX_STRIDE)
-    check_bool(problems, "stem.pool", stem.pool)
-
-
-def _stage_problems(stage: Any, path: str, problems: list[str]) -> None:
-    if not isinstance(stage, StageConfig):
-        problems.append(f"{path}: expected a StageConfig, got {show(stage)}")
-        return
-    check_int(problems, f"{path}.depth", stage.depth, 1, MAX_DEPTH)
-    check_int(problems, f"{path}.growth", stage.growth, 1, MAX_WIDTH)
-    check_choice(problems, f"{path}.mode", stage.mode, MODES)
-    if stage.bottleneck is not None:
-        check_int(problems, f"{path}.bottleneck", stage.bottleneck, 1, MAX_WIDTH)
-    check_number(problems, f"{path}.multiplier", stage.multiplier, 0, 4, low_inclusive=False)
-    if stage.transition_width is not None:
-        check_int(problems, f"{path}.transition_width", stage.transition_width, 1, MAX_WIDTH)
-    check_choice(problems, f"{path}.transition", stage.transition, TRANSITIONS)
-    check_bool(problems, f"{path}.downsample", stage.downsample)
-    check_choice(problems, f"{path}.pool", stage.pool, POOLS)
-    check_number(problems, f"{path}.dropout", stage.dropout, 0, 1, high_inclusive=False)
-
-
-def _architecture_problems(config: ArchitectureConfig) -> list[str]:
-    problems: list[str] = []
-    _stem_problems(config.stem, problems)
-    if not isinstance(config.stages, tuple) or not 1 <= len(config.stages) <= MAX_STAGES:
-        problems.append(f"stages: {show(config.stages)} is invalid; expected a list of 1 to "
-                        f"{MAX_STAGES} stages")
-    else:
-        for index, stage in enumerate(config.stages):
-            _stage_problems(stage, f"stages[{index}]", problems)
-    threshold = config.threshold
-    if not is_number(threshold) or threshold < 0:
-        problems.append(f"threshold: {show(threshold)} is invalid; expected a number >= 0 or "
-                        "inf (0: every stage harmonic, inf: every stage dense)")
-    check_number(problems, "dense_reduction", config.dense_reduction, 0, MAX_REDUCTION,
-                  low_inclusive=False)
-    check_number(problems, "harmonic_reduction", config.harmonic_reduction, 0, MAX_REDUCTION,
-                  low_inclusive=False)
-    check_choice(problems, "activation", config.activation, ACTIVATIONS)
-    check_number(problems, "dropout", config.dropout, 0, 1, high_inclusive=False)
-    check_bool(problems, "head_norm", config.head_norm)
-    check_int(problems, "num_classes", config.num_classes, 1, MAX_CLASSES)
-    if not problems:
-        problems.extend(_width_problems(config))
-    return problems
-
-
-def _width_problems(config: ArchitectureConfig) -> list[str]:
-    problems = []
-    for stage in config.resolve():
-        for name, value in (("block output", stage.block_channels),
-                            ("transition width", stage.out_channels)):
-            if value > MAX_WIDTH * 4:
-                problems.append(f"stages[{stage.index - 1}]: {name} of {value} channels is too "
-                                f"wide; expected at most {MAX_WIDTH * 4}")
-    return problems

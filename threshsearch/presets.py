@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-from dataclasses import replace
 
 from threshsearch.config import STEM_STYLES, ArchitectureConfig, ConfigError, StageConfig
 
@@ -51,7 +50,7 @@ def hardnet85() -> ArchitectureConfig:
         (8, 16, 16, 16, 16, 4), (24, 24, 28, 36, 48, 256), (192, 256, 320, 480, 720, 1280),
         (True, False, True, False, True, False), mode="harmonic",
     ))
-    stages[-1] = replace(stages[-1], dropout=0.1)  # before the last transition
+    stages[-1] = stages[-1].replace(dropout=0.1)  # before the last transition
     return ArchitectureConfig(
         stem=STEM_STYLES["hardnet85"], stages=tuple(stages), threshold=0,
         activation="relu6", dropout=0.2,

@@ -9,108 +9,72 @@ import random
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Self
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from annotated_types import Ge
+from pydantic import Field, Strict
 from torch import nn
 
 from threshsearch.data import ImageDataset, Normalizer, Split, batches, training_augmentation
 from threshsearch.devicelock import DeviceLock
 from threshsearch.errors import UserError
 from threshsearch.measure import device_name, mixed_precision, synchronize
-from threshsearch.validation import (
-    check_bool,
-    check_choice,
-    check_int,
-    check_number,
-    is_int,
-    parse_fields,
-    show,
-)
+from threshsearch.validation import Bool, Choice, Int, Number, Schema, SchemaError, expect
 
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "step", "cosine")
 NAN_CHECK_EVERY = 20  # steps; a host sync on CUDA, so not every step
 
 
-class RecipeError(UserError):
+class RecipeError(SchemaError):
     """An invalid training recipe."""
 
 
-@dataclass(frozen=True)
-class Recipe:
+class Recipe(Schema):
     """How to train. ``milestones`` (epochs) and ``gamma`` belong to the "step" schedule.
     ``amp`` (bf16 where supported, else fp16) applies on CUDA only; ``channels_last`` on
     every device (measured faster on CPU too: docs/benchmarks.md)."""
 
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 0.0
-    batch_size: int = 100
-    epochs: int = 300
-    schedule: str = "constant"
-    milestones: tuple[int, ...] = ()
-    gamma: float = 0.1
-    label_smoothing: float = 0.0
-    amp: bool = True
-    channels_last: bool = True
+    error = RecipeError
+    what = "recipe"
 
-    def __post_init__(self) -> None:
-        problems = _recipe_problems(self)
-        if problems:
-            raise RecipeError("; ".join(problems))
+    optimizer: Choice(*OPTIMIZERS) = Field("adam", description="the optimizer")
+    lr: Number(0, 10, low_open=True) = Field(1e-3, description="the initial learning rate")
+    momentum: Number(0, 1, high_open=True) = Field(0.9, description="SGD's momentum")
+    nesterov: Bool = Field(False, description="SGD with Nesterov momentum")
+    weight_decay: Number(0, 1) = Field(0.0, description="L2 weight decay")
+    batch_size: Int(1, 65536) = Field(100, description="images per training step")
+    epochs: Int(1, 100_000) = Field(300, description="epochs to train")
+    schedule: Choice(*SCHEDULES) = Field("constant", description="the learning-rate schedule")
+    milestones: Annotated[tuple[Annotated[int, Strict(), Ge(1)], ...],
+                          expect("a list of epochs >= 1", whole=True)] = Field(
+        (), description="step schedule: epochs at which the rate is multiplied by gamma")
+    gamma: Number(0, 1, low_open=True) = Field(0.1, description="step schedule: the factor")
+    label_smoothing: Number(0, 1, high_open=True) = Field(
+        0.0, description="cross-entropy label smoothing")
+    amp: Bool = Field(True, description="mixed precision on CUDA (bf16 where supported)")
+    channels_last: Bool = Field(True, description="channels-last memory format")
 
-    def override(self, **changes: Any) -> Recipe:
+    def override(self, **changes: Any) -> Self:
         """A copy with the given fields changed; None values are ignored."""
-        return replace(self, **{key: value for key, value in changes.items()
-                                if value is not None})
+        return self.replace(**{key: value for key, value in changes.items()
+                               if value is not None})
 
     @classmethod
     def from_dict(cls, data: Any, path: str = "recipe", base: Recipe | None = None) -> Recipe:
-        problems: list[str] = []
-        values = parse_fields(data, cls, path, problems)
-        if problems or values is None:
-            raise RecipeError("; ".join(problems))
-        if isinstance(values.get("milestones"), list):
-            values["milestones"] = tuple(values["milestones"])
-        try:
-            return replace(base or cls(), **values)
-        except RecipeError as error:
-            raise RecipeError("; ".join(f"{path}.{problem}" for problem in
-                                        str(error).split("; "))) from None
+        """A recipe from plain data; the fields it leaves out come from ``base``."""
+        if isinstance(data, dict) and base is not None:
+            data = base.to_dict() | data
+        return cls.parse(data, path)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["milestones"] = list(self.milestones)
-        return data
-
-
-def _recipe_problems(recipe: Recipe) -> list[str]:
-    problems: list[str] = []
-    check_choice(problems, "optimizer", recipe.optimizer, OPTIMIZERS)
-    check_number(problems, "lr", recipe.lr, 0, 10, low_inclusive=False)
-    check_number(problems, "momentum", recipe.momentum, 0, 1, high_inclusive=False)
-    check_bool(problems, "nesterov", recipe.nesterov)
-    check_number(problems, "weight_decay", recipe.weight_decay, 0, 1)
-    check_int(problems, "batch_size", recipe.batch_size, 1, 65536)
-    check_int(problems, "epochs", recipe.epochs, 1, 100_000)
-    check_choice(problems, "schedule", recipe.schedule, SCHEDULES)
-    if not isinstance(recipe.milestones, tuple) or not all(
-            is_int(epoch) and epoch >= 1 for epoch in recipe.milestones):
-        problems.append(f"milestones: {show(recipe.milestones)} is invalid; expected a list of "
-                        "epochs >= 1")
-    check_number(problems, "gamma", recipe.gamma, 0, 1, low_inclusive=False)
-    check_number(problems, "label_smoothing", recipe.label_smoothing, 0, 1,
-                 high_inclusive=False)
-    check_bool(problems, "amp", recipe.amp)
-    check_bool(problems, "channels_last", recipe.channels_last)
-    return problems
+        return {name: getattr(self, name) for name in Recipe.model_fields} | {
+            "milestones": list(self.milestones)}
 
 
 RECIPES: dict[str, Recipe] = {

@@ -9,9 +9,10 @@ from tests.search.helpers import TINY_SPACE
 from threshsearch.search.baselines import (
     PAPER_BASELINES,
     baseline_trials,
+    default_baselines,
+    fits,
     load_baselines_study,
     open_baselines_study,
-    parse_baselines,
     verdict,
 )
 from threshsearch.search.progress import Progress
@@ -22,8 +23,15 @@ from threshsearch.search.trial import BASELINE, DONE, FAILED, evaluate_candidate
 
 
 def parse(data):
-    problems: list[str] = []
-    return parse_baselines(data, 32, problems), problems
+    space = {**TINY_SPACE}
+    if data is None:
+        del space["baselines"]
+    else:
+        space["baselines"] = data
+    try:
+        return SearchSpace.from_dict(space).baselines, []
+    except SpaceError as error:
+        return None, error.problems
 
 
 def test_the_default_is_the_papers_models_and_an_empty_list_is_none():
@@ -42,15 +50,9 @@ def test_bad_baselines_name_the_entry_and_the_valid_choices(data, expected):
     assert any(expected in problem for problem in problems), problems
 
 
-def test_a_preset_too_deep_for_the_input_size_is_refused():
-    problems: list[str] = []
-    parse_baselines(["threshnet79"], 8, problems)
-    assert problems and "does not fit 8x8 inputs" in problems[0]
-
-
-def test_a_space_file_reports_bad_baselines_before_anything_runs():
-    with pytest.raises(SpaceError, match=r"baselines\[0\]: 'resnet50' is invalid"):
-        SearchSpace.from_dict({**TINY_SPACE, "baselines": ["resnet50"]})
+def test_a_preset_too_deep_for_the_input_size_does_not_fit():
+    assert not fits("threshnet79", 8) and fits("threshnet79", 32)
+    assert default_baselines(8) == ()
 
 
 def _trial(values, number, **attrs):

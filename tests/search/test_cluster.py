@@ -95,12 +95,11 @@ def test_a_dataset_too_large_for_the_object_store_is_refused_first(two_nodes, tm
 
 
 def test_a_trial_larger_than_every_node_is_refused_first(two_nodes, tmp_path):
-    from dataclasses import replace
 
     from threshsearch.search import runner
 
     space = load_space(write_space(tmp_path))
-    space = replace(space, resources=replace(space.resources, cpus=3))
+    space = space.replace(resources=space.resources.replace(cpus=3))
     address = two_nodes[0].address
     with pytest.raises(UserError, match=f"resources: a trial asks for 3 CPUs and 0 GPUs, but "
                                         f"no node of the Ray cluster at {address} has that "

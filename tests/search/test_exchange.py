@@ -5,7 +5,7 @@ import optuna
 from optuna.trial import TrialState
 
 from threshsearch.search.exchange import duplicate_outcome, nested, trial_outcome
-from threshsearch.search.space import Constraint
+from threshsearch.search.sections import Constraint
 
 CONSTRAINTS = (Constraint("params", max=10000.0),)
 METRIC_NAMES = ("val_accuracy", "memrw_mib")

@@ -1,32 +1,38 @@
 """study.sampler: names, settings, validation and auto's choice."""
 
+import inspect
+
 import optuna
 import pytest
 
+from threshsearch.config import ConfigError
 from threshsearch.search.samplers import (
     NSGA2_FROM_TRIALS,
-    SamplerSpec,
+    OPTUNA_SAMPLERS,
+    SETTINGS,
+    AutoSampler,
     choose_sampler,
     parse_sampler,
 )
 
 
 def parse(data):
-    problems: list[str] = []
-    spec = parse_sampler(data, "study.sampler", problems)
-    return spec, problems
+    try:
+        return parse_sampler(data), []
+    except ConfigError as error:
+        return None, error.problems
 
 
 def test_auto_takes_tpe_for_small_budgets_and_nsga2_with_a_fitted_population_for_large():
-    small = choose_sampler(SamplerSpec(), n_objectives=3, n_trials=16, concurrency=2)
+    small = choose_sampler(AutoSampler(), n_objectives=3, n_trials=16, concurrency=2)
     assert small.kind == "tpe" and small.settings["n_startup_trials"] == 3
     assert small.settings["constant_liar"] is True and "auto" in small.reason
     assert isinstance(small.build(0), optuna.samplers.TPESampler)
-    large = choose_sampler(SamplerSpec(), 2, NSGA2_FROM_TRIALS, 1)
+    large = choose_sampler(AutoSampler(), 2, NSGA2_FROM_TRIALS, 1)
     assert large.kind == "nsga2" and large.settings["population_size"] == 25
     assert isinstance(large.build(0), optuna.samplers.NSGAIISampler)
-    assert choose_sampler(SamplerSpec(), 2, 5000, 1).settings["population_size"] == 50
-    single = choose_sampler(SamplerSpec(), 1, 5000, 1)
+    assert choose_sampler(AutoSampler(), 2, 5000, 1).settings["population_size"] == 50
+    single = choose_sampler(AutoSampler(), 1, 5000, 1)
     assert single.kind == "tpe" and single.settings["constant_liar"] is False
 
 
@@ -58,3 +64,11 @@ def test_named_samplers_keep_their_settings():
 def test_bad_sampler_settings_name_the_key_and_the_valid_values(data, expected):
     _, problems = parse(data)
     assert any(expected in problem for problem in problems), problems
+
+
+def test_every_setting_is_a_parameter_of_its_optuna_sampler():
+    for kind, settings in SETTINGS.items():
+        if kind == "auto":
+            continue
+        parameters = inspect.signature(OPTUNA_SAMPLERS[kind]).parameters
+        assert set(settings.model_fields) - {"kind"} <= set(parameters), kind

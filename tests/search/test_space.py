@@ -28,14 +28,6 @@ def sample(space: SearchSpace, seed: int = 0):
     return trial, space.sample(trial)
 
 
-def test_latency_is_measured_only_when_an_objective_or_constraint_asks_for_it():
-    assert SearchSpace.from_dict(MINIMAL).measures_latency
-    no_latency = space_with(objectives=[{"metric": "val_accuracy"}, {"metric": "memrw_mib"}])
-    assert not SearchSpace.from_dict(no_latency).measures_latency
-    bounded = {**no_latency, "constraints": [{"metric": "latency_ms", "max": 5}]}
-    assert SearchSpace.from_dict(bounded).measures_latency
-
-
 def test_shipped_spaces_are_valid():
     for name in ("quickstart", "default"):
         space = load_space(f"search_spaces/{name}.yaml")
@@ -124,10 +116,27 @@ def test_searching_rates_or_stage_counts_derives_transition_widths():
         ({"space": {"stem": {"type": "categorical", "choices": ["tiny"]}}}, "space.stem"),
         ({"space": {"depth": {"type": "normal"}}}, "space.depth.type: 'normal'"),
         ({"extra": 1}, "extra: unknown key"),
+        ({"constraints": [{"metric": "params", "min": 2000000, "max": 1500000}]},
+         "constraints[0]: min 2000000 > max 1500000: no network can meet both"),
+        ({"constraints": [{"metric": "memrw_mib", "max": -1}]},
+         "constraints[0].max: -1 is invalid: memrw_mib is always positive"),
+        ({"constraints": [{"metric": "latency_ms", "max": 0}]},
+         "constraints[0].max: 0 is invalid: latency_ms is always positive"),
+        ({"constraints": [{"metric": "flops", "min": -5}]},
+         "constraints[0].min: -5 is invalid: flops is always positive, so it never binds"),
+        ({"constraints": [{"metric": "madd", "max": float("inf")}]},
+         "constraints[0].max: inf is invalid; expected a finite number"),
+        ({"constraints": [{"metric": "epoch_time_s", "max": 5}]},
+         "constraints[0].metric: 'epoch_time_s' is invalid; expected one of latency_ms"),
+        ({"data": {"test_fraction": 0.5}},
+         "data.test_fraction: 0.5 is invalid; expected a number in [0, 0.5)"),
+        ({"study": {"name": "t", "heartbeat_s": 5, "grace_s": 5}},
+         "study.grace_s: 5 is invalid; expected more than study.heartbeat_s (5)"),
+        ([1, 2], "search space: expected a mapping with keys study, objectives"),
     ],
 )
 def test_malformed_spaces_name_the_key_path(changes, expected):
-    data = space_with(**changes)
+    data = space_with(**changes) if isinstance(changes, dict) else changes
     with pytest.raises(SpaceError) as caught:
         SearchSpace.from_dict(data)
     assert expected in str(caught.value)
@@ -154,6 +163,19 @@ def test_load_space_names_the_file(tmp_path):
         load_space(path)
 
 
+def test_a_constraint_that_some_network_can_meet_is_kept():
+    space = SearchSpace.from_dict(space_with(
+        constraints=[{"metric": "params", "min": 1000, "max": 1500000}]))
+    assert (space.constraints[0].min, space.constraints[0].max) == (1000, 1500000)
+
+
+def test_test_fraction_is_carried_in_the_data_settings(tmp_path):
+    assert SearchSpace.from_dict(MINIMAL).data.test_fraction == 0
+    (tmp_path / "cat").mkdir()
+    data = {"dataset": "folder", "root": str(tmp_path), "device": "cpu", "test_fraction": 0.2}
+    assert SearchSpace.from_dict(space_with(data=data)).data.test_fraction == 0.2
+
+
 @pytest.mark.parametrize(("data", "expected"), [
     ({"dataset": "folder", "test_fraction": 0.5}, r"data\.test_fraction: 0\.5 is invalid"),
     ({"dataset": "folder", "test_fraction": -0.1}, r"data\.test_fraction: -0\.1 is invalid"),
@@ -167,4 +189,21 @@ def test_test_fraction_and_the_image_size_limit_are_checked(tmp_path, data, expe
         data = {**data, "root": str(tmp_path)}
     with pytest.raises(SpaceError, match=expected):
         SearchSpace.from_dict(space_with(data={"device": "cpu", **data}))
-    assert SearchSpace.from_dict(space_with()).data.test_fraction == 0
+
+
+def test_latency_is_measured_only_when_an_objective_or_constraint_asks_for_it():
+    assert SearchSpace.from_dict(MINIMAL).measures_latency
+    no_latency = space_with(objectives=[{"metric": "val_accuracy"}, {"metric": "memrw_mib"}])
+    assert not SearchSpace.from_dict(no_latency).measures_latency
+    bounded = {**no_latency, "constraints": [{"metric": "latency_ms", "max": 5}]}
+    assert SearchSpace.from_dict(bounded).measures_latency
+
+
+def test_replace_validates_and_keeps_the_source(tmp_path):
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump(MINIMAL))
+    space = load_space(path)
+    changed = space.replace(study=space.study.replace(n_trials=9))
+    assert changed.study.n_trials == 9 and changed.source == path
+    with pytest.raises(SpaceError, match=r"^n_trials: 0 is invalid"):
+        space.study.replace(n_trials=0)

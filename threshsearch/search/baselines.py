@@ -18,11 +18,10 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from threshsearch.config import ConfigError
-from threshsearch.presets import PRESETS, get_preset
+from threshsearch.presets import get_preset
 from threshsearch.search.pareto import minimised
 from threshsearch.search.storage import BASELINES_SUFFIX
 from threshsearch.search.trial import BASELINE
-from threshsearch.validation import show
 
 PAPER_BASELINES = ("threshnet79", "threshnet95", "hardnet68", "densenet121")
 BASELINES_STUDY = "baselines_study"  # main study user attr: the companion study's name
@@ -30,40 +29,16 @@ BASELINES_STUDY = "baselines_study"  # main study user attr: the companion study
 
 def default_baselines(input_size: int) -> tuple[str, ...]:
     """The paper's models that fit inputs of ``input_size``."""
-    return tuple(name for name in PAPER_BASELINES if _fits(name, input_size))
+    return tuple(name for name in PAPER_BASELINES if fits(name, input_size))
 
 
-def _fits(name: str, input_size: int) -> bool:
+def fits(name: str, input_size: int) -> bool:
+    """Whether preset ``name`` takes inputs of ``input_size``."""
     try:
         get_preset(name).check_input_size(input_size)
     except ConfigError:
         return False
     return True
-
-
-def parse_baselines(data: object, input_size: int, problems: list[str]) -> tuple[str, ...]:
-    """The space file's ``baselines``: absent means the paper's models that fit; a list of
-    preset names otherwise (``[]`` for none)."""
-    if data is None:
-        return default_baselines(input_size)
-    if not isinstance(data, list):
-        problems.append(f"baselines: {show(data)} is invalid; expected a list of preset names "
-                        f"from {', '.join(PRESETS)} (or [] for none)")
-        return ()
-    names = []
-    for index, name in enumerate(data):
-        path = f"baselines[{index}]"
-        if not (isinstance(name, str) and name in PRESETS):
-            problems.append(f"{path}: {show(name)} is invalid; expected one of "
-                            f"{', '.join(PRESETS)}")
-        elif name in names:
-            problems.append(f"{path}: {name!r} is listed twice; expected each preset once")
-        elif not _fits(name, input_size):
-            problems.append(f"{path}: {name!r} does not fit {input_size}x{input_size} inputs; "
-                            f"expected one of {', '.join(default_baselines(input_size))}")
-        else:
-            names.append(name)
-    return tuple(names)
 
 
 def companion_name(study_name: str) -> str:

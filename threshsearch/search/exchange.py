@@ -22,7 +22,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from threshsearch.devicelock import lock_env
 from threshsearch.search.objectives import METRICS
-from threshsearch.search.space import Constraint, SearchSpace, constraint_values
+from threshsearch.search.sections import Constraint, constraint_values
+from threshsearch.search.space import SearchSpace
 from threshsearch.search.storage import REASON, STOPPED_AT, TIMED_OUT, trial_status
 from threshsearch.search.trial import (
     COMPUTE_S,

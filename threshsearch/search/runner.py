@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
@@ -61,7 +61,7 @@ def open_study(space: SearchSpace) -> optuna.Study:
     study.set_user_attr("recipe", space.train.to_dict())
     # What re-timing the front needs, so that `threshsearch retime` works from the storage.
     study.set_user_attr("measurement", space.measurement.for_trials())
-    study.set_user_attr("resources", asdict(space.resources))
+    study.set_user_attr("resources", space.resources.model_dump())
     study.set_user_attr("sampler", {"kind": choice.kind, "settings": choice.settings,
                                     "reason": choice.reason})
     return study
@@ -174,9 +174,9 @@ def with_overrides(space: SearchSpace, storage: str | None = None,
     """The space with the CLI's --storage and --n-trials applied."""
     study = space.study
     if storage is not None:
-        study = replace(study, storage=storage)
+        study = study.replace(storage=storage)
     if n_trials is not None:
         if n_trials < 1:
             raise SpaceError(f"--n-trials: {n_trials} is invalid; expected an integer >= 1")
-        study = replace(study, n_trials=n_trials)
-    return replace(space, study=study)
+        study = study.replace(n_trials=n_trials)
+    return space.replace(study=study)

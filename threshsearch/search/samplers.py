@@ -6,82 +6,119 @@ objectives, and what learns fastest from few trials) below ``NSGA2_FROM_TRIALS``
 NSGA-II with a population of about a tenth of the budget (ten generations or more) from there.
 GPSampler is a choice, never ``auto``'s: its cost per suggestion grows with the cube of the
 trials and runs on the driver, beside the trials' training.
+
+Each kind's settings are a subset of its Optuna constructor's parameters (a test checks it);
+where this tool's default is Optuna's, it is read from the constructor, not copied.
 """
 
 from __future__ import annotations
 
-import difflib
+import inspect
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Annotated, Any, ClassVar, Literal
 
 import optuna
+from pydantic import BeforeValidator, Field, TypeAdapter, ValidationError
 
-from threshsearch.validation import check_bool, check_int, check_number, show
+from threshsearch.config import ConfigError
+from threshsearch.validation import Bool, Choice, Int, Number, Schema, expected, problems
 
 NSGA2_FROM_TRIALS = 250
+SAMPLERS = ("auto", "tpe", "nsga2", "gp", "random")
+OPTUNA_SAMPLERS: dict[str, type[optuna.samplers.BaseSampler]] = {
+    "tpe": optuna.samplers.TPESampler, "nsga2": optuna.samplers.NSGAIISampler,
+    "gp": optuna.samplers.GPSampler, "random": optuna.samplers.RandomSampler}
+STARTUP = ("random trials before the model takes over; default: a fifth of the budget, "
+           "2 to 10")
 
 
-@dataclass(frozen=True)
-class TPESettings:
-    n_startup_trials: int | None = None  # None: a fifth of the budget, 2 to 10
-    multivariate: bool = True
-    constant_liar: bool | None = None  # None: on when several trials run at once
-    n_ei_candidates: int = 24
-
-    def check(self, path: str, problems: list[str]) -> None:
-        if self.n_startup_trials is not None:
-            check_int(problems, f"{path}.n_startup_trials", self.n_startup_trials, 0, 100_000)
-        check_bool(problems, f"{path}.multivariate", self.multivariate)
-        if self.constant_liar is not None:
-            check_bool(problems, f"{path}.constant_liar", self.constant_liar)
-        check_int(problems, f"{path}.n_ei_candidates", self.n_ei_candidates, 1, 10_000)
+def optuna_default(kind: str, name: str) -> Any:
+    """The default of parameter ``name`` of the Optuna sampler ``kind``."""
+    return inspect.signature(OPTUNA_SAMPLERS[kind]).parameters[name].default
 
 
-@dataclass(frozen=True)
-class NSGA2Settings:
-    population_size: int | None = None  # None: a tenth of the budget, 10 to 50
-    mutation_prob: float | None = None
-    crossover_prob: float = 0.9
-    swapping_prob: float = 0.5
-
-    def check(self, path: str, problems: list[str]) -> None:
-        if self.population_size is not None:
-            check_int(problems, f"{path}.population_size", self.population_size, 2, 100_000)
-        if self.mutation_prob is not None:
-            check_number(problems, f"{path}.mutation_prob", self.mutation_prob, 0, 1)
-        check_number(problems, f"{path}.crossover_prob", self.crossover_prob, 0, 1)
-        check_number(problems, f"{path}.swapping_prob", self.swapping_prob, 0, 1)
+class _Sampler(Schema):
+    error = ConfigError
+    keys_are: ClassVar[str] = "its settings"
 
 
-@dataclass(frozen=True)
-class GPSettings:
-    n_startup_trials: int | None = None  # None: a fifth of the budget, 2 to 10
-    deterministic_objective: bool = False
+class AutoSampler(_Sampler):
+    """Let the budget and the objectives decide (see the module docstring)."""
 
-    def check(self, path: str, problems: list[str]) -> None:
-        if self.n_startup_trials is not None:
-            check_int(problems, f"{path}.n_startup_trials", self.n_startup_trials, 0, 100_000)
-        check_bool(problems, f"{path}.deterministic_objective", self.deterministic_objective)
+    unknown: ClassVar[str] = ("auto takes no settings; name the sampler they belong to as "
+                              "kind: tpe, nsga2, gp, random")
+    kind: Literal["auto"] = "auto"
 
 
-@dataclass(frozen=True)
-class RandomSettings:
-    def check(self, path: str, problems: list[str]) -> None:
-        return None
+class TPESettings(_Sampler):
+    unknown: ClassVar[str] = "not a setting of the tpe sampler"
+    kind: Literal["tpe"]
+    n_startup_trials: Int(0, 100_000) | None = Field(None, description=STARTUP)
+    multivariate: Bool = Field(True, description="model the parameters jointly")
+    constant_liar: Bool | None = Field(
+        None, description="treat running trials as bad; default: on when several run at once")
+    n_ei_candidates: Int(1, 10_000) = Field(
+        optuna_default("tpe", "n_ei_candidates"),
+        description="candidates scored by expected improvement per suggestion")
 
 
-SETTINGS: dict[str, type] = {"tpe": TPESettings, "nsga2": NSGA2Settings, "gp": GPSettings,
-                             "random": RandomSettings}
-SAMPLERS = ("auto", *SETTINGS)
+class NSGA2Settings(_Sampler):
+    unknown: ClassVar[str] = "not a setting of the nsga2 sampler"
+    kind: Literal["nsga2"]
+    population_size: Int(2, 100_000) | None = Field(
+        None, description="default: a tenth of the budget, 10 to 50")
+    mutation_prob: Number(0, 1) | None = Field(
+        optuna_default("nsga2", "mutation_prob"),
+        description="default: 1 / the number of parameters")
+    crossover_prob: Number(0, 1) = Field(optuna_default("nsga2", "crossover_prob"))
+    swapping_prob: Number(0, 1) = Field(optuna_default("nsga2", "swapping_prob"))
 
 
-@dataclass(frozen=True)
-class SamplerSpec:
-    """What the space file asks for."""
+class GPSettings(_Sampler):
+    unknown: ClassVar[str] = "not a setting of the gp sampler"
+    kind: Literal["gp"]
+    n_startup_trials: Int(0, 100_000) | None = Field(None, description=STARTUP)
+    deterministic_objective: Bool = Field(
+        optuna_default("gp", "deterministic_objective"),
+        description="the objectives have no noise")
 
-    kind: str = "auto"
-    settings: Any = None  # the kind's settings dataclass; None for auto
+
+class RandomSettings(_Sampler):
+    unknown: ClassVar[str] = "not a setting of the random sampler"
+    kind: Literal["random"]
+
+
+SETTINGS: dict[str, type[_Sampler]] = {"auto": AutoSampler, "tpe": TPESettings,
+                                       "nsga2": NSGA2Settings, "gp": GPSettings,
+                                       "random": RandomSettings}
+SamplerSettings = Annotated[AutoSampler | TPESettings | NSGA2Settings | GPSettings
+                            | RandomSettings, Field(discriminator="kind")]
+
+
+def _name_or_mapping(value: Any) -> Any:
+    if isinstance(value, str):
+        if value not in SAMPLERS:
+            raise expected(f"one of {', '.join(SAMPLERS)}")
+        return {"kind": value}
+    if isinstance(value, Mapping):
+        return {"kind": "auto", **value}
+    if isinstance(value, Schema):
+        return value
+    raise expected(f"one of {', '.join(SAMPLERS)}, or a mapping of kind and its settings")
+
+
+Sampler = Annotated[SamplerSettings, BeforeValidator(
+    _name_or_mapping, json_schema_input_type=Choice(*SAMPLERS) | SamplerSettings)]
+_SAMPLER = TypeAdapter(Sampler)
+
+
+def parse_sampler(data: Any, path: str = "study.sampler") -> _Sampler:
+    """``study.sampler``: a sampler name, or ``{kind: NAME, <that sampler's settings>}``."""
+    try:
+        return _SAMPLER.validate_python(data)
+    except ValidationError as error:
+        raise ConfigError(problems(error, Sampler, path)) from None
 
 
 @dataclass(frozen=True)
@@ -93,60 +130,18 @@ class SamplerChoice:
     reason: str = ""
 
     def build(self, seed: int | None) -> optuna.samplers.BaseSampler:
-        if self.kind == "tpe":
-            return optuna.samplers.TPESampler(seed=seed, **self.settings)
-        if self.kind == "nsga2":
-            return optuna.samplers.NSGAIISampler(seed=seed, **self.settings)
-        if self.kind == "gp":
-            return optuna.samplers.GPSampler(seed=seed, **self.settings)
-        return optuna.samplers.RandomSampler(seed=seed)
+        return OPTUNA_SAMPLERS[self.kind](seed=seed, **self.settings)
 
     def describe(self) -> str:
         settings = ", ".join(f"{key}={value}" for key, value in self.settings.items())
         return f"{self.kind}({settings}): {self.reason}"
 
 
-def parse_sampler(data: Any, path: str, problems: list[str]) -> SamplerSpec:
-    """``study.sampler``: a sampler name, or ``{kind: NAME, <that sampler's settings>}``."""
-    kind_path = path if isinstance(data, str) else f"{path}.kind"
-    if isinstance(data, str):
-        data = {"kind": data}
-    if not isinstance(data, Mapping):
-        problems.append(f"{path}: {show(data)} is invalid; expected one of "
-                        f"{', '.join(SAMPLERS)}, or a mapping of kind and its settings")
-        return SamplerSpec()
-    values = dict(data)
-    kind = values.pop("kind", "auto")
-    if not (isinstance(kind, str) and kind in SAMPLERS):
-        problems.append(f"{kind_path}: {show(kind)} is invalid; expected one of "
-                        f"{', '.join(SAMPLERS)}")
-        return SamplerSpec()
-    if kind == "auto":
-        if values:
-            problems.append(f"{path}: auto takes no settings ({', '.join(map(str, values))}); "
-                            f"name the sampler they belong to as kind: "
-                            f"{', '.join(SETTINGS)}")
-        return SamplerSpec()
-    cls = SETTINGS[kind]
-    names = [item.name for item in fields(cls)]
-    for key in list(values):
-        if key not in names:
-            close = difflib.get_close_matches(str(key), names, n=1)
-            hint = f"did you mean '{close[0]}'? " if close else ""
-            name = key if isinstance(key, str) else show(key)
-            problems.append(f"{path}.{name}: not a setting of the {kind} sampler; {hint}"
-                            f"its settings: {', '.join(names) or 'none'}")
-            values.pop(key)
-    settings = cls(**values)
-    settings.check(path, problems)
-    return SamplerSpec(kind, settings)
-
-
 def _startup_trials(n_trials: int) -> int:
     return max(2, min(10, n_trials // 5))
 
 
-def choose_sampler(spec: SamplerSpec, n_objectives: int, n_trials: int, concurrency: int
+def choose_sampler(spec: _Sampler, n_objectives: int, n_trials: int, concurrency: int
                    ) -> SamplerChoice:
     """The sampler for a study of ``n_objectives`` and a budget of ``n_trials``, with every
     setting the space left open filled in from the budget."""
@@ -161,8 +156,8 @@ def choose_sampler(spec: SamplerSpec, n_objectives: int, n_trials: int, concurre
             reason = (f"auto: {n_objectives} objective{'s' * (n_objectives > 1)} and "
                       f"{n_trials} trials (< {NSGA2_FROM_TRIALS} or one objective): "
                       f"multivariate TPE, which learns from few trials")
-    settings = asdict(spec.settings) if spec.settings is not None else \
-        asdict(SETTINGS[kind]())
+        spec = SETTINGS[kind](kind=kind)
+    settings = spec.model_dump(exclude={"kind"})
     if kind in ("tpe", "gp") and settings["n_startup_trials"] is None:
         settings["n_startup_trials"] = _startup_trials(n_trials)
     if kind == "tpe" and settings["constant_liar"] is None:

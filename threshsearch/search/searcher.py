@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import asdict
 from typing import Any
 
 import optuna
@@ -30,7 +29,8 @@ from threshsearch.search.baselines import still_to_train
 from threshsearch.search.evidence import LEARNING_CURVE, LearningCurves
 from threshsearch.search.exchange import Outcome, duplicate_outcome, trial_outcome, trial_spec
 from threshsearch.search.progress import Progress, metric_summary
-from threshsearch.search.space import SearchSpace, constraint_values
+from threshsearch.search.sections import constraint_values
+from threshsearch.search.space import SearchSpace
 from threshsearch.search.storage import REASON, STATUS, count_trials, queue_retry, trial_status
 from threshsearch.search.trial import (
     BASELINE,
@@ -215,7 +215,7 @@ class StudySearcher(Searcher):
         spec = trial_spec(self.space, trial, config.to_dict(), recipe.to_dict())
         if self.profiled_constraints:
             figures = profiled_metrics(config, self.input_size)
-            reason = violated_constraint([asdict(c) for c in self.profiled_constraints],
+            reason = violated_constraint([c.model_dump() for c in self.profiled_constraints],
                                          figures)
             if reason:
                 self._end(trial, Outcome(
