@@ -7,7 +7,7 @@ from optuna.trial import TrialState
 from threshsearch.search.exchange import duplicate_outcome, nested, trial_outcome
 from threshsearch.search.sections import Constraint
 
-CONSTRAINTS = (Constraint("params", max=10000.0),)
+CONSTRAINTS = (Constraint(metric="params", max=10000.0),)
 METRIC_NAMES = ("val_accuracy", "memrw_mib")
 
 

@@ -257,3 +257,13 @@ def test_the_heartbeat_goes_on_while_a_suggestion_holds_the_searcher(searcher, m
         while not beats and time.monotonic() < deadline:
             time.sleep(0.05)
     assert beats, "no heartbeat while the searcher was busy: its trials would go stale"
+
+
+def test_the_searcher_pickles_without_its_live_handles(searcher):
+    """Tune pickles its setup (tuner.pkl) with the searcher in it: threads, locks and
+    database connections must stay out of it."""
+    from ray import cloudpickle
+
+    searcher.suggest("ray-1")
+    restored = cloudpickle.loads(cloudpickle.dumps(searcher))
+    assert restored.space == searcher.space and not hasattr(restored, "beat_lock")

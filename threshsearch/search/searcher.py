@@ -284,5 +284,6 @@ class StudySearcher(Searcher):
         return None
 
     def __getstate__(self) -> dict[str, Any]:
-        live = {"lock", "stop", "beat", "study", "storage", "baselines", "pending"}
+        live = {"lock", "beat_lock", "beating", "stop", "beat", "study", "storage", "baselines",
+                "pending"}
         return {key: value for key, value in self.__dict__.items() if key not in live}
