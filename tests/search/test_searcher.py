@@ -266,4 +266,4 @@ def test_the_searcher_pickles_without_its_live_handles(searcher):
 
     searcher.suggest("ray-1")
     restored = cloudpickle.loads(cloudpickle.dumps(searcher))
-    assert restored.space == searcher.space and not hasattr(restored, "beat_lock")
+    assert restored.space == searcher.space and not hasattr(restored, "heartbeat")

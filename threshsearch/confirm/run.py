@@ -6,9 +6,7 @@ it had not finished."""
 
 from __future__ import annotations
 
-import logging
 import math
-import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -35,7 +33,7 @@ from threshsearch.data import INPUT_SIZE, load_dataset
 from threshsearch.errors import UserError
 from threshsearch.presets import PRESETS, get_preset
 from threshsearch.search.baselines import baseline_trials, load_baselines_study
-from threshsearch.search.storage import REASON, open_storage, pareto_trials
+from threshsearch.search.storage import REASON, Heartbeat, open_storage, pareto_trials
 from threshsearch.search.trial import COMPUTE_S, FAILED, ShippedData
 from threshsearch.train import Recipe, get_recipe
 
@@ -147,35 +145,6 @@ class ConfirmSummary:
     wall_s: float
 
 
-class _Heartbeat:
-    """Marks this driver's running records alive, so a rerun after its death retries them
-    (and does not retry them while it lives)."""
-
-    def __init__(self, storage: optuna.storages.RDBStorage, every_s: int) -> None:
-        self.storage, self.ids, self.stop = storage, set(), threading.Event()
-        self.lock = threading.Lock()
-        self.thread = threading.Thread(target=self._beat, args=(every_s,), daemon=True)
-        self.thread.start()
-
-    def _beat(self, every_s: int) -> None:
-        while not self.stop.wait(every_s):
-            with self.lock:
-                ids = list(self.ids)
-            for trial_id in ids:
-                try:
-                    self.storage.record_heartbeat(trial_id)
-                except Exception as error:  # a storage hiccup must not end the beat
-                    logging.getLogger(__name__).warning("heartbeat failed: %s", error)
-
-    def add(self, trial_id: int) -> None:
-        with self.lock:
-            self.ids.add(trial_id)
-
-    def remove(self, trial_id: int) -> None:
-        with self.lock:
-            self.ids.discard(trial_id)
-
-
 def _describe(pair: Pair, result: dict[str, Any]) -> str:
     if FAILED in result:
         return f"{pair.network} seed {pair.seed}: failed: {result[FAILED]}"
@@ -215,7 +184,7 @@ def run_confirmation(study: optuna.Study, storage_url: str, plan: Plan,
     shipped = ShippedData(f"{dataset.name}-{uuid.uuid4().hex[:12]}", ray.put(dataset))
     common = {"device": plan.device, "measurement": plan.measurement,
               "latency_batch_size": plan.latency_batch_size, "cpus": plan.cpus}
-    heartbeat = _Heartbeat(storage, heartbeat_s)
+    heartbeat = Heartbeat(storage, heartbeat_s)
     running: dict[Any, tuple[Pair, optuna.Trial, float]] = {}
     bar = tqdm(total=len(todo) + len(elsewhere), unit="pair", desc="confirm", disable=quiet,
                dynamic_ncols=True)
@@ -252,7 +221,7 @@ def run_confirmation(study: optuna.Study, storage_url: str, plan: Plan,
                 bar.write(_describe(pair, result))
     finally:
         bar.close()
-        heartbeat.stop.set()
+        heartbeat.close()
         for _, record, _ in running.values():
             # Interrupted: failed now, so a rerun trains these pairs again at once.
             record.set_user_attr(REASON, "interrupted")

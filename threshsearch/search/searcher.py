@@ -13,7 +13,6 @@ This module imports Ray: the runner imports it only when a search starts.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from typing import Any
@@ -31,7 +30,14 @@ from threshsearch.search.exchange import Outcome, duplicate_outcome, trial_outco
 from threshsearch.search.progress import Progress, metric_summary
 from threshsearch.search.sections import constraint_values
 from threshsearch.search.space import SearchSpace
-from threshsearch.search.storage import REASON, STATUS, count_trials, queue_retry, trial_status
+from threshsearch.search.storage import (
+    REASON,
+    STATUS,
+    Heartbeat,
+    count_trials,
+    queue_retry,
+    trial_status,
+)
 from threshsearch.search.trial import (
     BASELINE,
     COMPUTE_S,
@@ -75,30 +81,14 @@ class StudySearcher(Searcher):
                                if baselines is not None else [])
         self.baseline_s = 0.0  # compute seconds the baselines took
         self.lock = threading.RLock()
-        # The trials to keep alive, apart from ``lock``: a long suggest (profiling draw after
-        # draw) must not hold up the heartbeat until the driver's own trials go stale.
-        self.beating: set[int] = set()
-        self.beat_lock = threading.Lock()
         self.deadline = (time.monotonic() + space.study.timeout_s
                          if space.study.timeout_s else None)
         self.next_look = 0.0  # no storage read before this (monotonic seconds)
         self.next_stale_check = 0.0
         self.work = WorkTally()  # where this run's worker time went
-        self.stop = threading.Event()
-        self.beat = threading.Thread(target=self._heartbeat, daemon=True)
-        self.beat.start()
+        self.heartbeat = Heartbeat(self.storage, space.study.heartbeat_s)
 
     # -------------------------------------------------------- bookkeeping
-    def _heartbeat(self) -> None:
-        while not self.stop.wait(self.space.study.heartbeat_s):
-            with self.beat_lock:
-                ids = list(self.beating)
-            for trial_id in ids:
-                try:
-                    self.storage.record_heartbeat(trial_id)
-                except Exception as error:  # a storage hiccup must not kill the beat
-                    logging.getLogger(__name__).warning("heartbeat failed: %s", error)
-
     def _end(self, trial: optuna.Trial, outcome: Outcome) -> None:
         for key, value in outcome.attrs.items():
             trial.set_user_attr(key, value)
@@ -121,8 +111,7 @@ class StudySearcher(Searcher):
             return self._suggest(trial_id)
 
     def _beat(self, trial: optuna.Trial, alive: bool) -> None:
-        with self.beat_lock:
-            (self.beating.add if alive else self.beating.discard)(trial._trial_id)
+        (self.heartbeat.add if alive else self.heartbeat.remove)(trial._trial_id)
 
     def _suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         entered = time.monotonic()
@@ -274,7 +263,7 @@ class StudySearcher(Searcher):
                 f"kind of node (resources.gpus, or a cluster of alike nodes)"]
 
     def close(self) -> None:
-        self.stop.set()
+        self.heartbeat.close()
 
     # The Optuna storage is this searcher's whole state: rerunning `threshsearch run`
     # resumes from it. Tune's own searcher checkpoints and Tuner.restore are not used, so
@@ -284,6 +273,5 @@ class StudySearcher(Searcher):
         return None
 
     def __getstate__(self) -> dict[str, Any]:
-        live = {"lock", "beat_lock", "beating", "stop", "beat", "study", "storage", "baselines",
-                "pending"}
+        live = {"lock", "heartbeat", "study", "storage", "baselines", "pending"}
         return {key: value for key, value in self.__dict__.items() if key not in live}

@@ -3,6 +3,8 @@ and retried), and the trial states and statuses every reader shares."""
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -157,3 +159,36 @@ def trial_status(trial: FrozenTrial) -> str:
     if trial.state == TrialState.WAITING:
         return "waiting"
     return trial.user_attrs.get(STATUS) or trial.state.name.lower().replace("fail", "failed")
+
+
+class Heartbeat:
+    """Marks a driver's running trials alive in the storage, from a thread of its own (and a
+    lock of its own: a driver busy for long must not let its own trials go stale), so that a
+    rerun after the driver's death runs them again, and does not while it lives."""
+
+    def __init__(self, storage: optuna.storages.BaseStorage, every_s: float) -> None:
+        self.storage, self.ids = storage, set()
+        self.lock, self.stop = threading.Lock(), threading.Event()
+        self.thread = threading.Thread(target=self._beat, args=(every_s,), daemon=True)
+        self.thread.start()
+
+    def _beat(self, every_s: float) -> None:
+        while not self.stop.wait(every_s):
+            with self.lock:
+                ids = list(self.ids)
+            for trial_id in ids:
+                try:
+                    self.storage.record_heartbeat(trial_id)
+                except Exception as error:  # a storage hiccup must not end the beat
+                    logging.getLogger(__name__).warning("heartbeat failed: %s", error)
+
+    def add(self, trial_id: int) -> None:
+        with self.lock:
+            self.ids.add(trial_id)
+
+    def remove(self, trial_id: int) -> None:
+        with self.lock:
+            self.ids.discard(trial_id)
+
+    def close(self) -> None:
+        self.stop.set()
