@@ -36,6 +36,16 @@ def test_the_plan_follows_the_protocol(study):
     assert len(plan.pairs) == 3 * len(front)
     assert plan.pairs[0].recipe == by_time[0].user_attrs["recipe"]  # the search's own
     assert (plan.cpus, plan.dataset) == (1, "synthetic")
+    assert (plan.test_fraction, plan.max_image_pixels) == (0.0, 10**8)
+    # A folder search's held-out test share is the one its confirmation tests on.
+    made.set_user_attr("data", {**made.user_attrs["data"], "test_fraction": 0.2,
+                                "max_image_pixels": 5000})
+    try:
+        held_out = plan_confirmation(made, get_protocol("search", "synthetic"))
+        assert (held_out.test_fraction, held_out.max_image_pixels) == (0.2, 5000)
+    finally:
+        made.set_user_attr("data", {**made.user_attrs["data"], "test_fraction": 0.0,
+                                    "max_image_pixels": 10**8})
     longer = plan_confirmation(made, get_protocol("search", "synthetic").with_options(
         seeds=1, epochs=7, baselines=("threshnet79",)), [front[0].number])
     assert longer.networks == ["threshnet79", f"trial {front[0].number}"]  # untrained first

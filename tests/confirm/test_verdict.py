@@ -112,3 +112,12 @@ def test_equal_networks_are_rarely_called_a_win():
             assert comparison.interval.low > 0
             assert comparison.difference > comparison.interval.high - comparison.difference
     assert wins / 2000 < 0.04
+
+
+def test_a_latency_gap_inside_the_seeds_noise_decides_nothing():
+    baseline = summary("base", [0.90, 0.91, 0.92], latency=1.00, baseline=True)
+    noisy = summary("noisy", [0.90, 0.91, 0.92], latency=1.02)  # ranges overlap
+    assert compare(noisy, baseline, ["latency_ms", "memrw_mib"]).cost == "equal"
+    assert compare(noisy, baseline, ["latency_ms", "memrw_mib"]).outcome == "indistinguishable"
+    slower = summary("slower", [0.90, 0.91, 0.92], latency=1.5)  # ranges apart
+    assert compare(slower, baseline, ["latency_ms", "memrw_mib"]).cost == "costlier"

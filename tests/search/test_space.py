@@ -207,3 +207,11 @@ def test_replace_validates_and_keeps_the_source(tmp_path):
     assert changed.study.n_trials == 9 and changed.source == path
     with pytest.raises(SpaceError, match=r"^n_trials: 0 is invalid"):
         space.study.replace(n_trials=0)
+
+
+def test_a_section_with_every_key_commented_out_takes_its_defaults():
+    for section in ("study", "data", "measurement", "constraints", "space", "train",
+                    "early_stopping", "resources"):
+        data = {**MINIMAL, section: None}
+        space = SearchSpace.from_dict(data)
+        assert space.objectives, section

@@ -31,6 +31,7 @@ from threshsearch.confirm.records import (
 )
 from threshsearch.data import INPUT_SIZE, load_dataset
 from threshsearch.errors import UserError
+from threshsearch.folders import MAX_IMAGE_PIXELS
 from threshsearch.presets import PRESETS, get_preset
 from threshsearch.search.baselines import baseline_trials, load_baselines_study
 from threshsearch.search.storage import REASON, Heartbeat, open_storage, pareto_trials
@@ -52,6 +53,8 @@ class Plan:
     latency_batch_size: int
     cpus: float
     gpus: float
+    test_fraction: float = 0.0  # the search's own held-out test share (folder datasets)
+    max_image_pixels: int = MAX_IMAGE_PIXELS
 
     @property
     def networks(self) -> list[str]:
@@ -134,7 +137,8 @@ def plan_confirmation(study: optuna.Study, protocol: Protocol,
     resources = study.user_attrs.get("resources") or {"cpus": 1, "gpus": 0}
     return Plan(protocol, seeds, pairs, data.get("dataset", "cifar10"), data.get("root", "data"),
                 data.get("device", "auto"), study.user_attrs.get("measurement") or {},
-                data.get("latency_batch_size", 1), resources["cpus"], resources["gpus"])
+                data.get("latency_batch_size", 1), resources["cpus"], resources["gpus"],
+                data.get("test_fraction", 0.0), data.get("max_image_pixels", MAX_IMAGE_PIXELS))
 
 
 @dataclass
@@ -164,8 +168,13 @@ def run_confirmation(study: optuna.Study, storage_url: str, plan: Plan,
     from threshsearch.search.cluster import check_nodes
 
     start = time.perf_counter()
-    dataset = load_dataset(plan.dataset, plan.data_root, "cpu")
+    # The very split the search held out: its test images were never looked at.
+    dataset = load_dataset(plan.dataset, plan.data_root, "cpu",
+                           test_fraction=plan.test_fraction, max_pixels=plan.max_image_pixels)
     check_nodes(plan.cpus, plan.gpus, dataset, "the Ray cluster")
+    if dataset.test_is_validation and not quiet:
+        print(f"data: the test split is {dataset.test_split}, on which the search chose its "
+              f"networks; hold out a test split with data.test_fraction for a fair test")
     if concurrency is None:
         total = ray.cluster_resources()
         fits = [total.get("CPU", 0) / plan.cpus if plan.cpus else float("inf"),

@@ -206,14 +206,25 @@ OUTCOMES = {
 }
 
 
+def _span(figure: Figure, sign: int) -> tuple[float, float]:
+    ends = sign * figure.low, sign * figure.high
+    return min(ends), max(ends)
+
+
 def cost_relation(mine: Summary, theirs: Summary, metrics: Sequence[str]) -> str:
-    """cheaper, equal, costlier or mixed on ``metrics`` (each in its natural direction)."""
+    """cheaper, equal, costlier or mixed on ``metrics`` (each in its natural direction). A
+    measured cost (latency, epoch time) differs only where the seeds' ranges do not overlap:
+    a gap smaller than its own noise decides nothing."""
     better = worse = False
     for metric in metrics:
         sign = 1 if METRICS[metric].direction == "minimize" else -1
-        a, b = sign * mine.costs[metric].mean, sign * theirs.costs[metric].mean
-        better |= a < b
-        worse |= a > b
+        (a_low, a_high), (b_low, b_high) = (_span(mine.costs[metric], sign),
+                                            _span(theirs.costs[metric], sign))
+        if not mine.costs[metric].measured:
+            a_low = a_high = sign * mine.costs[metric].mean
+            b_low = b_high = sign * theirs.costs[metric].mean
+        better |= a_high < b_low
+        worse |= a_low > b_high
     return {(True, False): "cheaper", (False, False): "equal", (False, True): "costlier",
             (True, True): "mixed"}[(better, worse)]
 

@@ -51,6 +51,7 @@ def open_study(space: SearchSpace) -> optuna.Study:
     # What an exported result needs besides the trial: how its data was set up.
     study.set_user_attr("data", {"dataset": space.data.dataset, "root": space.data.root,
                                  "test_fraction": space.data.test_fraction,
+                                 "max_image_pixels": space.data.max_image_pixels,
                                  "num_classes": space.num_classes,
                                  "device": space.data.device,
                                  "latency_batch_size": space.data.latency_batch_size})

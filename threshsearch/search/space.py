@@ -83,7 +83,8 @@ class SearchSpace(Section):
         stopping on the objectives, the baselines on the input size."""
         if not isinstance(data, Mapping):
             return data
-        data = dict(data)
+        # A section whose keys are all commented out reads as null: its defaults, then.
+        data = {key: value for key, value in data.items() if value is not None}
         section = data.get("data")
         dataset = section.get("dataset") if isinstance(section, Mapping) else None
         train = {} if data.get("train") is None else data["train"]
