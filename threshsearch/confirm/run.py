@@ -10,7 +10,7 @@ import math
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
@@ -18,7 +18,7 @@ from optuna.storages import fail_stale_trials
 from optuna.trial import TrialState
 from tqdm import tqdm
 
-from threshsearch.config import ConfigError
+from threshsearch.config import ArchitectureConfig, ConfigError
 from threshsearch.confirm.protocols import Protocol, confirmation_seeds, study_seed
 from threshsearch.confirm.records import (
     LATEST,
@@ -34,6 +34,8 @@ from threshsearch.errors import UserError
 from threshsearch.folders import MAX_IMAGE_PIXELS
 from threshsearch.presets import PRESETS, get_preset
 from threshsearch.search.baselines import baseline_trials, load_baselines_study
+from threshsearch.search.objectives import PREDICTED_LATENCY
+from threshsearch.search.pricing import study_device_model
 from threshsearch.search.storage import REASON, Heartbeat, open_storage, pareto_trials
 from threshsearch.search.trial import COMPUTE_S, FAILED, ShippedData
 from threshsearch.train import Recipe, get_recipe
@@ -55,6 +57,8 @@ class Plan:
     gpus: float
     test_fraction: float = 0.0  # the search's own held-out test share (folder datasets)
     max_image_pixels: int = MAX_IMAGE_PIXELS
+    # config hash -> the latency the study's device model predicts (empty: it has none)
+    predicted: dict[str, float] = field(default_factory=dict)
 
     @property
     def networks(self) -> list[str]:
@@ -135,10 +139,15 @@ def plan_confirmation(study: optuna.Study, protocol: Protocol,
              for _, number, name, config_hash, architecture, recipe
              in sorted(networks, key=lambda item: -item[0]) for seed in seeds]
     resources = study.user_attrs.get("resources") or {"cpus": 1, "gpus": 0}
+    # The study's predicted latency is a cost like params: the same figure for every seed.
+    model = study_device_model(study)
+    predicted = {config_hash: model.predict_ms(ArchitectureConfig.from_dict(architecture))
+                 for _, _, _, config_hash, architecture, _ in networks} if model else {}
     return Plan(protocol, seeds, pairs, data.get("dataset", "cifar10"), data.get("root", "data"),
                 data.get("device", "auto"), study.user_attrs.get("measurement") or {},
                 data.get("latency_batch_size", 1), resources["cpus"], resources["gpus"],
-                data.get("test_fraction", 0.0), data.get("max_image_pixels", MAX_IMAGE_PIXELS))
+                data.get("test_fraction", 0.0), data.get("max_image_pixels", MAX_IMAGE_PIXELS),
+                predicted)
 
 
 @dataclass
@@ -221,6 +230,8 @@ def run_confirmation(study: optuna.Study, storage_url: str, plan: Plan,
                 result = ray.get(ready[0])
             except ray.exceptions.RayError as error:  # the worker died twice
                 result = {FAILED: " ".join(f"the Ray worker died: {error}".split())[:500]}
+            if pair.config_hash in plan.predicted:
+                result = {**result, PREDICTED_LATENCY: plan.predicted[pair.config_hash]}
             completed = finish_record(record, result, time.perf_counter() - started)
             heartbeat.remove(record._trial_id)
             summary.trained += completed

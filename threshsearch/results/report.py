@@ -34,13 +34,13 @@ from threshsearch.results.export import pareto_trials
 from threshsearch.results.worktime import worker_time_figure
 from threshsearch.search.baselines import baseline_trials, load_baselines_study, verdict
 from threshsearch.search.evidence import LEARNING_CURVE
-from threshsearch.search.objectives import METRICS
+from threshsearch.search.objectives import METRICS, PREDICTED_LATENCY
 from threshsearch.search.retime import retimed_records
 from threshsearch.search.storage import trial_status
 
 REFERENCE_PRESETS = ("threshnet79", "threshnet95", "hardnet85", "densenet121")
 PROFILE_METRICS = ("params", "madd", "flops", "memrw_mib", "cio", "activation_mib")
-LATENCY_METRIC = "latency_ms"
+LATENCY_METRICS = ("latency_ms", PREDICTED_LATENCY)  # re-timed points go beside either
 LOG_SPAN = 20  # an axis whose points span more than this ratio is drawn on a log scale
 THRESHOLD_CAP = 1024  # the colour scale's top when no finite threshold was sampled
 SYMBOLS = {"complete": "circle", "duplicate": "circle-open", "pruned": "x",
@@ -124,19 +124,22 @@ def pareto_scatter(study: optuna.Study, x: str, y: str, presets: dict[str, dict[
             mode="lines", name="Pareto front", line={"color": "crimson", "dash": "dot"},
             meta={"role": "front"}, hoverinfo="skip"))
     retimed = retimed_records(study)
-    if LATENCY_METRIC in (x, y) and retimed:
-        # The front's latency measured again alone, beside the figure from the search.
+    latency = next((name for name in (x, y) if name in LATENCY_METRICS), None)
+    if latency and retimed:
+        # The front's latency measured again alone, beside the figure from the search
+        # (measured there, or predicted by the study's device model).
         members = [t for t in study.trials if t.number in retimed
                    and _metric(t, x) is not None and _metric(t, y) is not None]
 
         def value(trial: FrozenTrial, name: str) -> float:
-            return retimed[trial.number]["latency_ms"] if name == LATENCY_METRIC \
+            return retimed[trial.number]["latency_ms"] if name == latency \
                 else _metric(trial, name)
 
+        said = "predicted" if latency == PREDICTED_LATENCY else "in the search"
         figure.add_trace(go.Scatter(
             x=[value(t, x) for t in members], y=[value(t, y) for t in members],
             mode="markers", name="front, re-timed alone",
-            text=[f"trial {t.number}: {_metric(t, LATENCY_METRIC):.4g} ms in the search, "
+            text=[f"trial {t.number}: {_metric(t, latency):.4g} ms {said}, "
                   f"{retimed[t.number]['latency_ms']:.4g} ms re-timed" for t in members],
             marker={"symbol": "diamond-open", "size": 11, "color": "crimson"},
             meta={"role": "retimed"}))

@@ -2,16 +2,19 @@
 one after another, with the machine to itself, on a Ray worker with a trial's resources (so
 on a cluster it runs where trials ran). The figures go to the study's user attribute
 ``latency_retimed`` ({trial number: latency record}); a trial's own ``latency_ms`` stays the
-one measured during the search, and each record says which measurement it is."""
+one measured during the search (and its ``predicted_latency_ms`` the device model's), and each
+record says which measurement it is."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import optuna
 
 from threshsearch.devicelock import lock_env
+from threshsearch.search.objectives import PREDICTED_LATENCY
 from threshsearch.search.storage import pareto_trials
 from threshsearch.search.trial import retime_network
 
@@ -21,9 +24,19 @@ RETIMED = "latency_retimed"  # study user attr: {str(trial number): latency reco
 @dataclass(frozen=True)
 class Retimed:
     trial: int
-    search_ms: float
+    search_ms: float  # the trial's latency_ms, measured during the search (nan: none was)
+    predicted_ms: float  # its predicted_latency_ms, from the study's device model (nan: none)
     retimed_ms: float
     record: dict[str, Any]
+
+    def describe(self) -> str:
+        said = [f"{label} {value:.4g} ms" for label, value in (
+            ("latency during the search", self.search_ms), ("predicted", self.predicted_ms))
+            if not math.isnan(value)]
+        ratios = [f"{self.retimed_ms / value:.2f}x" for value in
+                  (self.search_ms, self.predicted_ms) if not math.isnan(value)]
+        return (f"trial {self.trial:>3}  {', '.join(said)}, re-timed {self.retimed_ms:.4g} ms"
+                + (f" ({', '.join(ratios)})" if ratios else ""))
 
 
 def retimed_records(study: optuna.Study) -> dict[int, dict[str, Any]]:
@@ -53,10 +66,10 @@ def retime_front(study: optuna.Study, input_size: int, quiet: bool = False) -> l
                                      lock_env()))
         records[trial.number] = record
         study.set_user_attr(RETIMED, {str(number): value for number, value in records.items()})
-        item = Retimed(trial.number, float(trial.user_attrs.get("latency_ms", float("nan"))),
+        item = Retimed(trial.number, float(trial.user_attrs.get("latency_ms", math.nan)),
+                       float(trial.user_attrs.get(PREDICTED_LATENCY, math.nan)),
                        record["latency_ms"], record)
         done.append(item)
         if not quiet:
-            print(f"  trial {item.trial:>3}  latency during the search {item.search_ms:.4g} ms,"
-                  f" re-timed {item.retimed_ms:.4g} ms ({item.retimed_ms / item.search_ms:.2f}x)")
+            print(f"  {item.describe()}")
     return done

@@ -18,6 +18,7 @@ import optuna
 from threshsearch.data import ImageDataset, load_dataset
 from threshsearch.folders import skipped_summary
 from threshsearch.search.baselines import open_baselines_study
+from threshsearch.search.pricing import record_device_model
 from threshsearch.search.cluster import check_cluster, connect_ray, quiet_ray
 from threshsearch.search.progress import Progress
 from threshsearch.search.retime import retime_front
@@ -65,6 +66,7 @@ def open_study(space: SearchSpace) -> optuna.Study:
     study.set_user_attr("resources", space.resources.model_dump())
     study.set_user_attr("sampler", {"kind": choice.kind, "settings": choice.settings,
                                     "reason": choice.reason})
+    record_device_model(study, space)
     return study
 
 

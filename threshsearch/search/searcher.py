@@ -2,8 +2,9 @@
 
 ``StudySearcher`` uses the study through ask and tell, so each trial ends in the state it
 earned (``search/exchange.py`` decides which). Constraints on the profiled metrics
-(params, MAdd, Flops, memory traffic, CIO, activations) are checked here, before a trial is
-handed out: a config that breaks one never reaches a worker. Every epoch's values go to the
+(params, MAdd, Flops, memory traffic, CIO, activations) and on the latency a device model
+predicts are checked here, before a trial is handed out: a config that breaks one never
+reaches a worker. Every epoch's values go to the
 storage as they come (the learning curve; restarted when Tune re-runs a trial whose worker
 died), so a resumed study's scheduler decides on the same evidence. Configs already
 evaluated in the study are not trained again, and the trial budget counts every trial
@@ -22,11 +23,12 @@ from optuna.storages import fail_stale_trials
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
-from threshsearch.config import ConfigError
+from threshsearch.config import ArchitectureConfig, ConfigError
 from threshsearch.presets import get_preset
 from threshsearch.search.baselines import still_to_train
 from threshsearch.search.evidence import LEARNING_CURVE, LearningCurves
 from threshsearch.search.exchange import Outcome, duplicate_outcome, trial_outcome, trial_spec
+from threshsearch.search.objectives import DEVICE_MODEL, PREDICTED_LATENCY
 from threshsearch.search.progress import Progress, metric_summary
 from threshsearch.search.sections import constraint_values
 from threshsearch.search.space import SearchSpace
@@ -74,8 +76,12 @@ class StudySearcher(Searcher):
         self.curves = LearningCurves()
         self.devices = {trial.user_attrs["device"] for trial in study.get_trials(deepcopy=False)
                         if trial.user_attrs.get("device")}
-        self.profiled_constraints = tuple(constraint for constraint in space.constraints
-                                          if constraint.metric in PROFILED_METRICS)
+        # Everything known before training is priced here, on the driver: the profiler's
+        # figures, and the latency a device model predicts.
+        self.device_model = space.device_model
+        known = {*PROFILED_METRICS, *([PREDICTED_LATENCY] if self.device_model else [])}
+        self.priced_constraints = tuple(constraint for constraint in space.constraints
+                                        if constraint.metric in known)
         self.baselines = baselines
         self.baseline_queue = (still_to_train(baselines, space.baselines)
                                if baselines is not None else [])
@@ -169,7 +175,15 @@ class StudySearcher(Searcher):
         self.pending[trial_id] = trial
         self.started[trial_id] = time.perf_counter()
         spec = trial_spec(self.space, trial, config.to_dict(), self.space.train.to_dict())
+        if self.device_model is not None:
+            spec[PROFILED] = self._priced(trial, config)
         return {**spec, "constraints": [], BASELINE: name}
+
+    def _priced(self, trial: optuna.Trial, config: ArchitectureConfig) -> dict[str, float]:
+        """The figures known before training; a trial priced by a device model says which."""
+        if self.device_model is not None:
+            trial.set_user_attr(DEVICE_MODEL, self.device_model.model_id)
+        return profiled_metrics(config, self.input_size, self.device_model)
 
     def _prepare(self, trial: optuna.Trial) -> dict[str, Any] | None:
         """The trial's spec, or None when it was settled without running."""
@@ -202,14 +216,14 @@ class StudySearcher(Searcher):
             self._end(trial, duplicate_outcome(twin))
             return None
         spec = trial_spec(self.space, trial, config.to_dict(), recipe.to_dict())
-        if self.profiled_constraints:
-            figures = profiled_metrics(config, self.input_size)
-            reason = violated_constraint([c.model_dump() for c in self.profiled_constraints],
+        if self.priced_constraints or self.device_model is not None:
+            figures = self._priced(trial, config)
+            reason = violated_constraint([c.model_dump() for c in self.priced_constraints],
                                          figures)
             if reason:
                 self._end(trial, Outcome(
                     TrialState.PRUNED, "infeasible", figures,
-                    constraints=constraint_values(self.profiled_constraints, figures),
+                    constraints=constraint_values(self.priced_constraints, figures),
                     reason=f"constraint: {reason} (known before training: the trial "
                            f"was not run)"))
                 return None

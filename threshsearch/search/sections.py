@@ -148,7 +148,8 @@ class DataSettings(Section):
 
 
 class Measurement(Section):
-    """How latency is measured (see ``threshsearch.latency``)."""
+    """How latency is measured on the trials' device (see ``threshsearch.latency``), or
+    predicted from a device model (``threshsearch.devicemodel``)."""
 
     min_passes: Int(1, 100_000) = Field(
         20, description="timed passes in the first round; rounds double until it settles")
@@ -162,6 +163,10 @@ class Measurement(Section):
                             "trials pause)")
     retime_front: Bool = Field(True, description="time the front again, one network at a "
                                "time, at the end")
+    device_model: Annotated[str, Strict(), expect(
+        "the path of a device-model file written by `threshsearch device-profile`")] | None = \
+        Field(None, description="a device-model file: predicted_latency_ms comes from it, on "
+              "the driver, before training (no worker time spent timing)")
 
     @model_validator(mode="after")
     def _min_below_max(self) -> Measurement:
@@ -172,7 +177,7 @@ class Measurement(Section):
 
     def for_trials(self) -> dict[str, Any]:
         """What a worker's measurement takes (``LatencySettings`` fields and exclusive)."""
-        return self.model_dump(exclude={"retime_front"})
+        return self.model_dump(exclude={"retime_front", "device_model"})
 
 
 class EarlyStopping(Section):

@@ -20,9 +20,11 @@ from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
 from threshsearch.config import STEM_STYLES, ArchitectureConfig, ConfigError, read_structured_file
 from threshsearch.data import INPUT_SIZE, num_classes
+from threshsearch.devicemodel import DeviceModel, load_device_model
+from threshsearch.errors import UserError
 from threshsearch.presets import PRESETS, get_preset
 from threshsearch.search.baselines import default_baselines, fits
-from threshsearch.search.objectives import METRICS
+from threshsearch.search.objectives import METRICS, PREDICTED_LATENCY
 from threshsearch.search.samplers import SamplerChoice, choose_sampler
 from threshsearch.search.sections import (
     Categorical,
@@ -75,6 +77,7 @@ class SearchSpace(Section):
     parameters: Parameters = Field(Parameters(), alias="space",
                                    description="the searched parameters")
     _source: Path | None = PrivateAttr(None)
+    _device_model: DeviceModel | None = PrivateAttr(None)
 
     @model_validator(mode="before")
     @classmethod
@@ -121,7 +124,25 @@ class SearchSpace(Section):
                               f"expected one of {', '.join(default_baselines(INPUT_SIZE))}",
                               f"baselines[{index}]")
         self._check_parameters()
+        self._load_device_model()
         return self
+
+    def _load_device_model(self) -> None:
+        """Predicted latency needs a device model, made for this space's input size and
+        latency batch size; the model is read once, here."""
+        path = self.measurement.device_model
+        if path is None:
+            if PREDICTED_LATENCY in self.priced_metrics:
+                raise problem(f"{PREDICTED_LATENCY} needs a device model; expected "
+                              f"measurement.device_model: a file written by `threshsearch "
+                              f"device-profile`", "measurement.device_model")
+            return
+        try:
+            model = load_device_model(path)
+            model.require(input_size=INPUT_SIZE, batch_size=self.data.latency_batch_size)
+        except UserError as error:
+            raise problem(str(error), "measurement.device_model") from None
+        self._device_model = model
 
     def _check_parameters(self) -> None:
         """Stage lists must cover the largest stage count; stems must be known styles."""
@@ -169,11 +190,20 @@ class SearchSpace(Section):
         return [objective.metric for objective in self.objectives]
 
     @property
+    def priced_metrics(self) -> list[str]:
+        """The metrics an objective or a constraint asks for."""
+        return [*self.metric_names, *(c.metric for c in self.constraints)]
+
+    @property
     def measures_latency(self) -> bool:
         """Whether an objective or a constraint is measured latency: trials of a study that
         asks for none measure none (and take no device lock)."""
-        return any(metric == "latency_ms" for metric in
-                   [*self.metric_names, *(c.metric for c in self.constraints)])
+        return "latency_ms" in self.priced_metrics
+
+    @property
+    def device_model(self) -> DeviceModel | None:
+        """The device model ``measurement.device_model`` names, read when the space was."""
+        return self._device_model
 
     @property
     def directions(self) -> list[str]:

@@ -27,10 +27,12 @@ import torch
 from threshsearch.api import profile
 from threshsearch.config import ArchitectureConfig
 from threshsearch.data import ImageDataset, load_dataset
+from threshsearch.devicemodel import DeviceModel
 from threshsearch.devicelock import DeviceLock, LockSettings, device_key, device_lock
 from threshsearch.latency import LatencySettings, estimate_latency
 from threshsearch.measure import device_name, resolve_device
 from threshsearch.nn import build_model
+from threshsearch.search.objectives import PREDICTED_LATENCY
 from threshsearch.search.worktime import WORKER_TIME, WorkerClock
 from threshsearch.train import EpochMetrics, Recipe, Trainer, seed_everything
 
@@ -48,7 +50,8 @@ PAUSED_S = "paused_s"  # seconds training paused for other trials' measurements
 SEARCH_MEASUREMENT = "search, device to itself"
 BASELINE = "baseline"  # a baseline's preset name: in its spec, its reports and its trial
 MEASURE_LATENCY = "measure_latency"  # in a spec: whether an objective or constraint needs it
-PROFILED = "profiled"  # in a spec: the profiler's figures, when the driver has them already
+PROFILED = "profiled"  # in a spec: the profiler's figures (and the predicted latency, with
+# a device model), when the driver has them already
 
 Report = Callable[[dict[str, Any]], None]
 
@@ -135,11 +138,16 @@ def timed_latency(model: torch.nn.Module, input_size: int, device: torch.device,
 PROFILED_METRICS = ("params", "madd", "flops", "memrw_mib", "cio", "activation_mib")
 
 
-def profiled_metrics(config: ArchitectureConfig, input_size: int) -> dict[str, float]:
-    """The metrics known without a device (meta-device profiling): the driver checks
-    constraints on them before a trial is handed out, and a trial reports them."""
+def profiled_metrics(config: ArchitectureConfig, input_size: int,
+                     device_model: DeviceModel | None = None) -> dict[str, float]:
+    """The metrics known without a device (meta-device profiling), and the latency
+    ``device_model`` predicts from them: the driver checks constraints on them before a
+    trial is handed out, and a trial reports them."""
     figures = profile(config, input_size)
-    return {metric: getattr(figures, metric) for metric in PROFILED_METRICS}
+    metrics = {metric: getattr(figures, metric) for metric in PROFILED_METRICS}
+    if device_model is not None:
+        metrics[PREDICTED_LATENCY] = device_model.predict_ms(config, figures)
+    return metrics
 
 
 def price(config: ArchitectureConfig, input_size: int, device: torch.device,

@@ -1,0 +1,50 @@
+"""Which device model prices a study's trials: recorded in the study when it opens, so that
+predictions of two models never share its ``predicted_latency_ms``, and read back by
+whatever needs the same predictions later (a confirmation of its front)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+
+from threshsearch.devicemodel import DeviceModel, load_device_model
+from threshsearch.errors import UserError
+from threshsearch.search.objectives import DEVICE_MODEL
+from threshsearch.search.sections import SpaceError
+from threshsearch.search.space import SearchSpace
+
+
+def record_device_model(study: optuna.Study, space: SearchSpace) -> None:
+    """Record the space's device model in ``study``; a study priced by another model is
+    refused (its predictions would mix with this one's)."""
+    model = space.device_model
+    if model is None:
+        return
+    recorded = study.user_attrs.get(DEVICE_MODEL)
+    if recorded and recorded["id"] != model.model_id:
+        raise SpaceError(f"measurement.device_model: study {space.study.name!r} was priced by "
+                         f"device model {recorded['id']} ({recorded['path']}); "
+                         f"{space.measurement.device_model} is {model.model_id} "
+                         f"({model.summary()}); use that file again or another study.name")
+    study.set_user_attr(DEVICE_MODEL, {
+        "id": model.model_id, "summary": model.summary(),
+        "path": str(Path(space.measurement.device_model).resolve())})
+
+
+def study_device_model(study: optuna.Study) -> DeviceModel | None:
+    """The device model that priced ``study`` (None: none did), read from the file the
+    study recorded; a file gone or changed since is an error naming it."""
+    recorded = study.user_attrs.get(DEVICE_MODEL)
+    if not recorded:
+        return None
+    try:
+        model = load_device_model(recorded["path"])
+    except UserError as error:
+        raise UserError(f"study {study.study_name} was priced by device model "
+                        f"{recorded['id']}: {error}") from None
+    if model.model_id != recorded["id"]:
+        raise UserError(f"{recorded['path']}: device model {model.model_id}, but study "
+                        f"{study.study_name} was priced by {recorded['id']} (the file changed "
+                        f"since); put the original file back at that path")
+    return model
