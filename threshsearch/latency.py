@@ -64,36 +64,69 @@ class LatencyEstimate(MeasuredOn):
 Clock = Callable[[], float]
 
 
-def _pass_time(model: nn.Module, x: torch.Tensor, device: torch.device, clock: Clock
-               ) -> float:
-    synchronize(device)
+@dataclass(frozen=True)
+class PassTimes:
+    """The timed passes of one callable, in seconds, and whether their p10 settled."""
+
+    times: list[float]
+    stable: bool
+
+    @property
+    def p10_s(self) -> float:
+        return float(np.quantile(self.times, QUANTILE))
+
+
+def _pass_time(run: Callable[[], object], sync: Callable[[], None], clock: Clock) -> float:
+    sync()
     start = clock()
-    model(x)
-    synchronize(device)
+    run()
+    sync()
     return clock() - start
 
 
-def _warm_up(model: nn.Module, x: torch.Tensor, device: torch.device,
-             settings: LatencySettings, clock: Clock) -> None:
-    """Untimed passes: at least 3 and ``warmup_s``; on CUDA also until two windows of five
-    passes agree within 10 %, so that cuDNN's choice of algorithms and the allocator have
-    settled. Never longer than half the time cap (after one pass)."""
+def _warm_up(run: Callable[[], object], sync: Callable[[], None], settings: LatencySettings,
+             clock: Clock, settle_windows: bool) -> None:
+    """Untimed passes: at least 3 and ``warmup_s``; with ``settle_windows`` (CUDA) also until
+    two windows of five passes agree within 10 %, so that cuDNN's choice of algorithms and the
+    allocator have settled. Never longer than half the time cap (after one pass)."""
     start, window, previous, passes = clock(), [], None, 0
     while True:
-        window.append(_pass_time(model, x, device, clock))
+        window.append(_pass_time(run, sync, clock))
         passes += 1
         spent = clock() - start
         if spent >= settings.max_time_s / 2:
             return
         if passes < 3 or spent < settings.warmup_s:
             continue
-        if device.type != "cuda":
+        if not settle_windows:
             return
         if len(window) == 5:
             median = float(np.median(window))
             if previous is not None and abs(median - previous) <= 0.1 * previous:
                 return
             previous, window = median, []
+
+
+def time_passes(run: Callable[[], object], settings: LatencySettings = LatencySettings(),
+                clock: Clock = time.perf_counter, sync: Callable[[], None] = lambda: None,
+                settle_windows: bool = False) -> PassTimes:
+    """Warm ``run`` up, then time single calls of it (``sync`` around each) in rounds that
+    double until the p10 moves less than ``settings.tolerance`` after ``min_time_s``, or
+    ``max_time_s`` has passed. Any callable: a module's forward, an ONNX Runtime session."""
+    _warm_up(run, sync, settings, clock, settle_windows)
+    times: list[float] = []
+    timed_from, previous, checkpoint = clock(), None, settings.min_passes
+    while True:
+        times.append(_pass_time(run, sync, clock))
+        if len(times) >= checkpoint:  # the end of a round: has the estimate settled?
+            estimate = float(np.quantile(times, QUANTILE))
+            if previous is not None and abs(estimate - previous) <= (
+                    settings.tolerance * previous) and (
+                    clock() - timed_from >= settings.min_time_s):
+                return PassTimes(times, True)
+            previous, checkpoint = estimate, 2 * len(times)
+        if clock() - timed_from >= settings.max_time_s:
+            return PassTimes(times, False)
 
 
 def estimate_latency(model: nn.Module, input_size: int, device: torch.device | str = "cpu",
@@ -111,27 +144,14 @@ def estimate_latency(model: nn.Module, input_size: int, device: torch.device | s
     x = torch.randn(settings.batch_size, 3, input_size, input_size, device=device)
     x = x.contiguous(memory_format=memory_format)
     began = clock()
-    times: list[float] = []
-    stable = False
     try:
         with (conv_weights_in(model, memory_format), torch.inference_mode(),
               mixed_precision(device, dtype)):
-            _warm_up(model, x, device, settings, clock)
-            timed_from, previous, checkpoint = clock(), None, settings.min_passes
-            while True:
-                times.append(_pass_time(model, x, device, clock))
-                if len(times) >= checkpoint:  # the end of a round: has the estimate settled?
-                    estimate = float(np.quantile(times, QUANTILE))
-                    if previous is not None and abs(estimate - previous) <= (
-                            settings.tolerance * previous) and (
-                            clock() - timed_from >= settings.min_time_s):
-                        stable = True
-                        break
-                    previous, checkpoint = estimate, 2 * len(times)
-                if clock() - timed_from >= settings.max_time_s:
-                    break
+            passes = time_passes(lambda: model(x), settings, clock,
+                                 lambda: synchronize(device), device.type == "cuda")
     finally:
         model.train(was_training)
+    times, stable = passes.times, passes.stable
     ms = np.array(times) * 1000
     return LatencyEstimate(
         latency_ms=float(np.quantile(ms, QUANTILE)), statistic=STATISTIC,

@@ -1,0 +1,119 @@
+"""The device-model file: one self-describing JSON document (device, runtime and library
+versions, settings, what it covers, the operation table, the calibration and its own
+held-out error), declared once as pydantic models. ``threshsearch schema device-model``
+writes its JSON Schema.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from annotated_types import Ge
+from pydantic import Field
+
+from threshsearch.devicemodel.ops import KINDS
+from threshsearch.devicemodel.runtimes import DTYPES, RUNTIMES
+from threshsearch.validation import Bool, Choice, Int, Schema, SchemaError
+
+FORMAT = "threshsearch-device-model"
+FORMAT_VERSION = 1
+
+Milliseconds = Annotated[float, Ge(0)]
+
+
+class DeviceModelError(SchemaError):
+    """A device-model file that does not read back."""
+
+
+class _Section(Schema):
+    error = DeviceModelError
+    what = "device model"
+
+
+class DeviceInfo(_Section):
+    kind: Choice("cpu", "cuda") = Field(description="the device type the model was made on")
+    name: str = Field(description="the CPU model (/proc/cpuinfo) or the GPU's name")
+    hostname: str = Field(description="the machine it was profiled on")
+    logical_cores: Int(1, 1 << 20) = Field(description="logical cores of that machine")
+
+
+class RuntimeInfo(_Section):
+    name: Choice(*RUNTIMES) = Field(description="the runtime the networks were timed in")
+    versions: dict[str, str] = Field(description="torch, onnxruntime and python versions")
+
+
+class Settings(_Section):
+    batch_size: Int(1, 1 << 16) = Field(description="images per inference")
+    input_size: Int(1, 1 << 16) = Field(description="side of the square input image")
+    threads: Int(1, 1024) = Field(description="intra-op threads of the runtime")
+    dtype: Choice(*DTYPES) = Field(description="the computation's data type")
+    channels_last: Bool = Field(description="PyTorch only: weights and inputs channels_last")
+
+
+class ChannelRange(_Section):
+    in_channels: tuple[int, int] = Field(description="lowest and highest input channels timed")
+    out_channels: tuple[int, int] = Field(description="lowest and highest output channels")
+
+
+class Coverage(_Section):
+    kinds: list[Choice(*KINDS)] = Field(description="operation kinds the table prices")
+    resolutions: list[int] = Field(description="feature-map sides the table prices")
+    groups: dict[str, ChannelRange] = Field(
+        description="per table group (kind@resolution): the channel counts it was timed at; "
+        "outside them its cost line is extrapolated")
+
+
+class TableSample(_Section):
+    in_channels: int
+    out_channels: int
+    shape: list[int] = Field(description="the operation's other shape figures (see ops.Op)")
+    ms: Milliseconds = Field(description="p10 of its timed calls, copies cycled (cold cache)")
+
+
+class TableGroup(_Section):
+    group: str = Field(description="kind@resolution")
+    coefficients: list[float] = Field(
+        description="ms = c0 + c1 * multiply-adds + c2 * elements moved + c3 * weights "
+        "(non-negative least squares over the samples)")
+    samples: list[TableSample]
+
+
+class Calibration(_Section):
+    form: str = Field(description="how the features combine into the network's latency")
+    features: list[str] = Field(description="the features, in the coefficients' order")
+    coefficients: list[Annotated[float, Ge(0)]]
+    networks: Int(1, 1 << 20) = Field(description="whole networks timed to fit it")
+
+
+class HeldOutError(_Section):
+    method: str = Field(description="how the networks were held out")
+    networks: Int(1, 1 << 20)
+    within_10pct: float = Field(description="share of held-out networks within +-10 %")
+    median_abs_pct: float = Field(description="median absolute error, % of the measured")
+    p90_abs_pct: float
+    max_abs_pct: float
+    spearman: float = Field(description="rank correlation, predicted vs measured")
+
+
+class ProfilingInfo(_Section):
+    started: str = Field(description="when profiling began (ISO 8601, UTC)")
+    seconds: Annotated[float, Ge(0)] = Field(description="how long profiling took")
+    operations_timed: int
+    networks_timed: int
+    seed: int
+
+
+class DeviceModelFile(_Section):
+    """A device model: the latency of networks of the ThreshNet family on one device and
+    runtime, predicted from a table of timed operations and a calibration on whole networks."""
+
+    format: Literal[FORMAT] = FORMAT
+    format_version: int = Field(FORMAT_VERSION, description="bumped on incompatible changes")
+    device: DeviceInfo
+    runtime: RuntimeInfo
+    settings: Settings
+    covers: Coverage
+    table: list[TableGroup]
+    calibration: Calibration
+    held_out: HeldOutError
+    profiling: ProfilingInfo

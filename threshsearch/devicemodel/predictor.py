@@ -1,0 +1,114 @@
+"""A loaded device model: predicts a network's latency from its config alone, in well under a
+millisecond (pure arithmetic over the config's operations), the same figure every time."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from threshsearch.config import ArchitectureConfig
+from threshsearch.devicemodel.calibration import network_features
+from threshsearch.devicemodel.fileformat import (
+    FORMAT,
+    FORMAT_VERSION,
+    DeviceModelError,
+    DeviceModelFile,
+)
+from threshsearch.devicemodel.ops import network_ops
+from threshsearch.errors import UserError
+from threshsearch.profiler import Profile
+
+
+class DeviceModel:
+    """The latency model of one device, runtime and set of settings (see ``summary``)."""
+
+    def __init__(self, data: DeviceModelFile):
+        self.data = data
+        self._lines = {group.group: np.asarray(group.coefficients) for group in data.table}
+        self._calibration = np.asarray(data.calibration.coefficients)
+        self._text = json.dumps(data.model_dump(mode="json"), indent=1, sort_keys=True)
+
+    @property
+    def model_id(self) -> str:
+        """A short hash of the file's content: the same model, the same id."""
+        return hashlib.sha256(self._text.encode()).hexdigest()[:12]
+
+    def predict_ms(self, config: ArchitectureConfig, profile: Profile | None = None) -> float:
+        """The predicted latency of ``config``'s network, in milliseconds. ``profile`` (the
+        profiler's figures, when the caller has them) is only checked for its input size: the
+        prediction needs nothing but the config."""
+        input_size = self.data.settings.input_size
+        if profile is not None and profile.input_size != input_size:
+            raise ValueError(f"a profile at input size {profile.input_size} given to a device "
+                             f"model made for {input_size}")
+        ops = network_ops(config, input_size)
+        missing = sorted({op.group for op in ops} - self._lines.keys())
+        if missing:
+            raise UserError(
+                f"device model {self.model_id}: the network has operations the model has not "
+                f"timed ({', '.join(missing)}); it covers "
+                f"{', '.join(sorted(self._lines))}; profile the device for this space")
+        return float(network_features(ops, self._lines) @ self._calibration)
+
+    def summary(self) -> str:
+        data, error = self.data, self.data.held_out
+        settings = data.settings
+        return (f"{data.device.name} ({data.device.kind}, {data.device.hostname}), "
+                f"{data.runtime.name} {data.runtime.versions.get(data.runtime.name, '')}, "
+                f"{settings.threads} thread(s), batch {settings.batch_size}, "
+                f"{settings.input_size}x{settings.input_size}, {settings.dtype}; held-out error: "
+                f"{error.within_10pct:.0%} of {error.networks} within ±10 %, median "
+                f"{error.median_abs_pct:.1f} %, p90 {error.p90_abs_pct:.1f} %, Spearman "
+                f"{error.spearman:.3f} [model {self.model_id}]")
+
+    def require(self, *, runtime: str | None = None, batch_size: int | None = None,
+                input_size: int | None = None, dtype: str | None = None,
+                threads: int | None = None) -> None:
+        """Raise UserError if the model was made for other settings than those given."""
+        made = {"runtime": self.data.runtime.name, **self.data.settings.model_dump()}
+        asked = {"runtime": runtime, "batch_size": batch_size, "input_size": input_size,
+                 "dtype": dtype, "threads": threads}
+        for name, value in asked.items():
+            if value is not None and value != made[name]:
+                raise UserError(
+                    f"device model {self.model_id}: {name} {value!r} asked for, but the model "
+                    f"was made for {name} {made[name]!r} ({self._made_for()}); profile the "
+                    f"device with these settings")
+
+    def _made_for(self) -> str:
+        settings = self.data.settings
+        return (f"{self.data.runtime.name}, batch {settings.batch_size}, input "
+                f"{settings.input_size}, {settings.dtype}, {settings.threads} thread(s)")
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text(self._text + "\n")
+        return path
+
+
+def load_device_model(path: str | Path) -> DeviceModel:
+    """Read a device-model file; every problem is one line naming the file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise UserError(f"{path}: cannot read the device model ({error.strerror})") from None
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        raise UserError(f"{path}: not JSON; expected a device model written by "
+                        "`threshsearch device-profile`") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise UserError(f"{path}: not a device model (no 'format: {FORMAT}'); expected a "
+                        "file written by `threshsearch device-profile`")
+    if data.get("format_version") != FORMAT_VERSION:
+        raise UserError(f"{path}: device-model format_version {data.get('format_version')!r}"
+                        f" is not readable by this threshsearch (it reads {FORMAT_VERSION}); "
+                        "profile the device again")
+    try:
+        return DeviceModel(DeviceModelFile.parse(data))
+    except DeviceModelError as error:
+        raise UserError(f"{path}: invalid device model: {error}") from None

@@ -1,0 +1,193 @@
+"""Profiling a device: time the operations a set of networks is made of, fit a cost line per
+group (kind and resolution), time a few dozen of the networks whole, calibrate the table's
+sum against them, and estimate the result's error on networks held out of the fit.
+
+Why operations, timed cold: a network's top-level parts timed alone and summed gave only
+0.55-0.86 of the network's latency on this project's 2-core machine, because a part timed in a
+loop keeps its weights and activations in L2, where inside the network the other layers have
+evicted them. Each operation is therefore timed cycling through copies of it (own weights,
+own inputs) that together exceed the caches' ``COLD_BYTES``. The calibration then absorbs what
+the sum still misses (the framework's per-call overhead, the traffic between operations).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import socket
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from threshsearch.config import ArchitectureConfig
+from threshsearch.devicelock import LockSettings, device_key, device_lock
+from threshsearch.devicemodel import calibration as fit
+from threshsearch.devicemodel.fileformat import (
+    Calibration,
+    ChannelRange,
+    Coverage,
+    DeviceInfo,
+    DeviceModelFile,
+    HeldOutError,
+    ProfilingInfo,
+    RuntimeInfo,
+    Settings,
+    TableGroup,
+    TableSample,
+)
+from threshsearch.devicemodel.ops import Op, network_ops, op_module
+from threshsearch.devicemodel.predictor import DeviceModel
+from threshsearch.devicemodel.runtimes import DTYPES, Runtime, make_runtime
+from threshsearch.errors import UserError
+from threshsearch.latency import Clock, LatencySettings, time_passes
+from threshsearch.nn import build_model
+
+COLD_BYTES = 8 * 2**20  # copies of an operation add up to this: past a server core's L2
+MAX_COPIES = 32
+OPERATION_TIMING = LatencySettings(min_passes=10, max_time_s=0.3, min_time_s=0.05,
+                                   warmup_s=0.02)
+NETWORK_TIMING = LatencySettings(min_passes=20, max_time_s=1.0, min_time_s=0.25)
+SAMPLES_PER_GROUP = 6
+FOLDS = 5
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def copies_for(op: Op, batch_size: int) -> int:
+    """How many copies of ``op`` to cycle through so that each call finds a cold cache."""
+    _, moved, weights = op.features()
+    size = fit.BYTES * (moved * batch_size + weights)
+    return max(1, min(MAX_COPIES, math.ceil(COLD_BYTES / max(size, 1))))
+
+
+def _spread(ops: set[Op], count: int) -> list[Op]:
+    """Up to ``count`` of ``ops``, from the cheapest to the costliest, evenly spaced."""
+    ordered = sorted(ops, key=lambda op: (op.features(), op.in_channels, op.shape))
+    picks = np.unique(np.linspace(0, len(ordered) - 1, min(count, len(ordered))).round())
+    return [ordered[int(index)] for index in picks]
+
+
+def _check_settings(batch_size: int, input_size: int, threads: int, dtype: str) -> None:
+    for name, value in (("batch_size", batch_size), ("input_size", input_size),
+                        ("threads", threads)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise UserError(f"{name}: {value!r} is invalid; expected an integer >= 1")
+    if dtype not in DTYPES:
+        raise UserError(f"dtype: {dtype!r} is not supported; expected one of "
+                        f"{', '.join(DTYPES)}")
+
+
+def profile_device(configs: Iterable[ArchitectureConfig], *, runtime: str | Runtime = "torch",
+                   batch_size: int = 1, input_size: int = 32, threads: int = 1,
+                   dtype: str = "float32", channels_last: bool = True,
+                   calibration_networks: int = 30, samples_per_group: int = SAMPLES_PER_GROUP,
+                   progress: bool = True, clock: Clock = time.perf_counter,
+                   seed: int = 0) -> DeviceModel:
+    """Profile this machine's CPU for the networks ``configs`` (e.g. draws from a search space
+    and the presets: the model covers the operations they contain). ``calibration_networks``
+    of them, chosen with ``seed``, are timed whole for the calibration; its error is
+    estimated by ``FOLDS``-fold cross-validation over them. ``runtime`` is a name or, for
+    tests, a Runtime; ``clock`` is for tests. Holds the device lock exclusive throughout."""
+    _check_settings(batch_size, input_size, threads, dtype)
+    networks = list({config.hash: config for config in configs}.values())
+    if len(networks) < 2:
+        raise UserError("device-profile: at least 2 distinct networks are needed to "
+                        "calibrate; give a space with more than one network")
+    if isinstance(runtime, str):
+        runtime = make_runtime(runtime, threads, channels_last)
+    groups: dict[str, set[Op]] = {}
+    for config in networks:
+        for op in network_ops(config, input_size):
+            groups.setdefault(op.group, set()).add(op)
+    timed_ops = {group: _spread(ops, samples_per_group) for group, ops in groups.items()}
+    rng = np.random.default_rng(seed)
+    chosen = rng.choice(len(networks), min(calibration_networks, len(networks)), replace=False)
+    calibration = [networks[int(index)] for index in sorted(chosen)]
+
+    started, began = datetime.now(UTC), clock()
+    previous_threads = torch.get_num_threads()
+    bar = tqdm(total=sum(map(len, timed_ops.values())) + len(calibration),
+               desc="device-profile", unit="timing", disable=not progress)
+    lock = device_lock(device_key(torch.device("cpu")), LockSettings.from_env(os.environ))
+    try:
+        torch.set_num_threads(threads)
+        with lock.exclusive():
+            table_ms = {}
+            for group, ops in timed_ops.items():
+                table_ms[group] = [_time_op(runtime, op, batch_size, clock, bar) for op in ops]
+            lines = {group: np.asarray(fit.fit_cost_line(timed_ops[group], table_ms[group]))
+                     for group in timed_ops}
+            measured = np.array([_time_network(runtime, config, batch_size, input_size,
+                                               clock, bar) for config in calibration])
+    finally:
+        torch.set_num_threads(previous_threads)
+        bar.close()
+    features = np.stack([fit.network_features(network_ops(config, input_size), lines)
+                         for config in calibration])
+    folds = min(FOLDS, len(calibration))
+    held_out = fit.error_summary(
+        fit.held_out_predictions(features, measured, folds, seed), measured)
+    data = DeviceModelFile(
+        device=DeviceInfo(kind="cpu", name=cpu_name(), hostname=socket.gethostname(),
+                          logical_cores=os.cpu_count() or 1),
+        runtime=RuntimeInfo(name=runtime.name, versions=runtime.versions()),
+        settings=Settings(batch_size=batch_size, input_size=input_size, threads=threads,
+                          dtype=dtype, channels_last=channels_last),
+        covers=Coverage(
+            kinds=sorted({op.kind for ops in groups.values() for op in ops}),
+            resolutions=sorted({op.resolution for ops in groups.values() for op in ops}),
+            groups={group: ChannelRange(
+                in_channels=(min(op.in_channels for op in ops),
+                             max(op.in_channels for op in ops)),
+                out_channels=(min(op.out_channels for op in ops),
+                              max(op.out_channels for op in ops)))
+                for group, ops in sorted(timed_ops.items())}),
+        table=[TableGroup(group=group, coefficients=[float(v) for v in lines[group]],
+                          samples=[TableSample(in_channels=op.in_channels,
+                                               out_channels=op.out_channels,
+                                               shape=list(op.shape), ms=ms)
+                                   for op, ms in zip(timed_ops[group], table_ms[group],
+                                                     strict=True)])
+               for group in sorted(timed_ops)],
+        calibration=Calibration(form=fit.FORM, features=list(fit.FEATURES),
+                                coefficients=fit.fit_calibration(features, measured),
+                                networks=len(calibration)),
+        held_out=HeldOutError(method=f"{folds}-fold cross-validation over the calibration "
+                              "networks", **held_out),
+        profiling=ProfilingInfo(started=started.isoformat(timespec="seconds"),
+                                seconds=round(clock() - began, 3),
+                                operations_timed=sum(map(len, timed_ops.values())),
+                                networks_timed=len(calibration), seed=seed),
+    )
+    return DeviceModel(data)
+
+
+def _time_op(runtime: Runtime, op: Op, batch_size: int, clock: Clock, bar: tqdm) -> float:
+    module, shapes = op_module(op)
+    run = runtime.prepare(module, [(batch_size, *shape) for shape in shapes],
+                          copies_for(op, batch_size))
+    ms = time_passes(run, OPERATION_TIMING, clock).p10_s * 1000
+    bar.update()
+    return ms
+
+
+def _time_network(runtime: Runtime, config: ArchitectureConfig, batch_size: int,
+                  input_size: int, clock: Clock, bar: tqdm) -> float:
+    run = runtime.prepare(build_model(config), [(batch_size, 3, input_size, input_size)], 1)
+    ms = time_passes(run, NETWORK_TIMING, clock).p10_s * 1000
+    bar.update()
+    return ms

@@ -1,0 +1,148 @@
+"""The runtimes a device model can be made for: PyTorch eager and ONNX Runtime (CPU).
+
+A runtime turns a module and its input shapes into a callable that runs it once. ``copies``
+distinct copies (own weights, own inputs) are run in turn, so that an operation timed alone
+finds its data out of cache, as it does inside a whole network where the other layers have
+evicted it; one copy would keep everything in L2 and time the operation too fast.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import platform
+import warnings
+from collections.abc import Callable, Sequence
+from itertools import cycle
+from typing import Protocol
+
+import torch
+from torch import nn
+
+from threshsearch.errors import UserError
+
+RUNTIMES = ("torch", "onnxruntime")
+DTYPES = {"float32": torch.float32}
+ONNX_INSTALL = "pip install 'threshsearch[onnx]'"
+
+
+class Runtime(Protocol):
+    name: str
+
+    def versions(self) -> dict[str, str]:
+        """The library versions the timings depend on."""
+        ...
+
+    def prepare(self, module: nn.Module, shapes: Sequence[tuple[int, ...]], copies: int
+                ) -> Callable[[], object]:
+        """A callable that runs the next of ``copies`` copies of ``module`` once, on inputs
+        of ``shapes`` (batch included)."""
+        ...
+
+
+def _inputs(shapes: Sequence[tuple[int, ...]], channels_last: bool) -> list[torch.Tensor]:
+    tensors = [torch.randn(*shape) for shape in shapes]
+    if channels_last:
+        tensors = [t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t
+                   for t in tensors]
+    return tensors
+
+
+def _fresh(module: nn.Module) -> nn.Module:
+    """A copy in eval mode with its own weights: equal values, other memory, which is what
+    the cache sees. (Redrawn small weights would shrink activations towards denormal
+    floats, which the CPU computes far slower.)"""
+    return copy.deepcopy(module).eval()
+
+
+class TorchRuntime:
+    """PyTorch eager on the CPU, in inference mode, weights and inputs channels_last."""
+
+    name = "torch"
+
+    def __init__(self, channels_last: bool = True):
+        self.channels_last = channels_last
+
+    def versions(self) -> dict[str, str]:
+        return {"torch": torch.__version__, "python": platform.python_version()}
+
+    def prepare(self, module: nn.Module, shapes: Sequence[tuple[int, ...]], copies: int
+                ) -> Callable[[], object]:
+        memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+        runs = []
+        for _ in range(copies):
+            clone = _fresh(module)
+            for parameter in clone.parameters():
+                if parameter.dim() == 4:
+                    parameter.data = parameter.data.contiguous(memory_format=memory_format)
+            runs.append((clone, _inputs(shapes, self.channels_last)))
+        turns = cycle(runs)
+
+        def run() -> object:
+            clone, inputs = next(turns)
+            with torch.inference_mode():
+                return clone(*inputs)
+        return run
+
+
+def _onnxruntime():
+    try:
+        import onnxruntime
+    except ImportError:
+        raise UserError(f"runtime: onnxruntime is not installed; {ONNX_INSTALL}") from None
+    return onnxruntime
+
+
+class OnnxRuntime:
+    """ONNX Runtime's CPU provider: ``threads`` intra-op threads, one inter-op thread,
+    sequential execution. Each copy is its own session (its own weights)."""
+
+    name = "onnxruntime"
+
+    def __init__(self, threads: int = 1):
+        self.threads = threads
+        self.ort = _onnxruntime()
+
+    def versions(self) -> dict[str, str]:
+        return {"torch": torch.__version__, "onnxruntime": self.ort.__version__,
+                "python": platform.python_version()}
+
+    def session(self, module: nn.Module, shapes: Sequence[tuple[int, ...]]):
+        buffer = io.BytesIO()
+        names = [f"x{index}" for index in range(len(shapes))]
+        with warnings.catch_warnings():  # the TorchScript exporter's deprecation notice
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module.eval(), tuple(torch.randn(*shape) for shape in shapes),
+                              buffer, input_names=names, dynamo=False, opset_version=17)
+        options = self.ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = self.ort.ExecutionMode.ORT_SEQUENTIAL
+        options.log_severity_level = 3
+        model = buffer.getvalue()
+        return lambda: self.ort.InferenceSession(model, options,
+                                                 providers=["CPUExecutionProvider"])
+
+    def prepare(self, module: nn.Module, shapes: Sequence[tuple[int, ...]], copies: int
+                ) -> Callable[[], object]:
+        new_session = self.session(_fresh(module), shapes)
+        runs = []
+        for _ in range(copies):
+            feeds = {f"x{index}": torch.randn(*shape).numpy()
+                     for index, shape in enumerate(shapes)}
+            runs.append((new_session(), feeds))
+        turns = cycle(runs)
+
+        def run() -> object:
+            session, feeds = next(turns)
+            return session.run(None, feeds)
+        return run
+
+
+def make_runtime(name: str, threads: int = 1, channels_last: bool = True) -> Runtime:
+    """The runtime called ``name``; a missing onnxruntime says how to install it."""
+    if name == "torch":
+        return TorchRuntime(channels_last)
+    if name == "onnxruntime":
+        return OnnxRuntime(threads)
+    raise UserError(f"runtime: {name!r} is invalid; expected one of {', '.join(RUNTIMES)}")
