@@ -112,3 +112,52 @@ def offline_study(folder: Path, n_trials: int = 7, objectives: list | None = Non
     finally:
         searcher.close()
     return space, study
+
+
+class _CostClock:
+    """A clock that moves only when a fake runtime runs something: by a cost that grows
+    with the module's parameters, so a model made on it predicts big networks slower."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class _CostRuntime:
+    name = "torch"
+
+    def __init__(self, clock: _CostClock):
+        self.clock = clock
+
+    def versions(self) -> dict:
+        return {"torch": "fake", "python": "fake"}
+
+    def prepare(self, module, shapes, copies):
+        cost = 1e-5 + 1e-9 * sum(parameter.numel() for parameter in module.parameters())
+
+        def run():
+            self.clock.now += cost
+        return run
+
+
+def write_device_model(path: Path, space_path: Path | None = None, draws: int = 12) -> Path:
+    """A device model of the tiny space's networks (draws and the base preset), made on a
+    fake clock (nothing timed for real) and saved at ``path``."""
+    import optuna
+
+    from threshsearch.devicemodel import profile_device
+    from threshsearch.search.space import load_space
+
+    if space_path is None:
+        (path.parent / "for-model").mkdir(parents=True, exist_ok=True)
+        space_path = write_space(path.parent / "for-model")
+    space = load_space(space_path)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    configs = [space.sample(study.ask())[0] for _ in range(draws)]
+    clock = _CostClock()
+    model = profile_device(configs, runtime=_CostRuntime(clock), calibration_networks=6,
+                           progress=False, clock=clock)
+    model.save(path)
+    return path

@@ -8,6 +8,7 @@ import yaml
 from optuna.trial import TrialState
 
 from tests.search.helpers import write_space
+from threshsearch.config import ArchitectureConfig
 from threshsearch.search.progress import Progress
 from threshsearch.search.runner import open_study
 from threshsearch.search.space import load_space
@@ -267,3 +268,64 @@ def test_the_searcher_pickles_without_its_live_handles(searcher):
     searcher.suggest("ray-1")
     restored = cloudpickle.loads(cloudpickle.dumps(searcher))
     assert restored.space == searcher.space and not hasattr(restored, "heartbeat")
+
+
+def with_device_model(space, model_file, objectives=None, constraints=None):
+    data = yaml.safe_load(space.source.read_text())
+    data["measurement"] = {"device_model": str(model_file)}
+    data["objectives"] = objectives or data["objectives"]
+    data["constraints"] = constraints if constraints is not None else data["constraints"]
+    space.source.write_text(yaml.safe_dump(data))
+    return load_space(space.source)
+
+
+def test_a_predicted_latency_constraint_prunes_before_training(tmp_path, device_model_file):
+    from threshsearch.devicemodel import load_device_model
+
+    model = load_device_model(device_model_file)
+    space = with_device_model(make_space(tmp_path, growth=4), device_model_file,
+                              objectives=[{"metric": "val_accuracy"},
+                                          {"metric": "predicted_latency_ms"}])
+    first = make_searcher(space)
+    try:
+        spec = first.suggest("ray-1")
+    finally:
+        first.close()
+    # Priced on the driver: the worker is handed the prediction and measures nothing.
+    predicted = spec["profiled"]["predicted_latency_ms"]
+    assert predicted == model.predict_ms(ArchitectureConfig.from_dict(spec["architecture"]))
+    assert spec["measure_latency"] is False
+    assert stored(first, 0).user_attrs["device_model"] == model.model_id
+    assert first.study.user_attrs["device_model"]["id"] == model.model_id
+
+    # A bound below every prediction: each draw is infeasible and never reaches a worker.
+    bounded = with_device_model(space, device_model_file, constraints=[
+        {"metric": "predicted_latency_ms", "max": predicted * 1e-6}])
+    (tmp_path / "study.db").unlink()
+    searcher = make_searcher(bounded)
+    try:
+        answers = [searcher.suggest(f"ray-{index}") for index in range(bounded.study.n_trials)]
+    finally:
+        searcher.close()
+    assert not any(isinstance(answer, dict) for answer in answers)
+    infeasible = [t for t in searcher.study.get_trials()
+                  if t.user_attrs["status"] == "infeasible"]
+    assert infeasible and all(
+        t.user_attrs["reason"].startswith("constraint: predicted_latency_ms")
+        and "known before training" in t.user_attrs["reason"]
+        and t.constraints["predicted_latency_ms_max"] > 0 for t in infeasible)
+
+
+def test_a_study_priced_by_one_device_model_refuses_another(tmp_path, device_model_file):
+    from tests.search.helpers import write_device_model
+    from threshsearch.search.space import SpaceError
+
+    space = with_device_model(make_space(tmp_path, growth=4), device_model_file)
+    open_study(space)
+    other = write_device_model(tmp_path / "other" / "model.json", draws=6)
+    moved = with_device_model(space, other)
+    with pytest.raises(SpaceError, match=r"measurement\.device_model: study 'tiny' was priced "
+                                         r"by device model \w+ .*use that file again or "
+                                         r"another study\.name"):
+        open_study(moved)
+    open_study(with_device_model(space, device_model_file))  # the same model resumes

@@ -215,3 +215,31 @@ def test_a_section_with_every_key_commented_out_takes_its_defaults():
         data = {**MINIMAL, section: None}
         space = SearchSpace.from_dict(data)
         assert space.objectives, section
+
+
+PREDICTED = space_with(objectives=[{"metric": "val_accuracy"},
+                                   {"metric": "predicted_latency_ms"}])
+
+
+def test_predicted_latency_needs_a_device_model_of_the_spaces_settings(tmp_path,
+                                                                       device_model_file):
+    with pytest.raises(SpaceError, match=r"measurement\.device_model: predicted_latency_ms "
+                                         r"needs a device model"):
+        SearchSpace.from_dict(PREDICTED)
+    missing = {**PREDICTED, "measurement": {"device_model": str(tmp_path / "none.json")}}
+    with pytest.raises(SpaceError, match=r"measurement\.device_model: .*none\.json: cannot "
+                                         r"read the device model"):
+        SearchSpace.from_dict(missing)
+    batch = {**PREDICTED, "measurement": {"device_model": str(device_model_file)},
+             "data": {"dataset": "synthetic", "device": "cpu", "latency_batch_size": 8}}
+    with pytest.raises(SpaceError, match=r"measurement\.device_model: device model \w+: "
+                                         r"batch_size 8 asked for, but the model was made for "
+                                         r"batch_size 1"):
+        SearchSpace.from_dict(batch)
+    space = SearchSpace.from_dict({**PREDICTED,
+                                   "measurement": {"device_model": str(device_model_file)}})
+    assert space.device_model is not None and not space.measures_latency
+    # Trials are handed the measurement settings alone: the model stays on the driver.
+    assert "device_model" not in space.measurement.for_trials()
+    assert space.replace(study=space.study.replace(n_trials=2)).device_model.model_id == \
+        space.device_model.model_id
