@@ -10,6 +10,7 @@ import yaml
 
 from threshsearch.cli import main
 from threshsearch.config import ArchitectureConfig, ConfigError
+from threshsearch.devicemodel.fileformat import DeviceModelFile
 from threshsearch.search.space import SearchSpace
 from threshsearch.train import Recipe, RecipeError
 
@@ -23,7 +24,8 @@ def shipped(kind: str) -> dict:
 
 
 @pytest.mark.parametrize(("kind", "model"), [("space", SearchSpace),
-                                             ("config", ArchitectureConfig)])
+                                             ("config", ArchitectureConfig),
+                                             ("device-model", DeviceModelFile)])
 def test_the_shipped_schemas_are_what_the_command_writes(tmp_path, kind, model, capsys):
     out = tmp_path / f"{kind}.json"
     assert main(["schema", kind, "--out", str(out)]) == 0

@@ -236,6 +236,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 def _cmd_schema(args: argparse.Namespace) -> int:
     if args.kind == "space":
         from threshsearch.search.space import SearchSpace as model
+    elif args.kind == "device-model":
+        from threshsearch.devicemodel.fileformat import DeviceModelFile as model
     else:
         from threshsearch.config import ArchitectureConfig as model
     text = model.json_schema()
@@ -244,6 +246,22 @@ def _cmd_schema(args: argparse.Namespace) -> int:
         print(f"wrote {args.out}")
     else:
         print(text, end="")
+    return 0
+
+
+def _cmd_device_profile(args: argparse.Namespace) -> int:
+    from threshsearch.data import INPUT_SIZE
+    from threshsearch.search.deviceprofile import profile_space
+
+    model = profile_space(args.space, runtime=args.runtime, threads=args.threads,
+                          batch_size=args.batch_size, input_size=args.input_size or INPUT_SIZE,
+                          dtype=args.dtype, draws=args.draws,
+                          calibration_networks=args.networks, seed=args.seed)
+    model.save(args.out)
+    profiling = model.data.profiling
+    print(f"wrote {args.out}: {profiling.operations_timed} operations and "
+          f"{profiling.networks_timed} networks timed in {profiling.seconds:.0f} s")
+    print(model.summary())
     return 0
 
 
@@ -549,10 +567,31 @@ def build_parser() -> argparse.ArgumentParser:
     validate.set_defaults(handler=_cmd_validate)
 
     schema = commands.add_parser(
-        "schema", help="write the JSON Schema of space or config files (for editors)")
-    schema.add_argument("kind", choices=("space", "config"))
+        "schema", help="write the JSON Schema of space, config or device-model files")
+    schema.add_argument("kind", choices=("space", "config", "device-model"))
     schema.add_argument("--out", help="the file to write (default: standard output)")
     schema.set_defaults(handler=_cmd_schema)
+
+    from threshsearch.devicemodel.runtimes import DTYPES, RUNTIMES
+    from threshsearch.search.deviceprofile import CALIBRATION_NETWORKS, SPACE_DRAWS
+
+    device_profile = commands.add_parser(
+        "device-profile", help="profile this machine once for a space's networks: a device "
+        "model that predicts their latency (run it on the deployment device, alone)")
+    device_profile.add_argument("--space", required=True, metavar="SPACE.yaml")
+    device_profile.add_argument("--out", required=True, metavar="FILE.json")
+    device_profile.add_argument("--runtime", default="torch", choices=RUNTIMES)
+    device_profile.add_argument("--threads", type=int, default=1, metavar="N")
+    device_profile.add_argument("--batch-size", type=int, default=1, metavar="N")
+    device_profile.add_argument("--input-size", type=int, default=None, metavar="N",
+                                help="default: the datasets' 32")
+    device_profile.add_argument("--dtype", default="float32", choices=tuple(DTYPES))
+    device_profile.add_argument("--networks", type=int, default=CALIBRATION_NETWORKS,
+                                metavar="N", help="whole networks timed for the calibration")
+    device_profile.add_argument("--draws", type=int, default=SPACE_DRAWS, metavar="N",
+                                help="networks drawn from the space whose operations are timed")
+    device_profile.add_argument("--seed", type=int, default=0)
+    device_profile.set_defaults(handler=_cmd_device_profile)
 
     run = commands.add_parser("run", help="run or resume a search (Ray Tune + Optuna)")
     run.add_argument("--space", required=True, metavar="FILE", help="a search-space YAML file")
