@@ -12,3 +12,11 @@ from threshsearch.config import ArchitectureConfig
 def tiny_config() -> ArchitectureConfig:
     """A dense stage then a harmonic one, small enough to train in a second on a CPU."""
     return ArchitectureConfig.from_dict(TINY)
+
+
+@pytest.fixture(scope="session")
+def device_model_file(tmp_path_factory):
+    """A device model of the tiny space's networks, made on a fake clock."""
+    from tests.search.helpers import write_device_model
+
+    return write_device_model(tmp_path_factory.mktemp("device-model") / "model.json")

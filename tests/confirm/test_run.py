@@ -116,3 +116,31 @@ def test_a_ray_confirmation_with_two_seeds_resumes_what_was_left(study, capsys):
         assert attrs["versions"]["torch"] and attrs["device"] and attrs["node"]
     assert f"{pairs[3].network} seed {pairs[3].seed}: test" in out
     assert "confirmed (search: the search's recipe; test split):" in out
+
+
+def test_a_plan_carries_the_studys_predicted_latency_for_every_network(tmp_path,
+                                                                       device_model_file):
+    from threshsearch.config import ArchitectureConfig
+    from threshsearch.devicemodel import load_device_model
+    from threshsearch.presets import get_preset
+
+    _, made = offline_study(tmp_path, n_trials=4,
+                            objectives=[{"metric": "val_accuracy"},
+                                        {"metric": "predicted_latency_ms"}],
+                            measurement={"device_model": str(device_model_file)})
+    model = load_device_model(device_model_file)
+    plan = plan_confirmation(made, get_protocol("search", "synthetic").with_options(
+        baselines=["threshnet79"]))
+    for trial in pareto_trials(made):
+        assert plan.predicted[trial.user_attrs["config_hash"]] == \
+            trial.user_attrs["predicted_latency_ms"]
+    baseline = get_preset("threshnet79", 10)
+    assert plan.predicted[baseline.hash] == model.predict_ms(
+        ArchitectureConfig.from_dict(baseline.to_dict()))
+    # The file the study was priced by, changed since: said, not silently re-priced.
+    device_model_file_copy = tmp_path / "moved.json"
+    device_model_file_copy.write_text(device_model_file.read_text().replace("1", "2", 1))
+    made.set_user_attr("device_model", {**made.user_attrs["device_model"],
+                                        "path": str(device_model_file_copy)})
+    with pytest.raises(UserError, match=r"moved\.json"):
+        plan_confirmation(made, get_protocol("search", "synthetic"))

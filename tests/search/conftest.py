@@ -57,14 +57,6 @@ def postgres_url():
         shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def device_model_file(tmp_path_factory):
-    """A device model of the tiny space's networks, made on a fake clock."""
-    from tests.search.helpers import write_device_model
-
-    return write_device_model(tmp_path_factory.mktemp("device-model") / "model.json")
-
-
 @pytest.fixture
 def spec(tiny_config):
     """One trial's spec as the searcher writes it: a tiny network, two epochs."""

@@ -73,7 +73,7 @@ def run_cli(args: list[str], env: dict, timeout: float = 300) -> subprocess.Comp
 
 
 def offline_study(folder: Path, n_trials: int = 7, objectives: list | None = None,
-                  stop_after_first_epoch: int | None = 1):
+                  stop_after_first_epoch: int | None = 1, measurement: dict | None = None):
     """(space, study): a study made by the real searcher and trial code, run in this process
     (no Ray): complete, infeasible and (simulated early-stopped: trial index
     ``stop_after_first_epoch``) pruned trials."""
@@ -88,7 +88,8 @@ def offline_study(folder: Path, n_trials: int = 7, objectives: list | None = Non
             "objectives": objectives or [{"metric": "val_accuracy"}, {"metric": "memrw_mib"},
                                          {"metric": "params"}],
             # a bound every trial meets: the trials measure latency, as the results show it
-            "constraints": [*TINY_SPACE["constraints"], {"metric": "latency_ms", "max": 1e6}]}
+            "constraints": [*TINY_SPACE["constraints"], {"metric": "latency_ms", "max": 1e6}],
+            "measurement": measurement or {}}
     path = folder / "space.yaml"
     path.write_text(yaml.safe_dump(data))
     space = load_space(path)
@@ -143,11 +144,12 @@ class _CostRuntime:
 
 
 def write_device_model(path: Path, space_path: Path | None = None, draws: int = 12) -> Path:
-    """A device model of the tiny space's networks (draws and the base preset), made on a
-    fake clock (nothing timed for real) and saved at ``path``."""
+    """A device model of the tiny space's networks (draws and the presets, which baselines
+    are), made on a fake clock (nothing timed for real) and saved at ``path``."""
     import optuna
 
     from threshsearch.devicemodel import profile_device
+    from threshsearch.presets import PRESETS, get_preset
     from threshsearch.search.space import load_space
 
     if space_path is None:
@@ -156,6 +158,7 @@ def write_device_model(path: Path, space_path: Path | None = None, draws: int = 
     space = load_space(space_path)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     configs = [space.sample(study.ask())[0] for _ in range(draws)]
+    configs += [get_preset(name, space.num_classes) for name in PRESETS]  # the baselines
     clock = _CostClock()
     model = profile_device(configs, runtime=_CostRuntime(clock), calibration_networks=6,
                            progress=False, clock=clock)

@@ -232,6 +232,36 @@ def test_a_baseline_trains_to_the_end_beside_an_early_stopped_search(ray_session
     assert again.baselines_trained == 0
 
 
+def test_a_device_model_prices_a_ray_runs_trials_and_no_worker_times_one(
+        ray_session, tmp_path, device_model_file):
+    from threshsearch.config import ArchitectureConfig
+    from threshsearch.devicemodel import load_device_model
+    from threshsearch.search.retime import retimed_records
+    from threshsearch.search.runner import run_search
+    from threshsearch.search.storage import pareto_trials
+    from threshsearch.search.worktime import WORKER_TIME
+
+    path = write_space(tmp_path, n_trials=4, concurrency=2)
+    data = yaml.safe_load(path.read_text())
+    data["objectives"] = [{"metric": "val_accuracy"}, {"metric": "predicted_latency_ms"}]
+    data["measurement"] = {"device_model": str(device_model_file)}
+    path.write_text(yaml.safe_dump(data))
+    model = load_device_model(device_model_file)
+    study = run_search(load_space(path), quiet=True).study
+    trained = [t for t in study.trials if t.user_attrs.get("status") in ("complete", "pruned")]
+    assert trained
+    for trial in trained:
+        config = ArchitectureConfig.from_dict(trial.user_attrs["architecture"])
+        assert trial.user_attrs["predicted_latency_ms"] == model.predict_ms(config)
+        assert trial.user_attrs["device_model"] == model.model_id
+        # Nothing timed, nothing waited for: the prediction cost the worker nothing.
+        assert trial.user_attrs["latency"] is None and "latency_ms" not in trial.user_attrs
+        assert trial.user_attrs[WORKER_TIME]["latency"] == 0
+    # The model is of this machine's CPU in PyTorch: the front is measured for real.
+    retimed = retimed_records(study)
+    assert set(retimed) == {t.number for t in pareto_trials(study)}
+
+
 def test_a_run_says_what_the_folder_skipped_and_that_test_is_validation(tmp_path, capsys):
     from tests.test_folders import make_classes
     from threshsearch.data import load_dataset

@@ -9,7 +9,9 @@ from pathlib import Path
 import optuna
 
 from threshsearch.devicemodel import DeviceModel, load_device_model
+from threshsearch.devicemodel.profiling import cpu_name
 from threshsearch.errors import UserError
+from threshsearch.measure import resolve_device
 from threshsearch.search.objectives import DEVICE_MODEL
 from threshsearch.search.sections import SpaceError
 from threshsearch.search.space import SearchSpace
@@ -48,3 +50,11 @@ def study_device_model(study: optuna.Study) -> DeviceModel | None:
                         f"{study.study_name} was priced by {recorded['id']} (the file changed "
                         f"since); put the original file back at that path")
     return model
+
+
+def models_this_device(model: DeviceModel, device: str) -> bool:
+    """Whether ``model`` predicts PyTorch on this machine's ``device`` (a data.device name):
+    then re-timing the front here measures what the model predicted."""
+    made = model.data
+    return (made.runtime.name == "torch" and made.device.kind == "cpu"
+            and resolve_device(device).type == "cpu" and made.device.name == cpu_name())

@@ -44,9 +44,11 @@ def retimed_records(study: optuna.Study) -> dict[int, dict[str, Any]]:
             (study.user_attrs.get(RETIMED) or {}).items()}
 
 
-def retime_front(study: optuna.Study, input_size: int, quiet: bool = False) -> list[Retimed]:
+def retime_front(study: optuna.Study, input_size: int, quiet: bool = False,
+                 threads: int | None = None) -> list[Retimed]:
     """Time the front again through Ray (``ray.init`` must have run), with the device,
-    batch size, measurement settings and resources the study was searched with."""
+    batch size, measurement settings and resources the study was searched with; on
+    ``threads`` threads (default: the trials' cpus), those a device model was made with."""
     import ray
 
     data = study.user_attrs.get("data") or {}
@@ -62,7 +64,8 @@ def retime_front(study: optuna.Study, input_size: int, quiet: bool = False) -> l
         # One at a time: each waits for the last, so no two measurements share the machine.
         record = ray.get(task.remote(trial.user_attrs["architecture"], input_size,
                                      data.get("device", "auto"), measurement,
-                                     data.get("latency_batch_size", 1), resources["cpus"],
+                                     data.get("latency_batch_size", 1),
+                                     threads or resources["cpus"],
                                      lock_env()))
         records[trial.number] = record
         study.set_user_attr(RETIMED, {str(number): value for number, value in records.items()})

@@ -18,7 +18,7 @@ import optuna
 from threshsearch.data import ImageDataset, load_dataset
 from threshsearch.folders import skipped_summary
 from threshsearch.search.baselines import open_baselines_study
-from threshsearch.search.pricing import record_device_model
+from threshsearch.search.pricing import models_this_device, record_device_model
 from threshsearch.search.cluster import check_cluster, connect_ray, quiet_ray
 from threshsearch.search.progress import Progress
 from threshsearch.search.retime import retime_front
@@ -161,8 +161,13 @@ def run_search(space: SearchSpace, address: str | None = None, quiet: bool = Fal
         )
         start = time.perf_counter()
         tuner.fit()
+        model = space.device_model
         if space.measurement.retime_front and space.measures_latency:
             retime_front(study, dataset.input_size, quiet)
+        elif (space.measurement.retime_front and model is not None
+              and models_this_device(model, space.data.device)):
+            # Predicted for this very device: measure the front for real, as predicted.
+            retime_front(study, dataset.input_size, quiet, threads=model.data.settings.threads)
     finally:
         if searcher is not None:
             searcher.close()

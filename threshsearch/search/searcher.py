@@ -24,6 +24,7 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
 from threshsearch.config import ArchitectureConfig, ConfigError
+from threshsearch.errors import UserError
 from threshsearch.presets import get_preset
 from threshsearch.search.baselines import still_to_train
 from threshsearch.search.evidence import LEARNING_CURVE, LearningCurves
@@ -129,7 +130,10 @@ class StudySearcher(Searcher):
             if self.deadline and time.monotonic() > self.deadline:
                 return Searcher.FINISHED
             if self.baseline_queue:
-                return self._suggest_baseline(trial_id, self.baseline_queue.pop(0))
+                spec = self._suggest_baseline(trial_id, self.baseline_queue.pop(0))
+                if spec is not None:
+                    return spec
+                continue
             now = time.monotonic()
             if now < self.next_look:
                 return None
@@ -160,9 +164,10 @@ class StudySearcher(Searcher):
                 self.started[trial_id] = time.perf_counter()
                 return spec
 
-    def _suggest_baseline(self, trial_id: str, name: str) -> dict[str, Any]:
+    def _suggest_baseline(self, trial_id: str, name: str) -> dict[str, Any] | None:
         """A preset trained as a trial is, but with no constraint, no early stopping and
-        the study's own recipe and seed, recorded in the companion study."""
+        the study's own recipe and seed, recorded in the companion study; None when it
+        failed before training (a device model that cannot price it)."""
         trial = self.baselines.ask()
         self.storage.record_heartbeat(trial._trial_id)
         self._beat(trial, True)
@@ -172,11 +177,16 @@ class StudySearcher(Searcher):
         trial.set_user_attr("seed", self.space.study.seed or 0)
         trial.set_user_attr("architecture", config.to_dict())
         trial.set_user_attr("recipe", self.space.train.to_dict())
-        self.pending[trial_id] = trial
-        self.started[trial_id] = time.perf_counter()
         spec = trial_spec(self.space, trial, config.to_dict(), self.space.train.to_dict())
         if self.device_model is not None:
-            spec[PROFILED] = self._priced(trial, config)
+            try:
+                spec[PROFILED] = self._priced(trial, config)
+            except UserError as error:
+                self._end(trial, Outcome(TrialState.FAIL, "failed",
+                                         reason=f"not priced: {error}"))
+                return None
+        self.pending[trial_id] = trial
+        self.started[trial_id] = time.perf_counter()
         return {**spec, "constraints": [], BASELINE: name}
 
     def _priced(self, trial: optuna.Trial, config: ArchitectureConfig) -> dict[str, float]:
@@ -217,7 +227,12 @@ class StudySearcher(Searcher):
             return None
         spec = trial_spec(self.space, trial, config.to_dict(), recipe.to_dict())
         if self.priced_constraints or self.device_model is not None:
-            figures = self._priced(trial, config)
+            try:
+                figures = self._priced(trial, config)
+            except UserError as error:  # a device model that does not cover the network
+                self._end(trial, Outcome(TrialState.FAIL, "failed",
+                                         reason=f"not priced: {error}"))
+                return None
             reason = violated_constraint([c.model_dump() for c in self.priced_constraints],
                                          figures)
             if reason:
