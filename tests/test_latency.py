@@ -2,10 +2,11 @@
 
 import random
 
+import pytest
 import torch
 from torch import nn
 
-from threshsearch.latency import LatencySettings, estimate_latency
+from threshsearch.latency import LatencySettings, estimate_latency, time_passes
 
 
 class FakeClock:
@@ -75,3 +76,14 @@ def test_the_record_says_how_it_was_measured(tiny_config):
         assert key in record, key
     assert record["batch_size"] == 2 and record["threads"] == torch.get_num_threads()
     assert model.training, "the model is left as it was found"
+
+
+def test_any_callable_can_be_timed():
+    clock = FakeClock()
+
+    def run() -> None:
+        clock.now += 0.001
+
+    passes = time_passes(run, LatencySettings(min_passes=10, min_time_s=0.05), clock)
+    assert passes.stable and len(passes.times) >= 50
+    assert passes.p10_s == pytest.approx(0.001)

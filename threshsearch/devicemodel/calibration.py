@@ -2,9 +2,11 @@
 features built from them, the calibration fitted to timed whole networks, and its error on
 networks held out of the fit.
 
-Every fit is non-negative least squares on relative residuals (each row divided by its
-measured time): a cost can only add time, and a 0.1 ms network counts as much as a 10 ms one,
-since the target is a relative error.
+Both fits are least squares on relative residuals (each row divided by its measured time):
+a 0.1 ms network counts as much as a 10 ms one, since the target is a relative error. A cost
+line is non-negative (an operation only adds time); the calibration is not, since a whole
+network can cost less than its operations timed apart (one call's overhead instead of one per
+operation, operations fused by the runtime).
 """
 
 from __future__ import annotations
@@ -19,18 +21,22 @@ from threshsearch.devicemodel.ops import Op
 
 MIB = 2**20
 BYTES = 4  # float32
-FEATURES = ("table_sum_ms", "operations", "weights_mib", "moved_mib")
-FORM = "ms = sum(coefficient * feature) over features (no intercept)"
+FEATURES = ("network", "table_sum_ms", "operations", "weights_mib", "moved_mib")
+FORM = "ms = sum(coefficient * feature) over features ('network' is 1: a per-call cost)"
 WITHIN = 0.10
 
 
-def _relative_nnls(rows: np.ndarray, measured: np.ndarray) -> np.ndarray:
-    """Non-negative coefficients minimising the relative residuals. Columns are scaled to
-    unit size first (the features span many orders of magnitude)."""
+def _relative_fit(rows: np.ndarray, measured: np.ndarray, non_negative: bool) -> np.ndarray:
+    """Coefficients minimising the relative residuals. Columns are scaled to unit size first
+    (the features span many orders of magnitude)."""
     weighted = rows / measured[:, None]
     scale = np.abs(weighted).max(axis=0)
     scale[scale == 0] = 1.0
-    solution, _ = nnls(weighted / scale, np.ones(len(measured)))
+    target = np.ones(len(measured))
+    if non_negative:
+        solution, _ = nnls(weighted / scale, target)
+    else:
+        solution = np.linalg.lstsq(weighted / scale, target, rcond=None)[0]
     return solution / scale
 
 
@@ -42,7 +48,7 @@ def op_row(op: Op) -> np.ndarray:
 def fit_cost_line(ops: Sequence[Op], ms: Sequence[float]) -> list[float]:
     """A cost line through one group's timed operations."""
     rows = np.stack([op_row(op) for op in ops])
-    return [float(value) for value in _relative_nnls(rows, np.asarray(ms, dtype=float))]
+    return [float(value) for value in _relative_fit(rows, np.asarray(ms, dtype=float), True)]
 
 
 def network_features(ops: Iterable[Op], lines: dict[str, np.ndarray]) -> np.ndarray:
@@ -56,11 +62,11 @@ def network_features(ops: Iterable[Op], lines: dict[str, np.ndarray]) -> np.ndar
         count += 1
         weights += op_weights
         moved += op_moved
-    return np.array([table, count, weights * BYTES / MIB, moved * BYTES / MIB])
+    return np.array([1.0, table, count, weights * BYTES / MIB, moved * BYTES / MIB])
 
 
 def fit_calibration(features: np.ndarray, measured: np.ndarray) -> list[float]:
-    return [float(value) for value in _relative_nnls(features, measured)]
+    return [float(value) for value in _relative_fit(features, measured, False)]
 
 
 def held_out_predictions(features: np.ndarray, measured: np.ndarray, folds: int,

@@ -81,7 +81,7 @@ class TableGroup(_Section):
 class Calibration(_Section):
     form: str = Field(description="how the features combine into the network's latency")
     features: list[str] = Field(description="the features, in the coefficients' order")
-    coefficients: list[Annotated[float, Ge(0)]]
+    coefficients: list[float]
     networks: Int(1, 1 << 20) = Field(description="whole networks timed to fit it")
 
 

@@ -1,0 +1,129 @@
+"""How well does a device model predict latency? For each runtime (PyTorch eager, ONNX
+Runtime) and each space (default.yaml, quickstart.yaml): profile this machine for the space
+(the time it takes is reported), draw networks from the space that profiling never saw,
+time each carefully (the reference: median of 3 independent measurements of >= 1 s each, a
+fresh module or session each), and compare: share within ±10 %, median / p90 / max absolute
+error, Spearman rank correlation; also the paper's presets at 32 (and 224: a model profiled at
+224 for the default space's networks). Run it with the machine to itself.
+
+    python benchmarks/device_model.py                    # the issue's benchmark: 100 networks
+    python benchmarks/device_model.py --networks 8 --draws 60 --calibration 16 \\
+        --runtimes torch --preset-sizes 32               # a smoke run, a few minutes
+
+``--out rows.csv`` writes the rows; the tables go to standard output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import time
+from pathlib import Path
+
+import numpy as np
+
+from threshsearch.devicemodel.calibration import error_summary
+from threshsearch.devicemodel.runtimes import make_runtime
+from threshsearch.latency import LatencySettings, time_passes
+from threshsearch.nn import build_model
+from threshsearch.search.deviceprofile import preset_networks, profile_space, space_networks
+from threshsearch.search.space import load_space
+
+ROOT = Path(__file__).resolve().parent.parent
+SPACES = {"default": ROOT / "search_spaces" / "default.yaml",
+          "quickstart": ROOT / "search_spaces" / "quickstart.yaml"}
+TEST_SEED = 1000  # draws for the held-out networks: another stream than profiling's seed 0
+
+
+def reference_ms(runtime, config, input_size: int, seconds: float, repeats: int
+                 ) -> tuple[float, float]:
+    """The median of ``repeats`` p10s, each over >= ``seconds`` of passes of a freshly
+    prepared network; and their spread (max / min - 1)."""
+    settings = LatencySettings(min_passes=20, min_time_s=seconds, max_time_s=3 * seconds,
+                               warmup_s=0.1)
+    estimates = []
+    for _ in range(repeats):
+        run = runtime.prepare(build_model(config), [(1, 3, input_size, input_size)], 1)
+        estimates.append(time_passes(run, settings).p10_s * 1000)
+    return float(np.median(estimates)), max(estimates) / min(estimates) - 1
+
+
+def evaluate(model, runtime, networks, input_size: int, args) -> dict:
+    predicted, measured, spreads = [], [], []
+    for index, config in enumerate(networks, start=1):
+        reference, spread = reference_ms(runtime, config, input_size, args.reference_s,
+                                         args.repeats)
+        predicted.append(model.predict_ms(config))
+        measured.append(reference)
+        spreads.append(spread)
+        print(f"  {index}/{len(networks)} {config.hash}: predicted {predicted[-1]:.3f} ms, "
+              f"measured {reference:.3f} ms", flush=True)
+    summary = error_summary(predicted, measured)
+    summary["networks_count"] = summary.pop("networks")
+    return summary | {"reference_spread_p90_pct": float(np.quantile(spreads, 0.9) * 100)}
+
+
+def profile(space_path: Path, runtime_name: str, input_size: int, args) -> tuple:
+    started = time.perf_counter()
+    model = profile_space(space_path, runtime=runtime_name, input_size=input_size,
+                          draws=args.draws, calibration_networks=args.calibration, seed=0)
+    return model, time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runtimes", nargs="+", default=["torch", "onnxruntime"])
+    parser.add_argument("--spaces", nargs="+", default=list(SPACES), choices=list(SPACES))
+    parser.add_argument("--networks", type=int, default=100,
+                        help="held-out networks per space")
+    parser.add_argument("--draws", type=int, default=400, help="networks profiling draws")
+    parser.add_argument("--calibration", type=int, default=40, help="networks timed whole")
+    parser.add_argument("--reference-s", type=float, default=1.0)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--preset-sizes", type=int, nargs="*", default=[32, 224])
+    parser.add_argument("--out", type=Path, help="write the rows as CSV")
+    args = parser.parse_args()
+
+    rows = []
+    for runtime_name in args.runtimes:
+        runtime = make_runtime(runtime_name)
+        for name in args.spaces:
+            space = load_space(SPACES[name])
+            print(f"{runtime_name} / {name}: profiling", flush=True)
+            model, seconds = profile(SPACES[name], runtime_name, 32, args)
+            print(model.summary(), flush=True)
+            seen = {config.hash for config in space_networks(space, args.draws, 32, seed=0)}
+            candidates = space_networks(space, 3 * args.networks, 32, seed=TEST_SEED)
+            held_out = [config for config in candidates if config.hash not in seen]
+            rows.append({"runtime": runtime_name, "networks": name, "profiling_s": seconds}
+                        | evaluate(model, runtime, held_out[:args.networks], 32, args))
+            if name == "default" and 32 in args.preset_sizes:
+                rows.append({"runtime": runtime_name, "networks": "presets@32",
+                             "profiling_s": seconds} | evaluate(
+                    model, runtime, preset_networks(space.num_classes, 32), 32, args))
+        if 224 in args.preset_sizes:
+            print(f"{runtime_name} / default at 224: profiling", flush=True)
+            model, seconds = profile(SPACES["default"], runtime_name, 224, args)
+            rows.append({"runtime": runtime_name, "networks": "presets@224",
+                         "profiling_s": seconds} | evaluate(
+                model, runtime, preset_networks(10, 224), 224, args))
+
+    print("\n| runtime | networks | n | within ±10 % | median | p90 | max | Spearman | "
+          "profiling | reference spread p90 |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        print(f"| {row['runtime']} | {row['networks']} | {row['networks_count']} | "
+              f"{row['within_10pct']:.0%} | {row['median_abs_pct']:.1f} % | "
+              f"{row['p90_abs_pct']:.1f} % | {row['max_abs_pct']:.1f} % | "
+              f"{row['spearman']:.3f} | {row['profiling_s']:.0f} s | "
+              f"{row['reference_spread_p90_pct']:.1f} % |")
+    if args.out:
+        with args.out.open("w", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""The runtimes: copies cycled in turn, ONNX Runtime computing what PyTorch computes, and a
+missing onnxruntime or an unknown runtime refused in one line."""
+
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from tests.devicemodel.fakes import small_networks
+from threshsearch.devicemodel.ops import network_ops, op_module
+from threshsearch.devicemodel.runtimes import OnnxRuntime, TorchRuntime, make_runtime
+from threshsearch.errors import UserError
+
+
+def test_the_torch_runtime_cycles_through_distinct_copies():
+    module = torch.nn.Conv2d(4, 4, 1, bias=False)
+    run = TorchRuntime().prepare(module, [(1, 4, 3, 3)], copies=3)
+    outputs = [run() for _ in range(4)]
+    assert outputs[0].shape == (1, 4, 3, 3)
+    assert not torch.equal(outputs[0], outputs[1])  # other inputs: another copy ran
+    assert torch.equal(outputs[0], outputs[3])  # the fourth call is the first copy again
+
+
+def test_onnxruntime_runs_a_harmonic_layer_as_torch_does():
+    pytest.importorskip("onnxruntime")
+    op = next(op for op in network_ops(small_networks(1)[0], 32)
+              if op.kind == "harmonic_layer" and len(op.shape) > 1)
+    module, shapes = op_module(op)
+    module.eval()
+    inputs = [torch.randn(1, *shape) for shape in shapes]
+    session = OnnxRuntime(threads=1).session(module, [(1, *shape) for shape in shapes])()
+    (out,) = session.run(None, {f"x{i}": x.numpy() for i, x in enumerate(inputs)})
+    with torch.no_grad():
+        expected = module(*inputs).numpy()
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_a_missing_onnxruntime_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(UserError, match=r"pip install 'threshsearch\[onnx\]'"):
+        make_runtime("onnxruntime")
+
+
+def test_an_unknown_runtime_is_refused():
+    with pytest.raises(UserError, match="runtime: 'tflite' is invalid; expected one of torch, "
+                       "onnxruntime"):
+        make_runtime("tflite")
