@@ -209,6 +209,11 @@ def _cmd_validate(args: argparse.Namespace) -> int:
           f"{measurement.min_time_s:g}-{measurement.max_time_s:g} s per network, "
           f"{'device to itself' if measurement.exclusive else 'device shared'}"
           f"{', front re-timed at the end' if measurement.retime_front else ''}")
+    if measurement.device_model == "auto":
+        print("  predicted   by a device model of this machine's CPU, profiled at the study's "
+              "first run")
+    elif space.device_model is not None:
+        print(f"  predicted   by {measurement.device_model}: {space.device_model.summary()}")
     print(f"  baselines   {', '.join(space.baselines) or 'none'}")
     for name, value in space.parameters.given().items():
         print(f"  space       {name}: {_describe(value)}")

@@ -143,6 +143,12 @@ class _CostRuntime:
         return run
 
 
+def fake_profiling():
+    """profile_device's keywords for a profile on a fake clock and runtime."""
+    clock = _CostClock()
+    return {"runtime": _CostRuntime(clock), "clock": clock, "progress": False}
+
+
 def write_device_model(path: Path, space_path: Path | None = None, draws: int = 12) -> Path:
     """A device model of the tiny space's networks (draws and the presets, which baselines
     are), made on a fake clock (nothing timed for real) and saved at ``path``."""
@@ -159,8 +165,6 @@ def write_device_model(path: Path, space_path: Path | None = None, draws: int = 
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     configs = [space.sample(study.ask())[0] for _ in range(draws)]
     configs += [get_preset(name, space.num_classes) for name in PRESETS]  # the baselines
-    clock = _CostClock()
-    model = profile_device(configs, runtime=_CostRuntime(clock), calibration_networks=6,
-                           progress=False, clock=clock)
+    model = profile_device(configs, calibration_networks=6, **fake_profiling())
     model.save(path)
     return path

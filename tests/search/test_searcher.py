@@ -329,3 +329,38 @@ def test_a_study_priced_by_one_device_model_refuses_another(tmp_path, device_mod
                                          r"another study\.name"):
         open_study(moved)
     open_study(with_device_model(space, device_model_file))  # the same model resumes
+
+
+def test_an_auto_device_model_is_profiled_once_and_kept_with_the_study(tmp_path, monkeypatch,
+                                                                       capsys):
+    from tests.search.helpers import fake_profiling
+    from threshsearch.search import deviceprofile
+    from threshsearch.search.pricing import MODEL_FILE, priced_space
+
+    profiled = []
+    real = deviceprofile.profile_space
+
+    def on_a_fake_clock(space, **settings):
+        profiled.append(settings)
+        return real(space, **{**settings, **fake_profiling(), "draws": 8,
+                              "calibration_networks": 4})
+
+    monkeypatch.setattr(deviceprofile, "profile_space", on_a_fake_clock)
+    monkeypatch.chdir(tmp_path)  # the study folder, studies/<name>/, is under the cwd
+    space = with_device_model(make_space(tmp_path, growth=4), "auto",
+                              objectives=[{"metric": "val_accuracy"},
+                                          {"metric": "predicted_latency_ms"}])
+    assert space.device_model is None  # not profiled until a run starts
+    first = priced_space(space, 32)
+    assert "profiling this machine's CPU for the space, once" in capsys.readouterr().out
+    assert profiled == [{"input_size": 32, "batch_size": 1, "threads": 1, "progress": True}]
+    again = priced_space(space, 32, quiet=True)
+    assert len(profiled) == 1 and (space.study_dir / MODEL_FILE).exists()
+    assert again.device_model.model_id == first.device_model.model_id
+    searcher = make_searcher(again)
+    try:
+        spec = searcher.suggest("ray-1")
+    finally:
+        searcher.close()
+    assert spec["profiled"]["predicted_latency_ms"] > 0
+    assert searcher.study.user_attrs["device_model"]["id"] == first.device_model.model_id

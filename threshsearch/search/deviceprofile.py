@@ -57,13 +57,14 @@ def preset_networks(num_classes: int, input_size: int) -> list[ArchitectureConfi
     return networks
 
 
-def profile_space(space_path: str | Path, *, runtime: str | Runtime = "torch",
+def profile_space(space: SearchSpace | str | Path, *, runtime: str | Runtime = "torch",
                   input_size: int, batch_size: int = 1, threads: int = 1,
                   dtype: str = "float32", draws: int = SPACE_DRAWS,
                   calibration_networks: int = CALIBRATION_NETWORKS, seed: int = 0,
                   progress: bool = True, clock: Clock = time.perf_counter) -> DeviceModel:
-    """A device model of this machine for the networks of the space in ``space_path``."""
-    space = load_space(space_path)
+    """A device model of this machine for the networks of ``space`` (or the space file at
+    that path)."""
+    space = space if isinstance(space, SearchSpace) else load_space(space)
     networks = space_networks(space, draws, input_size, seed)
     networks += preset_networks(space.num_classes, input_size)
     return profile_device(networks, runtime=runtime, batch_size=batch_size,

@@ -1,6 +1,8 @@
-"""Which device model prices a study's trials: recorded in the study when it opens, so that
-predictions of two models never share its ``predicted_latency_ms``, and read back by
-whatever needs the same predictions later (a confirmation of its front)."""
+"""The device model that prices a study's trials: made for ``device_model: auto`` at the
+study's first run, recorded in the study when it opens (so that predictions of two models
+never share its ``predicted_latency_ms``), read back by whatever needs the same predictions
+later (a confirmation of its front), and whether re-timing the front here measures what it
+predicted."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from threshsearch.devicemodel.profiling import cpu_name
 from threshsearch.errors import UserError
 from threshsearch.measure import resolve_device
 from threshsearch.search.objectives import DEVICE_MODEL
-from threshsearch.search.sections import SpaceError
+from threshsearch.search.sections import AUTO_DEVICE_MODEL, SpaceError
 from threshsearch.search.space import SearchSpace
 
 
@@ -58,3 +60,30 @@ def models_this_device(model: DeviceModel, device: str) -> bool:
     made = model.data
     return (made.runtime.name == "torch" and made.device.kind == "cpu"
             and resolve_device(device).type == "cpu" and made.device.name == cpu_name())
+
+
+MODEL_FILE = "device-model.json"  # under the study folder: what device_model: auto made
+
+
+def priced_space(space: SearchSpace, input_size: int, quiet: bool = False) -> SearchSpace:
+    """The space with its device model: ``auto`` is this machine's CPU, profiled for the
+    space at the study's first run (threads: the trials' cpus; batch: the latency batch
+    size) and kept in the study folder, so every later run prices with the same model."""
+    if space.measurement.device_model != AUTO_DEVICE_MODEL:
+        return space
+    path = space.study_dir / MODEL_FILE
+    if not path.exists():
+        from threshsearch.search.deviceprofile import profile_space
+
+        if not quiet:
+            print(f"device model: profiling this machine's CPU for the space, once (kept in "
+                  f"{path})", flush=True)
+        model = profile_space(space, input_size=input_size,
+                              batch_size=space.data.latency_batch_size,
+                              threads=max(1, int(space.resources.cpus)), progress=not quiet)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        model.save(path)
+    model = load_device_model(path)
+    if not quiet:
+        print(f"device model: {model.summary()}")
+    return space.with_device_model(model)

@@ -18,8 +18,8 @@ import optuna
 from threshsearch.data import ImageDataset, load_dataset
 from threshsearch.folders import skipped_summary
 from threshsearch.search.baselines import open_baselines_study
-from threshsearch.search.pricing import models_this_device, record_device_model
 from threshsearch.search.cluster import check_cluster, connect_ray, quiet_ray
+from threshsearch.search.pricing import models_this_device, priced_space, record_device_model
 from threshsearch.search.progress import Progress
 from threshsearch.search.retime import retime_front
 from threshsearch.search.space import SearchSpace, SpaceError
@@ -122,6 +122,7 @@ def run_search(space: SearchSpace, address: str | None = None, quiet: bool = Fal
     try:
         check_cluster(space, dataset, f"the Ray cluster at {address}" if address
                       else "this machine's Ray")
+        space = priced_space(space, dataset.input_size, quiet)
         study = open_study(space)
         study.set_user_attr("test_split", dataset.test_split)
         progress = Progress(space, quiet)

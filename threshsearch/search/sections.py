@@ -33,6 +33,7 @@ from threshsearch.train import RECIPES, Recipe
 from threshsearch.validation import Bool, Choice, Int, Number, Schema, expect, problem
 
 DIRECTIONS = ("maximize", "minimize")
+AUTO_DEVICE_MODEL = "auto"  # measurement.device_model: profile this machine at the first run
 EARLY_STOPPING = ("pareto", "asha", "none")
 
 
@@ -164,9 +165,12 @@ class Measurement(Section):
     retime_front: Bool = Field(True, description="time the front again, one network at a "
                                "time, at the end")
     device_model: Annotated[str, Strict(), expect(
-        "the path of a device-model file written by `threshsearch device-profile`")] | None = \
-        Field(None, description="a device-model file: predicted_latency_ms comes from it, on "
-              "the driver, before training (no worker time spent timing)")
+        "the path of a device-model file written by `threshsearch device-profile`, or "
+        "auto")] | None = Field(
+        None, description="a device-model file (`threshsearch device-profile`), or auto: this "
+        "machine's CPU, profiled for the space at the study's first run and kept in "
+        "studies/<name>/device-model.json. predicted_latency_ms comes from it, on the driver, "
+        "before training: no worker time is spent timing")
 
     @model_validator(mode="after")
     def _min_below_max(self) -> Measurement:

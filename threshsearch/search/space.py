@@ -27,6 +27,7 @@ from threshsearch.search.baselines import default_baselines, fits
 from threshsearch.search.objectives import METRICS, PREDICTED_LATENCY
 from threshsearch.search.samplers import SamplerChoice, choose_sampler
 from threshsearch.search.sections import (
+    AUTO_DEVICE_MODEL,
     Categorical,
     Constraint,
     DataSettings,
@@ -135,8 +136,10 @@ class SearchSpace(Section):
             if PREDICTED_LATENCY in self.priced_metrics:
                 raise problem(f"{PREDICTED_LATENCY} needs a device model; expected "
                               f"measurement.device_model: a file written by `threshsearch "
-                              f"device-profile`", "measurement.device_model")
+                              f"device-profile`, or auto", "measurement.device_model")
             return
+        if path == AUTO_DEVICE_MODEL:
+            return  # profiled when the run starts (search.pricing.priced_space)
         try:
             model = load_device_model(path)
             model.require(input_size=INPUT_SIZE, batch_size=self.data.latency_batch_size)
@@ -202,8 +205,15 @@ class SearchSpace(Section):
 
     @property
     def device_model(self) -> DeviceModel | None:
-        """The device model ``measurement.device_model`` names, read when the space was."""
+        """The device model ``measurement.device_model`` names, read when the space was
+        (with ``auto``: once the run has profiled this machine)."""
         return self._device_model
+
+    def with_device_model(self, model: DeviceModel) -> SearchSpace:
+        """This space priced by ``model`` (what ``device_model: auto`` resolves to)."""
+        copy = self.model_copy()
+        copy._device_model = model
+        return copy
 
     @property
     def directions(self) -> list[str]:

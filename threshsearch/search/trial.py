@@ -27,8 +27,8 @@ import torch
 from threshsearch.api import profile
 from threshsearch.config import ArchitectureConfig
 from threshsearch.data import ImageDataset, load_dataset
-from threshsearch.devicemodel import DeviceModel
 from threshsearch.devicelock import DeviceLock, LockSettings, device_key, device_lock
+from threshsearch.devicemodel import DeviceModel
 from threshsearch.latency import LatencySettings, estimate_latency
 from threshsearch.measure import device_name, resolve_device
 from threshsearch.nn import build_model
