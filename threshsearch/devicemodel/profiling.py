@@ -52,7 +52,7 @@ MAX_COPIES = 32
 OPERATION_TIMING = LatencySettings(min_passes=10, max_time_s=0.3, min_time_s=0.05,
                                    warmup_s=0.02)
 NETWORK_TIMING = LatencySettings(min_passes=20, max_time_s=1.0, min_time_s=0.25)
-SAMPLES_PER_GROUP = 6
+SAMPLES_PER_GROUP = 8
 FOLDS = 5
 
 
