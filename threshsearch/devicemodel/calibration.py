@@ -24,15 +24,16 @@ BYTES = 4  # float32
 FEATURES = ("network", "table_sum_ms", "operations", "weights_mib", "moved_mib")
 FORM = "ms = sum(coefficient * feature) over features ('network' is 1: a per-call cost)"
 WITHIN = 0.10
+FLOOR_MS = 1e-3  # relative residuals of operations timed at the call overhead or below
 
 
 def _relative_fit(rows: np.ndarray, measured: np.ndarray, non_negative: bool) -> np.ndarray:
     """Coefficients minimising the relative residuals. Columns are scaled to unit size first
     (the features span many orders of magnitude)."""
-    weighted = rows / measured[:, None]
+    weighted = rows / np.maximum(measured, FLOOR_MS)[:, None]
     scale = np.abs(weighted).max(axis=0)
     scale[scale == 0] = 1.0
-    target = np.ones(len(measured))
+    target = measured / np.maximum(measured, FLOOR_MS)
     if non_negative:
         solution, _ = nnls(weighted / scale, target)
     else:
