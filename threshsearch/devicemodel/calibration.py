@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import numpy as np
-from scipy.optimize import nnls
+from scipy.optimize import least_squares, nnls
 from scipy.stats import spearmanr
 
 from threshsearch.devicemodel.ops import Op
@@ -34,10 +34,15 @@ def _relative_fit(rows: np.ndarray, measured: np.ndarray, non_negative: bool) ->
     scale = np.abs(weighted).max(axis=0)
     scale[scale == 0] = 1.0
     target = measured / np.maximum(measured, FLOOR_MS)
+    rows = weighted / scale
     if non_negative:
-        solution, _ = nnls(weighted / scale, target)
+        solution, _ = nnls(rows, target)
     else:
-        solution = np.linalg.lstsq(weighted / scale, target, rcond=None)[0]
+        # Robust (soft L1 beyond 5 %): one network timed while a neighbour took the core
+        # must not bend the calibration of all the others.
+        start = np.linalg.lstsq(rows, target, rcond=None)[0]
+        solution = least_squares(lambda x: rows @ x - target, start, loss="soft_l1",
+                                 f_scale=0.05).x
     return solution / scale
 
 
