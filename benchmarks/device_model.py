@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from threshsearch.devicemodel.calibration import error_summary
 from threshsearch.devicemodel.runtimes import make_runtime
@@ -66,6 +67,7 @@ def evaluate(model, runtime, networks, input_size: int, args) -> dict:
 def profile(space_path: Path, runtime_name: str, input_size: int, args) -> tuple:
     started = time.perf_counter()
     model = profile_space(space_path, runtime=runtime_name, input_size=input_size,
+                          threads=args.threads,
                           draws=args.draws, calibration_networks=args.calibration, seed=0)
     return model, time.perf_counter() - started
 
@@ -82,11 +84,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--preset-sizes", type=int, nargs="*", default=[32, 224])
     parser.add_argument("--out", type=Path, help="write the rows as CSV")
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
+    # The references run with the threads the models were profiled for (profiling sets them
+    # only while it runs): PyTorch's default, every core, is another device.
+    torch.set_num_threads(args.threads)
 
     rows = []
     for runtime_name in args.runtimes:
-        runtime = make_runtime(runtime_name)
+        runtime = make_runtime(runtime_name, args.threads)
         for name in args.spaces:
             space = load_space(SPACES[name])
             print(f"{runtime_name} / {name}: profiling", flush=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import numpy as np
-from scipy.optimize import nnls
+from scipy.optimize import least_squares, nnls
 from scipy.stats import spearmanr
 
 from threshsearch.devicemodel.ops import Op
@@ -24,19 +24,25 @@ BYTES = 4  # float32
 FEATURES = ("network", "table_sum_ms", "operations", "weights_mib", "moved_mib")
 FORM = "ms = sum(coefficient * feature) over features ('network' is 1: a per-call cost)"
 WITHIN = 0.10
+FLOOR_MS = 1e-3  # relative residuals of operations timed at the call overhead or below
 
 
 def _relative_fit(rows: np.ndarray, measured: np.ndarray, non_negative: bool) -> np.ndarray:
     """Coefficients minimising the relative residuals. Columns are scaled to unit size first
     (the features span many orders of magnitude)."""
-    weighted = rows / measured[:, None]
+    weighted = rows / np.maximum(measured, FLOOR_MS)[:, None]
     scale = np.abs(weighted).max(axis=0)
     scale[scale == 0] = 1.0
-    target = np.ones(len(measured))
+    target = measured / np.maximum(measured, FLOOR_MS)
+    rows = weighted / scale
     if non_negative:
-        solution, _ = nnls(weighted / scale, target)
+        solution, _ = nnls(rows, target)
     else:
-        solution = np.linalg.lstsq(weighted / scale, target, rcond=None)[0]
+        # Robust (soft L1 beyond 5 %): one network timed while a neighbour took the core
+        # must not bend the calibration of all the others.
+        start = np.linalg.lstsq(rows, target, rcond=None)[0]
+        solution = least_squares(lambda x: rows @ x - target, start, loss="soft_l1",
+                                 f_scale=0.05).x
     return solution / scale
 
 

@@ -67,7 +67,8 @@ class TableSample(_Section):
     in_channels: int
     out_channels: int
     shape: list[int] = Field(description="the operation's other shape figures (see ops.Op)")
-    ms: Milliseconds = Field(description="p10 of its timed calls, copies cycled (cold cache)")
+    ms: Milliseconds = Field(description="p10 of its timed calls, copies cycled (cold cache), "
+                             "less the runtime's call overhead")
 
 
 class TableGroup(_Section):
@@ -83,6 +84,9 @@ class Calibration(_Section):
     features: list[str] = Field(description="the features, in the coefficients' order")
     coefficients: list[float]
     networks: Int(1, 1 << 20) = Field(description="whole networks timed to fit it")
+    call_overhead_ms: Milliseconds = Field(
+        description="the runtime's cost of one call with nothing to compute; taken off every "
+        "timed operation (the table's samples are net of it)")
 
 
 class HeldOutError(_Section):

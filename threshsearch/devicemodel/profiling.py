@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm import tqdm
 
 from threshsearch.config import ArchitectureConfig
@@ -52,7 +53,7 @@ MAX_COPIES = 32
 OPERATION_TIMING = LatencySettings(min_passes=10, max_time_s=0.3, min_time_s=0.05,
                                    warmup_s=0.02)
 NETWORK_TIMING = LatencySettings(min_passes=20, max_time_s=1.0, min_time_s=0.25)
-SAMPLES_PER_GROUP = 6
+SAMPLES_PER_GROUP = 8
 FOLDS = 5
 
 
@@ -126,9 +127,11 @@ def profile_device(configs: Iterable[ArchitectureConfig], *, runtime: str | Runt
     try:
         torch.set_num_threads(threads)
         with lock.exclusive():
+            overhead_ms = call_overhead_ms(runtime, batch_size, clock)
             table_ms = {}
             for group, ops in timed_ops.items():
-                table_ms[group] = [_time_op(runtime, op, batch_size, clock, bar) for op in ops]
+                table_ms[group] = [max(0.0, _time_op(runtime, op, batch_size, clock, bar)
+                                       - overhead_ms) for op in ops]
             lines = {group: np.asarray(fit.fit_cost_line(timed_ops[group], table_ms[group]))
                      for group in timed_ops}
             measured = np.array([_time_network(runtime, config, batch_size, input_size,
@@ -165,7 +168,7 @@ def profile_device(configs: Iterable[ArchitectureConfig], *, runtime: str | Runt
                for group in sorted(timed_ops)],
         calibration=Calibration(form=fit.FORM, features=list(fit.FEATURES),
                                 coefficients=fit.fit_calibration(features, measured),
-                                networks=len(calibration)),
+                                networks=len(calibration), call_overhead_ms=overhead_ms),
         held_out=HeldOutError(method=f"{folds}-fold cross-validation over the calibration "
                               "networks", **held_out),
         profiling=ProfilingInfo(started=started.isoformat(timespec="seconds"),
@@ -174,6 +177,15 @@ def profile_device(configs: Iterable[ArchitectureConfig], *, runtime: str | Runt
                                 networks_timed=len(calibration), seed=seed),
     )
     return DeviceModel(data)
+
+
+def call_overhead_ms(runtime: Runtime, batch_size: int, clock: Clock) -> float:
+    """What calling the runtime costs with nothing to compute (an identity on a one-channel
+    map), cycled like the operations. Taken off every operation's time: a network pays it once,
+    its operations timed apart would pay it each (ONNX Runtime's run() is tens of µs from
+    Python, a large share of a small operation)."""
+    run = runtime.prepare(nn.Identity(), [(batch_size, 1, 1, 1)], MAX_COPIES)
+    return time_passes(run, OPERATION_TIMING, clock).p10_s * 1000
 
 
 def _time_op(runtime: Runtime, op: Op, batch_size: int, clock: Clock, bar: tqdm) -> float:
