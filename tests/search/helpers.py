@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 import yaml
 
@@ -115,38 +116,12 @@ def offline_study(folder: Path, n_trials: int = 7, objectives: list | None = Non
     return space, study
 
 
-class _CostClock:
-    """A clock that moves only when a fake runtime runs something: by a cost that grows
-    with the module's parameters, so a model made on it predicts big networks slower."""
-
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class _CostRuntime:
-    name = "torch"
-
-    def __init__(self, clock: _CostClock):
-        self.clock = clock
-
-    def versions(self) -> dict:
-        return {"torch": "fake", "python": "fake"}
-
-    def prepare(self, module, shapes, copies):
-        cost = 1e-5 + 1e-9 * sum(parameter.numel() for parameter in module.parameters())
-
-        def run():
-            self.clock.now += cost
-        return run
-
-
 def fake_profiling():
     """profile_device's keywords for a profile on a fake clock and runtime."""
-    clock = _CostClock()
-    return {"runtime": _CostRuntime(clock), "clock": clock, "progress": False}
+    from tests.devicemodel.fakes import FakeClock, FakeRuntime
+
+    clock = FakeClock()
+    return {"runtime": FakeRuntime(clock), "clock": clock, "progress": False}
 
 
 def write_device_model(path: Path, space_path: Path | None = None, draws: int = 12) -> Path:
@@ -165,6 +140,8 @@ def write_device_model(path: Path, space_path: Path | None = None, draws: int = 
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     configs = [space.sample(study.ask())[0] for _ in range(draws)]
     configs += [get_preset(name, space.num_classes) for name in PRESETS]  # the baselines
-    model = profile_device(configs, calibration_networks=6, **fake_profiling())
+    # Profiling takes the device lock: a private folder keeps other tests' trials going.
+    with mock.patch.dict(os.environ, {"THRESHSEARCH_LOCK_DIR": str(path.parent / "locks")}):
+        model = profile_device(configs, calibration_networks=6, **fake_profiling())
     model.save(path)
     return path

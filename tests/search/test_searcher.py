@@ -347,6 +347,7 @@ def test_an_auto_device_model_is_profiled_once_and_kept_with_the_study(tmp_path,
 
     monkeypatch.setattr(deviceprofile, "profile_space", on_a_fake_clock)
     monkeypatch.chdir(tmp_path)  # the study folder, studies/<name>/, is under the cwd
+    monkeypatch.setenv("THRESHSEARCH_LOCK_DIR", str(tmp_path / "locks"))
     space = with_device_model(make_space(tmp_path, growth=4), "auto",
                               objectives=[{"metric": "val_accuracy"},
                                           {"metric": "predicted_latency_ms"}])
