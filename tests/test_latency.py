@@ -1,11 +1,12 @@
-"""The latency estimator, on a fake clock: what it reports under stalls, and at its cap."""
+"""The latency estimator, on a fake clock: what it reports under stalls, at its cap, and
+after a fresh process's slow first passes."""
 
 import random
 
 import torch
 from torch import nn
 
-from threshsearch.latency import LatencySettings, estimate_latency
+from threshsearch.latency import LatencySettings, estimate_latency, time_callable
 
 
 class FakeClock:
@@ -75,3 +76,18 @@ def test_the_record_says_how_it_was_measured(tiny_config):
         assert key in record, key
     assert record["batch_size"] == 2 and record["threads"] == torch.get_num_threads()
     assert model.training, "the model is left as it was found"
+
+
+def test_the_slow_first_passes_of_a_fresh_process_are_warm_up_not_timed():
+    """A CPU pass too: first calls pay for set-up and a clock ramping up; the warm-up goes on
+    until the pass times settle, so none of those lands among the timed passes."""
+    clock, calls = FakeClock(), []
+    cost = 0.001
+
+    def run() -> None:
+        calls.append(None)
+        clock.now += cost * (1 + 9 * 0.7 ** len(calls))  # 10x at first, fading
+
+    passes = time_callable(run, LatencySettings(warmup_s=0.005), clock=clock)
+    assert max(passes.seconds) < 1.2 * cost
+    assert len(calls) > len(passes.seconds)  # the warm-up's passes are not among them

@@ -64,36 +64,65 @@ class LatencyEstimate(MeasuredOn):
 Clock = Callable[[], float]
 
 
-def _pass_time(model: nn.Module, x: torch.Tensor, device: torch.device, clock: Clock
-               ) -> float:
-    synchronize(device)
+def _pass_time(run: Callable[[], object], sync: Callable[[], None], clock: Clock) -> float:
+    sync()
     start = clock()
-    model(x)
-    synchronize(device)
+    run()
+    sync()
     return clock() - start
 
 
-def _warm_up(model: nn.Module, x: torch.Tensor, device: torch.device,
+def _warm_up(run: Callable[[], object], sync: Callable[[], None],
              settings: LatencySettings, clock: Clock) -> None:
-    """Untimed passes: at least 3 and ``warmup_s``; on CUDA also until two windows of five
-    passes agree within 10 %, so that cuDNN's choice of algorithms and the allocator have
-    settled. Never longer than half the time cap (after one pass)."""
+    """Untimed passes: at least 3 and ``warmup_s``, then until two windows of five passes
+    agree within 10 %: the first passes of a fresh process pay for the allocator, first-call
+    set-up (oneDNN primitives, cuDNN's choice of algorithms) and a clock still ramping up
+    after the wait for the device. Never longer than half the time cap (after one pass)."""
     start, window, previous, passes = clock(), [], None, 0
     while True:
-        window.append(_pass_time(model, x, device, clock))
+        window.append(_pass_time(run, sync, clock))
         passes += 1
         spent = clock() - start
         if spent >= settings.max_time_s / 2:
             return
         if passes < 3 or spent < settings.warmup_s:
             continue
-        if device.type != "cuda":
-            return
-        if len(window) == 5:
-            median = float(np.median(window))
+        if len(window) >= 5:
+            median = float(np.median(window[-5:]))
             if previous is not None and abs(median - previous) <= 0.1 * previous:
                 return
             previous, window = median, []
+
+
+@dataclass(frozen=True)
+class TimedPasses:
+    """The timed passes of one estimate, in seconds, and whether they settled."""
+
+    seconds: list[float]
+    stable: bool  # False: the time cap ended the passes before the estimate settled
+
+
+def time_callable(run: Callable[[], object], settings: LatencySettings = LatencySettings(),
+                  sync: Callable[[], None] = lambda: None, clock: Clock = time.perf_counter
+                  ) -> TimedPasses:
+    """Warm ``run`` up, then time single calls of it (``sync`` waits for the device around
+    each) in rounds that double from ``settings.min_passes`` until the p10 moves less than
+    ``tolerance`` (after ``min_time_s``) or ``max_time_s`` is spent: the estimator for any
+    runtime (PyTorch, ONNX Runtime)."""
+    _warm_up(run, sync, settings, clock)
+    times: list[float] = []
+    timed_from, previous, checkpoint = clock(), None, settings.min_passes
+    while True:
+        times.append(_pass_time(run, sync, clock))
+        if len(times) >= checkpoint:  # the end of a round: has the estimate settled?
+            estimate = float(np.quantile(times, QUANTILE))
+            if previous is not None and abs(estimate - previous) <= (
+                    settings.tolerance * previous) and (
+                    clock() - timed_from >= settings.min_time_s):
+                return TimedPasses(times, True)
+            previous, checkpoint = estimate, 2 * len(times)
+        if clock() - timed_from >= settings.max_time_s:
+            return TimedPasses(times, False)
 
 
 def estimate_latency(model: nn.Module, input_size: int, device: torch.device | str = "cpu",
@@ -111,27 +140,14 @@ def estimate_latency(model: nn.Module, input_size: int, device: torch.device | s
     x = torch.randn(settings.batch_size, 3, input_size, input_size, device=device)
     x = x.contiguous(memory_format=memory_format)
     began = clock()
-    times: list[float] = []
-    stable = False
     try:
         with (conv_weights_in(model, memory_format), torch.inference_mode(),
               mixed_precision(device, dtype)):
-            _warm_up(model, x, device, settings, clock)
-            timed_from, previous, checkpoint = clock(), None, settings.min_passes
-            while True:
-                times.append(_pass_time(model, x, device, clock))
-                if len(times) >= checkpoint:  # the end of a round: has the estimate settled?
-                    estimate = float(np.quantile(times, QUANTILE))
-                    if previous is not None and abs(estimate - previous) <= (
-                            settings.tolerance * previous) and (
-                            clock() - timed_from >= settings.min_time_s):
-                        stable = True
-                        break
-                    previous, checkpoint = estimate, 2 * len(times)
-                if clock() - timed_from >= settings.max_time_s:
-                    break
+            passes = time_callable(lambda: model(x), settings, lambda: synchronize(device),
+                                   clock)
     finally:
         model.train(was_training)
+    times, stable = passes.seconds, passes.stable
     ms = np.array(times) * 1000
     return LatencyEstimate(
         latency_ms=float(np.quantile(ms, QUANTILE)), statistic=STATISTIC,
