@@ -423,8 +423,14 @@ def _cmd_retime(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    from threshsearch.data import INPUT_SIZE
     from threshsearch.results import export_baselines, export_front
+    from threshsearch.results.export import export_onnx
 
+    if args.onnx:
+        from threshsearch.deploy import require_onnx
+
+        require_onnx("--onnx")
     study, url, folder = _open_study_source(args)
     out = Path(args.out) if args.out else folder / "pareto"
     paths = export_front(study, url, out)
@@ -432,8 +438,14 @@ def _cmd_export(args: argparse.Namespace) -> int:
     for path in paths:
         print(f"  {path.name}")
     print("  pareto.csv")
-    for path in export_baselines(study, url, out):
+    baselines = export_baselines(study, url, out)
+    for path in baselines:
         print(f"  baselines/{path.name}")
+    if args.onnx:
+        print(f"ONNX ({INPUT_SIZE}x{INPUT_SIZE}, batch 1), each checked against PyTorch:",
+              flush=True)
+        export_onnx([*paths, *baselines], INPUT_SIZE, progress=lambda path, check: print(
+            f"  {path.relative_to(out)}: {check.describe()}", flush=True))
     _print_verdict(study, f"threshsearch confirm {_source_flags(args)}")
     return 0
 
@@ -618,6 +630,9 @@ def build_parser() -> argparse.ArgumentParser:
         "export", help="write each Pareto-optimal network as a self-contained YAML file")
     _add_study_source(export)
     export.add_argument("--out", metavar="DIR", help="default: studies/<name>/pareto")
+    export.add_argument("--onnx", action="store_true",
+                        help="also write each network as <name>.onnx, checked against "
+                             "PyTorch's output (needs threshsearch[onnx])")
     export.set_defaults(handler=_cmd_export)
 
     report = commands.add_parser("report", help="write the study's plotly HTML report")
