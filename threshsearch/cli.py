@@ -503,8 +503,6 @@ def _cmd_time(args: argparse.Namespace) -> int:
             raise UserError(f"{flag}: {value} is invalid; expected 1 or more")
     if not args.seconds > 0:
         raise UserError(f"--seconds: {args.seconds} is invalid; expected a number > 0")
-    if args.input_size < 32:
-        raise UserError(f"--input-size: {args.input_size} is invalid; expected 32 or more")
     paths = result_files(args.results)
     settings = TimingSettings(args.runtime, args.device, args.threads, args.batch_size,
                               args.input_size, args.repeats, args.seconds)

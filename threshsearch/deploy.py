@@ -60,7 +60,7 @@ def to_onnx(model: nn.Module, input_size: int, batch_size: int = 1,
             path: str | Path | None = None) -> bytes:
     """``model`` in eval mode as an ONNX model (opset ``OPSET``, input ``input`` of shape
     (batch_size, 3, input_size, input_size), output ``logits``), written to ``path`` too
-    when given. The model is left in the mode it was found in."""
+    when given. The model is moved to the CPU and left in the mode it was found in."""
     require_onnx("ONNX export")
     was_training = model.training
     model.eval()
@@ -116,7 +116,8 @@ class OnnxCheck:
 def check_onnx(model: nn.Module, onnx_model: bytes | str | Path, input_size: int,
                batch_size: int = 1, name: str = "the network") -> OnnxCheck:
     """Run the ONNX model in ONNX Runtime and ``model`` in PyTorch (eval mode) on one fixed
-    random input and compare; ExportMismatch, naming ``name``, beyond the tolerance."""
+    random input and compare; ExportMismatch, naming ``name``, beyond the tolerance. The
+    model is moved to the CPU."""
     x = check_input(batch_size, input_size)
     was_training = model.training
     model.eval()

@@ -181,6 +181,10 @@ def time_results(paths: list[Path], settings: TimingSettings,
     rows = []
     for index, path in enumerate(paths, start=1):
         result = read_result(path)
+        try:
+            result.architecture.check_input_size(settings.input_size)
+        except ConfigError as error:
+            raise UserError(f"--input-size: {path}: {error}") from None
         document = result.document
         if settings.runtime == "torch":
             estimates, source = _torch_estimates(result, settings, device)
