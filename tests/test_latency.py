@@ -1,4 +1,5 @@
-"""The latency estimator, on a fake clock: what it reports under stalls, and at its cap."""
+"""The latency estimator, on a fake clock: what it reports under stalls, at its cap, and
+after a fresh process's slow first passes."""
 
 import random
 
@@ -87,3 +88,18 @@ def test_any_callable_can_be_timed():
     passes = time_passes(run, LatencySettings(min_passes=10, min_time_s=0.05), clock)
     assert passes.stable and len(passes.times) >= 50
     assert passes.p10_s == pytest.approx(0.001)
+
+
+def test_the_slow_first_passes_of_a_fresh_process_are_warm_up_not_timed():
+    """A CPU pass too: first calls pay for set-up and a clock ramping up; the warm-up goes on
+    until the pass times settle, so none of those lands among the timed passes."""
+    clock, calls = FakeClock(), []
+    cost = 0.001
+
+    def run() -> None:
+        calls.append(None)
+        clock.now += cost * (1 + 9 * 0.7 ** len(calls))  # 10x at first, fading
+
+    passes = time_passes(run, LatencySettings(warmup_s=0.005), clock)
+    assert max(passes.times) < 1.2 * cost
+    assert len(calls) > len(passes.times)  # the warm-up's passes are not among them

@@ -84,11 +84,12 @@ def _pass_time(run: Callable[[], object], sync: Callable[[], None], clock: Clock
     return clock() - start
 
 
-def _warm_up(run: Callable[[], object], sync: Callable[[], None], settings: LatencySettings,
-             clock: Clock, settle_windows: bool) -> None:
-    """Untimed passes: at least 3 and ``warmup_s``; with ``settle_windows`` (CUDA) also until
-    two windows of five passes agree within 10 %, so that cuDNN's choice of algorithms and the
-    allocator have settled. Never longer than half the time cap (after one pass)."""
+def _warm_up(run: Callable[[], object], sync: Callable[[], None],
+             settings: LatencySettings, clock: Clock) -> None:
+    """Untimed passes: at least 3 and ``warmup_s``, then until two windows of five passes
+    agree within 10 %: the first passes of a fresh process pay for the allocator, first-call
+    set-up (oneDNN primitives, cuDNN's choice of algorithms) and a clock still ramping up
+    after the wait for the device. Never longer than half the time cap (after one pass)."""
     start, window, previous, passes = clock(), [], None, 0
     while True:
         window.append(_pass_time(run, sync, clock))
@@ -98,22 +99,21 @@ def _warm_up(run: Callable[[], object], sync: Callable[[], None], settings: Late
             return
         if passes < 3 or spent < settings.warmup_s:
             continue
-        if not settle_windows:
-            return
-        if len(window) == 5:
-            median = float(np.median(window))
+        if len(window) >= 5:
+            median = float(np.median(window[-5:]))
             if previous is not None and abs(median - previous) <= 0.1 * previous:
                 return
             previous, window = median, []
 
 
 def time_passes(run: Callable[[], object], settings: LatencySettings = LatencySettings(),
-                clock: Clock = time.perf_counter, sync: Callable[[], None] = lambda: None,
-                settle_windows: bool = False) -> PassTimes:
-    """Warm ``run`` up, then time single calls of it (``sync`` around each) in rounds that
-    double until the p10 moves less than ``settings.tolerance`` after ``min_time_s``, or
-    ``max_time_s`` has passed. Any callable: a module's forward, an ONNX Runtime session."""
-    _warm_up(run, sync, settings, clock, settle_windows)
+                clock: Clock = time.perf_counter, sync: Callable[[], None] = lambda: None
+                ) -> PassTimes:
+    """Warm ``run`` up, then time single calls of it (``sync`` waits for the device around
+    each) in rounds that double from ``settings.min_passes`` until the p10 moves less than
+    ``tolerance`` (after ``min_time_s``) or ``max_time_s`` is spent: the estimator for any
+    runtime (PyTorch, ONNX Runtime)."""
+    _warm_up(run, sync, settings, clock)
     times: list[float] = []
     timed_from, previous, checkpoint = clock(), None, settings.min_passes
     while True:
@@ -148,7 +148,7 @@ def estimate_latency(model: nn.Module, input_size: int, device: torch.device | s
         with (conv_weights_in(model, memory_format), torch.inference_mode(),
               mixed_precision(device, dtype)):
             passes = time_passes(lambda: model(x), settings, clock,
-                                 lambda: synchronize(device), device.type == "cuda")
+                                 lambda: synchronize(device))
     finally:
         model.train(was_training)
     times, stable = passes.times, passes.stable

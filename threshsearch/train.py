@@ -203,8 +203,9 @@ def evaluate(model: nn.Module, split: Split, normalize: Normalizer, batch_size: 
 class Trainer:
     """Trains one model on one dataset with one recipe. ``checkpoint`` (a file path) is
     written atomically after every epoch; ``resume`` continues from it when it exists. With a
-    ``device_lock``, every step and evaluation holds it shared, so that a latency measurement
-    on the same device never overlaps them; time paused for one is not training time."""
+    ``device_lock``, every step (with the making of its batch) and every evaluation (with the
+    epoch's bookkeeping) holds it shared, so that a latency measurement on the same device
+    never overlaps them; time paused for one is not training time."""
 
     def __init__(self, model: nn.Module, dataset: ImageDataset, recipe: Recipe, *,
                  seed: int = 0, checkpoint: str | Path | None = None,
@@ -283,10 +284,17 @@ class Trainer:
         paused_before = self._paused_s()
         start = time.perf_counter()
         autocast = mixed_precision(device, self.amp_dtype)
-        for step, (images, labels) in enumerate(
-                batches(self.dataset.train, self.recipe.batch_size, self.generator,
-                        self.augment), start=1):
+        epoch_batches = iter(batches(self.dataset.train, self.recipe.batch_size,
+                                     self.generator, self.augment))
+        step = 0
+        while True:
+            # The batch is made (cropped, flipped) on the device: that is device work too.
             with self._sharing_device():
+                batch = next(epoch_batches, None)
+                if batch is None:
+                    break
+                images, labels = batch
+                step += 1
                 with autocast:
                     logits = model(self.normalize(images))
                     loss = F.cross_entropy(logits.float(), labels,
@@ -297,16 +305,18 @@ class Trainer:
                 self.scaler.update()
                 loss_sum += loss.detach() * len(labels)
                 correct += (logits.detach().argmax(1) == labels).sum()
-            seen += len(labels)
-            if step % NAN_CHECK_EVERY == 0 and not torch.isfinite(loss_sum):
-                return f"non-finite training loss at epoch {len(self.history) + 1}, step {step}"
-        synchronize(device)
+                seen += len(labels)
+                if step % NAN_CHECK_EVERY == 0 and not torch.isfinite(loss_sum):
+                    return (f"non-finite training loss at epoch {len(self.history) + 1}, "
+                            f"step {step}")
+        with self._sharing_device():
+            loss_total, correct_total = loss_sum.item(), correct.item()
         paused = self._paused_s() - paused_before
         seconds = time.perf_counter() - start - paused
-        mean_loss = loss_sum.item() / max(seen, 1)
+        mean_loss = loss_total / max(seen, 1)
         if not math.isfinite(mean_loss):
             return f"non-finite training loss in epoch {len(self.history) + 1}"
-        return mean_loss, correct.item() / max(seen, 1), seen, seconds, paused
+        return mean_loss, correct_total / max(seen, 1), seen, seconds, paused
 
     def fit(self, epochs: int | None = None, callbacks: Iterable[EpochCallback] = (),
             resume: bool = False) -> TrainResult:
@@ -324,22 +334,24 @@ class Trainer:
             train_loss, train_accuracy, seen, seconds, paused = outcome
             paused_before = self._paused_s()
             start = time.perf_counter()
+            # Evaluation and the epoch's bookkeeping hold the device; the callbacks (which
+            # report, and wait) do not.
             with self._sharing_device():
                 val_loss, val_top1, val_top5 = evaluate(
                     self.model, self.dataset.val, self.normalize, amp_dtype=self.amp_dtype)
-            eval_paused = self._paused_s() - paused_before
-            metrics = EpochMetrics(
-                epoch=len(self.history) + 1, train_loss=train_loss,
-                train_accuracy=train_accuracy, val_loss=val_loss, val_accuracy=val_top1,
-                val_top5=val_top5, epoch_time_s=seconds, images_per_s=seen / seconds,
-                lr=self.optimizer.param_groups[0]["lr"],
-                eval_time_s=time.perf_counter() - start - eval_paused,
-                paused_s=paused + eval_paused,
-            )
-            self.scheduler.step()
-            self.history.append(metrics)
-            if self.checkpoint:
-                self.save(self.checkpoint)
+                eval_paused = self._paused_s() - paused_before
+                metrics = EpochMetrics(
+                    epoch=len(self.history) + 1, train_loss=train_loss,
+                    train_accuracy=train_accuracy, val_loss=val_loss, val_accuracy=val_top1,
+                    val_top5=val_top5, epoch_time_s=seconds, images_per_s=seen / seconds,
+                    lr=self.optimizer.param_groups[0]["lr"],
+                    eval_time_s=time.perf_counter() - start - eval_paused,
+                    paused_s=paused + eval_paused,
+                )
+                self.scheduler.step()
+                self.history.append(metrics)
+                if self.checkpoint:
+                    self.save(self.checkpoint)
             if any([bool(callback(metrics)) for callback in callbacks]):
                 status, reason = "stopped", f"stopped by a callback after epoch {metrics.epoch}"
                 break

@@ -161,3 +161,32 @@ def test_trials_table_has_one_row_per_trial(offline_study, tmp_path, capsys, fmt
                    "duration_s"):
         assert column in frame.columns, column
     assert len(trials_frame(study)) == len(study.trials)
+
+
+def test_export_onnx_writes_a_checked_twin_beside_each_file(offline_study, tmp_path, capsys):
+    space, _ = offline_study
+    out = tmp_path / "pareto"
+    assert main(["export", "--space", str(space.source), "--out", str(out), "--onnx"]) == 0
+    printed = capsys.readouterr().out
+    results = sorted(out.glob("trial-*.yaml"))
+    assert results and sorted(out.glob("trial-*.onnx")) == [
+        path.with_suffix(".onnx") for path in results]
+    for path in results:
+        assert f"{path.with_suffix('.onnx').name}: ONNX Runtime matches PyTorch" in printed
+
+
+def test_export_onnx_without_the_extra_is_one_line(offline_study, tmp_path, capsys,
+                                                   monkeypatch):
+    from threshsearch import deploy
+
+    def missing(name: str, *args):
+        raise ImportError(name)
+
+    monkeypatch.setattr(deploy.importlib, "import_module", missing)
+    space, _ = offline_study
+    code = main(["export", "--space", str(space.source), "--out", str(tmp_path), "--onnx"])
+    error = capsys.readouterr().err
+    assert code == 2
+    assert error.count("\n") == 1 and "--onnx" in error
+    assert "pip install 'threshsearch[onnx]'" in error
+    assert not list(tmp_path.glob("*.yaml")), "refused before anything is written"

@@ -131,3 +131,80 @@ def test_only_a_device_other_trials_may_use_needs_the_lock():
     assert not shares_device(torch.device("cuda", 0), 1)  # Ray gave this trial the GPU
     assert not shares_device(torch.device("cuda", 0), 2)
 
+
+
+class RecordingLock:
+    """A device lock that only records how it is held: the state any work runs under."""
+
+    def __init__(self) -> None:
+        self.state = "free"
+        self.paused_s = self.waited_s = 0.0
+        self.notices: list[str] = []
+
+    def _holding(self, state: str):
+        from contextlib import contextmanager
+
+        @contextmanager
+        def held():
+            assert self.state == "free", f"{state} taken while {self.state}"
+            self.state = state
+            try:
+                yield
+            finally:
+                self.state = "free"
+        return held()
+
+    def shared(self):
+        return self._holding("shared")
+
+    def exclusive(self):
+        return self._holding("exclusive")
+
+
+def test_a_trial_holds_the_device_for_all_its_work_and_lets_go_only_to_wait(spec,
+                                                                          monkeypatch):
+    """A neighbour's measurement (exclusive) then never overlaps any of this trial's device
+    work: fetching data, pricing, building, making batches, steps, evaluation."""
+    import importlib
+
+    from threshsearch.search import trial
+
+    train = importlib.import_module("threshsearch.train")  # the package's `train` is a function
+    lock, events = RecordingLock(), []
+    monkeypatch.setattr(trial, "device_lock", lambda key, settings: lock)
+
+    def recorded(name, function):
+        def wrapper(*args, **kwargs):
+            events.append((name, lock.state))
+            return function(*args, **kwargs)
+        return wrapper
+
+    def build(config):
+        model = trial_build_model(config)
+        model.register_forward_pre_hook(lambda *_: events.append(("forward", lock.state)))
+        return model
+
+    def batches(*args):
+        for batch in train_batches(*args):
+            events.append(("batch", lock.state))  # made by the generator, on the device
+            yield batch
+
+    trial_build_model, train_batches = trial.build_model, train.batches
+    monkeypatch.setattr(trial, "build_model", recorded("build", build))
+    monkeypatch.setattr(trial, "_dataset", recorded("data", trial._dataset))
+    monkeypatch.setattr(trial, "profiled_metrics", recorded("pricing", trial.profiled_metrics))
+    monkeypatch.setattr(trial, "estimate_latency", recorded("measure", trial.estimate_latency))
+    monkeypatch.setattr(train, "make_optimizer", recorded("trainer", train.make_optimizer))
+    monkeypatch.setattr(train, "batches", batches)
+    monkeypatch.setattr(train, "evaluate", recorded("evaluate", train.evaluate))
+    evaluate_candidate(spec, lambda metrics: events.append(("report", lock.state)))
+    kinds = {name for name, _ in events}
+    assert kinds == {"data", "pricing", "build", "measure", "trainer", "batch", "forward",
+                     "evaluate", "report"}
+    measuring = [state for name, state in events if name == "measure"]
+    assert measuring == ["exclusive"]
+    assert {state for name, state in events if name == "report"} == {"free"}
+    outside = [(name, state) for name, state in events
+               if name not in ("measure", "report") and state != "shared"]
+    # the measurement's own passes run under its exclusive hold
+    assert all(name == "forward" and state == "exclusive" for name, state in outside)

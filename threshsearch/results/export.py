@@ -5,11 +5,13 @@ config, the training recipe and data settings, the seed, every measured metric, 
 and package versions, the study and trial it came from and the config hash; once the study
 was confirmed, the confirmed figures (``confirmed``: test accuracy over the seeds, its
 interval, the costs) next to the search's. ``threshsearch train --config FILE`` and
-``threshsearch.build_model(FILE)`` take it back.
+``threshsearch.build_model(FILE)`` take it back. With ``--onnx``, each file also gets an ONNX
+twin (``<name>.onnx``) checked against PyTorch's output.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,8 @@ from optuna.trial import FrozenTrial
 from threshsearch.api import config_from_data
 from threshsearch.config import ArchitectureConfig, ConfigError, read_structured_file
 from threshsearch.confirm.verdict import load_confirmation
+from threshsearch.deploy import OnnxCheck, check_onnx, to_onnx
+from threshsearch.nn import build_model
 from threshsearch.results.trials import trials_frame
 from threshsearch.search.baselines import baseline_trials, load_baselines_study
 from threshsearch.search.evidence import LEARNING_CURVE
@@ -57,6 +61,8 @@ def result_document(study: optuna.Study, trial: FrozenTrial, storage_url: str,
         "train": trial.user_attrs.get("recipe"),
         "architecture": trial.user_attrs["architecture"],
         "learning_curve": trial.user_attrs.get(LEARNING_CURVE),
+        # Which device model priced metrics.predicted_latency_ms, where one did.
+        "device_model": trial.user_attrs.get("device_model"),
         # metrics.latency_ms is the figure measured during the search; both records say
         # how they were measured, and the re-timed one is there once the front was re-timed.
         "latency": {"search": trial.user_attrs.get(LATENCY),
@@ -80,7 +86,7 @@ def export_front(study: optuna.Study, storage_url: str, out: str | Path) -> list
     """Write one YAML per front member and ``pareto.csv`` under ``out``; return the YAMLs."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob("trial-*.yaml"):
+    for stale in [*out.glob("trial-*.yaml"), *out.glob("trial-*.onnx")]:
         stale.unlink()  # a front shrinks as the study goes on: old members are not members
     paths = []
     front = pareto_trials(study)
@@ -106,7 +112,7 @@ def export_baselines(study: optuna.Study, storage_url: str, out: str | Path) -> 
     companion = load_baselines_study(study)
     baselines = baseline_trials(companion)
     confirmation = load_confirmation(study)
-    for stale in folder.glob("baseline-*.yaml"):
+    for stale in [*folder.glob("baseline-*.yaml"), *folder.glob("baseline-*.onnx")]:
         stale.unlink()
     paths = []
     for name, trial in sorted(baselines.items()):
@@ -119,6 +125,24 @@ def export_baselines(study: optuna.Study, storage_url: str, out: str | Path) -> 
         path.write_text(yaml.safe_dump(document, sort_keys=False))
         paths.append(path)
     return paths
+
+
+def export_onnx(paths: list[Path], input_size: int, batch_size: int = 1,
+                progress: Callable[[Path, OnnxCheck], None] | None = None
+                ) -> list[tuple[Path, OnnxCheck]]:
+    """Write ``<name>.onnx`` beside each exported result file, for a batch of ``batch_size``
+    images of ``input_size``, each checked against PyTorch's output (ExportMismatch naming the
+    file otherwise); ``progress`` is told of each as it is done."""
+    done = []
+    for path in paths:
+        model = build_model(read_result(path).architecture)
+        onnx_path = path.with_suffix(".onnx")
+        data = to_onnx(model, input_size, batch_size, onnx_path)
+        check = check_onnx(model, data, input_size, batch_size, name=str(path))
+        done.append((onnx_path, check))
+        if progress:
+            progress(onnx_path, check)
+    return done
 
 
 @dataclass(frozen=True)

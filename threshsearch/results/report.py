@@ -5,7 +5,8 @@ profiled only, where a study has none) as named points and the confirmed figures
 error bars; the search's provisional verdict (which front members beat which baseline, by
 how much) and the confirmation's (results/confirmed.py); the learning curves (with where
 early stopping cut them), parallel coordinates, hyperparameter importances, objective and
-hypervolume histories, and a table of the front."""
+hypervolume histories, and a table of the front. Networks timed on a deployment device
+(`threshsearch time`'s CSV, results/timings.py) appear beside the search's figures."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from threshsearch.results.confirmed import (
     summary_table,
 )
 from threshsearch.results.export import pareto_trials
+from threshsearch.results.timings import DeviceTimings, timings_trace
 from threshsearch.results.worktime import worker_time_figure
 from threshsearch.search.baselines import baseline_trials, load_baselines_study, verdict
 from threshsearch.search.evidence import LEARNING_CURVE
@@ -95,10 +97,11 @@ def _metric(trial: FrozenTrial, name: str) -> float | None:
 
 def pareto_scatter(study: optuna.Study, x: str, y: str, presets: dict[str, dict[str, float]],
                    baselines: dict[str, FrozenTrial] | None = None,
-                   confirmation: Confirmation | None = None) -> go.Figure:
+                   confirmation: Confirmation | None = None,
+                   timings: DeviceTimings | None = None) -> go.Figure:
     """Every trial with both metrics (marker shape: its status; colour: its threshold), the
-    front as a line, the presets where both metrics are profile metrics, and the confirmed
-    networks with their error bars."""
+    front as a line, the presets where both metrics are profile metrics, the confirmed
+    networks with their error bars, and the networks timed on a deployment device."""
     figure = go.Figure()
     top, colours = _colour_scale(study.trials)
     by_status: dict[str, list[FrozenTrial]] = {}
@@ -143,6 +146,9 @@ def pareto_scatter(study: optuna.Study, x: str, y: str, presets: dict[str, dict[
                   f"{retimed[t.number]['latency_ms']:.4g} ms re-timed" for t in members],
             marker={"symbol": "diamond-open", "size": 11, "color": "crimson"},
             meta={"role": "retimed"}))
+    plotted = {t.number: {x: _metric(t, x), y: _metric(t, y)} for t in study.trials
+               if _metric(t, x) is not None and _metric(t, y) is not None}
+    figure.add_traces(timings_trace(timings, plotted, x, y, LATENCY_METRIC))
     trained = {name: t for name, t in (baselines or {}).items()
                if _metric(t, x) is not None and _metric(t, y) is not None}
     if trained:
@@ -226,21 +232,31 @@ def verdict_table(study: optuna.Study, baselines: dict[str, FrozenTrial]) -> go.
     return figure
 
 
-def front_table(study: optuna.Study, baselines: dict[str, FrozenTrial] | None = None
-                ) -> go.Figure:
-    """The front, then the baselines for reference."""
+def front_table(study: optuna.Study, baselines: dict[str, FrozenTrial] | None = None,
+                timings: DeviceTimings | None = None) -> go.Figure:
+    """The front, then the baselines for reference; with ``timings``, a column per device
+    the networks were timed on."""
     names = list(study.metric_names or [])
     front = pareto_trials(study)
     retimed = retimed_records(study)
-    extra = ["latency_ms re-timed"] if retimed else []
+    labels = timings.labels if timings else []
+    extra = [*(["latency_ms re-timed"] if retimed else []),
+             *(f"latency_ms on {label}" for label in labels)]
     columns = ["trial", *names, *extra, "params", "threshold", "modes", "config hash"]
+
+    def cell(values: dict[Any, float], key: Any) -> str:
+        return f"{values[key]:.4g}" if key in values else "-"
+
     rows = [[t.number, *[f"{v:.4g}" for v in t.values],
              *([f"{retimed[t.number]['latency_ms']:.4g}" if t.number in retimed else "-"]
                if retimed else []),
+             *(cell(timings.trials.get(label, {}), t.number) for label in labels),
              t.user_attrs.get("params"),
              f"{_threshold(t):g}", _modes(t), t.user_attrs.get("config_hash")] for t in front]
     rows += [[f"baseline {name}", *[f"{v:.4g}" for v in t.values],
-              *(["-"] if retimed else []), t.user_attrs.get("params"), f"{_threshold(t):g}",
+              *(["-"] if retimed else []),
+              *(cell(timings.baselines.get(label, {}), name) for label in labels),
+              t.user_attrs.get("params"), f"{_threshold(t):g}",
               _modes(t), t.user_attrs.get("config_hash")]
              for name, t in sorted((baselines or {}).items())]
     figure = go.Figure(go.Table(header={"values": columns},
@@ -269,10 +285,11 @@ def _reference_point(study: optuna.Study) -> list[float]:
     return point
 
 
-def study_figures(study: optuna.Study, num_classes: int, input_size: int
-                  ) -> list[tuple[str, go.Figure | str]]:
+def study_figures(study: optuna.Study, num_classes: int, input_size: int,
+                  timings: DeviceTimings | None = None) -> list[tuple[str, go.Figure | str]]:
     """(title, figure) pairs in report order; a string instead of a figure says why a
-    figure is missing (too few trials, say)."""
+    figure is missing (too few trials, say). ``timings``: networks timed on a deployment
+    device, shown beside the search's figures."""
     vis = optuna.visualization
     names = list(study.metric_names or [])
     baselines = baseline_trials(load_baselines_study(study))
@@ -283,11 +300,12 @@ def study_figures(study: optuna.Study, num_classes: int, input_size: int
     sections: list[tuple[str, go.Figure | str]] = []
     for x, y in itertools.combinations(names, 2):
         sections.append((f"Pareto front: {y} against {x}",
-                         pareto_scatter(study, x, y, presets, baselines, confirmation)))
+                         pareto_scatter(study, x, y, presets, baselines, confirmation,
+                                        timings)))
     if len(names) == 1:
         sections.append((f"{names[0]} against params", pareto_scatter(
             study, "params", names[0], presets, baselines, confirmation)))
-    sections.append(("The Pareto front", front_table(study, baselines)))
+    sections.append(("The Pareto front", front_table(study, baselines, timings)))
     sections.append(("Verdict, provisional (validation accuracy, one seed): the front "
                      "against the baselines", verdict_table(study, baselines)))
     if confirmation is None:
@@ -344,12 +362,14 @@ document.querySelectorAll("script.figure").forEach(function (node) {{
 
 
 def write_report(study: optuna.Study, out: str | Path, num_classes: int = 10,
-                 input_size: int = 32, png_dir: str | Path | None = None) -> Path:
+                 input_size: int = 32, png_dir: str | Path | None = None,
+                 timings: DeviceTimings | None = None) -> Path:
     """Write the report to ``out``; with ``png_dir``, also each figure as a PNG (needs
-    kaleido and a Chrome or Chromium browser)."""
+    kaleido and a Chrome or Chromium browser); ``timings``: networks timed on a deployment
+    device (`threshsearch time`), beside the search's figures."""
     from plotly.offline import get_plotlyjs
 
-    sections = study_figures(study, num_classes, input_size)
+    sections = study_figures(study, num_classes, input_size, timings)
     parts = []
     for index, (title, figure) in enumerate(sections):
         parts.append(f"<h2>{html.escape(title)}</h2>")

@@ -3,10 +3,12 @@ constraints, train it with a report per epoch, and report the objectives.
 
 Latency is measured only when an objective or constraint asks for it, with the device to
 itself: where other trials may use the device (a CPU, a GPU shared by fractions), the trial
-takes its node's device lock exclusive while it measures, and holds it shared for each
-training step, so no trial is timed while another trains or measures on the same device
-(``threshsearch.devicelock``); a trial with a whole GPU needs no lock. Each report carries
-the worker-time account so far (``search.worktime``).
+takes its node's device lock exclusive while it measures, and holds it shared for all its
+other work on the device (fetching the data, pricing, building, each training step with its
+batch, each evaluation with the epoch's bookkeeping), letting go only where it waits anyway
+(between steps, while it reports), so no trial is timed while another does anything on the
+same device (``threshsearch.devicelock``); a trial with a whole GPU needs no lock. Each
+report carries the worker-time account so far (``search.worktime``).
 
 ``evaluate_candidate`` is plain Python with a ``report`` callback, so it runs and is tested
 without Ray; ``ray_trainable`` is the same thing as a Ray Tune function trainable.
@@ -17,7 +19,8 @@ from __future__ import annotations
 import os
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -135,6 +138,23 @@ def timed_latency(model: torch.nn.Module, input_size: int, device: torch.device,
     return record, warnings
 
 
+@contextmanager
+def device_work(lock: DeviceLock | None, clock: WorkerClock, phase: str) -> Iterator[None]:
+    """Work on the device outside a training step, in ``phase`` of the worker's account:
+    held under ``lock`` shared, so that a neighbour's measurement never runs beside it; the
+    wait for the lock counts as paused, not as the phase."""
+    with clock.phase(phase):
+        if lock is None:
+            yield
+            return
+        paused_before = lock.paused_s
+        with lock.shared():
+            waited = lock.paused_s - paused_before
+            clock.seconds[phase] -= waited
+            clock.seconds["paused"] += waited
+            yield
+
+
 PROFILED_METRICS = ("params", "madd", "flops", "memrw_mib", "cio", "activation_mib")
 
 
@@ -159,9 +179,9 @@ def price(config: ArchitectureConfig, input_size: int, device: torch.device,
     under ``lock``, or ``alone`` on a device of the trial's own. ``profiled``: the
     profiler's figures when the driver computed them already."""
     clock = clock or WorkerClock()
-    with clock.phase("pricing"):
+    with device_work(lock, clock, "pricing"):
         figures = profiled or profiled_metrics(config, input_size)
-    with clock.phase("build"):
+    with device_work(lock, clock, "build"):
         model = build_model(config).to(device)
     cheap = {**figures, WARNINGS: [], "device": device_name(device),
              "versions": package_versions()}
@@ -237,31 +257,32 @@ def evaluate_candidate(spec: dict[str, Any], report: Report, data: ShippedData |
 
     with clock.phase("setup"):
         device = resolve_device(spec["device"])
+        measure = spec.get(MEASURE_LATENCY, True)
+        shared = shares_device(device, spec.get("gpus", 0))
+        # No lock where no measurer needs room (a study measuring no latency) or where the
+        # device is the trial's own: its work then never waits nor synchronises.
+        settings, lock = latency_setup(spec["measurement"], spec["latency_batch_size"],
+                                       device, spec.get("lock_env"), shared=measure and shared)
+        alone = spec["measurement"].get("exclusive", True) and not shared
+    paused_before = lock.paused_s if lock else 0.0
+    notices_before = len(lock.notices) if lock else 0
+    with device_work(lock, clock, "setup"):
         seed_everything(spec["seed"])
         config = ArchitectureConfig.from_dict(spec["architecture"])
         recipe = Recipe.from_dict(spec["recipe"])
-    with clock.phase("data"):
+    with device_work(lock, clock, "data"):
         dataset = (shipped_dataset(data, device) if data is not None
                    else _dataset(spec["dataset"], spec["data_root"], str(device),
                                  spec["test_fraction"], spec["max_image_pixels"]))
     config.check_input_size(dataset.input_size)
-    measure = spec.get(MEASURE_LATENCY, True)
-    shared = shares_device(device, spec.get("gpus", 0))
-    # No lock where no measurer needs room (a study measuring no latency) or where the
-    # device is the trial's own: its training steps then never wait nor synchronise.
-    settings, lock = latency_setup(spec["measurement"], spec["latency_batch_size"], device,
-                                   spec.get("lock_env"), shared=measure and shared)
-    alone = spec["measurement"].get("exclusive", True) and not shared
     model, cheap = price(config, dataset.input_size, device, settings, lock, measure, clock,
                          alone, spec.get(PROFILED))
     reason = violated_constraint(spec["constraints"], cheap)
     if reason:
         send({**cheap, INFEASIBLE: reason, DONE: True, COMPUTE_S: time.perf_counter() - start})
         return
-    with clock.phase("build"):
+    with device_work(lock, clock, "build"):
         trainer = Trainer(model, dataset, recipe, seed=spec["seed"], device_lock=lock)
-    paused_before = lock.paused_s if lock else 0.0
-    notices_before = len(lock.notices) if lock else 0
 
     def each_epoch(metrics: EpochMetrics) -> None:
         done = metrics.epoch >= recipe.epochs

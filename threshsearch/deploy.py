@@ -1,0 +1,138 @@
+"""A network as a deployment format: an ONNX file, checked against PyTorch's own output, and
+an ONNX Runtime session to run it on the CPU.
+
+The exporter is PyTorch's dynamo-based one (``torch.onnx.export(..., dynamo=True)``, which
+needs onnxscript): the TorchScript-based exporter is deprecated in PyTorch 2.x. Both gave
+the same graphs' outputs for the presets (max difference below 1e-6). The input shape is
+fixed (batch, 3, size, size): deployment runtimes optimise a fixed shape best, and a file
+says which shape it was made for.
+
+onnx, onnxscript and onnxruntime are an optional extra (``threshsearch[onnx]``); without them
+every function here raises one ``UserError`` saying how to install them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from threshsearch.errors import UserError
+
+OPSET = 18
+ONNX_PACKAGES = ("onnx", "onnxscript", "onnxruntime")
+INSTALL_HINT = "pip install 'threshsearch[onnx]'"
+RELATIVE_TOLERANCE = 1e-4  # of the output's largest magnitude: float32 reassociation is ~1e-6
+CHECK_SEED = 0
+
+
+class ExportMismatch(RuntimeError):
+    """The ONNX file's output differs from PyTorch's beyond the tolerance."""
+
+
+def require_onnx(flag: str) -> None:
+    """UserError (naming ``flag``) unless onnx, onnxscript and onnxruntime import."""
+    missing = []
+    for package in ONNX_PACKAGES:
+        try:
+            importlib.import_module(package)
+        except ImportError:
+            missing.append(package)
+    if missing:
+        raise UserError(f"{flag} needs {', '.join(missing)} (not installed): "
+                        f"{INSTALL_HINT}")
+
+
+def check_input(batch_size: int, input_size: int, seed: int = CHECK_SEED) -> torch.Tensor:
+    """The fixed random input exports and checks use."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(batch_size, 3, input_size, input_size, generator=generator)
+
+
+def to_onnx(model: nn.Module, input_size: int, batch_size: int = 1,
+            path: str | Path | None = None) -> bytes:
+    """``model`` in eval mode as an ONNX model (opset ``OPSET``, input ``input`` of shape
+    (batch_size, 3, input_size, input_size), output ``logits``), written to ``path`` too
+    when given. The model is moved to the CPU and left in the mode it was found in."""
+    require_onnx("ONNX export")
+    was_training = model.training
+    model.eval()
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # the exporter's notes on its own internals
+            program = torch.onnx.export(
+                model.cpu(), (check_input(batch_size, input_size),), dynamo=True,
+                opset_version=OPSET, input_names=["input"], output_names=["logits"],
+                verbose=False, report=False)
+        buffer = io.BytesIO()
+        program.save(buffer)
+        data = buffer.getvalue()
+    finally:
+        model.train(was_training)
+    if path is not None:
+        Path(path).write_bytes(data)
+    return data
+
+
+def onnx_session(model: bytes | str | Path, threads: int = 1) -> Any:
+    """An ONNX Runtime CPU session: ``threads`` threads inside an operator, one between
+    operators (a CNN's graph is a chain: parallel operators would only contend)."""
+    require_onnx("ONNX Runtime")
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    source = model if isinstance(model, bytes) else str(model)
+    return onnxruntime.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+
+
+def onnx_input_shape(session: Any) -> tuple[int, ...]:
+    """The input shape a session was exported for."""
+    return tuple(session.get_inputs()[0].shape)
+
+
+@dataclass(frozen=True)
+class OnnxCheck:
+    """How far the ONNX model's output is from PyTorch's on the same input."""
+
+    max_abs_diff: float
+    scale: float  # the PyTorch output's largest magnitude (at least 1)
+    tolerance: float  # RELATIVE_TOLERANCE x scale
+
+    def describe(self) -> str:
+        return (f"ONNX Runtime matches PyTorch: max |diff| {self.max_abs_diff:.2e} "
+                f"<= {self.tolerance:.1e}")
+
+
+def check_onnx(model: nn.Module, onnx_model: bytes | str | Path, input_size: int,
+               batch_size: int = 1, name: str = "the network") -> OnnxCheck:
+    """Run the ONNX model in ONNX Runtime and ``model`` in PyTorch (eval mode) on one fixed
+    random input and compare; ExportMismatch, naming ``name``, beyond the tolerance. The
+    model is moved to the CPU."""
+    x = check_input(batch_size, input_size)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            reference = model.cpu()(x).numpy()
+    finally:
+        model.train(was_training)
+    session = onnx_session(onnx_model)
+    output = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    scale = max(1.0, float(np.abs(reference).max()))
+    check = OnnxCheck(float(np.abs(output - reference).max()), scale,
+                      RELATIVE_TOLERANCE * scale)
+    if output.shape != reference.shape or not check.max_abs_diff <= check.tolerance:
+        raise ExportMismatch(
+            f"{name}: the ONNX model's output differs from PyTorch's (shape {output.shape} vs "
+            f"{reference.shape}, max |diff| {check.max_abs_diff:.3g} > {check.tolerance:.1e})")
+    return check
