@@ -19,6 +19,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
+from threshsearch.deploy import onnx_session
 from threshsearch.errors import UserError
 
 RUNTIMES = ("torch", "onnxruntime")
@@ -114,14 +115,8 @@ class OnnxRuntime:
             warnings.simplefilter("ignore")
             torch.onnx.export(module.eval(), tuple(torch.randn(*shape) for shape in shapes),
                               buffer, input_names=names, dynamo=False, opset_version=17)
-        options = self.ort.SessionOptions()
-        options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = self.ort.ExecutionMode.ORT_SEQUENTIAL
-        options.log_severity_level = 3
         model = buffer.getvalue()
-        return lambda: self.ort.InferenceSession(model, options,
-                                                 providers=["CPUExecutionProvider"])
+        return lambda: onnx_session(model, self.threads)
 
     def prepare(self, module: nn.Module, shapes: Sequence[tuple[int, ...]], copies: int
                 ) -> Callable[[], object]:

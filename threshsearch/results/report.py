@@ -148,7 +148,7 @@ def pareto_scatter(study: optuna.Study, x: str, y: str, presets: dict[str, dict[
             meta={"role": "retimed"}))
     plotted = {t.number: {x: _metric(t, x), y: _metric(t, y)} for t in study.trials
                if _metric(t, x) is not None and _metric(t, y) is not None}
-    figure.add_traces(timings_trace(timings, plotted, x, y, LATENCY_METRIC))
+    figure.add_traces(timings_trace(timings, plotted, x, y, latency))
     trained = {name: t for name, t in (baselines or {}).items()
                if _metric(t, x) is not None and _metric(t, y) is not None}
     if trained:

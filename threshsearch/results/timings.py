@@ -33,6 +33,7 @@ from threshsearch.latency import LatencySettings, estimate_latency, time_passes
 from threshsearch.measure import resolve_device
 from threshsearch.nn import build_model
 from threshsearch.results.export import ResultFile, is_result_document, read_result
+from threshsearch.search.objectives import PREDICTED_LATENCY
 from threshsearch.search.trial import BASELINE
 
 RUNTIMES = ("torch", "onnxruntime")
@@ -274,11 +275,13 @@ class DeviceTimings:
 
 
 def timings_trace(timings: DeviceTimings | None, values: dict[int, dict[str, float]],
-                  x: str, y: str, latency: str) -> list[go.Scatter]:
+                  x: str, y: str, latency: str | None) -> list[go.Scatter]:
     """One trace per device of ``timings``: the timed trials at their measured latency
-    (``values``: each trial's other metrics), where ``latency`` is one of the axes."""
+    (``values``: each trial's other metrics), where ``latency`` (measured or predicted in the
+    search) is one of the axes."""
     if timings is None or latency not in (x, y):
         return []
+    said = "predicted" if latency == PREDICTED_LATENCY else "in the search"
     traces = []
     for label in timings.labels:
         measured = {number: ms for number, ms in timings.trials.get(label, {}).items()
@@ -289,7 +292,7 @@ def timings_trace(timings: DeviceTimings | None, values: dict[int, dict[str, flo
         traces.append(go.Scatter(
             x=[point[x] for point in points], y=[point[y] for point in points],
             mode="markers", name=f"timed on {label}",
-            text=[f"trial {number}: {values[number][latency]:.4g} ms in the search, "
+            text=[f"trial {number}: {values[number][latency]:.4g} ms {said}, "
                   f"{ms:.4g} ms on {label}" for number, ms in measured.items()],
             marker={"symbol": "triangle-up-open", "size": 11, "color": "darkorange"},
             meta={"role": "timed", "device": label}))
