@@ -7,7 +7,8 @@ handed out: a config that breaks one never reaches a worker. Every epoch's value
 storage as they come (the learning curve; restarted when Tune re-runs a trial whose worker
 died), so a resumed study's scheduler decides on the same evidence. Configs already
 evaluated in the study are not trained again, and the trial budget counts every trial
-already in the storage, so rerunning the same command resumes the study.
+already in the storage, so rerunning the same command resumes the study; both are looked up
+in the driver's index of the study (``search/index.py``), not in a read of every trial.
 This module imports Ray: the runner imports it only when a search starts.
 """
 
