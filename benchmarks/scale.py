@@ -250,7 +250,7 @@ def main() -> None:
     from threshsearch.search.space import load_space
 
     quiet_ray()
-    folder = args.folder / time.strftime("%Y%m%d-%H%M%S")
+    folder = args.folder / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     folder.mkdir(parents=True)
     with contextlib.ExitStack() as stack:
         url = {"sqlite": f"sqlite:///{folder / 'study.db'}",
