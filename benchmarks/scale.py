@@ -8,8 +8,12 @@ Measured on the driver: its process CPU time per trial (sampled as trials end, p
 against the last one), the slowest rung decision (the scheduler's ``decide``, its CPU time), its
 resident memory (sampled; and the peak), and trials per second.
 
-    python benchmarks/scale.py --trials 300                       # smoke: a few minutes
-    python benchmarks/scale.py --trials 10000 --storage postgresql
+    python benchmarks/scale.py --trials 120 --workers 16 --window 40   # smoke: 7 minutes
+    python benchmarks/scale.py --trials 2000 --without-ray             # the driver alone
+    python benchmarks/scale.py --trials 10000 --storage postgresql     # the size
+
+64 workers start 64 processes that import PyTorch (about 0.5 GiB each): on a shared 2-core
+machine that alone took more than 5 minutes; use --workers 16 there.
 
 Storage: ``sqlite`` (a file under --folder), ``postgresql`` (a throwaway server started
 with this machine's PostgreSQL binaries, Debian's ``postgresql`` package: initdb and pg_ctl;
