@@ -160,10 +160,12 @@ def test_a_spent_budget_is_looked_at_once_a_poll_not_once_a_call(tmp_path, monke
     made = make_searcher(load_space(path))
     try:
         assert made.suggest("ray-1") is not None
-        reads, stale_checks = [], []
+        reads, stale_checks, full_reads = [], [], []
+        refresh = made.index.refresh
+        monkeypatch.setattr(made.index, "refresh", lambda: reads.append(1) or refresh())
         get_trials = made.study.get_trials
         monkeypatch.setattr(made.study, "get_trials",
-                            lambda *a, **k: reads.append(1) or get_trials(*a, **k))
+                            lambda *a, **k: full_reads.append(1) or get_trials(*a, **k))
         stale = searcher_module.fail_stale_trials
         monkeypatch.setattr(searcher_module, "fail_stale_trials",
                             lambda study: stale_checks.append(1) or stale(study))
@@ -171,6 +173,7 @@ def test_a_spent_budget_is_looked_at_once_a_poll_not_once_a_call(tmp_path, monke
         for index in range(50):
             assert made.suggest(f"ray-{index + 2}") is None
         assert len(reads) == 1 and len(stale_checks) <= 1
+        assert not full_reads, "the budget is counted from the index, not every trial"
         made.on_trial_complete("ray-1", epoch_result(3, 0.5, trial_done=True))
         made.next_look = 0.0  # the poll interval has passed
         assert made.suggest("ray-99") == "FINISHED"

@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
+from threshsearch.search.index import TrialIndex
 from threshsearch.search.pareto import minimised, pareto_fronts
 from threshsearch.search.space import SearchSpace
-from threshsearch.search.storage import retried_numbers, trial_status
 from threshsearch.search.trial import BASELINE
 
 
@@ -20,13 +20,13 @@ class Progress:
     def __init__(self, space: SearchSpace, quiet: bool = False):
         self.space = space
         self.quiet = quiet
-        # The front of the completed trials seen so far, kept as they come: no deep copy
-        # of the study (Optuna's best_trials) after every trial.
+        # The front of the completed trials seen so far, kept as they come (the index's
+        # completed values from ``counted`` on): no read of the study after every trial.
         self.front = pareto_fronts(len(space.metric_names))
-        self.counted: set[int] = set()
+        self.counted = 0
 
     def trial(self, trial: FrozenTrial | optuna.Trial, status: str, summary: str,
-              study: optuna.Study, running: int, warnings: list[str] = ()) -> None:
+              index: TrialIndex, running: int, warnings: list[str] = ()) -> None:
         if self.quiet:
             return
         baseline = trial.user_attrs.get(BASELINE)
@@ -36,15 +36,10 @@ class Progress:
             print(f"      warning: {warning}", flush=bool(baseline))
         if baseline:
             return  # a baseline is no trial of the study's: no tally
-        trials = study.get_trials(deepcopy=False)
-        retried = retried_numbers(trials)
-        tally: dict[str, int] = {}
-        for item in trials:
-            key = "retried" if item.number in retried else trial_status(item)
-            tally[key] = tally.get(key, 0) + 1
-            if item.state == TrialState.COMPLETE and item.number not in self.counted:
-                self.counted.add(item.number)
-                self.front.add(minimised(item.values, self.space.directions))
+        tally = index.tally
+        for _, values in index.completed[self.counted:]:
+            self.front.add(minimised(values, self.space.directions))
+        self.counted = len(index.completed)
         front = int((self.front.fronts == 0).sum())
         counts = " · ".join(f"{key} {tally.get(key, 0)}" for key in
                             ("complete", "pruned", "failed", "infeasible", "duplicate"))

@@ -8,7 +8,8 @@ reaches a worker. Every epoch's values go to the
 storage as they come (the learning curve; restarted when Tune re-runs a trial whose worker
 died), so a resumed study's scheduler decides on the same evidence. Configs already
 evaluated in the study are not trained again, and the trial budget counts every trial
-already in the storage, so rerunning the same command resumes the study.
+already in the storage, so rerunning the same command resumes the study; both are looked up
+in the driver's index of the study (``search/index.py``), not in a read of every trial.
 This module imports Ray: the runner imports it only when a search starts.
 """
 
@@ -29,18 +30,12 @@ from threshsearch.presets import get_preset
 from threshsearch.search.baselines import still_to_train
 from threshsearch.search.evidence import LEARNING_CURVE, LearningCurves
 from threshsearch.search.exchange import Outcome, duplicate_outcome, trial_outcome, trial_spec
+from threshsearch.search.index import TrialIndex
 from threshsearch.search.objectives import DEVICE_MODEL, PREDICTED_LATENCY
 from threshsearch.search.progress import Progress, metric_summary
 from threshsearch.search.sections import constraint_values
 from threshsearch.search.space import SearchSpace
-from threshsearch.search.storage import (
-    REASON,
-    STATUS,
-    Heartbeat,
-    count_trials,
-    queue_retry,
-    trial_status,
-)
+from threshsearch.search.storage import REASON, STATUS, Heartbeat, queue_retry
 from threshsearch.search.trial import (
     BASELINE,
     COMPUTE_S,
@@ -75,7 +70,9 @@ class StudySearcher(Searcher):
         self.started: dict[str, float] = {}
         self.last_results: dict[str, dict[str, Any]] = {}
         self.curves = LearningCurves()
-        self.devices = {trial.user_attrs["device"] for trial in study.get_trials(deepcopy=False)
+        trials = study.get_trials(deepcopy=False)  # the one full read of the study
+        self.index = TrialIndex(study, trials)
+        self.devices = {trial.user_attrs["device"] for trial in trials
                         if trial.user_attrs.get("device")}
         # Everything known before training is priced here, on the driver: the profiler's
         # figures, and the latency a device model predicts.
@@ -107,9 +104,11 @@ class StudySearcher(Searcher):
             trial.set_user_attr(REASON, outcome.reason)
         trial.study.tell(trial, outcome.values, state=outcome.state)
         self._beat(trial, False)
+        if trial.study is self.study:  # not a baseline's, told to the companion study
+            self.index.ended(trial, outcome.status, outcome.state, outcome.values)
         names = self.space.metric_names
         summary = outcome.reason or metric_summary(outcome.attrs, names)
-        self.progress.trial(trial, outcome.status, summary, self.study, len(self.pending),
+        self.progress.trial(trial, outcome.status, summary, self.index, len(self.pending),
                             outcome.attrs.get(WARNINGS) or [])
 
     # -------------------------------------------------------------- suggest
@@ -143,8 +142,8 @@ class StudySearcher(Searcher):
                 fail_stale_trials(self.study)
                 if self.baselines is not None:
                     fail_stale_trials(self.baselines)
-            trials = self.study.get_trials(deepcopy=False)
-            counts = count_trials(trials)
+            self.index.refresh()
+            counts = self.index.counts()
             if counts.waiting == 0 and (
                     counts.finished + counts.running >= self.space.study.n_trials):
                 if counts.running > len(self.pending) or self.pending:
@@ -158,6 +157,7 @@ class StudySearcher(Searcher):
             trial = self.study.ask()
             self.storage.record_heartbeat(trial._trial_id)
             self._beat(trial, True)
+            self.index.claim(trial)
             spec = self._prepare(trial)
             if spec is not None:
                 self.pending[trial_id] = trial
@@ -197,7 +197,7 @@ class StudySearcher(Searcher):
 
     def _prepare(self, trial: optuna.Trial) -> dict[str, Any] | None:
         """The trial's spec, or None when it was settled without running."""
-        if self.storage.get_trial(trial._trial_id).system_attrs.get("failed_trial") is not None:
+        if trial.number in self.index.heartbeat_retries:
             # Optuna's heartbeat retry copies the dead attempt's record: start clean, or
             # its partial learning curve would pass for this attempt's.
             for key in trial.user_attrs:
@@ -215,15 +215,11 @@ class StudySearcher(Searcher):
         trial.set_user_attr("recipe", recipe.to_dict())
         # Read after writing this trial's hash: of two drivers drawing one config at
         # once, the later-numbered trial sees the earlier one and stands down.
-        twin = next((t for t in self.study.get_trials(deepcopy=False)
-                     if t.user_attrs.get("config_hash") == config.hash
-                     and t.number != trial.number
-                     and (trial_status(t) in ("complete", "pruned", "infeasible",
-                                              "duplicate")
-                          or (trial_status(t) == "running" and t.number < trial.number))),
-                    None)
+        self.index.drew(trial, config.hash)
+        self.index.refresh()
+        twin = self.index.twin(trial.number, config.hash)
         if twin is not None:
-            self._end(trial, duplicate_outcome(twin))
+            self._end(trial, duplicate_outcome(self.index.trial(twin)))
             return None
         spec = trial_spec(self.space, trial, config.to_dict(), recipe.to_dict())
         if self.priced_constraints or self.device_model is not None:
@@ -302,5 +298,5 @@ class StudySearcher(Searcher):
         return None
 
     def __getstate__(self) -> dict[str, Any]:
-        live = {"lock", "heartbeat", "study", "storage", "baselines", "pending"}
+        live = {"lock", "heartbeat", "study", "storage", "baselines", "pending", "index"}
         return {key: value for key, value in self.__dict__.items() if key not in live}

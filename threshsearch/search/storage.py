@@ -7,7 +7,6 @@ import logging
 import threading
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -109,27 +108,6 @@ def retried_numbers(trials: list[FrozenTrial]) -> set[int]:
             for number in RetryHeartbeatStaleTrialCallback.retry_history(trial)} | {
         trial.system_attrs[TIMED_OUT_OF] for trial in trials
         if TIMED_OUT_OF in trial.system_attrs}
-
-
-@dataclass
-class Counts:
-    finished: int = 0  # complete, pruned, failed (not retried), infeasible, duplicate
-    running: int = 0
-    waiting: int = 0
-
-
-def count_trials(trials: list[FrozenTrial]) -> Counts:
-    """How many of ``trials`` are finished (a re-run trial counts once), running and waiting."""
-    retried = retried_numbers(trials)
-    counts = Counts()
-    for trial in trials:
-        if trial.state == TrialState.RUNNING:
-            counts.running += 1
-        elif trial.state == TrialState.WAITING:
-            counts.waiting += 1
-        elif trial.number not in retried:
-            counts.finished += 1
-    return counts
 
 
 def queue_retry(study: optuna.Study, trial: FrozenTrial) -> None:

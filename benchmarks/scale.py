@@ -1,0 +1,320 @@
+"""Driver at scale: the real driver (searcher, Pareto scheduler, sampler, storage, Ray Tune)
+running thousands of surrogate trials (search/surrogate.py) on a local Ray of many logical
+workers, and, in the same run, the same surrogate under plain Ray Tune (Tuner + OptunaSearch
++ ASHAScheduler, the same workers) as the yardstick.
+
+Measured on the driver: its process CPU time per trial (sampled as trials end, per window of
+``--window`` trials: the window ending at the 1,000th trial, or at a third of a smaller run,
+against the last one), the slowest rung decision (the scheduler's ``decide``, its CPU time), its
+resident memory (sampled; and the peak), and trials per second.
+
+    python benchmarks/scale.py --trials 120 --workers 16 --window 40   # smoke: 7 minutes
+    python benchmarks/scale.py --trials 2000 --without-ray             # the driver alone
+    python benchmarks/scale.py --trials 10000 --storage postgresql     # the issue's size
+
+64 workers start 64 processes that import PyTorch (about 0.5 GiB each): on a shared 2-core
+machine that alone took more than 5 minutes; use --workers 16 there.
+
+Storage: ``sqlite`` (a file under --folder), ``postgresql`` (a throwaway server started
+with this machine's PostgreSQL binaries, Debian's ``postgresql`` package: initdb and pg_ctl;
+not a dependency of the project) or any storage URL. The surrogate's trials mostly sleep
+(``--epoch-s`` an epoch), so 64 logical workers fit a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import glob
+import itertools
+import os
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+SPACE = Path(__file__).with_name("scale.yaml")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def rss_mib() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * PAGE / 2**20
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@contextlib.contextmanager
+def local_postgres() -> Iterator[str]:
+    """A throwaway PostgreSQL server on 127.0.0.1 and its database's URL."""
+    initdb = shutil.which("initdb") or next(iter(sorted(glob.glob(
+        "/usr/lib/postgresql/*/bin/initdb"))), None)
+    if initdb is None:
+        sys.exit("--storage postgresql: no initdb here (apt-get install postgresql); give "
+                 "a server's URL instead")
+    binaries = os.path.dirname(os.path.realpath(initdb))
+    root = Path(tempfile.mkdtemp(prefix="scale-postgres-"))
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_user:  # PostgreSQL refuses to run as root
+        shutil.chown(root, user="postgres")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    data = root / "data"
+    subprocess.run([*as_user, f"{binaries}/initdb", "-D", str(data), "-A", "trust", "-U",
+                    "postgres"], check=True, capture_output=True)
+    subprocess.run([*as_user, f"{binaries}/pg_ctl", "-D", str(data), "-w", "-l",
+                    str(root / "log"), "-o", f"-p {port} -k {root} -c "
+                    f"listen_addresses=127.0.0.1 -c max_connections=200", "start"],
+                   check=True, capture_output=True)
+    try:
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(f"postgresql://postgres@127.0.0.1:{port}/postgres",
+                                          isolation_level="AUTOCOMMIT")
+        with engine.connect() as connection:
+            connection.execute(sqlalchemy.text("CREATE DATABASE scale"))
+        engine.dispose()
+        yield f"postgresql://postgres@127.0.0.1:{port}/scale"
+    finally:
+        subprocess.run([*as_user, f"{binaries}/pg_ctl", "-D", str(data), "-w", "-m", "fast",
+                        "stop"], check=False, capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+class DriverMeter:
+    """Samples of the driver as trials end, and the scheduler's decision times: installed
+    around the searcher's and the scheduler's methods for one run."""
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[int, float, float]] = []  # (trials ended, cpu s, rss MiB)
+        self.decisions: list[float] = []  # CPU seconds of each rung decision
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        from threshsearch.search.schedulers.pareto import ParetoSuccessiveHalving
+        from threshsearch.search.searcher import StudySearcher
+
+        complete, decide = StudySearcher.on_trial_complete, ParetoSuccessiveHalving.decide
+
+        def timed_decide(scheduler, *args, **kwargs):
+            # CPU time of the deciding thread: on a shared machine wall time would count
+            # the moments the OS gave the core to someone else.
+            start = time.thread_time()
+            try:
+                return decide(scheduler, *args, **kwargs)
+            finally:
+                self.decisions.append(time.thread_time() - start)
+
+        def sampled_complete(searcher, *args, **kwargs):
+            complete(searcher, *args, **kwargs)
+            self.samples.append((searcher.index.counts().finished, time.process_time(),
+                                 rss_mib()))
+
+        StudySearcher.on_trial_complete = sampled_complete
+        ParetoSuccessiveHalving.decide = timed_decide
+        try:
+            yield
+        finally:
+            StudySearcher.on_trial_complete = complete
+            ParetoSuccessiveHalving.decide = decide
+
+    def cpu_ms_per_trial(self, end: int, window: int) -> float | None:
+        """Driver CPU per trial over the ``window`` trials ending at the ``end``-th."""
+        ends = np.array([count for count, _, _ in self.samples])
+        cpu = np.array([seconds for _, seconds, _ in self.samples])
+        last, first = np.searchsorted(ends, end), np.searchsorted(ends, end - window)
+        if last >= len(ends) or first >= last:
+            return None
+        return (cpu[last] - cpu[first]) / (ends[last] - ends[first]) * 1e3
+
+
+def run_driver_alone(space, log: Path) -> tuple[int, float]:
+    """The driver's own work with no Ray: the searcher, the scheduler's decisions, the
+    sampler and the storage, each trial run by the surrogate in this process, one after
+    another, without sleeping."""
+    from ray.tune.schedulers import TrialScheduler
+
+    from threshsearch.search.evidence import objective_vector
+    from threshsearch.search.progress import Progress
+    from threshsearch.search.runner import open_study
+    from threshsearch.search.schedulers import make_early_stopper
+    from threshsearch.search.searcher import StudySearcher
+    from threshsearch.search.surrogate import run_surrogate
+
+    study = open_study(space)
+    stopper = make_early_stopper(space, study.get_trials(deepcopy=False))
+    scheduler = stopper.scheduler
+    start = time.perf_counter()
+    with open(log, "w") as stream, contextlib.redirect_stdout(stream):
+        searcher = StudySearcher(space, study, 32, Progress(space), stopper.stop_reasons)
+        for count in itertools.count():
+            trial_id = f"t{count}"
+            spec = searcher.suggest(trial_id)
+            if spec == "FINISHED":
+                break
+            if not isinstance(spec, dict):
+                continue
+            reports = []
+            run_surrogate(spec, reports.append, 32, 0.0)
+            for report in reports:
+                searcher.on_trial_result(trial_id, report)
+                vector = objective_vector(report, scheduler.metrics, scheduler.directions)
+                if scheduler.decide(trial_id, report.get("epoch"), vector) == \
+                        TrialScheduler.STOP:
+                    break
+            searcher.on_trial_complete(trial_id, report)
+        searcher.close()
+    return len(study.trials), time.perf_counter() - start
+
+
+def run_ours(space, epoch_s: float, log: Path) -> tuple[int, float]:
+    from threshsearch.search.runner import run_search
+    from threshsearch.search.surrogate import surrogate_trainable
+
+    with open(log, "w") as stream, contextlib.redirect_stdout(stream):  # the progress lines
+        summary = run_search(space, trainable=surrogate_trainable(32, epoch_s))
+    return len(summary.study.trials), summary.wall_s
+
+
+class DrawFrom:
+    """OptunaSearch's define-by-run space: the space's own draw (picklable, as Tune saves
+    its searcher)."""
+
+    def __init__(self, space) -> None:
+        self.space = space
+
+    def __call__(self, trial) -> None:
+        self.space.sample(trial)
+
+
+def run_plain_tune(space, trials: int, workers: int, epoch_s: float, folder: Path
+                   ) -> tuple[int, float, float]:
+    """The yardstick: (trials, wall seconds, driver CPU seconds)."""
+    import optuna
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search.optuna import OptunaSearch
+
+    from threshsearch.search.surrogate import run_surrogate
+
+    def plain(config: dict) -> None:
+        architecture, recipe = space.sample(optuna.trial.FixedTrial(config))
+        spec = {"architecture": architecture.to_dict(), "recipe": recipe.to_dict(),
+                "seed": zlib.crc32(architecture.hash.encode()), "constraints": [],
+                "measure_latency": False}
+        run_surrogate(spec, tune.report, 32, epoch_s)
+
+    searcher = OptunaSearch(DrawFrom(space), metric=["val_accuracy", "memrw_mib"],
+                            mode=["max", "min"],
+                            sampler=space.sampler_choice.build(space.study.seed))
+    early = space.early_stopping
+    scheduler = ASHAScheduler(metric="val_accuracy", mode="max", time_attr="epoch",
+                              max_t=space.train.epochs, grace_period=early.grace_epochs,
+                              reduction_factor=early.reduction_factor)
+    tuner = tune.Tuner(
+        tune.with_resources(plain, {"cpu": 1}),
+        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
+                                    num_samples=trials, max_concurrent_trials=workers,
+                                    reuse_actors=True),
+        run_config=tune.RunConfig(storage_path=str((folder / "plain").resolve()), verbose=0))
+    cpu, start = time.process_time(), time.perf_counter()
+    results = tuner.fit()
+    return len(results), time.perf_counter() - start, time.process_time() - cpu
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=300)
+    parser.add_argument("--workers", type=int, default=64)
+    parser.add_argument("--epoch-s", type=float, default=0.02)
+    parser.add_argument("--window", type=int, default=500)
+    parser.add_argument("--storage", default="sqlite",
+                        help="sqlite, postgresql (a throwaway local server) or a URL")
+    parser.add_argument("--sampler", help="the study's sampler (the space's: auto)")
+    parser.add_argument("--no-yardstick", action="store_true")
+    parser.add_argument("--without-ray", action="store_true",
+                        help="the driver's own work alone: trials one after another in "
+                             "this process (no Ray, no yardstick)")
+    parser.add_argument("--folder", type=Path, default=Path("runs/scale"))
+    args = parser.parse_args()
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    import ray
+
+    from threshsearch.search.cluster import quiet_ray
+    from threshsearch.search.space import load_space
+
+    quiet_ray()
+    folder = args.folder / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    folder.mkdir(parents=True)
+    with contextlib.ExitStack() as stack:
+        url = {"sqlite": f"sqlite:///{folder / 'study.db'}",
+               "postgresql": None}.get(args.storage, args.storage)
+        if url is None:
+            url = stack.enter_context(local_postgres())
+        space = load_space(SPACE)
+        study = space.study.replace(n_trials=args.trials, concurrency=args.workers,
+                                    storage=url, name=f"scale-{folder.name}",
+                                    **({"sampler": args.sampler} if args.sampler else {}))
+        space = space.replace(study=study)
+        meter, plain = DriverMeter(), None
+        if args.without_ray:
+            with meter.installed():
+                trials, wall = run_driver_alone(space, folder / "progress.log")
+            peak = peak_rss_mib()
+        else:
+            ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False)
+            with meter.installed():
+                trials, wall = run_ours(space, args.epoch_s, folder / "progress.log")
+            peak = peak_rss_mib()
+            if not args.no_yardstick:
+                plain = run_plain_tune(space, trials, args.workers, args.epoch_s, folder)
+            ray.shutdown()
+
+    window = min(args.window, max(1, args.trials // 3))
+    early_end = 1000 if args.trials >= 1000 + window else 2 * window
+    late_end = meter.samples[-1][0] if meter.samples else 0
+    early, late = (meter.cpu_ms_per_trial(early_end, window),
+                   meter.cpu_ms_per_trial(late_end, window))
+    decisions = np.array(meter.decisions) * 1e3
+    rss = [mib for _, _, mib in meter.samples]
+    storage_name = url.split(":", 1)[0]
+    where = ("no Ray, one trial at a time" if args.without_ray else
+             f"{args.workers} logical workers, {args.epoch_s * 1e3:g} ms an epoch")
+    print(f"\n{trials} trials, {where}, storage {storage_name}, sampler "
+          f"{space.sampler_choice.kind} (this machine: {os.cpu_count()} cores, shared)")
+    print("| figure | value |\n|---|---|")
+    if early is not None and late is not None:
+        print(f"| driver CPU per trial, trials {early_end - window + 1}-{early_end} | "
+              f"{early:.1f} ms |")
+        print(f"| driver CPU per trial, trials {late_end - window + 1}-{late_end} | "
+              f"{late:.1f} ms |")
+        print(f"| ratio, last window / early window | {late / early:.2f}x |")
+    if len(decisions):
+        print(f"| rung decisions (CPU time) | {len(decisions)}, mean {decisions.mean():.2f} ms, "
+              f"slowest {decisions.max():.1f} ms, {(decisions > 50).sum()} over 50 ms |")
+    if rss:
+        print(f"| driver RSS at the first / last sample, peak | {rss[0]:.0f} / {rss[-1]:.0f} "
+              f"MiB, peak {peak:.0f} MiB |")
+    print(f"| trials per second, this driver | {trials / wall:.2f} ({wall:.0f} s) |")
+    if plain is not None:
+        count, seconds, cpu = plain
+        print(f"| trials per second, plain Ray Tune + OptunaSearch + ASHA | "
+              f"{count / seconds:.2f} ({seconds:.0f} s; driver CPU "
+              f"{cpu / count * 1e3:.1f} ms a trial) |")
+    print(f"\nprogress lines: {folder / 'progress.log'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""The driver's trial index against a full scan of the study (the scan the searcher and the
+progress line did per trial before the index, kept here as the oracle), after random
+sequences of this driver's and another driver's trials starting, ending and being retried."""
+
+from collections import Counter
+
+import optuna
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from optuna.trial import TrialState
+
+from threshsearch.search.index import TrialIndex
+from threshsearch.search.storage import STATUS, queue_retry, retried_numbers, trial_status
+
+HASHES = ("a", "b", "c", "d")
+ENDS = {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED,
+        "infeasible": TrialState.PRUNED, "failed": TrialState.FAIL,
+        "timed_out": TrialState.FAIL, "duplicate": TrialState.COMPLETE}
+
+
+def scanned_counts(trials):
+    retried = retried_numbers(trials)
+    running = sum(t.state == TrialState.RUNNING for t in trials)
+    waiting = sum(t.state == TrialState.WAITING for t in trials)
+    finished = sum(t.state.is_finished() and t.number not in retried for t in trials)
+    return finished, running, waiting
+
+
+def scanned_tally(trials):
+    retried = retried_numbers(trials)
+    return Counter("retried" if t.number in retried else trial_status(t) for t in trials)
+
+
+def scanned_twin(trials, number, config_hash):
+    return next((t.number for t in trials
+                 if t.user_attrs.get("config_hash") == config_hash and t.number != number
+                 and (trial_status(t) in ("complete", "pruned", "infeasible", "duplicate")
+                      or (trial_status(t) == "running" and t.number < number))), None)
+
+
+def assert_matches_a_scan(index, study):
+    trials = study.get_trials()
+    counts = index.counts()
+    assert (counts.finished, counts.running, counts.waiting) == scanned_counts(trials)
+    assert +index.tally == scanned_tally(trials)
+    for config_hash in HASHES:
+        for number in [*index.status, 10**6]:
+            assert index.twin(number, config_hash) == scanned_twin(trials, number,
+                                                                   config_hash)
+    assert sorted(index.complete) == [t.number for t in trials
+                                      if t.state == TrialState.COMPLETE]
+
+
+def end(study, trial, status):
+    values = [0.5, 1.0] if ENDS[status] == TrialState.COMPLETE else None
+    trial.set_user_attr(STATUS, status)
+    study.tell(trial, values, state=ENDS[status])
+    return values
+
+
+OPS = st.lists(st.tuples(st.sampled_from(["start", "end", "foreign start", "foreign end",
+                                          "foreign dies", "refresh"]),
+                         st.integers(0, 100), st.sampled_from(list(ENDS))), max_size=40)
+
+
+@settings(max_examples=80, deadline=None)
+@given(OPS)
+def test_the_index_equals_a_full_scan_after_any_sequence_of_trial_ends(ops):
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    other = optuna.load_study(study_name=study.study_name, storage=study._storage)
+    index = TrialIndex(study, study.get_trials())
+    mine, theirs = [], []
+    for op, pick, status in ops:
+        if op == "start":
+            trial = study.ask()
+            index.claim(trial)
+            trial.set_user_attr("config_hash", HASHES[pick % len(HASHES)])
+            index.drew(trial, HASHES[pick % len(HASHES)])
+            mine.append(trial)
+        elif op == "end" and mine:
+            trial = mine.pop(pick % len(mine))
+            values = end(study, trial, status)
+            index.ended(trial, status, ENDS[status], values)
+            if status == "timed_out":
+                queue_retry(study, study._storage.get_trial(trial._trial_id))
+        elif op == "foreign start":
+            trial = other.ask()
+            trial.set_user_attr("config_hash", HASHES[pick % len(HASHES)])
+            theirs.append(trial)
+        elif op == "foreign end" and theirs:
+            end(other, theirs.pop(pick % len(theirs)), status)
+        elif op == "foreign dies" and theirs:
+            # What Optuna's heartbeat retry makes of a stale trial: failed, and queued again.
+            dead = theirs.pop(pick % len(theirs))
+            other.tell(dead, state=TrialState.FAIL)
+            other.add_trial(optuna.trial.create_trial(
+                state=TrialState.WAITING,
+                system_attrs={"failed_trial": dead.number, "retry_history": [dead.number]}))
+        elif op == "refresh":
+            index.refresh()
+    index.refresh()
+    assert_matches_a_scan(index, study)
+    # A resumed driver builds its index from one full read: the same index.
+    assert_matches_a_scan(TrialIndex(study, study.get_trials()), study)
+
+
+def test_a_heartbeat_retry_is_known_as_one_without_reading_it_again():
+    study = optuna.create_study()
+    study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL))
+    study.add_trial(optuna.trial.create_trial(
+        state=TrialState.WAITING, system_attrs={"failed_trial": 0, "retry_history": [0]}))
+    index = TrialIndex(study, [])
+    trial = study.ask()
+    index.claim(trial)
+    assert trial.number == 1 and trial.number in index.heartbeat_retries
+    assert index.counts().finished == 0, "the failed attempt is counted by its retry"
