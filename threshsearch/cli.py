@@ -205,10 +205,14 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         f"{early.reduction_factor})")
     print(f"  early stop  {stopping}; base preset {space.base}")
     measurement = space.measurement
-    print(f"  latency     p10 of single passes, {measurement.min_passes}+ passes, "
-          f"{measurement.min_time_s:g}-{measurement.max_time_s:g} s per network, "
-          f"{'device to itself' if measurement.exclusive else 'device shared'}"
-          f"{', front re-timed at the end' if measurement.retime_front else ''}")
+    if space.measures_latency:
+        print(f"  latency     p10 of single passes, {measurement.min_passes}+ passes, "
+              f"{measurement.min_time_s:g}-{measurement.max_time_s:g} s per network, "
+              f"{'device to itself' if measurement.exclusive else 'device shared'}"
+              f"{', front re-timed at the end' if measurement.retime_front else ''}")
+    else:
+        print("  latency     not measured by the trials (no objective or constraint is "
+              "latency_ms)")
     if measurement.device_model == "auto":
         print("  predicted   by a device model of this machine's CPU, profiled at the study's "
               "first run")
