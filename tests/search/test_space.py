@@ -34,7 +34,8 @@ def test_shipped_spaces_are_valid():
         assert space.study.name == name
     quick = load_space("search_spaces/quickstart.yaml")
     assert quick.data.dataset == "digits" and quick.study.n_trials >= 12
-    assert quick.metric_names == ["val_accuracy", "latency_ms", "memrw_mib"]
+    assert quick.metric_names == ["val_accuracy", "predicted_latency_ms", "memrw_mib"]
+    assert quick.measurement.device_model == "auto" and not quick.measures_latency
 
 
 def test_defaults_directions_and_storage():
