@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,11 +97,13 @@ class SearchSummary:
     baselines_s: float = 0.0  # compute seconds the baselines took this run
 
 
-def run_search(space: SearchSpace, address: str | None = None, quiet: bool = False
-               ) -> SearchSummary:
+def run_search(space: SearchSpace, address: str | None = None, quiet: bool = False,
+               trainable: Callable[..., None] = ray_trainable) -> SearchSummary:
     """Run (or resume) the study a space describes, on a local Ray or the cluster at
     ``address``. Returns when the trial budget or time budget is used up. The study in the
-    storage is not touched before Ray is reached and the cluster can run the trials."""
+    storage is not touched before Ray is reached and the cluster can run the trials.
+    ``trainable``: what a trial runs, ``trial.ray_trainable`` (training) unless a benchmark
+    or test of the driver passes ``surrogate.surrogate_trainable``'s model instead."""
     quiet_ray()
     import ray
     from ray import tune
@@ -137,12 +140,11 @@ def run_search(space: SearchSpace, address: str | None = None, quiet: bool = Fal
         if space.baselines and not quiet:
             print(f"baselines {', '.join(space.baselines)}: {queued} to train first, under "
                   f"the study's recipe, {len(space.baselines) - queued} already trained")
-        trainable = ray_trainable
         if space.data.ship:
             # Once, from the driver: workers fetch it by reference and keep it on their
             # device between trials; they need no copy of the data of their own.
             shipped = ShippedData(f"{dataset.name}-{uuid.uuid4().hex[:12]}", ray.put(dataset))
-            trainable = tune.with_parameters(ray_trainable, data=shipped)
+            trainable = tune.with_parameters(trainable, data=shipped)
         trainable = tune.with_resources(trainable, {"cpu": space.resources.cpus,
                                                     "gpu": space.resources.gpus})
         experiment = Path(space.study_dir / "ray").resolve()
