@@ -220,7 +220,10 @@ def main() -> None:
                 (out / "runs.json").write_text(json.dumps(runs, indent=1))
     finally:
         ray.shutdown()
-    score_runs(runs, roi)
+    try:
+        score_runs(runs, roi)
+    except ValueError as error:  # e.g. a budget too short for any trial to complete
+        raise SystemExit(f"search quality: {error}; runs in {out / 'runs.json'}") from None
     (out / "runs.json").write_text(json.dumps(runs, indent=1))
     header = (f"{args.budget:.0f} s per run, {epochs} epochs, seeds {seeds[0]}-{seeds[-1]}, "
               f"order rotated per seed; region accuracy >= {args.min_accuracy}, memrw_mib <= "
