@@ -14,7 +14,6 @@ from threshsearch.train import (
     seed_everything,
 )
 
-
 # Enough data to learn from, for the one test that asks for learning.
 LEARNABLE = {}
 # Several batches of small images: what the other tests check (seeds, checkpoints, stops)
