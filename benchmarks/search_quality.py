@@ -1,14 +1,21 @@
-"""Search quality at equal wall-clock: the hypervolume of the front each strategy finds.
+"""Search quality at equal wall-clock: how good a front each strategy finds, with intervals.
 
 Runs one space (default: benchmarks/search_quality.yaml, digits, val_accuracy + memrw_mib,
 two trials at a time) once per strategy and seed, each run ending at the same wall-clock
-budget, on one local Ray. Strategies are interleaved within each seed so that whatever else
-the machine does falls on all of them alike. Prints a table (hypervolume mean and spread,
-trials complete / pruned, the default's ratio to each) and writes it with every run's figures
-and an anytime plot (hypervolume against wall-clock, one line per strategy) to --out.
+budget, on one local Ray. Within each seed the strategies' order is rotated (seed i starts
+with strategy i mod k), so no strategy always runs first or last on a machine that warms up
+or gets busier. Each strategy's front is compared with full training's (`none+auto`) of the
+same seed: the hypervolume ratio at two reference points, the region of interest
+(--min-accuracy, --max-memrw) and the nadir of the pooled fronts (the worst value of each
+objective over every run's front, all strategies and seeds, pushed out by a tenth of the
+pooled range so the extreme networks count), and IGD+ against the pooled front (the
+non-dominated networks of all runs, objectives scaled by the pooled front's range). Means
+come with 95 % percentile-bootstrap intervals over seeds (the ratios are paired per seed).
+Prints one table and writes it with every run's figures and an anytime plot (hypervolume
+against wall-clock, one line per strategy) to --out.
 
-    python benchmarks/search_quality.py --budget 120 --seeds 0 1 2
-    python benchmarks/search_quality.py --budget 120 --epochs 20 \\
+    python benchmarks/search_quality.py --budget 120 --seeds 10
+    python benchmarks/search_quality.py --budget 120 --seeds 10 --epochs 20 \\
         --strategies pareto+auto asha+auto none+auto --out benchmarks/out/search-quality-20
 
 The region of interest is accuracy >= --min-accuracy and memrw_mib <= --max-memrw: digits
@@ -20,17 +27,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import time
 from pathlib import Path
 
-from threshsearch.search.pareto import hypervolume, minimised
+import numpy as np
+from scipy import stats
+
+from threshsearch.search.pareto import hypervolume, igd_plus, minimised
 from threshsearch.search.runner import run_search
 from threshsearch.search.samplers import parse_sampler
 from threshsearch.search.space import SearchSpace, load_space
 
 DEFAULT_SPACE = Path(__file__).with_name("search_quality.yaml")
-STRATEGIES = ("pareto+auto", "asha+auto", "none+auto", "pareto+nsga2")
+STRATEGIES = ("pareto+auto", "none+auto", "asha+auto", "pareto+nsga2")
+FULL_TRAINING = "none+auto"  # what every ratio is taken against
+NADIR_MARGIN = 0.1  # the pooled nadir pushed out by this share of the pooled range
 
 
 def strategy_space(space: SearchSpace, strategy: str, seed: int, budget: float, epochs: int,
@@ -54,18 +67,122 @@ def study_points(study, directions: list[str]) -> list[tuple[float, tuple[float,
             if t.values is not None and t.user_attrs.get("status") == "complete"]
 
 
+def rotated(strategies: list[str], index: int) -> list[str]:
+    """The strategies in the order the ``index``-th seed runs them: shifted by one per seed."""
+    shift = index % len(strategies)
+    return [*strategies[shift:], *strategies[:shift]]
+
+
+def non_dominated(points: list[tuple[float, ...]]) -> list[tuple[float, ...]]:
+    """The points (minimised) that no other point dominates, each once."""
+    unique = sorted(set(map(tuple, points)))
+    return [p for p in unique
+            if not any(all(o <= v for o, v in zip(other, p, strict=True)) and other != p
+                       for other in unique)]
+
+
+def pooled_reference(runs: list[dict]) -> tuple[list[tuple[float, ...]], tuple[float, ...],
+                                                 tuple[float, ...]]:
+    """(pooled front, nadir reference point, per-objective scale) of every run's front: the
+    front of all runs' networks; the worst value of each objective over the runs' fronts,
+    pushed out by NADIR_MARGIN of the range so that the extremes add volume; the pooled
+    front's range (1 where it is flat) to scale IGD+."""
+    fronts = [p for run in runs for p in non_dominated([tuple(q) for q in run["points"]])]
+    if not fronts:
+        raise ValueError("no run completed a feasible trial: nothing to compare")
+    pooled = non_dominated(fronts)
+    worst, best = np.max(fronts, axis=0), np.min(fronts, axis=0)
+    spread = np.where(worst > best, worst - best, 1.0)
+    nadir = tuple(float(v) for v in worst + NADIR_MARGIN * spread)
+    front = np.asarray(pooled)
+    extent = front.max(axis=0) - front.min(axis=0)
+    scale = tuple(float(v) for v in np.where(extent > 0, extent, 1.0))
+    return pooled, nadir, scale
+
+
+def mean_interval(values: list[float], confidence: float = 0.95,
+                  resamples: int = 10_000) -> tuple[float, float, float]:
+    """(mean, low, high): the mean of ``values`` (one per seed) and its percentile-bootstrap
+    interval; the interval is NaN with fewer than two values (nothing to resample)."""
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return math.nan, math.nan, math.nan
+    mean = float(np.mean(finite))
+    if len(finite) < 2:
+        return mean, math.nan, math.nan
+    if len(set(finite)) == 1:
+        return mean, mean, mean
+    result = stats.bootstrap((np.asarray(finite),), np.mean, confidence_level=confidence,
+                             n_resamples=resamples, method="percentile",
+                             random_state=np.random.default_rng(0))
+    return mean, float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def paired_ratios(runs: list[dict], strategy: str, key: str) -> list[float]:
+    """Per seed, ``strategy``'s ``key`` divided by full training's in the same seed; seeds
+    where full training's is 0 are left out (no ratio)."""
+    full = {r["seed"]: r[key] for r in runs if r["strategy"] == FULL_TRAINING}
+    return [r[key] / full[r["seed"]] for r in runs
+            if r["strategy"] == strategy and full.get(r["seed"])]
+
+
+def score_runs(runs: list[dict], roi: tuple[float, ...]) -> None:
+    """Adds to each run its hypervolume at ``roi`` and at the pooled nadir, and its IGD+."""
+    pooled, nadir, scale = pooled_reference(runs)
+    for run in runs:
+        points = [tuple(p) for p in run["points"]]
+        run["hypervolume"] = hypervolume(points, roi)
+        run["hypervolume_nadir"] = hypervolume(points, nadir)
+        run["igd_plus"] = igd_plus(points, pooled, scale)
+
+
+def summary_table(runs: list[dict], strategies: list[str], header: str) -> str:
+    """One row per strategy: trials, the hypervolume ratio to full training at each reference
+    point and IGD+, each a mean with its 95 % interval over seeds."""
+
+    def shown(mean: float, low: float, high: float, unit: str = "") -> str:
+        if math.isnan(mean):
+            return "-"
+        interval = "" if math.isnan(low) else f" [{low:.2f}, {high:.2f}]"
+        return f"{mean:.2f}{unit}{interval}"
+
+    lines = [header, "",
+             "| strategy | seeds | complete | pruned | HV / full training (region) "
+             "| HV / full training (pooled nadir) | IGD+ (pooled front) |",
+             "|---|---|---|---|---|---|---|"]
+    for strategy in strategies:
+        mine = [r for r in runs if r["strategy"] == strategy]
+        if not mine:
+            continue
+        region = paired_ratios(runs, strategy, "hypervolume")
+        nadir = paired_ratios(runs, strategy, "hypervolume_nadir")
+        lines.append(
+            f"| {strategy} | {len(mine)} | "
+            f"{statistics.mean(r['complete'] for r in mine):.1f} | "
+            f"{statistics.mean(r['pruned'] for r in mine):.1f} | "
+            f"{shown(*mean_interval(region), 'x')} ({len(region)} seeds) | "
+            f"{shown(*mean_interval(nadir), 'x')} ({len(nadir)} seeds) | "
+            f"{shown(*mean_interval([r['igd_plus'] for r in mine]))} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--space", default=str(DEFAULT_SPACE))
     parser.add_argument("--budget", type=float, default=120, help="seconds per run")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", type=int, default=10, help="how many seeds (0, 1, ...)")
+    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES),
-                        help="EARLY_STOPPING+SAMPLER, e.g. pareto+auto asha+tpe none+random")
+                        help="EARLY_STOPPING+SAMPLER, e.g. pareto+auto asha+tpe none+random; "
+                             f"{FULL_TRAINING} (the ratios' denominator) is always run")
     parser.add_argument("--epochs", type=int, default=None, help="default: the space's")
     parser.add_argument("--min-accuracy", type=float, default=0.9)
     parser.add_argument("--max-memrw", type=float, default=3.0)
     parser.add_argument("--out", default="benchmarks/out/search-quality")
     args = parser.parse_args()
+    strategies = [*args.strategies, *([FULL_TRAINING] if FULL_TRAINING not in args.strategies
+                                      else [])]
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
 
     import ray
 
@@ -76,12 +193,12 @@ def main() -> None:
     epochs = args.epochs or space.train.epochs
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    reference = minimised([args.min_accuracy, args.max_memrw], space.directions)
+    roi = minimised([args.min_accuracy, args.max_memrw], space.directions)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     runs = []
     try:
-        for seed in args.seeds:
-            for strategy in args.strategies:
+        for index, seed in enumerate(seeds):
+            for strategy in rotated(strategies, index):
                 run_space = strategy_space(space, strategy, seed, args.budget, epochs, out)
                 Path(run_space.storage_url.removeprefix("sqlite:///")).unlink(missing_ok=True)
                 began = time.perf_counter()
@@ -90,50 +207,33 @@ def main() -> None:
                 statuses = [t.user_attrs.get("status") for t in summary.study.trials]
                 run = {
                     "strategy": strategy, "seed": seed, "wall_s": time.perf_counter() - began,
-                    "hypervolume": hypervolume([p for _, p in points], reference),
+                    "points": [p for _, p in points],
                     "complete": statuses.count("complete"), "pruned": statuses.count("pruned"),
                     "sampler": summary.study.user_attrs["sampler"]["kind"],
-                    "anytime": [[t, hypervolume([p for when, p in points if when <= t],
-                                                reference)]
+                    "anytime": [[t, hypervolume([p for when, p in points if when <= t], roi)]
                                 for t in range(0, int(args.budget) + 15, 5)],
                 }
                 runs.append(run)
-                print(f"seed {seed} {strategy:<14} hypervolume {run['hypervolume']:.4f}  "
-                      f"complete {run['complete']:>3}  pruned {run['pruned']:>3}  "
-                      f"({run['wall_s']:.0f} s)", flush=True)
+                print(f"seed {seed} {strategy:<14} hypervolume (region) "
+                      f"{hypervolume(run['points'], roi):.4f}  complete {run['complete']:>3}  "
+                      f"pruned {run['pruned']:>3}  ({run['wall_s']:.0f} s)", flush=True)
                 (out / "runs.json").write_text(json.dumps(runs, indent=1))
     finally:
         ray.shutdown()
-    table = summary_table(runs, args.strategies, args)
+    try:
+        score_runs(runs, roi)
+    except ValueError as error:  # e.g. a budget too short for any trial to complete
+        raise SystemExit(f"search quality: {error}; runs in {out / 'runs.json'}") from None
+    (out / "runs.json").write_text(json.dumps(runs, indent=1))
+    header = (f"{args.budget:.0f} s per run, {epochs} epochs, seeds {seeds[0]}-{seeds[-1]}, "
+              f"order rotated per seed; region accuracy >= {args.min_accuracy}, memrw_mib <= "
+              f"{args.max_memrw}; pooled nadir "
+              f"{tuple(round(v, 4) for v in pooled_reference(runs)[1])} (minimised); "
+              "95 % percentile-bootstrap intervals over seeds.")
+    table = summary_table(runs, strategies, header)
     print("\n" + table)
     (out / "table.md").write_text(table + "\n")
-    anytime_plot(runs, args.strategies, out / "anytime.html", args)
-
-
-def summary_table(runs: list[dict], strategies: list[str], args: argparse.Namespace) -> str:
-    default = strategies[0]
-    by_seed = {(r["strategy"], r["seed"]): r["hypervolume"] for r in runs}
-    lines = [f"Region: accuracy >= {args.min_accuracy}, memrw_mib <= {args.max_memrw}; "
-             f"{args.budget:.0f} s per run; seeds {' '.join(map(str, args.seeds))}.", "",
-             f"| strategy | hypervolume mean | sd | per seed | complete | pruned | "
-             f"{default} / this |", "|---|---|---|---|---|---|---|"]
-    default_mean = statistics.mean(r["hypervolume"] for r in runs if r["strategy"] == default)
-    for strategy in strategies:
-        mine = [r for r in runs if r["strategy"] == strategy]
-        values = [r["hypervolume"] for r in mine]
-        mean = statistics.mean(values)
-        spread = statistics.stdev(values) if len(values) > 1 else 0.0
-        ratios = [by_seed[(default, r["seed"])] / r["hypervolume"] for r in mine
-                  if r["hypervolume"] > 0 and (default, r["seed"]) in by_seed]
-        ratio = f"{default_mean / mean:.2f}x" if mean else "-"
-        if ratios and strategy != default:
-            ratio += f" (per seed {min(ratios):.2f}-{max(ratios):.2f})"
-        lines.append(
-            f"| {strategy} | {mean:.4f} | {spread:.4f} | "
-            f"{' '.join(f'{v:.4f}' for v in values)} | "
-            f"{statistics.mean(r['complete'] for r in mine):.1f} | "
-            f"{statistics.mean(r['pruned'] for r in mine):.1f} | {ratio} |")
-    return "\n".join(lines)
+    anytime_plot(runs, strategies, out / "anytime.html", args)
 
 
 def anytime_plot(runs: list[dict], strategies: list[str], path: Path,
@@ -147,7 +247,7 @@ def anytime_plot(runs: list[dict], strategies: list[str], path: Path,
         means = [statistics.mean(curve[i][1] for curve in mine) for i in range(len(times))]
         figure.add_trace(go.Scatter(x=times, y=means, mode="lines", name=strategy))
     figure.update_layout(
-        title=f"Hypervolume against wall-clock (mean of seeds {args.seeds}; accuracy >= "
+        title=f"Hypervolume against wall-clock (mean of {args.seeds} seeds; accuracy >= "
               f"{args.min_accuracy}, memrw <= {args.max_memrw} MiB)",
         xaxis_title="seconds since the first trial started", yaxis_title="hypervolume")
     figure.write_html(path, include_plotlyjs=True)

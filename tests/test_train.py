@@ -14,11 +14,17 @@ from threshsearch.train import (
     seed_everything,
 )
 
+# Enough data to learn from, for the one test that asks for learning.
+LEARNABLE = {}
+# Several batches of small images: what the other tests check (seeds, checkpoints, stops)
+# does not depend on how much there is to learn, only on more than one batch an epoch.
+FEW = {"size": 16, "train": 150, "val": 50, "test": 50}
 
-def make_trainer(config, seed=0, **kwargs) -> Trainer:
+
+def make_trainer(config, seed=0, data=FEW, **kwargs) -> Trainer:
     seed_everything(seed)
     recipe = kwargs.pop("recipe", Recipe(batch_size=50, epochs=3, lr=1e-2))
-    return Trainer(build_model(config), synthetic(), recipe, seed=seed, **kwargs)
+    return Trainer(build_model(config), synthetic(**data), recipe, seed=seed, **kwargs)
 
 
 def test_the_papers_recipes():
@@ -42,7 +48,7 @@ def test_recipe_overrides_and_errors():
 
 
 def test_training_learns_and_reports_every_epoch(tiny_config):
-    result = make_trainer(tiny_config).fit()
+    result = make_trainer(tiny_config, data=LEARNABLE).fit()
     assert result.status == "completed"
     assert [epoch.epoch for epoch in result.epochs] == [1, 2, 3]
     final = result.final

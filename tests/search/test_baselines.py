@@ -124,9 +124,19 @@ def test_a_failed_baseline_is_recorded_and_the_search_goes_on(tmp_path):
     assert len(study.trials) == 3, "the search ran its whole budget"
 
 
-def test_baselines_train_once_and_stay_out_of_the_sampled_study(tmp_path):
-    space = _offline_space(tmp_path, ["threshnet79"], n_trials=2)
-    study = _drive(space)
+@pytest.fixture(scope="module")
+def with_baseline(tmp_path_factory):
+    """(folder, space, study): two search trials and threshnet79 trained beside them, once
+    for the tests that read such a study (training the baseline is most of their cost)."""
+    folder = tmp_path_factory.mktemp("baselines")
+    space = _offline_space(folder, ["threshnet79"], n_trials=2)
+    return folder, space, _drive(space)
+
+
+def test_baselines_train_once_and_stay_out_of_the_sampled_study(with_baseline, tmp_path):
+    import sqlite3
+
+    folder, _, study = with_baseline
     companion = load_baselines_study(study)
     trained = baseline_trials(companion)
     assert list(trained) == ["threshnet79"]
@@ -140,20 +150,25 @@ def test_baselines_train_once_and_stay_out_of_the_sampled_study(tmp_path):
     assert all(BASELINE not in t.user_attrs for t in study.trials)
     searched = set(optuna.search_space.intersection_search_space(study.get_trials()))
     assert searched == {"depth", "growth", "threshold"}
-    # A rerun (more trials) trains no baseline again.
+    # A rerun (more trials) trains no baseline again: on a copy of the storage (SQLite's
+    # backup: the WAL's pages included), so that the shared study keeps its two trials.
+    source, copy = sqlite3.connect(folder / "study.db"), sqlite3.connect(tmp_path / "study.db")
+    source.backup(copy)
+    source.close()
+    copy.close()
     more = _offline_space(tmp_path, ["threshnet79"], n_trials=3)
     study = _drive(more)
     assert len(load_baselines_study(study).trials) == 1
     assert len(study.trials) == 3
 
 
-def test_baselines_show_on_every_pareto_plot_in_the_table_and_the_files(tmp_path):
+def test_baselines_show_on_every_pareto_plot_in_the_table_and_the_files(with_baseline,
+                                                                         tmp_path):
     import threshsearch
     from threshsearch.results import export_baselines, read_result, trials_frame
     from threshsearch.results.report import study_figures
 
-    space = _offline_space(tmp_path, ["threshnet79"], n_trials=2)
-    study = _drive(space)
+    _, space, study = with_baseline
     sections = dict(study_figures(study, 10, 32))
     plots = [figure for title, figure in sections.items() if title.startswith("Pareto front")]
     assert plots

@@ -1,4 +1,4 @@
-"""Non-dominated sorting, crowding distance, the rung rank and the hypervolume."""
+"""Non-dominated sorting, crowding distance, the rung rank, the hypervolume and IGD+."""
 
 import math
 from collections.abc import Sequence
@@ -12,6 +12,7 @@ from threshsearch.search.pareto import (
     RungRank,
     crowding_distances,
     hypervolume,
+    igd_plus,
     minimised,
     pareto_fronts,
 )
@@ -193,3 +194,19 @@ def test_the_kept_fronts_rank_every_arrival_as_the_whole_sort_does(cloud):
         expected[front] = number
     expected[~finite] = -1
     assert fronts.fronts.tolist() == expected.tolist()
+
+
+def test_igd_plus_counts_only_where_a_point_falls_short_worked_by_hand():
+    front = [(0.0, 1.0), (1.0, 0.0)]
+    # (0.5, 0.5) is 0.5 short of (0, 1) on the first objective only and of (1, 0) on the
+    # second only: 0.5 from each (plain IGD would say sqrt(0.5) from each).
+    assert igd_plus([(0.5, 0.5)], front) == pytest.approx(0.5)
+    # (0, 2) is dominated by (0, 1): 1 from it, and (0, 2) vs (1, 0) falls short by 2.
+    assert igd_plus([(0.0, 2.0)], front) == pytest.approx(1.5)
+    # the nearer of two points counts for each reference point
+    assert igd_plus([(0.0, 2.0), (1.0, 0.0)], front) == pytest.approx(0.5)
+    # scaled: the second objective's shortfalls halved
+    assert igd_plus([(0.0, 2.0)], front, scale=(1.0, 2.0)) == pytest.approx((0.5 + 1.0) / 2)
+    assert igd_plus(front, front) == 0.0
+    assert igd_plus([(-1.0, -1.0)], front) == 0.0, "beyond the reference front costs nothing"
+    assert igd_plus([], front) == math.inf

@@ -72,3 +72,44 @@ def test_every_setting_is_a_parameter_of_its_optuna_sampler():
             continue
         parameters = inspect.signature(OPTUNA_SAMPLERS[kind]).parameters
         assert set(settings.model_fields) - {"kind"} <= set(parameters), kind
+
+
+def test_auto_keeps_tpe_at_every_budget_under_early_stopping():
+    for rule in ("pareto", "asha"):
+        choice = choose_sampler(AutoSampler(), 2, 5000, 2, early_stopping=rule)
+        assert choice.kind == "tpe" and rule in choice.reason
+    assert choose_sampler(AutoSampler(), 2, 5000, 2, early_stopping="none").kind == "nsga2"
+    named = choose_sampler(parse("nsga2")[0], 2, 5000, 2, early_stopping="pareto")
+    assert named.kind == "nsga2", "a sampler named in the space is kept"
+
+
+def _proposals_after(pruned_at: list[float], sampler: optuna.samplers.BaseSampler) -> list[float]:
+    """Where ``sampler`` proposes x next in a two-objective study of 3 completed trials and
+    the stopped (PRUNED, as early stopping leaves them) trials at ``pruned_at``."""
+    x = optuna.distributions.FloatDistribution(0.0, 1.0)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    for value in (0.45, 0.5, 0.55):
+        study.add_trial(optuna.trial.create_trial(params={"x": value}, distributions={"x": x},
+                                                  values=[value, 1.0 - value]))
+    for value in pruned_at:
+        study.add_trial(optuna.trial.create_trial(params={"x": value}, distributions={"x": x},
+                                                  state=optuna.trial.TrialState.PRUNED))
+    proposals = []
+    for _ in range(8):
+        trial = study.ask({"x": x})
+        proposals.append(trial.params["x"])
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    return proposals
+
+
+def test_the_sampler_advances_under_early_stopping():
+    """A large study where nearly every trial is stopped early: auto's sampler proposes from
+    what the stopped trials showed (NSGA-II, which counts only completed trials, would draw
+    the same random points whichever networks were stopped)."""
+    choice = choose_sampler(AutoSampler(), 2, 1000, 1, early_stopping="pareto")
+    low = [i / 100 for i in range(0, 30)]  # stopped networks all at small x ...
+    high = [1 - v for v in low]  # ... or all at large x
+    after_low = _proposals_after(low, choice.build(0))
+    after_high = _proposals_after(high, choice.build(0))
+    assert after_low != after_high
+    assert sum(after_low) / 8 > sum(after_high) / 8, "away from where trials were stopped"

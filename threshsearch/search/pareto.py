@@ -1,6 +1,6 @@
 """Pareto ranking of objective vectors: crowding distance, a rung's points kept in their
 non-dominated fronts as they come and the rank of a new point among them, and the
-hypervolume of a front. Every vector here is minimised:
+hypervolume of a front and its IGD+ distance to a reference front. Every vector here is minimised:
 callers negate the objectives they maximise (``minimised``). A point with a non-finite value
 (a NaN loss, an infinite latency) ranks last: it neither dominates nor is dominated in any
 useful sense, so it is put on a front of its own behind every finite point and is left out of
@@ -218,3 +218,20 @@ def hypervolume(points: Sequence[Sequence[float]], reference: Sequence[float]) -
     if not inside:
         return 0.0
     return float(compute_hypervolume(np.array(inside), reference))
+
+
+def igd_plus(points: Sequence[Sequence[float]], reference_front: Sequence[Sequence[float]],
+             scale: Sequence[float] | None = None) -> float:
+    """IGD+ (Ishibuchi et al., 2015) of ``points`` against ``reference_front``, both minimised:
+    the mean, over the reference front's points, of the distance from each to the nearest of
+    ``points``, counting only the objectives on which that point is worse. 0 when ``points``
+    reach every reference point; unlike plain IGD it never rewards being dominated. Each
+    objective's difference is divided by its ``scale`` (e.g. the reference front's range), so
+    that objectives in different units weigh alike. Infinite when ``points`` is empty."""
+    front = np.asarray(reference_front, dtype=float)
+    found = np.asarray(points, dtype=float).reshape(-1, front.shape[1])
+    if len(found) == 0:
+        return float("inf")
+    weights = np.ones(front.shape[1]) if scale is None else np.asarray(scale, dtype=float)
+    shortfall = np.maximum(found[:, None, :] - front[None, :, :], 0.0) / weights
+    return float(np.sqrt((shortfall ** 2).sum(axis=2)).min(axis=0).mean())

@@ -3,7 +3,13 @@ sampler's settings), validated, and ``auto``'s choice from the budget and the ob
 
 ``auto`` picks multivariate TPE with the constant-liar heuristic (Optuna's default for several
 objectives, and what learns fastest from few trials) below ``NSGA2_FROM_TRIALS`` trials, and
-NSGA-II with a population of about a tenth of the budget (ten generations or more) from there.
+NSGA-II with a population of about a tenth of the budget (ten generations or more) from there
+when every trial trains to the end (``early_stopping: none``). Under early stopping ``auto``
+keeps TPE at every budget: Optuna's NSGA-II reads only COMPLETE trials and closes a
+generation only when ``population_size`` of them complete, so with about one trial in nine
+completing (eta 3) it stays in its first, random generation; TPE reads the PRUNED trials too
+(it puts them with the worse group, after the complete ones ranked by non-domination), so
+every stopped trial moves its model.
 GPSampler is a choice, never ``auto``'s: its cost per suggestion grows with the cube of the
 trials and runs on the driver, beside the trials' training.
 
@@ -141,16 +147,23 @@ def _startup_trials(n_trials: int) -> int:
     return max(2, min(10, n_trials // 5))
 
 
-def choose_sampler(spec: _Sampler, n_objectives: int, n_trials: int, concurrency: int
-                   ) -> SamplerChoice:
+def choose_sampler(spec: _Sampler, n_objectives: int, n_trials: int, concurrency: int,
+                   early_stopping: str = "none") -> SamplerChoice:
     """The sampler for a study of ``n_objectives`` and a budget of ``n_trials``, with every
-    setting the space left open filled in from the budget."""
+    setting the space left open filled in from the budget; ``early_stopping`` is the space's
+    rule (``none``, ``asha``, ``pareto``)."""
     kind, reason = spec.kind, "named in the space"
     if kind == "auto":
-        if n_objectives > 1 and n_trials >= NSGA2_FROM_TRIALS:
+        if n_objectives > 1 and n_trials >= NSGA2_FROM_TRIALS and early_stopping == "none":
             kind = "nsga2"
-            reason = (f"auto: {n_objectives} objectives and {n_trials} trials (>= "
-                      f"{NSGA2_FROM_TRIALS}): NSGA-II, a population of a tenth of the budget")
+            reason = (f"auto: {n_objectives} objectives, {n_trials} trials (>= "
+                      f"{NSGA2_FROM_TRIALS}), every trial trained fully: NSGA-II, a "
+                      f"population of a tenth of the budget")
+        elif n_objectives > 1 and n_trials >= NSGA2_FROM_TRIALS:
+            kind = "tpe"
+            reason = (f"auto: {n_trials} trials under {early_stopping} early stopping: "
+                      f"multivariate TPE, which learns from stopped trials (NSGA-II counts "
+                      f"only the completed ones and would stay random)")
         else:
             kind = "tpe"
             reason = (f"auto: {n_objectives} objective{'s' * (n_objectives > 1)} and "

@@ -222,9 +222,10 @@ class SearchSpace(Section):
 
     @property
     def sampler_choice(self) -> SamplerChoice:
-        """The sampler this study runs with (``auto`` resolved from the budget)."""
+        """The sampler this study runs with (``auto`` resolved from the budget and the
+        early-stopping rule)."""
         return choose_sampler(self.study.sampler, len(self.objectives), self.study.n_trials,
-                              self.study.concurrency)
+                              self.study.concurrency, self.early_stopping.kind)
 
     @property
     def num_classes(self) -> int:

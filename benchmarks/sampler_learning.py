@@ -1,0 +1,122 @@
+"""Does the sampler learn under early stopping? `auto` against random sampling (and NSGA-II,
+auto's former choice from 250 trials) at equal trials, on the surrogate trial.
+
+The real driver (searcher, Pareto early stopping, sampler, SQLite storage, Ray Tune) runs
+the search-quality space's choices (benchmarks/search_quality.yaml) on synthetic 32x32 data
+with ``search.surrogate`` in place of training: learning curves from a documented model of
+each config, short sleeps for epochs, so thousands of trials fit on a few cores. Each seed
+runs every sampler (order rotated per seed) for the same number of trials; the front's
+hypervolume (val_accuracy, memrw_mib) is taken at the nadir of the pooled fronts and each
+sampler's is divided by random sampling's of the same seed, with a 95 % bootstrap interval.
+
+    python -m benchmarks.sampler_learning --trials 1000 5000 --seeds 5 --workers 16
+    python -m benchmarks.sampler_learning --trials 60 --seeds 2 --workers 4   # smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from benchmarks.search_quality import mean_interval, pooled_reference, rotated, study_points
+from threshsearch.search.pareto import hypervolume
+from threshsearch.search.runner import run_search
+from threshsearch.search.samplers import parse_sampler
+from threshsearch.search.space import SearchSpace, load_space
+from threshsearch.search.surrogate import surrogate_trainable
+
+DEFAULT_SPACE = Path(__file__).with_name("search_quality.yaml")
+SAMPLERS = ("auto", "random", "nsga2")
+YARDSTICK = "random"  # what every ratio is taken against
+
+
+def sampler_space(space: SearchSpace, sampler: str, seed: int, trials: int, workers: int,
+                  epochs: int, folder: Path) -> SearchSpace:
+    name = f"{sampler}-{trials}-seed{seed}"
+    study = space.study.replace(name=name, seed=seed, n_trials=trials, concurrency=workers,
+                                timeout_s=None, storage=f"sqlite:///{folder / name}.db",
+                                sampler=parse_sampler(sampler))
+    return space.replace(study=study, data=space.data.replace(dataset="synthetic"),
+                         train=space.train.replace(epochs=epochs),
+                         early_stopping=space.early_stopping.replace(
+                             kind="pareto", grace_epochs=1, reduction_factor=3))
+
+
+def ratios_to_yardstick(runs: list[dict], sampler: str, trials: int) -> list[float]:
+    """Per seed, ``sampler``'s hypervolume over random sampling's at ``trials`` trials."""
+    base = {r["seed"]: r["hypervolume"] for r in runs
+            if r["sampler"] == YARDSTICK and r["trials"] == trials}
+    return [r["hypervolume"] / base[r["seed"]] for r in runs
+            if r["sampler"] == sampler and r["trials"] == trials and base.get(r["seed"])]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--space", default=str(DEFAULT_SPACE))
+    parser.add_argument("--trials", type=int, nargs="+", default=[1000, 5000])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=16, help="trials at a time")
+    parser.add_argument("--epochs", type=int, default=9, help="rungs at 1, 3, 9 (eta 3)")
+    parser.add_argument("--epoch-s", type=float, default=0.02, help="surrogate sleep")
+    parser.add_argument("--samplers", nargs="+", default=list(SAMPLERS))
+    parser.add_argument("--out", default="benchmarks/out/sampler-learning")
+    args = parser.parse_args()
+    samplers = [*args.samplers, *([YARDSTICK] if YARDSTICK not in args.samplers else [])]
+
+    import ray
+
+    space = load_space(args.space)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    trainable = surrogate_trainable(32, args.epoch_s)
+    ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False)
+    runs = []
+    try:
+        for trials in args.trials:
+            for index in range(args.seeds):
+                for sampler in rotated(samplers, index):
+                    run_space = sampler_space(space, sampler, index, trials, args.workers,
+                                              args.epochs, out)
+                    Path(run_space.storage_url.removeprefix("sqlite:///")).unlink(
+                        missing_ok=True)
+                    began = time.perf_counter()
+                    summary = run_search(run_space, quiet=True, trainable=trainable)
+                    statuses = [t.user_attrs.get("status") for t in summary.study.trials]
+                    runs.append({
+                        "sampler": sampler, "trials": trials, "seed": index,
+                        "chosen": summary.study.user_attrs["sampler"]["kind"],
+                        "points": [p for _, p in study_points(summary.study,
+                                                              space.directions)],
+                        "complete": statuses.count("complete"),
+                        "pruned": statuses.count("pruned"),
+                        "wall_s": time.perf_counter() - began})
+                    print(f"{trials} trials seed {index} {sampler:<7} "
+                          f"({runs[-1]['chosen']}): complete {runs[-1]['complete']} pruned "
+                          f"{runs[-1]['pruned']} ({runs[-1]['wall_s']:.0f} s)", flush=True)
+                    (out / "runs.json").write_text(json.dumps(runs, indent=1))
+    finally:
+        ray.shutdown()
+    lines = ["| trials | sampler (chosen) | complete | pruned | HV / random [95 %] |",
+             "|---|---|---|---|---|"]
+    for trials in args.trials:
+        mine = [r for r in runs if r["trials"] == trials]
+        _, nadir, _ = pooled_reference(mine)
+        for run in mine:
+            run["hypervolume"] = hypervolume([tuple(p) for p in run["points"]], nadir)
+        for sampler in samplers:
+            group = [r for r in mine if r["sampler"] == sampler]
+            mean, low, high = mean_interval(ratios_to_yardstick(mine, sampler, trials))
+            lines.append(f"| {trials} | {sampler} ({group[0]['chosen']}) | "
+                         f"{sum(r['complete'] for r in group) / len(group):.1f} | "
+                         f"{sum(r['pruned'] for r in group) / len(group):.1f} | "
+                         f"{mean:.3f} [{low:.3f}, {high:.3f}] |")
+    (out / "runs.json").write_text(json.dumps(runs, indent=1))
+    table = "\n".join(lines)
+    print("\n" + table)
+    (out / "table.md").write_text(table + "\n")
+
+
+if __name__ == "__main__":
+    main()
