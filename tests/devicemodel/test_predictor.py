@@ -19,7 +19,7 @@ def model(tmp_path_factory) -> DeviceModel:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("THRESHSEARCH_LOCK_DIR", str(tmp_path_factory.mktemp("locks")))
         return profile_device(small_networks(), runtime=FakeRuntime(clock), clock=clock,
-                              progress=False, calibration_networks=6)
+                              progress=False, calibration_networks=10)
 
 
 def test_the_file_round_trips(model, tmp_path):

@@ -14,7 +14,7 @@ from threshsearch.nn import build_model
 def _profile(networks, **settings):
     clock = FakeClock()
     return profile_device(networks, runtime=FakeRuntime(clock), clock=clock, progress=False,
-                          calibration_networks=8, **settings)
+                          calibration_networks=10, **settings)
 
 
 def test_the_table_and_calibration_are_deterministic():
@@ -46,8 +46,10 @@ def test_the_file_says_what_it_covers_and_how_it_was_made():
 
 
 def test_too_few_networks_or_bad_settings_are_refused():
-    with pytest.raises(UserError, match="at least 2 distinct networks"):
+    with pytest.raises(UserError, match=r"1 networks to calibrate on; .* needs at least 10"):
         _profile(small_networks(1) * 3)
+    with pytest.raises(UserError, match=r"9 networks to calibrate on"):
+        _profile(small_networks(9))
     with pytest.raises(UserError, match="dtype: 'float16' is not supported"):
         _profile(small_networks(), dtype="float16")
     with pytest.raises(UserError, match="threads: 0 is invalid"):

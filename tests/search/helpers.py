@@ -142,6 +142,6 @@ def write_device_model(path: Path, space_path: Path | None = None, draws: int = 
     configs += [get_preset(name, space.num_classes) for name in PRESETS]  # the baselines
     # Profiling takes the device lock: a private folder keeps other tests' trials going.
     with mock.patch.dict(os.environ, {"THRESHSEARCH_LOCK_DIR": str(path.parent / "locks")}):
-        model = profile_device(configs, calibration_networks=6, **fake_profiling())
+        model = profile_device(configs, calibration_networks=10, **fake_profiling())
     model.save(path)
     return path

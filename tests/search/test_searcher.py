@@ -346,7 +346,7 @@ def test_an_auto_device_model_is_profiled_once_and_kept_with_the_study(tmp_path,
     def on_a_fake_clock(space, **settings):
         profiled.append(settings)
         return real(space, **{**settings, **fake_profiling(), "draws": 8,
-                              "calibration_networks": 4})
+                              "calibration_networks": 10})
 
     monkeypatch.setattr(deviceprofile, "profile_space", on_a_fake_clock)
     monkeypatch.chdir(tmp_path)  # the study folder, studies/<name>/, is under the cwd

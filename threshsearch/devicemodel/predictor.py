@@ -25,11 +25,14 @@ from threshsearch.profiler import Profile
 class DeviceModel:
     """The latency model of one device, runtime and set of settings (see ``summary``)."""
 
-    def __init__(self, data: DeviceModelFile):
+    def __init__(self, data: DeviceModelFile, content: dict | None = None):
         self.data = data
         self._lines = {group.group: np.asarray(group.coefficients) for group in data.table}
         self._calibration = np.asarray(data.calibration.coefficients)
-        self._text = json.dumps(data.model_dump(mode="json"), indent=1, sort_keys=True)
+        # The id is the hash of the content as read (a file), not of a re-dump: a later
+        # version's new defaulted field must not change the id of an unchanged file.
+        self._text = json.dumps(data.model_dump(mode="json") if content is None else content,
+                                indent=1, sort_keys=True)
 
     @property
     def model_id(self) -> str:
@@ -51,7 +54,10 @@ class DeviceModel:
                 f"device model {self.model_id}: the network has operations the model has not "
                 f"timed ({', '.join(missing)}); it covers "
                 f"{', '.join(sorted(self._lines))}; profile the device for this space")
-        return float(network_features(ops, self._lines) @ self._calibration)
+        # The calibration may extrapolate below what any call costs (its coefficients are
+        # free in sign): never predict less than the runtime's empty call.
+        floor = max(self.data.calibration.call_overhead_ms, 1e-6)
+        return max(float(network_features(ops, self._lines) @ self._calibration), floor)
 
     def summary(self) -> str:
         data, error = self.data, self.data.held_out
@@ -109,6 +115,6 @@ def load_device_model(path: str | Path) -> DeviceModel:
                         f" is not readable by this threshsearch (it reads {FORMAT_VERSION}); "
                         "profile the device again")
     try:
-        return DeviceModel(DeviceModelFile.parse(data))
+        return DeviceModel(DeviceModelFile.parse(data), data)
     except DeviceModelError as error:
         raise UserError(f"{path}: invalid device model: {error}") from None

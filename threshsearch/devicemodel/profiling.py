@@ -17,7 +17,7 @@ import os
 import platform
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 import numpy as np
@@ -55,6 +55,7 @@ OPERATION_TIMING = LatencySettings(min_passes=10, max_time_s=0.3, min_time_s=0.0
 NETWORK_TIMING = LatencySettings(min_passes=20, max_time_s=1.0, min_time_s=0.25)
 SAMPLES_PER_GROUP = 8
 FOLDS = 5
+MIN_CALIBRATION_NETWORKS = 10  # two per calibration feature: fewer leave the fit undetermined
 
 
 def cpu_name() -> str:
@@ -102,12 +103,16 @@ def profile_device(configs: Iterable[ArchitectureConfig], *, runtime: str | Runt
     and the presets: the model covers the operations they contain). ``calibration_networks``
     of them, chosen with ``seed``, are timed whole for the calibration; its error is
     estimated by ``FOLDS``-fold cross-validation over them. ``runtime`` is a name or, for
-    tests, a Runtime; ``clock`` is for tests. Holds the device lock exclusive throughout."""
+    tests, a Runtime; ``clock`` is for tests. Holds the device lock exclusive for each
+    timing."""
     _check_settings(batch_size, input_size, threads, dtype)
     networks = list({config.hash: config for config in configs}.values())
-    if len(networks) < 2:
-        raise UserError("device-profile: at least 2 distinct networks are needed to "
-                        "calibrate; give a space with more than one network")
+    least = MIN_CALIBRATION_NETWORKS
+    if min(calibration_networks, len(networks)) < least:
+        raise UserError(f"device-profile: {min(calibration_networks, len(networks))} "
+                        f"networks to calibrate on; the calibration fits "
+                        f"{len(fit.FEATURES)} coefficients and needs at least {least} "
+                        f"distinct networks (--networks, and a space that has them)")
     if isinstance(runtime, str):
         runtime = make_runtime(runtime, threads, channels_last)
     groups: dict[str, set[Op]] = {}
@@ -124,18 +129,24 @@ def profile_device(configs: Iterable[ArchitectureConfig], *, runtime: str | Runt
     bar = tqdm(total=sum(map(len, timed_ops.values())) + len(calibration),
                desc="device-profile", unit="timing", disable=not progress)
     lock = device_lock(device_key(torch.device("cpu")), LockSettings.from_env(os.environ))
+
+    def alone(timing: Callable[[], float]) -> float:
+        # Exclusive for each timing, not for the whole profile: trials on the node pause
+        # for one timing at a time, never long enough for their lock wait to give up.
+        with lock.exclusive():
+            return timing()
+
     try:
         torch.set_num_threads(threads)
-        with lock.exclusive():
-            overhead_ms = call_overhead_ms(runtime, batch_size, clock)
-            table_ms = {}
-            for group, ops in timed_ops.items():
-                table_ms[group] = [max(0.0, _time_op(runtime, op, batch_size, clock, bar)
-                                       - overhead_ms) for op in ops]
-            lines = {group: np.asarray(fit.fit_cost_line(timed_ops[group], table_ms[group]))
-                     for group in timed_ops}
-            measured = np.array([_time_network(runtime, config, batch_size, input_size,
-                                               clock, bar) for config in calibration])
+        overhead_ms = alone(lambda: call_overhead_ms(runtime, batch_size, clock))
+        table_ms = {}
+        for group, ops in timed_ops.items():
+            table_ms[group] = [max(0.0, alone(lambda op=op: _time_op(
+                runtime, op, batch_size, clock, bar)) - overhead_ms) for op in ops]
+        lines = {group: np.asarray(fit.fit_cost_line(timed_ops[group], table_ms[group]))
+                 for group in timed_ops}
+        measured = np.array([alone(lambda config=config: _time_network(
+            runtime, config, batch_size, input_size, clock, bar)) for config in calibration])
     finally:
         torch.set_num_threads(previous_threads)
         bar.close()

@@ -9,9 +9,7 @@ evicted it; one copy would keep everything in L2 and time the operation too fast
 from __future__ import annotations
 
 import copy
-import io
 import platform
-import warnings
 from collections.abc import Callable, Sequence
 from itertools import cycle
 from typing import Protocol
@@ -19,7 +17,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from threshsearch.deploy import onnx_session
+from threshsearch.deploy import onnx_bytes, onnx_session
 from threshsearch.errors import UserError
 
 RUNTIMES = ("torch", "onnxruntime")
@@ -109,13 +107,9 @@ class OnnxRuntime:
                 "python": platform.python_version()}
 
     def session(self, module: nn.Module, shapes: Sequence[tuple[int, ...]]):
-        buffer = io.BytesIO()
         names = [f"x{index}" for index in range(len(shapes))]
-        with warnings.catch_warnings():  # the TorchScript exporter's deprecation notice
-            warnings.simplefilter("ignore")
-            torch.onnx.export(module.eval(), tuple(torch.randn(*shape) for shape in shapes),
-                              buffer, input_names=names, dynamo=False, opset_version=17)
-        model = buffer.getvalue()
+        model = onnx_bytes(module.eval(), tuple(torch.randn(*shape) for shape in shapes),
+                           names)
         return lambda: onnx_session(model, self.threads)
 
     def prepare(self, module: nn.Module, shapes: Sequence[tuple[int, ...]], copies: int
