@@ -142,5 +142,8 @@ def test_a_plan_carries_the_studys_predicted_latency_for_every_network(tmp_path,
     device_model_file_copy.write_text(device_model_file.read_text().replace("1", "2", 1))
     made.set_user_attr("device_model", {**made.user_attrs["device_model"],
                                         "path": str(device_model_file_copy)})
+    # The search's own figures need no file; a baseline it never trained does.
+    assert plan_confirmation(made, get_protocol("search", "synthetic")).predicted
     with pytest.raises(UserError, match=r"moved\.json"):
-        plan_confirmation(made, get_protocol("search", "synthetic"))
+        plan_confirmation(made, get_protocol("search", "synthetic").with_options(
+            baselines=["threshnet79"]))

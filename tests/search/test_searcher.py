@@ -367,4 +367,7 @@ def test_an_auto_device_model_is_profiled_once_and_kept_with_the_study(tmp_path,
     finally:
         searcher.close()
     assert spec["profiled"]["predicted_latency_ms"] > 0
-    assert searcher.study.user_attrs["device_model"]["id"] == first.device_model.model_id
+    recorded = searcher.study.user_attrs["device_model"]
+    assert recorded["id"] == first.device_model.model_id
+    # The file a confirmation reads the model back from: the one auto made.
+    assert recorded["path"] == str((space.study_dir / MODEL_FILE).resolve())

@@ -34,7 +34,7 @@ from threshsearch.errors import UserError
 from threshsearch.folders import MAX_IMAGE_PIXELS
 from threshsearch.presets import PRESETS, get_preset
 from threshsearch.search.baselines import baseline_trials, load_baselines_study
-from threshsearch.search.objectives import PREDICTED_LATENCY
+from threshsearch.search.objectives import DEVICE_MODEL, PREDICTED_LATENCY
 from threshsearch.search.pricing import study_device_model
 from threshsearch.search.storage import REASON, Heartbeat, open_storage, pareto_trials
 from threshsearch.search.trial import COMPUTE_S, FAILED, ShippedData
@@ -139,15 +139,33 @@ def plan_confirmation(study: optuna.Study, protocol: Protocol,
              for _, number, name, config_hash, architecture, recipe
              in sorted(networks, key=lambda item: -item[0]) for seed in seeds]
     resources = study.user_attrs.get("resources") or {"cpus": 1, "gpus": 0}
-    # The study's predicted latency is a cost like params: the same figure for every seed.
-    model = study_device_model(study)
-    predicted = {config_hash: model.predict_ms(ArchitectureConfig.from_dict(architecture))
-                 for _, _, _, config_hash, architecture, _ in networks} if model else {}
+    predicted = _predicted_latencies(study, networks)
     return Plan(protocol, seeds, pairs, data.get("dataset", "cifar10"), data.get("root", "data"),
                 data.get("device", "auto"), study.user_attrs.get("measurement") or {},
                 data.get("latency_batch_size", 1), resources["cpus"], resources["gpus"],
                 data.get("test_fraction", 0.0), data.get("max_image_pixels", MAX_IMAGE_PIXELS),
                 predicted)
+
+
+def _predicted_latencies(study: optuna.Study, networks: list[tuple]) -> dict[str, float]:
+    """The study's predicted latency of each network (config hash -> ms), a cost like params:
+    the same figure for every seed. The search's own figure where it priced the network,
+    else the study's device model's (a baseline it never trained)."""
+    if not study.user_attrs.get(DEVICE_MODEL):
+        return {}
+    priced = [t for t in (*study.get_trials(deepcopy=False),
+                          *baseline_trials(load_baselines_study(study)).values())
+              if isinstance(t.user_attrs.get(PREDICTED_LATENCY), int | float)]
+    predicted = {t.user_attrs["config_hash"]: float(t.user_attrs[PREDICTED_LATENCY])
+                 for t in priced}
+    missing = [(config_hash, architecture)
+               for _, _, _, config_hash, architecture, _ in networks
+               if config_hash not in predicted]
+    if missing:
+        model = study_device_model(study)
+        predicted |= {config_hash: model.predict_ms(ArchitectureConfig.from_dict(architecture))
+                      for config_hash, architecture in missing}
+    return predicted
 
 
 @dataclass

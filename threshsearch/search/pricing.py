@@ -18,6 +18,8 @@ from threshsearch.search.objectives import DEVICE_MODEL
 from threshsearch.search.sections import AUTO_DEVICE_MODEL, SpaceError
 from threshsearch.search.space import SearchSpace
 
+MODEL_FILE = "device-model.json"  # under the study folder: what device_model: auto made
+
 
 def record_device_model(study: optuna.Study, space: SearchSpace) -> None:
     """Record the space's device model in ``study``; a study priced by another model is
@@ -31,9 +33,14 @@ def record_device_model(study: optuna.Study, space: SearchSpace) -> None:
                          f"device model {recorded['id']} ({recorded['path']}); "
                          f"{space.measurement.device_model} is {model.model_id} "
                          f"({model.summary()}); use that file again or another study.name")
-    study.set_user_attr(DEVICE_MODEL, {
-        "id": model.model_id, "summary": model.summary(),
-        "path": str(Path(space.measurement.device_model).resolve())})
+    study.set_user_attr(DEVICE_MODEL, {"id": model.model_id, "summary": model.summary(),
+                                       "path": str(model_path(space).resolve())})
+
+
+def model_path(space: SearchSpace) -> Path:
+    """The device-model file the space's predictions come from (auto: the study folder's)."""
+    setting = space.measurement.device_model
+    return space.study_dir / MODEL_FILE if setting == AUTO_DEVICE_MODEL else Path(setting)
 
 
 def study_device_model(study: optuna.Study) -> DeviceModel | None:
@@ -62,16 +69,13 @@ def models_this_device(model: DeviceModel, device: str) -> bool:
             and resolve_device(device).type == "cpu" and made.device.name == cpu_name())
 
 
-MODEL_FILE = "device-model.json"  # under the study folder: what device_model: auto made
-
-
 def priced_space(space: SearchSpace, input_size: int, quiet: bool = False) -> SearchSpace:
     """The space with its device model: ``auto`` is this machine's CPU, profiled for the
     space at the study's first run (threads: the trials' cpus; batch: the latency batch
     size) and kept in the study folder, so every later run prices with the same model."""
     if space.measurement.device_model != AUTO_DEVICE_MODEL:
         return space
-    path = space.study_dir / MODEL_FILE
+    path = model_path(space)
     if not path.exists():
         from threshsearch.search.deviceprofile import profile_space
 
