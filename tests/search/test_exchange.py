@@ -87,14 +87,17 @@ def test_a_duplicate_ends_as_its_twin_did():
     twin = optuna.trial.create_trial(
         state=TrialState.COMPLETE, values=[0.7, 3.0],
         user_attrs={"val_accuracy": 0.7, "memrw_mib": 3.0, "config_hash": "abc",
-                    "status": "complete"},
+                    "status": "complete", "predicted_latency_ms": 1.5,
+                    "device_model": "0123abcd"},
         system_attrs={"constraints:params_max": -0.5})
     twin.number = 4
     made = duplicate_outcome(twin)
     assert (made.state, made.status, made.values) == (TrialState.COMPLETE, "duplicate",
                                                       [0.7, 3.0])
     assert made.constraints == {"params_max": -0.5}
-    assert made.attrs == {"val_accuracy": 0.7, "memrw_mib": 3.0, "duplicate_of": 4}
+    # A reused prediction keeps saying which device model made it.
+    assert made.attrs == {"val_accuracy": 0.7, "memrw_mib": 3.0, "duplicate_of": 4,
+                          "predicted_latency_ms": 1.5, "device_model": "0123abcd"}
     pruned = optuna.trial.create_trial(state=TrialState.PRUNED,
                                        user_attrs={"reason": "stopped by asha"})
     pruned.number = 5

@@ -260,6 +260,7 @@ def test_a_device_model_prices_a_ray_runs_trials_and_no_worker_times_one(
     # The model is of this machine's CPU in PyTorch: the front is measured for real.
     retimed = retimed_records(study)
     assert set(retimed) == {t.number for t in pareto_trials(study)}
+    assert all(record["device_model"] == model.model_id for record in retimed.values())
 
 
 def test_a_run_says_what_the_folder_skipped_and_that_test_is_validation(tmp_path, capsys):

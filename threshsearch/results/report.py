@@ -36,7 +36,7 @@ from threshsearch.results.timings import DeviceTimings, timings_trace
 from threshsearch.results.worktime import worker_time_figure
 from threshsearch.search.baselines import baseline_trials, load_baselines_study, verdict
 from threshsearch.search.evidence import LEARNING_CURVE
-from threshsearch.search.objectives import METRICS, PREDICTED_LATENCY
+from threshsearch.search.objectives import DEVICE_MODEL, METRICS, PREDICTED_LATENCY
 from threshsearch.search.retime import retimed_records
 from threshsearch.search.storage import trial_status
 
@@ -126,8 +126,10 @@ def pareto_scatter(study: optuna.Study, x: str, y: str, presets: dict[str, dict[
             x=[_metric(t, x) for t in front], y=[_metric(t, y) for t in front],
             mode="lines", name="Pareto front", line={"color": "crimson", "dash": "dot"},
             meta={"role": "front"}, hoverinfo="skip"))
-    retimed = retimed_records(study)
     latency = next((name for name in (x, y) if name in LATENCY_METRICS), None)
+    # Beside predictions, only re-timings of the device and settings the model is of.
+    retimed = {number: record for number, record in retimed_records(study).items()
+               if (record.get(DEVICE_MODEL) is not None) == (latency == PREDICTED_LATENCY)}
     if latency and retimed:
         # The front's latency measured again alone, beside the figure from the search
         # (measured there, or predicted by the study's device model).

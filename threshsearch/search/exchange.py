@@ -21,7 +21,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from threshsearch.devicelock import lock_env
-from threshsearch.search.objectives import METRICS
+from threshsearch.search.objectives import DEVICE_MODEL, METRICS
 from threshsearch.search.sections import Constraint, constraint_values
 from threshsearch.search.space import SearchSpace
 from threshsearch.search.storage import REASON, STOPPED_AT, TIMED_OUT, trial_status
@@ -137,7 +137,7 @@ def duplicate_outcome(twin: FrozenTrial) -> Outcome:
     """The outcome of a trial that drew the config of ``twin``: the twin's figures, reused."""
     attrs = {key: value for key, value in twin.user_attrs.items()
              if key in METRICS or key in ("device", "versions", COMPUTE_S, "epochs",
-                                          LATENCY, THROUGHPUT)}
+                                          LATENCY, THROUGHPUT, DEVICE_MODEL)}
     attrs["duplicate_of"] = twin.number
     status = trial_status(twin)
     if status == "running":

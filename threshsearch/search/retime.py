@@ -14,7 +14,7 @@ from typing import Any
 import optuna
 
 from threshsearch.devicelock import lock_env
-from threshsearch.search.objectives import PREDICTED_LATENCY
+from threshsearch.search.objectives import DEVICE_MODEL, PREDICTED_LATENCY
 from threshsearch.search.storage import pareto_trials
 from threshsearch.search.trial import retime_network
 
@@ -45,10 +45,13 @@ def retimed_records(study: optuna.Study) -> dict[int, dict[str, Any]]:
 
 
 def retime_front(study: optuna.Study, input_size: int, quiet: bool = False,
-                 threads: int | None = None) -> list[Retimed]:
+                 threads: int | None = None, device_model: str | None = None
+                 ) -> list[Retimed]:
     """Time the front again through Ray (``ray.init`` must have run), with the device,
     batch size, measurement settings and resources the study was searched with; on
-    ``threads`` threads (default: the trials' cpus), those a device model was made with."""
+    ``threads`` threads (default: the trials' cpus). ``device_model``: the id of the model
+    whose predictions this measures (its device and settings): the records say so, and only
+    such records stand beside the predictions."""
     import ray
 
     data = study.user_attrs.get("data") or {}
@@ -67,10 +70,13 @@ def retime_front(study: optuna.Study, input_size: int, quiet: bool = False,
                                      data.get("latency_batch_size", 1),
                                      threads or resources["cpus"],
                                      lock_env()))
+        if device_model:
+            record[DEVICE_MODEL] = device_model
         records[trial.number] = record
         study.set_user_attr(RETIMED, {str(number): value for number, value in records.items()})
+        predicted = trial.user_attrs.get(PREDICTED_LATENCY) if device_model else None
         item = Retimed(trial.number, float(trial.user_attrs.get("latency_ms", math.nan)),
-                       float(trial.user_attrs.get(PREDICTED_LATENCY, math.nan)),
+                       math.nan if predicted is None else float(predicted),
                        record["latency_ms"], record)
         done.append(item)
         if not quiet:

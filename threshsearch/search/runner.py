@@ -167,10 +167,12 @@ def run_search(space: SearchSpace, address: str | None = None, quiet: bool = Fal
         model = space.device_model
         if space.measurement.retime_front and space.measures_latency:
             retime_front(study, dataset.input_size, quiet)
-        elif (space.measurement.retime_front and model is not None
+        elif (space.measurement.retime_front and model is not None and address is None
               and models_this_device(model, space.data.device)):
-            # Predicted for this very device: measure the front for real, as predicted.
-            retime_front(study, dataset.input_size, quiet, threads=model.data.settings.threads)
+            # Predicted for this very device (a local run's workers are this machine):
+            # measure the front for real, with the model's settings.
+            retime_front(study, dataset.input_size, quiet, threads=model.data.settings.threads,
+                         device_model=model.model_id)
     finally:
         if searcher is not None:
             searcher.close()
