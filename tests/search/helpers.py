@@ -98,6 +98,7 @@ def offline_study(folder: Path, n_trials: int = 7, objectives: list | None = Non
     stopped = {f"t{stop_after_first_epoch}":
                "stopped by asha on val_accuracy at the epoch-1 rung (simulated)"}
     searcher = StudySearcher(space, study, 32, Progress(space, quiet=True), stopped)
+    searcher.suggest_s = float("inf")  # every call draws until it hands out a trial
     try:
         for index in range(space.study.n_trials):
             trial_id = f"t{index}"

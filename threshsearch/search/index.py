@@ -124,6 +124,8 @@ class TrialIndex:
         self.own.add(trial._trial_id)
         self.watched.discard(trial._trial_id)
         self.refresh()
+        # Running from now on (a queued retry was waiting), whatever comes next.
+        self._put(trial.number, trial._trial_id, "running", None)
 
     def drew(self, trial: optuna.Trial, config_hash: str) -> None:
         self._put(trial.number, trial._trial_id, "running", config_hash)

@@ -87,6 +87,7 @@ class StudySearcher(Searcher):
         self.lock = threading.RLock()
         self.deadline = (time.monotonic() + space.study.timeout_s
                          if space.study.timeout_s else None)
+        self.suggest_s = SUGGEST_S
         self.next_look = 0.0  # no storage read before this (monotonic seconds)
         self.next_stale_check = 0.0
         self.work = WorkTally()  # where this run's worker time went
@@ -122,7 +123,7 @@ class StudySearcher(Searcher):
     def _suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         entered = time.monotonic()
         while True:
-            if time.monotonic() - entered > SUGGEST_S:
+            if time.monotonic() - entered > self.suggest_s:
                 # Draw after draw settled without running (infeasible, duplicates): give
                 # Tune's event loop back; it asks again at once.
                 return None
