@@ -36,7 +36,8 @@ from threshsearch.train import Recipe, RecipeError
 
 FORMAT = "threshsearch-result/1"
 
-_SHORT = {"val_accuracy": "acc", "val_top5": "top5", "latency_ms": "lat", "epoch_time_s": "ep",
+_SHORT = {"val_accuracy": "acc", "val_top5": "top5", "latency_ms": "lat",
+          "predicted_latency_ms": "plat", "epoch_time_s": "ep",
           "train_images_per_s": "ips", "memrw_mib": "mem", "params": "par", "madd": "madd",
           "flops": "flops", "cio": "cio", "activation_mib": "act"}
 
