@@ -70,7 +70,7 @@ def figures(page: str) -> list[dict]:
 
 
 def test_a_re_timed_front_shows_both_measurements(offline_study, tmp_path):
-    from threshsearch.results.report import front_table
+    from threshsearch.results.tables import front_table
     from threshsearch.search.retime import RETIMED
 
     space, study = offline_study

@@ -76,7 +76,8 @@ def test_onnxruntime_times_the_exported_onnx_file_of_the_right_shape(exported, t
 
 
 def test_the_csv_round_trips_into_the_report(exported, tmp_path):
-    from threshsearch.results.report import front_table, pareto_scatter
+    from threshsearch.results.report import pareto_scatter
+    from threshsearch.results.tables import front_table
 
     _, study, _, paths = exported
     frame = time_results(paths, TimingSettings(repeats=1, seconds=0.01))

@@ -22,7 +22,6 @@ import plotly.graph_objects as go
 from optuna.trial import FrozenTrial, TrialState
 
 from threshsearch.api import profile
-from threshsearch.config import ArchitectureConfig
 from threshsearch.confirm.verdict import Confirmation, cost_objectives, load_confirmation
 from threshsearch.errors import UserError
 from threshsearch.results.confirmed import (
@@ -31,10 +30,10 @@ from threshsearch.results.confirmed import (
     outcome_table,
     summary_table,
 )
-from threshsearch.results.export import pareto_trials
+from threshsearch.results.tables import front_table, threshold_of, verdict_table
 from threshsearch.results.timings import DeviceTimings, timings_trace
 from threshsearch.results.worktime import worker_time_figure
-from threshsearch.search.baselines import baseline_trials, load_baselines_study, verdict
+from threshsearch.search.baselines import baseline_trials, load_baselines_study
 from threshsearch.search.evidence import LEARNING_CURVE
 from threshsearch.search.objectives import DEVICE_MODEL, METRICS, PREDICTED_LATENCY
 from threshsearch.search.retime import retimed_records
@@ -58,17 +57,12 @@ def preset_metrics(num_classes: int, input_size: int) -> dict[str, dict[str, flo
     return metrics
 
 
-def _threshold(trial: FrozenTrial) -> float:
-    value = (trial.user_attrs.get("architecture") or {}).get("threshold", math.inf)
-    return math.inf if value == "inf" else float(value)
-
-
 def _colour_scale(trials: list[FrozenTrial]) -> tuple[float, dict[int, float]]:
     """The top of the threshold colour scale and each trial's colour value: an infinite
     threshold (all stages dense) is drawn a quarter above the largest finite one."""
-    finite = [v for v in (_threshold(t) for t in trials) if math.isfinite(v)]
+    finite = [v for v in (threshold_of(t) for t in trials) if math.isfinite(v)]
     top = max(finite, default=THRESHOLD_CAP) * 1.25 or 1.0
-    return top, {t.number: min(_threshold(t), top) for t in trials}
+    return top, {t.number: min(threshold_of(t), top) for t in trials}
 
 
 def pair_front(study: optuna.Study, x: str, y: str) -> list[FrozenTrial]:
@@ -211,67 +205,6 @@ def learning_curves(study: optuna.Study, metric: str = "val_accuracy") -> go.Fig
     figure.update_layout(title=f"{metric} per epoch ({drawn} trials; dotted: stopped early)",
                          xaxis_title="epoch", yaxis_title=metric, showlegend=False)
     return figure
-
-
-def verdict_table(study: optuna.Study, baselines: dict[str, FrozenTrial]) -> go.Figure | str:
-    """For each baseline, the front members that dominate it and by how much."""
-    if not baselines:
-        return "this study has no trained baselines (the space's baselines: [] or not yet run)"
-    names = list(study.metric_names or [])
-    verdicts = verdict(pareto_trials(study), baselines, names,
-                       [d.name.lower() for d in study.directions])
-    rows = []
-    for item in verdicts:
-        if not item.dominated_by:
-            rows.append([item.baseline, "none", "no network of the front dominates it"])
-        for comparison in item.dominated_by:
-            rows.append([item.baseline, f"trial {comparison.trial}", ", ".join(
-                f"{value} {metric}" for metric, value in comparison.differences.items())])
-    figure = go.Figure(go.Table(header={"values": ["baseline", "dominated by", "by"]},
-                                cells={"values": list(zip(*rows, strict=True))}))
-    beaten = sum(bool(item.dominated_by) for item in verdicts)
-    figure.update_layout(title=f"{beaten} of {len(verdicts)} baselines dominated by the front")
-    return figure
-
-
-def front_table(study: optuna.Study, baselines: dict[str, FrozenTrial] | None = None,
-                timings: DeviceTimings | None = None) -> go.Figure:
-    """The front, then the baselines for reference; with ``timings``, a column per device
-    the networks were timed on."""
-    names = list(study.metric_names or [])
-    front = pareto_trials(study)
-    retimed = retimed_records(study)
-    labels = timings.labels if timings else []
-    extra = [*(["latency_ms re-timed"] if retimed else []),
-             *(f"latency_ms on {label}" for label in labels)]
-    columns = ["trial", *names, *extra, "params", "threshold", "modes", "config hash"]
-
-    def cell(values: dict[Any, float], key: Any) -> str:
-        return f"{values[key]:.4g}" if key in values else "-"
-
-    rows = [[t.number, *[f"{v:.4g}" for v in t.values],
-             *([f"{retimed[t.number]['latency_ms']:.4g}" if t.number in retimed else "-"]
-               if retimed else []),
-             *(cell(timings.trials.get(label, {}), t.number) for label in labels),
-             t.user_attrs.get("params"),
-             f"{_threshold(t):g}", _modes(t), t.user_attrs.get("config_hash")] for t in front]
-    rows += [[f"baseline {name}", *[f"{v:.4g}" for v in t.values],
-              *(["-"] if retimed else []),
-              *(cell(timings.baselines.get(label, {}), name) for label in labels),
-              t.user_attrs.get("params"), f"{_threshold(t):g}",
-              _modes(t), t.user_attrs.get("config_hash")]
-             for name, t in sorted((baselines or {}).items())]
-    figure = go.Figure(go.Table(header={"values": columns},
-                                cells={"values": list(zip(*rows, strict=True)) if rows else
-                                       [[] for _ in columns]}))
-    figure.update_layout(title=f"The Pareto front: {len(front)} networks")
-    return figure
-
-
-def _modes(trial: FrozenTrial) -> str:
-    data = trial.user_attrs.get("architecture")
-    return " ".join(mode[0].upper() for mode in ArchitectureConfig.from_dict(data).modes) \
-        if data else ""
 
 
 def _reference_point(study: optuna.Study) -> list[float]:
