@@ -59,8 +59,9 @@ def test_every_trial_ends_in_the_state_it_earned(finished_study):
         status = trial.user_attrs["status"]
         if status == "complete":
             assert trial.state == TrialState.COMPLETE and trial.user_attrs["epochs"] == 3
-            for metric in METRICS:
-                assert metric in trial.user_attrs, metric
+            for metric in METRICS:  # all but a prediction: this space has no device model
+                assert (metric in trial.user_attrs) == (metric != "predicted_latency_ms"), \
+                    metric
             assert trial.values == [trial.user_attrs["val_accuracy"],
                                     trial.user_attrs["memrw_mib"]]
             assert len(trial.user_attrs["config_hash"]) == 16
