@@ -40,8 +40,8 @@ class FakeRuntime:
         return run
 
 
-def small_networks(count: int = 12) -> list[ArchitectureConfig]:
-    """Distinct small networks (up to 18): dense, harmonic and mixed."""
+def small_networks(count: int = 16) -> list[ArchitectureConfig]:
+    """Small networks, dense, harmonic and mixed (16 of them: 12 distinct)."""
     networks = []
     for index in range(count):
         depth, growth = 1 + (index // 3) % 3, (4, 8)[index // 9]

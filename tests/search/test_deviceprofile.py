@@ -44,13 +44,13 @@ def test_the_command_writes_a_model_and_prints_its_summary(tmp_path, monkeypatch
     monkeypatch.setattr(profiling_module, "OPERATION_TIMING", brief)
     monkeypatch.setattr(profiling_module, "NETWORK_TIMING", brief)
     out = tmp_path / "device.json"
-    assert main(["device-profile", "--space", QUICKSTART, "--out", str(out), "--draws", "4",
-                 "--networks", "4"]) == 0
+    assert main(["device-profile", "--space", QUICKSTART, "--out", str(out), "--draws", "10",
+                 "--networks", "10"]) == 0
     printed = capsys.readouterr().out.splitlines()
     model = load_device_model(out)
     assert printed[0].startswith(f"wrote {out}: ")
     assert printed[1] == model.summary()
-    assert model.data.settings.input_size == 32 and model.data.calibration.networks == 4
+    assert model.data.settings.input_size == 32 and model.data.calibration.networks == 10
 
 
 def test_the_command_refuses_a_bad_setting_in_one_line(tmp_path, capsys):

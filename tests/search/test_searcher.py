@@ -349,7 +349,7 @@ def test_an_auto_device_model_is_profiled_once_and_kept_with_the_study(tmp_path,
 
     def on_a_fake_clock(space, **settings):
         profiled.append(settings)
-        return real(space, **{**settings, **fake_profiling(), "draws": 8,
+        return real(space, **{**settings, **fake_profiling(), "draws": 16,
                               "calibration_networks": 10})
 
     monkeypatch.setattr(deviceprofile, "profile_space", on_a_fake_clock)
