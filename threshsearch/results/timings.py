@@ -28,6 +28,8 @@ import torch
 
 from threshsearch.config import ConfigError, read_structured_file
 from threshsearch.deploy import onnx_input_shape, onnx_session, require_onnx, to_onnx
+from threshsearch.devicemodel.profiling import cpu_name
+from threshsearch.devicemodel.runtimes import RUNTIMES
 from threshsearch.errors import UserError
 from threshsearch.latency import LatencySettings, estimate_latency, time_passes
 from threshsearch.measure import resolve_device
@@ -36,7 +38,6 @@ from threshsearch.results.export import ResultFile, is_result_document, read_res
 from threshsearch.search.objectives import PREDICTED_LATENCY
 from threshsearch.search.trial import BASELINE
 
-RUNTIMES = ("torch", "onnxruntime")
 MEASURED = "measured_ms"
 # The columns a timings CSV must have for the report to place its rows.
 REQUIRED = ("network", "study", "trial", BASELINE, MEASURED, "device", "runtime")
@@ -94,15 +95,7 @@ def machine_name(device: torch.device, threads: int) -> str:
     """The device in words: the GPU's name, or the CPU's model and the threads used."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model} ({threads} threads)"
+    return f"{cpu_name()} ({threads} threads)"
 
 
 def _installed(package: str) -> str:
