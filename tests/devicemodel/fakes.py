@@ -49,3 +49,20 @@ def small_networks(count: int = 16) -> list[ArchitectureConfig]:
         networks.append(ArchitectureConfig.from_dict(
             TINY | {"stages": stages, "threshold": (0, 12, "inf")[index % 3]}))
     return networks
+
+
+class SlowSpellRuntime(FakeRuntime):
+    """A fake runtime on a machine that runs ``factor`` times slower for its first ``spell``
+    prepared modules: a slow spell of a shared machine, over one profiling round."""
+
+    def __init__(self, clock: FakeClock, spell: int, factor: float = 3.0):
+        super().__init__(clock)
+        self.spell, self.factor, self.prepared = spell, factor, 0
+
+    def prepare(self, module, shapes: Sequence[tuple[int, ...]], copies: int):
+        cost = fake_cost_s(module) * (self.factor if self.prepared < self.spell else 1.0)
+        self.prepared += 1
+
+        def run() -> None:
+            self.clock.now += cost
+        return run

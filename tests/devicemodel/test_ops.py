@@ -38,3 +38,21 @@ def test_resolutions_follow_the_downsampling():
         == set(stage_sizes[:-1])
     assert ops[-1].kind == "head" and ops[-1].resolution == stage_sizes[-1]
     assert ops[0].group == "stem_conv-k3s2@32"
+
+
+def _activations(module: torch.nn.Module) -> set[type]:
+    return {type(m) for m in module.modules() if isinstance(m, (torch.nn.ReLU, torch.nn.ReLU6))}
+
+
+def test_a_relu6_network_is_priced_with_relu6_operations():
+    config = ArchitectureConfig.from_dict(
+        get_preset("threshnet79", 10).to_dict() | {"activation": "relu6", "head_norm": True})
+    ops = network_ops(config, 32)
+    activated = [op for op in ops if _activations(op_module(op)[0])]
+    assert {op.kind for op in activated} >= {"stem_conv", "harmonic_layer", "head"}
+    for op in activated:
+        assert _activations(op_module(op)[0]) == {torch.nn.ReLU6}, op
+        assert op.group.endswith(f"-relu6@{op.resolution}"), op.group
+    relu_groups = {op.group for op in network_ops(get_preset("threshnet79", 10), 32)}
+    assert not relu_groups & {op.group for op in activated}
+    assert all("relu" not in op.group for op in ops if op not in activated)

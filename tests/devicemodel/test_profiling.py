@@ -3,7 +3,13 @@ deterministic, and recover the fake device's costs for networks held out of the 
 
 import pytest
 
-from tests.devicemodel.fakes import FakeClock, FakeRuntime, fake_cost_s, small_networks
+from tests.devicemodel.fakes import (
+    FakeClock,
+    FakeRuntime,
+    SlowSpellRuntime,
+    fake_cost_s,
+    small_networks,
+)
 from threshsearch.devicemodel import profile_device
 from threshsearch.devicemodel.ops import network_ops
 from threshsearch.devicemodel.profiling import copies_for
@@ -11,10 +17,45 @@ from threshsearch.errors import UserError
 from threshsearch.nn import build_model
 
 
-def _profile(networks, **settings):
+def _profile(networks, runtime=FakeRuntime, **settings):
     clock = FakeClock()
-    return profile_device(networks, runtime=FakeRuntime(clock), clock=clock, progress=False,
+    return profile_device(networks, runtime=runtime(clock), clock=clock, progress=False,
                           calibration_networks=10, **settings)
+
+
+def _timings_per_round(networks) -> int:
+    model = _profile(networks, rounds=1)
+    return 1 + model.data.profiling.operations_timed + model.data.profiling.networks_timed
+
+
+def _table_ms(model) -> list[float]:
+    return [sample.ms for group in model.data.table for sample in group.samples]
+
+
+def test_a_slow_spell_over_one_round_leaves_the_model_as_a_steady_machine_makes_it():
+    networks = small_networks()
+    steady = _profile(networks, rounds=1)
+    spell = _timings_per_round(networks)  # the whole first round runs 3x slower
+
+    def spelled(clock):
+        return SlowSpellRuntime(clock, spell)
+    model = _profile(networks, runtime=spelled, rounds=2)
+    # Equal but for the fake clock's rounding (it sums costs from another starting time).
+    assert _table_ms(model) == pytest.approx(_table_ms(steady), rel=1e-6)
+    assert model.data.calibration.coefficients == pytest.approx(
+        steady.data.calibration.coefficients, rel=1e-4, abs=1e-9)
+    assert model.data.profiling.rounds == 2
+    assert model.data.profiling.round_spread_p90_pct == pytest.approx(200.0)
+    assert "differed by up to 200 % between profiling rounds" in model.summary()
+    assert steady.data.profiling.round_spread_p90_pct == 0.0
+    assert "warning" not in steady.summary()
+    unlucky = _profile(networks, runtime=spelled, rounds=1)
+    assert _table_ms(unlucky) != pytest.approx(_table_ms(steady), rel=0.5)
+
+
+def test_rounds_must_be_a_positive_integer():
+    with pytest.raises(UserError, match="rounds: 0 is invalid; expected an integer >= 1"):
+        _profile(small_networks(), rounds=0)
 
 
 def test_the_table_and_calibration_are_deterministic():

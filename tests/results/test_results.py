@@ -9,7 +9,7 @@ from optuna.trial import TrialState
 import threshsearch
 from threshsearch.cli import main
 from threshsearch.results import export_front, pareto_trials, read_result, trials_frame
-from threshsearch.results.export import FORMAT
+from threshsearch.results.export import FORMAT, device_model_record
 
 
 def test_the_offline_study_has_every_kind_of_trial(offline_study):
@@ -190,3 +190,21 @@ def test_export_onnx_without_the_extra_is_one_line(offline_study, tmp_path, caps
     assert error.count("\n") == 1 and "--onnx" in error
     assert "pip install 'threshsearch[onnx]'" in error
     assert not list(tmp_path.glob("*.yaml")), "refused before anything is written"
+
+
+def test_an_exported_trial_says_what_its_device_model_predicts():
+    import optuna
+
+    study = optuna.create_study()
+    made_for = {"device": "cpu", "runtime": "torch", "threads": 1, "batch_size": 1,
+                "input_size": 32}
+    study.set_user_attr("device_model", {"id": "m1", "summary": "s", "path": "p", **made_for})
+    priced, unpriced, other = (study.ask() for _ in range(3))
+    priced.set_user_attr("device_model", "m1")
+    other.set_user_attr("device_model", "m0")  # priced by a model the study no longer records
+    for trial in (priced, unpriced, other):
+        study.tell(trial, 1.0)
+    frozen = study.get_trials()
+    assert device_model_record(study, frozen[0]) == {"id": "m1", **made_for}
+    assert device_model_record(study, frozen[1]) is None
+    assert device_model_record(study, frozen[2]) == {"id": "m0"}

@@ -17,6 +17,7 @@ from threshsearch.results.timings import (
     MEASURED,
     DeviceTimings,
     TimingSettings,
+    prediction_mismatch,
     ratio,
     read_timings,
     search_figures,
@@ -112,3 +113,24 @@ def test_a_timings_file_of_another_study_or_format_is_refused(exported, tmp_path
     error = capsys.readouterr().err
     assert code == 2 and error.count("\n") == 1
     assert f"none of its networks is from study {study.study_name}" in error
+
+
+def test_a_timing_under_other_settings_than_the_models_gets_no_predicted_ratio(exported,
+                                                                               tmp_path):
+    _, _, _, paths = exported
+    document = yaml.safe_load(paths[0].read_text())
+    document["metrics"]["predicted_latency_ms"] = 1.5
+    document["device_model"] = {"id": "m1", "device": "cpu", "runtime": "torch", "threads": 1,
+                                "batch_size": 1, "input_size": 32, "dtype": "float32"}
+    path = tmp_path / paths[0].name
+    path.write_text(yaml.safe_dump(document))
+    same = time_results([path], TimingSettings(repeats=1, seconds=0.01)).iloc[0]
+    assert same.measured_vs_predicted == pytest.approx(same.measured_ms / 1.5)
+    assert same.not_comparable == ""
+    other = time_results([path], TimingSettings(repeats=1, seconds=0.01, threads=2)).iloc[0]
+    assert math.isnan(other.measured_vs_predicted)
+    assert other.not_comparable == "threads 1 predicted, 2 timed"
+    assert prediction_mismatch(document, TimingSettings(runtime="onnxruntime", batch_size=8)
+                               ) == ("runtime torch predicted, onnxruntime timed, "
+                                     "batch_size 1 predicted, 8 timed")
+    assert prediction_mismatch({"device_model": "m1"}, TimingSettings(threads=4)) == ""

@@ -303,7 +303,13 @@ def test_a_predicted_latency_constraint_prunes_before_training(tmp_path, device_
     assert predicted == model.predict_ms(ArchitectureConfig.from_dict(spec["architecture"]))
     assert spec["measure_latency"] is False
     assert stored(first, 0).user_attrs["device_model"] == model.model_id
-    assert first.study.user_attrs["device_model"]["id"] == model.model_id
+    recorded = first.study.user_attrs["device_model"]
+    assert recorded["id"] == model.model_id
+    # What its predictions are of, for a timing elsewhere to be compared with them or not.
+    assert (recorded["runtime"], recorded["threads"], recorded["batch_size"],
+            recorded["input_size"]) == ("torch", model.data.settings.threads,
+                                        model.data.settings.batch_size,
+                                        model.data.settings.input_size)
 
     # A bound below every prediction: each draw is infeasible and never reaches a worker.
     bounded = with_device_model(space, device_model_file, constraints=[

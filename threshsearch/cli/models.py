@@ -171,7 +171,8 @@ def _cmd_device_profile(args: argparse.Namespace) -> int:
     model = profile_space(args.space, runtime=args.runtime, threads=args.threads,
                           batch_size=args.batch_size, input_size=args.input_size or INPUT_SIZE,
                           dtype=args.dtype, draws=args.draws,
-                          calibration_networks=args.networks, seed=args.seed)
+                          calibration_networks=args.networks, rounds=args.rounds,
+                          seed=args.seed)
     model.save(args.out)
     profiling = model.data.profiling
     print(f"wrote {args.out}: {profiling.operations_timed} operations and "
@@ -208,7 +209,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     from threshsearch.data import DATASETS
     from threshsearch.devicemodel.runtimes import DTYPES, RUNTIMES
     from threshsearch.measure import DEVICES
-    from threshsearch.search.deviceprofile import CALIBRATION_NETWORKS, SPACE_DRAWS
+    from threshsearch.search.deviceprofile import CALIBRATION_NETWORKS, ROUNDS, SPACE_DRAWS
     from threshsearch.train import RECIPES
 
 
@@ -270,6 +271,10 @@ def register(commands: argparse._SubParsersAction) -> None:
                                 metavar="N", help="whole networks timed for the calibration")
     device_profile.add_argument("--draws", type=int, default=SPACE_DRAWS, metavar="N",
                                 help="networks drawn from the space whose operations are timed")
+    device_profile.add_argument("--rounds", type=int, default=ROUNDS, metavar="N",
+                                help="times each timing is taken, in rounds over all of them; "
+                                "the fastest counts (a shared or virtual machine's speed "
+                                "drifts)")
     device_profile.add_argument("--seed", type=int, default=0)
     device_profile.set_defaults(handler=_cmd_device_profile)
 

@@ -105,6 +105,11 @@ class ProfilingInfo(_Section):
     operations_timed: int
     networks_timed: int
     seed: int
+    rounds: Int(1, 1 << 10) = Field(1, description="times each timing was taken, in rounds "
+                                    "over all of them; the fastest round counts")
+    round_spread_p90_pct: Annotated[float, Ge(0)] | None = Field(
+        None, description="how far apart the rounds of the same timing were (p90 over the "
+        "timings of slowest / fastest - 1, in %): how steady the machine was while profiled")
 
 
 class DeviceModelFile(_Section):

@@ -8,7 +8,7 @@ costs a fraction of a millisecond. ``op_module`` builds the module of one operat
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -20,6 +20,8 @@ from threshsearch.nn.layers import ConvBNAct, PreActTransition, make_activation
 
 KINDS = ("stem_conv", "stem_pool", "dense_layer", "harmonic_layer", "harmonic_output",
          "transition_post", "transition_pre", "pool_max", "pool_avg", "head")
+ACTIVATED_KINDS = ("stem_conv", "dense_layer", "harmonic_layer", "transition_post",
+                   "transition_pre")
 
 
 @dataclass(frozen=True)
@@ -34,12 +36,15 @@ class Op:
     in_channels: int
     out_channels: int
     shape: tuple[int, ...] = ()
+    activation: str = "relu"
 
     @property
     def group(self) -> str:
-        """Operations timed together and fitted with one cost line: same kind, resolution
-        (and kernel and stride for a stem convolution)."""
+        """Operations timed together and fitted with one cost line: same kind, resolution,
+        activation (named when not relu) and, for a stem convolution, kernel and stride."""
         extra = f"-k{self.shape[0]}s{self.shape[1]}" if self.kind == "stem_conv" else ""
+        if self.activation != "relu":
+            extra += f"-{self.activation}"
         return f"{self.kind}{extra}@{self.resolution}"
 
     def features(self) -> tuple[float, float, float]:
@@ -111,7 +116,13 @@ def network_ops(config: ArchitectureConfig, input_size: int) -> list[Op]:
             size //= 2
     ops.append(Op("head", size, config.feature_channels, config.num_classes,
                   (config.num_classes, int(config.head_norm))))
-    return ops
+    return [replace(op, activation=config.activation) if _activated(op) else op
+            for op in ops]
+
+
+def _activated(op: Op) -> bool:
+    """Whether ``op`` runs the network's activation (a head only with its final norm)."""
+    return op.kind in ACTIVATED_KINDS or (op.kind == "head" and bool(op.shape[1]))
 
 
 class _Concat(nn.Module):
@@ -123,18 +134,18 @@ class _ConcatConv(nn.Module):
     """A harmonic layer as the network runs it: the concatenation of its inputs, then the
     3x3 convolution-BN-activation."""
 
-    def __init__(self, in_channels: int, out_channels: int):
+    def __init__(self, in_channels: int, out_channels: int, activation: str):
         super().__init__()
-        self.layer = ConvBNAct(in_channels, out_channels, 3)
+        self.layer = ConvBNAct(in_channels, out_channels, 3, activation=activation)
 
     def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
         return self.layer(torch.cat(tensors, 1) if len(tensors) > 1 else tensors[0])
 
 
 class _Head(nn.Module):
-    def __init__(self, channels: int, classes: int, norm: bool):
+    def __init__(self, channels: int, classes: int, norm: bool, activation: str):
         super().__init__()
-        self.norm = nn.Sequential(nn.BatchNorm2d(channels), make_activation("relu")) \
+        self.norm = nn.Sequential(nn.BatchNorm2d(channels), make_activation(activation)) \
             if norm else nn.Identity()
         self.classifier = nn.Linear(channels, classes)
 
@@ -147,26 +158,27 @@ def op_module(op: Op) -> tuple[nn.Module, list[tuple[int, int, int]]]:
     """The module that runs ``op`` and the (channels, height, width) of each of its inputs."""
     square = (op.resolution, op.resolution)
     single = [(op.in_channels, *square)]
+    act = op.activation
     if op.kind == "stem_conv":
-        return ConvBNAct(op.in_channels, op.out_channels, *op.shape), single
+        return ConvBNAct(op.in_channels, op.out_channels, *op.shape, activation=act), single
     if op.kind == "stem_pool":
         return nn.MaxPool2d(3, 2, padding=1), single
     if op.kind == "dense_layer":
         bottleneck, growth = op.shape
-        return DenseStage(op.in_channels, 1, growth, bottleneck), single
+        return DenseStage(op.in_channels, 1, growth, bottleneck, act), single
     if op.kind == "harmonic_layer":
-        return (_ConcatConv(op.in_channels, op.out_channels),
+        return (_ConcatConv(op.in_channels, op.out_channels, act),
                 [(width, *square) for width in op.shape])
     if op.kind == "harmonic_output":
         return _Concat(), [(width, *square) for width in op.shape]
     if op.kind == "transition_post":
-        return ConvBNAct(op.in_channels, op.out_channels, 1), single
+        return ConvBNAct(op.in_channels, op.out_channels, 1, activation=act), single
     if op.kind == "transition_pre":
-        return PreActTransition(op.in_channels, op.out_channels), single
+        return PreActTransition(op.in_channels, op.out_channels, act), single
     if op.kind == "pool_max":
         return nn.MaxPool2d(2, 2), single
     if op.kind == "pool_avg":
         return nn.AvgPool2d(2, 2), single
     if op.kind == "head":
-        return _Head(op.in_channels, op.shape[0], bool(op.shape[1])), single
+        return _Head(op.in_channels, op.shape[0], bool(op.shape[1]), act), single
     raise ValueError(f"unknown operation kind {op.kind!r}")

@@ -21,6 +21,8 @@ from threshsearch.devicemodel.ops import network_ops
 from threshsearch.errors import UserError
 from threshsearch.profiler import Profile
 
+NOISY_PCT = 10.0  # profiling rounds further apart than this (p90) make the summary warn
+
 
 class DeviceModel:
     """The latency model of one device, runtime and set of settings (see ``summary``)."""
@@ -68,7 +70,15 @@ class DeviceModel:
                 f"{settings.input_size}x{settings.input_size}, {settings.dtype}; held-out error: "
                 f"{error.within_10pct:.0%} of {error.networks} within ±10 %, median "
                 f"{error.median_abs_pct:.1f} %, p90 {error.p90_abs_pct:.1f} %, Spearman "
-                f"{error.spearman:.3f} [model {self.model_id}]")
+                f"{error.spearman:.3f} [model {self.model_id}]{self._steadiness()}")
+
+    def _steadiness(self) -> str:
+        spread = self.data.profiling.round_spread_p90_pct
+        if spread is None or spread <= NOISY_PCT:
+            return ""
+        return (f"\nwarning: this machine's timings of the same work differed by up to "
+                f"{spread:.0f} % between profiling rounds (p90); predictions inherit that: "
+                f"profile again with the machine to itself")
 
     def require(self, *, runtime: str | None = None, batch_size: int | None = None,
                 input_size: int | None = None, dtype: str | None = None,

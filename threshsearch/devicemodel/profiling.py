@@ -8,6 +8,14 @@ loop keeps its weights and activations in L2, where inside the network the other
 evicted them. Each operation is therefore timed cycling through copies of it (own weights,
 own inputs) that together exceed the caches' ``COLD_BYTES``. The calibration then absorbs what
 the sum still misses (the framework's per-call overhead, the traffic between operations).
+
+Why rounds: on a shared or virtual machine the speed of memory-bound work drifts for tens of
+seconds at a time (this project's 2-core VM: one network's p10 went from 11 to 21 ms and back
+within a minute, and to 180 ms in a worse spell, with nothing else running, while an L2-resident
+matmul stayed within 5 %). Disturbance only ever slows a timing, so every timing is taken in
+``rounds`` passes over all of them, each in its own shuffled order, and the fastest round
+counts: a timing is wrong only if every round of it met a slow spell. How far the rounds
+differed is written into the file, so a noisy profile says so.
 """
 
 from __future__ import annotations
@@ -56,6 +64,7 @@ NETWORK_TIMING = LatencySettings(min_passes=20, max_time_s=1.0, min_time_s=0.25)
 SAMPLES_PER_GROUP = 8
 FOLDS = 5
 MIN_CALIBRATION_NETWORKS = 10  # two per calibration feature: fewer leave the fit undetermined
+ROUNDS = 2
 
 
 def cpu_name() -> str:
@@ -97,15 +106,18 @@ def profile_device(configs: Iterable[ArchitectureConfig], *, runtime: str | Runt
                    batch_size: int = 1, input_size: int = 32, threads: int = 1,
                    dtype: str = "float32", channels_last: bool = True,
                    calibration_networks: int = 30, samples_per_group: int = SAMPLES_PER_GROUP,
-                   progress: bool = True, clock: Clock = time.perf_counter,
+                   rounds: int = ROUNDS, progress: bool = True, clock: Clock = time.perf_counter,
                    seed: int = 0) -> DeviceModel:
     """Profile this machine's CPU for the networks ``configs`` (e.g. draws from a search space
     and the presets: the model covers the operations they contain). ``calibration_networks``
     of them, chosen with ``seed``, are timed whole for the calibration; its error is
-    estimated by ``FOLDS``-fold cross-validation over them. ``runtime`` is a name or, for
-    tests, a Runtime; ``clock`` is for tests. Holds the device lock exclusive for each
+    estimated by ``FOLDS``-fold cross-validation over them. Each timing is taken ``rounds``
+    times, in rounds over all of them, and its fastest round kept. ``runtime`` is a name or,
+    for tests, a Runtime; ``clock`` is for tests. Holds the device lock exclusive for each
     timing."""
     _check_settings(batch_size, input_size, threads, dtype)
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+        raise UserError(f"rounds: {rounds!r} is invalid; expected an integer >= 1")
     networks = list({config.hash: config for config in configs}.values())
     least = MIN_CALIBRATION_NETWORKS
     if min(calibration_networks, len(networks)) < least:
@@ -126,30 +138,36 @@ def profile_device(configs: Iterable[ArchitectureConfig], *, runtime: str | Runt
 
     started, began = datetime.now(UTC), clock()
     previous_threads = torch.get_num_threads()
-    bar = tqdm(total=sum(map(len, timed_ops.values())) + len(calibration),
-               desc="device-profile", unit="timing", disable=not progress)
+    op_list = [(group, op) for group, ops in timed_ops.items() for op in ops]
+    timings: list[Callable[[], float]] = [lambda: call_overhead_ms(runtime, batch_size, clock)]
+    timings += [lambda op=op: _time_op(runtime, op, batch_size, clock) for _, op in op_list]
+    timings += [lambda config=config: _time_network(runtime, config, batch_size, input_size,
+                                                    clock) for config in calibration]
+    bar = tqdm(total=rounds * len(timings), desc="device-profile", unit="timing",
+               disable=not progress)
     lock = device_lock(device_key(torch.device("cpu")), LockSettings.from_env(os.environ))
-
-    def alone(timing: Callable[[], float]) -> float:
-        # Exclusive for each timing, not for the whole profile: trials on the node pause
-        # for one timing at a time, never long enough for their lock wait to give up.
-        with lock.exclusive():
-            return timing()
-
     try:
         torch.set_num_threads(threads)
-        overhead_ms = alone(lambda: call_overhead_ms(runtime, batch_size, clock))
-        table_ms = {}
-        for group, ops in timed_ops.items():
-            table_ms[group] = [max(0.0, alone(lambda op=op: _time_op(
-                runtime, op, batch_size, clock, bar)) - overhead_ms) for op in ops]
-        lines = {group: np.asarray(fit.fit_cost_line(timed_ops[group], table_ms[group]))
-                 for group in timed_ops}
-        measured = np.array([alone(lambda config=config: _time_network(
-            runtime, config, batch_size, input_size, clock, bar)) for config in calibration])
+        by_round = np.empty((rounds, len(timings)))
+        for round_index in range(rounds):
+            for index in rng.permutation(len(timings)):
+                # Exclusive for each timing, not for the whole profile: trials on the node
+                # pause for one timing at a time, never long enough for their lock wait to
+                # give up.
+                with lock.exclusive():
+                    by_round[round_index, index] = timings[index]()
+                bar.update()
     finally:
         torch.set_num_threads(previous_threads)
         bar.close()
+    fastest = by_round.min(axis=0)
+    overhead_ms, op_ms = float(fastest[0]), fastest[1:1 + len(op_list)]
+    measured = fastest[1 + len(op_list):]
+    table_ms: dict[str, list[float]] = {group: [] for group in timed_ops}
+    for (group, _), ms in zip(op_list, op_ms, strict=True):
+        table_ms[group].append(max(0.0, float(ms) - overhead_ms))
+    lines = {group: np.asarray(fit.fit_cost_line(timed_ops[group], table_ms[group]))
+             for group in timed_ops}
     features = np.stack([fit.network_features(network_ops(config, input_size), lines)
                          for config in calibration])
     folds = min(FOLDS, len(calibration))
@@ -185,7 +203,8 @@ def profile_device(configs: Iterable[ArchitectureConfig], *, runtime: str | Runt
         profiling=ProfilingInfo(started=started.isoformat(timespec="seconds"),
                                 seconds=round(clock() - began, 3),
                                 operations_timed=sum(map(len, timed_ops.values())),
-                                networks_timed=len(calibration), seed=seed),
+                                networks_timed=len(calibration), seed=seed, rounds=rounds,
+                                round_spread_p90_pct=round(_round_spread_p90_pct(by_round), 2)),
     )
     return DeviceModel(data)
 
@@ -199,18 +218,21 @@ def call_overhead_ms(runtime: Runtime, batch_size: int, clock: Clock) -> float:
     return time_passes(run, OPERATION_TIMING, clock).p10_s * 1000
 
 
-def _time_op(runtime: Runtime, op: Op, batch_size: int, clock: Clock, bar: tqdm) -> float:
+def _round_spread_p90_pct(by_round: np.ndarray) -> float:
+    """How far apart the rounds of the same timings were: the p90 over timings of their
+    slowest round against their fastest, in % (0 with one round)."""
+    spreads = by_round.max(axis=0) / np.maximum(by_round.min(axis=0), 1e-12) - 1
+    return float(np.quantile(spreads, 0.9) * 100)
+
+
+def _time_op(runtime: Runtime, op: Op, batch_size: int, clock: Clock) -> float:
     module, shapes = op_module(op)
     run = runtime.prepare(module, [(batch_size, *shape) for shape in shapes],
                           copies_for(op, batch_size))
-    ms = time_passes(run, OPERATION_TIMING, clock).p10_s * 1000
-    bar.update()
-    return ms
+    return time_passes(run, OPERATION_TIMING, clock).p10_s * 1000
 
 
 def _time_network(runtime: Runtime, config: ArchitectureConfig, batch_size: int,
-                  input_size: int, clock: Clock, bar: tqdm) -> float:
+                  input_size: int, clock: Clock) -> float:
     run = runtime.prepare(build_model(config), [(batch_size, 3, input_size, input_size)], 1)
-    ms = time_passes(run, NETWORK_TIMING, clock).p10_s * 1000
-    bar.update()
-    return ms
+    return time_passes(run, NETWORK_TIMING, clock).p10_s * 1000

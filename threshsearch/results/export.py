@@ -28,7 +28,7 @@ from threshsearch.nn import build_model
 from threshsearch.results.trials import trials_frame
 from threshsearch.search.baselines import baseline_trials, load_baselines_study
 from threshsearch.search.evidence import LEARNING_CURVE
-from threshsearch.search.objectives import METRICS
+from threshsearch.search.objectives import DEVICE_MODEL, METRICS
 from threshsearch.search.retime import retimed_records
 from threshsearch.search.storage import pareto_trials
 from threshsearch.search.trial import BASELINE, LATENCY
@@ -62,8 +62,9 @@ def result_document(study: optuna.Study, trial: FrozenTrial, storage_url: str,
         "train": trial.user_attrs.get("recipe"),
         "architecture": trial.user_attrs["architecture"],
         "learning_curve": trial.user_attrs.get(LEARNING_CURVE),
-        # Which device model priced metrics.predicted_latency_ms, where one did.
-        "device_model": trial.user_attrs.get("device_model"),
+        # Which device model priced metrics.predicted_latency_ms, where one did, and for what
+        # device, runtime and settings.
+        "device_model": device_model_record(study, trial),
         # metrics.latency_ms is the figure measured during the search; both records say
         # how they were measured, and the re-timed one is there once the front was re-timed.
         "latency": {"search": trial.user_attrs.get(LATENCY),
@@ -72,6 +73,18 @@ def result_document(study: optuna.Study, trial: FrozenTrial, storage_url: str,
         # study was confirmed, are test accuracy of networks retrained from scratch.
         "confirmed": confirmed,
     }
+
+
+def device_model_record(study: optuna.Study, trial: FrozenTrial) -> dict[str, Any] | None:
+    """The id of the model that priced ``trial`` and, from the study's record of it, what
+    its predictions are of (device, runtime, settings)."""
+    model_id = trial.user_attrs.get(DEVICE_MODEL)
+    if not model_id:
+        return None
+    recorded = study.user_attrs.get(DEVICE_MODEL) or {}
+    made_for = {key: value for key, value in recorded.items() if key not in ("id", "summary",
+                                                                            "path")}
+    return {"id": model_id, **(made_for if recorded.get("id") == model_id else {})}
 
 
 def result_filename(document: dict[str, Any]) -> str:

@@ -43,7 +43,7 @@ MEASURED = "measured_ms"
 REQUIRED = ("network", "study", "trial", BASELINE, MEASURED, "device", "runtime")
 TEXT = ("network", "file", "study", BASELINE, "config_hash", "search_device", "device_model",
         "device", "runtime", "runtime_version", "onnx_source", "threshsearch_version",
-        "python")  # empty is "" (none), never a missing number
+        "python", "not_comparable")  # empty is "" (none), never a missing number
 
 
 @dataclass(frozen=True)
@@ -123,6 +123,20 @@ def search_figures(document: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def prediction_mismatch(document: dict[str, Any], settings: TimingSettings) -> str:
+    """Why this timing is not comparable with the network's predicted latency (the runtime,
+    threads, batch or input size differ from the model's: "" when they agree or the result
+    does not say what the model was made for)."""
+    model = document.get("device_model")
+    if not isinstance(model, dict):
+        return ""
+    asked = {"runtime": settings.runtime, "threads": settings.threads,
+             "batch_size": settings.batch_size, "input_size": settings.input_size}
+    return ", ".join(f"{name} {model[name]} predicted, {value} timed"
+                     for name, value in asked.items()
+                     if name in model and model[name] != value)
+
+
 def _torch_estimates(result: ResultFile, settings: TimingSettings, device: torch.device
                      ) -> tuple[list[float], str]:
     model = build_model(result.architecture).to(device)
@@ -185,6 +199,7 @@ def time_results(paths: list[Path], settings: TimingSettings,
         else:
             estimates, source = _onnx_estimates(path, result, settings)
         figures = search_figures(document)
+        mismatch = prediction_mismatch(document, settings)
         measured = statistics.median(estimates)
         row = {
             "network": network_name(document), "file": str(path),
@@ -194,7 +209,9 @@ def time_results(paths: list[Path], settings: TimingSettings,
             MEASURED: measured, "measured_min_ms": min(estimates),
             "measured_max_ms": max(estimates), "repeats": len(estimates),
             "measured_vs_search": ratio(measured, figures["search_latency_ms"]),
-            "measured_vs_predicted": ratio(measured, figures["predicted_latency_ms"]),
+            "measured_vs_predicted": np.nan if mismatch else ratio(
+                measured, figures["predicted_latency_ms"]),
+            "not_comparable": mismatch,
             "device": machine, "runtime": settings.runtime,
             "runtime_version": runtime_version, "onnx_source": source,
             "threads": settings.threads, "batch_size": settings.batch_size,
@@ -217,8 +234,10 @@ def format_table(frame: pd.DataFrame) -> str:
               f"{first['runtime_version']}, batch {first['batch_size']}, "
               f"{first['input_size']}x{first['input_size']} (median of {first['repeats']} "
               f"estimates of >= {first['seconds_each']:g} s each):")
-    return header + "\n" + shown.to_string(index=False, float_format=lambda v: f"{v:.4g}",
-                                           na_rep="-")
+    table = shown.to_string(index=False, float_format=lambda v: f"{v:.4g}", na_rep="-")
+    notes = [f"{row.network}: no measured/predicted ratio: {row.not_comparable}"
+             for row in frame.itertuples(index=False) if row.not_comparable]
+    return "\n".join([header, table, *notes])
 
 
 def read_timings(path: str | Path) -> pd.DataFrame:

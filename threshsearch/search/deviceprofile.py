@@ -14,6 +14,7 @@ import optuna
 
 from threshsearch.config import ArchitectureConfig, ConfigError
 from threshsearch.devicemodel import DeviceModel, profile_device
+from threshsearch.devicemodel.profiling import ROUNDS
 from threshsearch.devicemodel.runtimes import Runtime
 from threshsearch.latency import Clock
 from threshsearch.presets import PRESETS, get_preset
@@ -60,8 +61,9 @@ def preset_networks(num_classes: int, input_size: int) -> list[ArchitectureConfi
 def profile_space(space: SearchSpace | str | Path, *, runtime: str | Runtime = "torch",
                   input_size: int, batch_size: int = 1, threads: int = 1,
                   dtype: str = "float32", draws: int = SPACE_DRAWS,
-                  calibration_networks: int = CALIBRATION_NETWORKS, seed: int = 0,
-                  progress: bool = True, clock: Clock = time.perf_counter) -> DeviceModel:
+                  calibration_networks: int = CALIBRATION_NETWORKS, rounds: int = ROUNDS,
+                  seed: int = 0, progress: bool = True, clock: Clock = time.perf_counter
+                  ) -> DeviceModel:
     """A device model of this machine for the networks of ``space`` (or the space file at
     that path)."""
     space = space if isinstance(space, SearchSpace) else load_space(space)
@@ -69,5 +71,6 @@ def profile_space(space: SearchSpace | str | Path, *, runtime: str | Runtime = "
     networks += preset_networks(space.num_classes, input_size)
     return profile_device(networks, runtime=runtime, batch_size=batch_size,
                           input_size=input_size, threads=threads, dtype=dtype,
-                          calibration_networks=calibration_networks, progress=progress,
+                          calibration_networks=calibration_networks, rounds=rounds,
+                          progress=progress,
                           clock=clock, seed=seed)

@@ -34,7 +34,15 @@ def record_device_model(study: optuna.Study, space: SearchSpace) -> None:
                          f"{space.measurement.device_model} is {model.model_id} "
                          f"({model.summary()}); use that file again or another study.name")
     study.set_user_attr(DEVICE_MODEL, {"id": model.model_id, "summary": model.summary(),
-                                       "path": str(model_path(space).resolve())})
+                                       "path": str(model_path(space).resolve()),
+                                       **predicted_for(model)})
+
+
+def predicted_for(model: DeviceModel) -> dict[str, object]:
+    """What a model's predictions are of: the device, the runtime and its settings; a
+    timing taken otherwise is not comparable with them."""
+    return {"device": model.data.device.name, "runtime": model.data.runtime.name,
+            **model.data.settings.model_dump()}
 
 
 def model_path(space: SearchSpace) -> Path:
