@@ -19,7 +19,7 @@ from threshsearch.devicemodel.fileformat import (
 )
 from threshsearch.devicemodel.ops import network_ops
 from threshsearch.errors import UserError
-from threshsearch.profiler import Profile
+from threshsearch.profiles import Profile
 
 
 class DeviceModel:

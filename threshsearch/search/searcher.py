@@ -33,10 +33,7 @@ from threshsearch.search.exchange import Outcome, duplicate_outcome, trial_outco
 from threshsearch.search.index import TrialIndex
 from threshsearch.search.objectives import DEVICE_MODEL, PREDICTED_LATENCY
 from threshsearch.search.progress import Progress, metric_summary
-from threshsearch.search.sections import constraint_values
-from threshsearch.search.space import SearchSpace
-from threshsearch.search.storage import REASON, STATUS, Heartbeat, queue_retry
-from threshsearch.search.trial import (
+from threshsearch.search.reports import (
     BASELINE,
     COMPUTE_S,
     PROFILED,
@@ -45,6 +42,9 @@ from threshsearch.search.trial import (
     profiled_metrics,
     violated_constraint,
 )
+from threshsearch.search.sections import constraint_values
+from threshsearch.search.space import SearchSpace
+from threshsearch.search.storage import REASON, STATUS, Heartbeat, queue_retry
 from threshsearch.search.worktime import WORKER_TIME, WorkTally
 
 WAIT_POLL_S = 1.0  # how often to look again while waiting for other drivers' trials
