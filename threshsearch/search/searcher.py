@@ -223,23 +223,24 @@ class StudySearcher(Searcher):
             self._end(trial, duplicate_outcome(self.index.trial(twin)))
             return None
         spec = trial_spec(self.space, trial, config.to_dict(), recipe.to_dict())
-        if self.priced_constraints or self.device_model is not None:
-            try:
-                figures = self._priced(trial, config)
-            except UserError as error:  # a device model that does not cover the network
-                self._end(trial, Outcome(TrialState.FAIL, "failed",
-                                         reason=f"not priced: {error}"))
-                return None
-            reason = violated_constraint([c.model_dump() for c in self.priced_constraints],
-                                         figures)
-            if reason:
-                self._end(trial, Outcome(
-                    TrialState.PRUNED, "infeasible", figures,
-                    constraints=constraint_values(self.priced_constraints, figures),
-                    reason=f"constraint: {reason} (known before training: the trial "
-                           f"was not run)"))
-                return None
-            spec[PROFILED] = figures  # the worker need not profile the network again
+        try:
+            figures = self._priced(trial, config)
+        except UserError as error:  # a device model that does not cover the network
+            self._end(trial, Outcome(TrialState.FAIL, "failed",
+                                     reason=f"not priced: {error}"))
+            return None
+        reason = violated_constraint([c.model_dump() for c in self.priced_constraints],
+                                     figures)
+        if reason:
+            self._end(trial, Outcome(
+                TrialState.PRUNED, "infeasible", figures,
+                constraints=constraint_values(self.priced_constraints, figures),
+                reason=f"constraint: {reason} (known before training: the trial "
+                       f"was not run)"))
+            return None
+        # Counted from the config in well under a millisecond: every spec carries them, so
+        # no worker prices the network again (a surrogate's worker then needs no PyTorch).
+        spec[PROFILED] = figures
         return spec
 
     # --------------------------------------------------------- completion
