@@ -44,7 +44,13 @@ from threshsearch.search.reports import (
 )
 from threshsearch.search.sections import constraint_values
 from threshsearch.search.space import SearchSpace
-from threshsearch.search.storage import REASON, STATUS, Heartbeat, queue_retry
+from threshsearch.search.storage import (
+    REASON,
+    STATUS,
+    Heartbeat,
+    queue_retry,
+    set_user_attrs,
+)
 from threshsearch.search.worktime import WORKER_TIME, WorkTally
 
 WAIT_POLL_S = 1.0  # how often to look again while waiting for other drivers' trials
@@ -95,14 +101,11 @@ class StudySearcher(Searcher):
 
     # -------------------------------------------------------- bookkeeping
     def _end(self, trial: optuna.Trial, outcome: Outcome) -> None:
-        for key, value in outcome.attrs.items():
-            trial.set_user_attr(key, value)
         # Optuna's constraint API: samplers learn the infeasible region from these.
         for key, value in (outcome.constraints or {}).items():
             trial.set_constraint(key, value)
-        trial.set_user_attr(STATUS, outcome.status)
-        if outcome.reason:
-            trial.set_user_attr(REASON, outcome.reason)
+        set_user_attrs(trial, {**outcome.attrs, STATUS: outcome.status,
+                               **({REASON: outcome.reason} if outcome.reason else {})})
         trial.study.tell(trial, outcome.values, state=outcome.state)
         self._beat(trial, False)
         if trial.study is self.study:  # not a baseline's, told to the companion study
@@ -210,10 +213,9 @@ class StudySearcher(Searcher):
             self._end(trial, Outcome(TrialState.FAIL, "failed",
                                      reason=f"unbuildable: {error}"))
             return None
-        trial.set_user_attr("config_hash", config.hash)
-        trial.set_user_attr("seed", (self.space.study.seed or 0) + trial.number)
-        trial.set_user_attr("architecture", config.to_dict())
-        trial.set_user_attr("recipe", recipe.to_dict())
+        set_user_attrs(trial, {"config_hash": config.hash,
+                               "seed": (self.space.study.seed or 0) + trial.number,
+                               "architecture": config.to_dict(), "recipe": recipe.to_dict()})
         # Read after writing this trial's hash: of two drivers drawing one config at
         # once, the later-numbered trial sees the earlier one and stands down.
         self.index.drew(trial, config.hash)
