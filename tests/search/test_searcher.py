@@ -143,27 +143,6 @@ def test_every_spec_carries_the_figures_counted_on_the_driver(searcher):
     assert spec[PROFILED] == {metric: getattr(profiled, metric) for metric in PROFILED_METRICS}
 
 
-def test_a_suggestion_looks_for_no_waiting_trial_when_the_index_knows_of_none(searcher,
-                                                                              monkeypatch):
-    import optuna
-
-    def scan(study):
-        raise AssertionError("read every running trial to find a waiting one")
-
-    monkeypatch.setattr(optuna.Study, "_pop_waiting_trial_id", scan)
-    assert isinstance(searcher.suggest("ray-1"), dict)
-    assert isinstance(searcher.suggest("ray-2"), dict)
-
-
-def test_a_waiting_trial_is_taken_before_a_new_one(searcher):
-    first = searcher.suggest("ray-1")
-    searcher.study.enqueue_trial(stored(searcher, first["number"]).params)
-    queued = searcher.study.get_trials(deepcopy=False)[-1].number
-    searcher.suggest("ray-2")  # the queued draw repeats the first: it ends as its duplicate
-    assert stored(searcher, queued).state != TrialState.WAITING
-    assert stored(searcher, queued).user_attrs["duplicate_of"] == first["number"]
-
-
 def test_a_dead_drivers_unfinished_curves_are_no_rung_evidence(tmp_path):
     from threshsearch.search.schedulers import make_early_stopper
 

@@ -158,7 +158,7 @@ class StudySearcher(Searcher):
                     self.next_look = now + WAIT_POLL_S
                     return None
                 return Searcher.FINISHED
-            trial = self._ask(counts.waiting)
+            trial = self.study.ask()
             self.storage.record_heartbeat(trial._trial_id)
             self._beat(trial, True)
             self.index.claim(trial)
@@ -167,16 +167,6 @@ class StudySearcher(Searcher):
                 self.pending[trial_id] = trial
                 self.started[trial_id] = time.perf_counter()
                 return spec
-
-    def _ask(self, waiting: int) -> optuna.Trial:
-        """``study.ask()``, without its look for a waiting trial when the index (just
-        refreshed) knows of none: that look reads every running trial from the storage, a
-        quarter of Tune's event loop at 64 workers (py-spy, benchmarks/scale.py)."""
-        if waiting:
-            return self.study.ask()
-        # As ask does: the sampler's read of the trials starts afresh for each trial.
-        self.study._thread_local.cached_all_trials = None
-        return optuna.Trial(self.study, self.storage.create_new_trial(self.study._study_id))
 
     def _suggest_baseline(self, trial_id: str, name: str) -> dict[str, Any] | None:
         """A preset trained as a trial is, but with no constraint, no early stopping and
