@@ -12,8 +12,9 @@ resident memory (sampled; and the peak), and trials per second.
     python benchmarks/scale.py --trials 2000 --without-ray             # the driver alone
     python benchmarks/scale.py --trials 10000 --storage postgresql     # the issue's size
 
-64 workers start 64 processes that import PyTorch (about 0.5 GiB each): on a shared 2-core
-machine that alone took more than 5 minutes; use --workers 16 there.
+The surrogate's workers import no PyTorch (the driver's spec carries the profiler's figures,
+counted from the config; the yardstick's workers count them from the drawn config), so 64
+of them start in seconds and fit in a few GiB.
 
 Storage: ``sqlite`` (a file under --folder), ``postgresql`` (a throwaway server started
 with this machine's PostgreSQL binaries, Debian's ``postgresql`` package: initdb and pg_ctl;
@@ -189,19 +190,21 @@ def run_ours(space, epoch_s: float, log: Path) -> tuple[int, float]:
 
 class DrawFrom:
     """OptunaSearch's define-by-run space: the space's own draw (picklable, as Tune saves
-    its searcher)."""
+    its searcher), handing the worker the drawn network and recipe as constants, so that
+    its workers, like this driver's, need neither the space nor PyTorch."""
 
     def __init__(self, space) -> None:
         self.space = space
 
-    def __call__(self, trial) -> None:
-        self.space.sample(trial)
+    def __call__(self, trial) -> dict:
+        architecture, recipe = self.space.sample(trial)
+        return {"architecture": architecture.to_dict(), "recipe": recipe.to_dict(),
+                "seed": zlib.crc32(architecture.hash.encode())}
 
 
 def run_plain_tune(space, trials: int, workers: int, epoch_s: float, folder: Path
                    ) -> tuple[int, float, float]:
     """The yardstick: (trials, wall seconds, driver CPU seconds)."""
-    import optuna
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
@@ -209,10 +212,9 @@ def run_plain_tune(space, trials: int, workers: int, epoch_s: float, folder: Pat
     from threshsearch.search.surrogate import run_surrogate
 
     def plain(config: dict) -> None:
-        architecture, recipe = space.sample(optuna.trial.FixedTrial(config))
-        spec = {"architecture": architecture.to_dict(), "recipe": recipe.to_dict(),
-                "seed": zlib.crc32(architecture.hash.encode()), "constraints": [],
-                "measure_latency": False}
+        # The worker prices the network itself (no spec from a driver carries the figures).
+        spec = {"architecture": config["architecture"], "recipe": config["recipe"],
+                "seed": config["seed"], "constraints": [], "measure_latency": False}
         run_surrogate(spec, tune.report, 32, epoch_s)
 
     searcher = OptunaSearch(DrawFrom(space), metric=["val_accuracy", "memrw_mib"],

@@ -11,59 +11,13 @@ profiled without computing anything, which is how the CLI and the search use it.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
-from typing import Any
 
 import torch
 from torch import nn
 
-BYTES_PER_ELEMENT = 4  # float32, as the paper measured
-MIB = 2**20
+from threshsearch.profiles import LayerCost, Profile, summed
 
-
-@dataclass(frozen=True)
-class LayerCost:
-    """One leaf module's cost (element counts, per image)."""
-
-    name: str
-    kind: str
-    input_shape: tuple[int, ...]
-    output_shape: tuple[int, ...]
-    params: int
-    madd: int
-    flops: int
-    mem_read: int
-    mem_write: int
-
-
-@dataclass(frozen=True)
-class Profile:
-    """Totals over a model. ``cio`` is HarDNet's traffic measure: the sum over convolutions
-    of input plus output elements. ``activation_mib`` is the float32 size of every leaf
-    module's output (torchstat's "memory")."""
-
-    params: int
-    madd: int
-    flops: int
-    memrw_mib: float
-    mem_read_mib: float
-    mem_write_mib: float
-    cio: int
-    activation_mib: float
-    input_size: int
-    layers: list[LayerCost] = field(repr=False)
-
-    def to_dict(self, per_layer: bool = False) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("layers")
-        if per_layer:
-            data["layers"] = [asdict(layer) for layer in self.layers]
-        return data
-
-    def table(self):  # -> pandas.DataFrame (imported lazily: pandas is slow to import)
-        import pandas as pd
-
-        return pd.DataFrame([asdict(layer) for layer in self.layers])
+__all__ = ["LayerCost", "Profile", "profile_model"]
 
 
 def _kernel_area(module: nn.Module) -> int:
@@ -128,23 +82,7 @@ def profile_model(model: nn.Module, input_size: int = 224, in_channels: int = 3)
         for handle in handles:
             handle.remove()
         model.train(was_training)
-    layers = list(costs.values())
-    read = sum(layer.mem_read for layer in layers) * BYTES_PER_ELEMENT / MIB
-    write = sum(layer.mem_write for layer in layers) * BYTES_PER_ELEMENT / MIB
-    activations = sum(math.prod(layer.output_shape) for layer in layers)
     convolutions = {name for name, module in model.named_modules()
                     if isinstance(module, nn.Conv2d)}
-    cio = sum(math.prod(layer.input_shape) + math.prod(layer.output_shape)
-              for layer in layers if layer.name in convolutions)
-    return Profile(
-        params=sum(p.numel() for p in model.parameters()),
-        madd=sum(layer.madd for layer in layers),
-        flops=sum(layer.flops for layer in layers),
-        memrw_mib=read + write,
-        mem_read_mib=read,
-        mem_write_mib=write,
-        cio=cio,
-        activation_mib=activations * BYTES_PER_ELEMENT / MIB,
-        input_size=input_size,
-        layers=layers,
-    )
+    return summed(list(costs.values()), convolutions,
+                  sum(p.numel() for p in model.parameters()), input_size)

@@ -134,6 +134,15 @@ def test_a_latency_constraint_is_left_to_the_worker(tmp_path):
     assert isinstance(spec, dict) and spec["constraints"][0]["metric"] == "latency_ms"
 
 
+def test_every_spec_carries_the_figures_counted_on_the_driver(searcher):
+    from threshsearch.api import profile
+    from threshsearch.search.reports import PROFILED, PROFILED_METRICS
+
+    spec = searcher.suggest("ray-1")  # no constraint asks for them: the worker needs them
+    profiled = profile(ArchitectureConfig.from_dict(spec["architecture"]), 32)
+    assert spec[PROFILED] == {metric: getattr(profiled, metric) for metric in PROFILED_METRICS}
+
+
 def test_a_dead_drivers_unfinished_curves_are_no_rung_evidence(tmp_path):
     from threshsearch.search.schedulers import make_early_stopper
 

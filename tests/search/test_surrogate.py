@@ -75,11 +75,26 @@ def test_the_real_driver_runs_the_surrogate_under_ray(ray_session, tmp_path):
     from threshsearch.search.runner import run_search
     from threshsearch.search.surrogate import surrogate_trainable
 
+    surrogate = surrogate_trainable(32, 0.01)
+
+    def torch_free(spec, data=None):
+        # Defined here, so Ray ships it by value: the worker imports only what the surrogate
+        # needs (not this test module, which imports PyTorch through the runner).
+        import sys
+
+        surrogate(spec, data)
+        if "torch" in sys.modules:
+            raise RuntimeError("the surrogate's worker imported PyTorch")
+
     path = write_space(tmp_path, n_trials=12, concurrency=4)
+    data = yaml.safe_load(path.read_text())
+    data["data"]["ship"] = False  # the surrogate reads no data (shipped tensors need PyTorch)
+    path.write_text(yaml.safe_dump(data))
     space = load_space(path)
-    study = run_search(space, quiet=True, trainable=surrogate_trainable(32, 0.01)).study
+    study = run_search(space, quiet=True, trainable=torch_free).study
     ended = [trial for trial in study.trials if trial.user_attrs.get("status") != "duplicate"
              and trial.user_attrs.get("status") != "infeasible"]
     assert len(study.trials) == 12 and ended
     assert all(trial.user_attrs.get("device") == "surrogate" for trial in ended)
+    # A worker that imported PyTorch raised: its trial would be "failed".
     assert {trial.user_attrs["status"] for trial in ended} <= {"complete", "pruned"}

@@ -19,7 +19,7 @@ from threshsearch.devicemodel.fileformat import (
 )
 from threshsearch.devicemodel.ops import network_ops
 from threshsearch.errors import UserError
-from threshsearch.profiler import Profile
+from threshsearch.profiles import Profile
 
 NOISY_PCT = 10.0  # profiling rounds further apart than this (p90) make the summary warn
 

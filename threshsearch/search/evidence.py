@@ -18,7 +18,7 @@ from optuna.trial import FrozenTrial
 
 from threshsearch.search.objectives import CHEAP_METRICS
 from threshsearch.search.pareto import minimised
-from threshsearch.search.storage import retried_numbers
+from threshsearch.search.storage import retried_numbers, set_user_attrs
 
 LEARNING_CURVE = "learning_curve"
 RESTARTS = "restarts"  # user attr: how often Tune re-ran the trial (its worker died)
@@ -54,12 +54,10 @@ class LearningCurves:
             curve.clear()
             self.restarts[trial_id] = self.restarts.get(trial_id, 0) + 1
             trial.set_user_attr(RESTARTS, self.restarts[trial_id])
-        if not curve:  # known before training: written with the first epoch
-            for key in CHEAP_METRICS:
-                if key in result:
-                    trial.set_user_attr(key, result[key])
+        # Known before training: written with the first epoch.
+        cheap = {} if curve else {key: result[key] for key in CHEAP_METRICS if key in result}
         curve.append(entry)
-        trial.set_user_attr(LEARNING_CURVE, curve)
+        set_user_attrs(trial, {**cheap, LEARNING_CURVE: curve})
 
     def forget(self, trial_id: str) -> None:
         """Drop the record of a trial that ended."""

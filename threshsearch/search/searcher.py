@@ -33,10 +33,7 @@ from threshsearch.search.exchange import Outcome, duplicate_outcome, trial_outco
 from threshsearch.search.index import TrialIndex
 from threshsearch.search.objectives import DEVICE_MODEL, PREDICTED_LATENCY
 from threshsearch.search.progress import Progress, metric_summary
-from threshsearch.search.sections import constraint_values
-from threshsearch.search.space import SearchSpace
-from threshsearch.search.storage import REASON, STATUS, Heartbeat, queue_retry
-from threshsearch.search.trial import (
+from threshsearch.search.reports import (
     BASELINE,
     COMPUTE_S,
     PROFILED,
@@ -44,6 +41,15 @@ from threshsearch.search.trial import (
     WARNINGS,
     profiled_metrics,
     violated_constraint,
+)
+from threshsearch.search.sections import constraint_values
+from threshsearch.search.space import SearchSpace
+from threshsearch.search.storage import (
+    REASON,
+    STATUS,
+    Heartbeat,
+    queue_retry,
+    set_user_attrs,
 )
 from threshsearch.search.worktime import WORKER_TIME, WorkTally
 
@@ -95,14 +101,11 @@ class StudySearcher(Searcher):
 
     # -------------------------------------------------------- bookkeeping
     def _end(self, trial: optuna.Trial, outcome: Outcome) -> None:
-        for key, value in outcome.attrs.items():
-            trial.set_user_attr(key, value)
         # Optuna's constraint API: samplers learn the infeasible region from these.
         for key, value in (outcome.constraints or {}).items():
             trial.set_constraint(key, value)
-        trial.set_user_attr(STATUS, outcome.status)
-        if outcome.reason:
-            trial.set_user_attr(REASON, outcome.reason)
+        set_user_attrs(trial, {**outcome.attrs, STATUS: outcome.status,
+                               **({REASON: outcome.reason} if outcome.reason else {})})
         trial.study.tell(trial, outcome.values, state=outcome.state)
         self._beat(trial, False)
         if trial.study is self.study:  # not a baseline's, told to the companion study
@@ -210,10 +213,9 @@ class StudySearcher(Searcher):
             self._end(trial, Outcome(TrialState.FAIL, "failed",
                                      reason=f"unbuildable: {error}"))
             return None
-        trial.set_user_attr("config_hash", config.hash)
-        trial.set_user_attr("seed", (self.space.study.seed or 0) + trial.number)
-        trial.set_user_attr("architecture", config.to_dict())
-        trial.set_user_attr("recipe", recipe.to_dict())
+        set_user_attrs(trial, {"config_hash": config.hash,
+                               "seed": (self.space.study.seed or 0) + trial.number,
+                               "architecture": config.to_dict(), "recipe": recipe.to_dict()})
         # Read after writing this trial's hash: of two drivers drawing one config at
         # once, the later-numbered trial sees the earlier one and stands down.
         self.index.drew(trial, config.hash)
@@ -223,23 +225,24 @@ class StudySearcher(Searcher):
             self._end(trial, duplicate_outcome(self.index.trial(twin)))
             return None
         spec = trial_spec(self.space, trial, config.to_dict(), recipe.to_dict())
-        if self.priced_constraints or self.device_model is not None:
-            try:
-                figures = self._priced(trial, config)
-            except UserError as error:  # a device model that does not cover the network
-                self._end(trial, Outcome(TrialState.FAIL, "failed",
-                                         reason=f"not priced: {error}"))
-                return None
-            reason = violated_constraint([c.model_dump() for c in self.priced_constraints],
-                                         figures)
-            if reason:
-                self._end(trial, Outcome(
-                    TrialState.PRUNED, "infeasible", figures,
-                    constraints=constraint_values(self.priced_constraints, figures),
-                    reason=f"constraint: {reason} (known before training: the trial "
-                           f"was not run)"))
-                return None
-            spec[PROFILED] = figures  # the worker need not profile the network again
+        try:
+            figures = self._priced(trial, config)
+        except UserError as error:  # a device model that does not cover the network
+            self._end(trial, Outcome(TrialState.FAIL, "failed",
+                                     reason=f"not priced: {error}"))
+            return None
+        reason = violated_constraint([c.model_dump() for c in self.priced_constraints],
+                                     figures)
+        if reason:
+            self._end(trial, Outcome(
+                TrialState.PRUNED, "infeasible", figures,
+                constraints=constraint_values(self.priced_constraints, figures),
+                reason=f"constraint: {reason} (known before training: the trial "
+                       f"was not run)"))
+            return None
+        # Counted from the config in well under a millisecond: every spec carries them, so
+        # no worker prices the network again (a surrogate's worker then needs no PyTorch).
+        spec[PROFILED] = figures
         return spec
 
     # --------------------------------------------------------- completion

@@ -13,6 +13,8 @@ from typing import Any
 import optuna
 import sqlalchemy
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages._rdb import models as rdb_models
+from optuna.storages._rdb.storage import _create_scoped_session
 from optuna.trial import FrozenTrial, TrialState
 
 from threshsearch.errors import UserError
@@ -70,6 +72,26 @@ def open_storage(url: str, heartbeat_s: int | None = None, grace_s: int | None =
         sqlalchemy.event.listen(storage.engine, "connect", _write_ahead_log)
         storage.engine.dispose()  # reconnect with the pragmas
     return storage
+
+
+def set_user_attrs(trial: optuna.Trial, attrs: dict[str, Any]) -> None:
+    """``trial.set_user_attr`` for each of ``attrs``, in one transaction on an RDB storage.
+    Optuna commits each attribute on its own: the attributes a trial ends with were ~25
+    transactions on the driver's event loop (writing attributes was a third of that loop's
+    time at 64 workers: py-spy, benchmarks/scale.py). Uses Optuna's RDB internals (the
+    scoped session and its per-attribute upsert), so a change there fails tests/search/
+    test_storage.py, not a study."""
+    storage = trial.storage
+    backend = getattr(storage, "_backend", storage)
+    if not isinstance(backend, RDBStorage):
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        return
+    with _create_scoped_session(backend.scoped_session) as session:
+        for key, value in attrs.items():
+            backend._set_trial_attr_without_commit(session, rdb_models.TrialUserAttributeModel,
+                                                   trial._trial_id, key, value)
+    trial._cached_frozen_trial.user_attrs.update(attrs)
 
 
 def _write_ahead_log(connection: Any, _: Any) -> None:

@@ -3,7 +3,7 @@ training, so that the real driver (searcher, scheduler, sampler, storage, Ray Tu
 thousands of trials on a few cores, for benchmarks and tests of schedulers and samplers.
 
 The model of a config (all figures from the profiler, exactly as a real trial prices them;
-the driver's meta-device figures when the spec carries them):
+the driver's when the spec carries them, as the searcher's specs do):
 
 - capacity: ``c = 1 - exp(-max(0, log10(MAdd) - 4) / 2)``, in [0, 1): accuracy rises with
   the work a network does per image, with diminishing returns (1e6 MAdd gives 0.63, 1e8
@@ -21,7 +21,9 @@ the driver's meta-device figures when the spec carries them):
   is ``0.05 ms + MAdd / 2e9 ms`` with 2 % noise.
 
 Reports carry the keys a real trial's do (``search.trial``), so the driver cannot tell the
-difference. Imported by Ray workers: no Ray at import time.
+difference. Imported by Ray workers: no Ray at import time, and no PyTorch at all (the
+figures are counted from the config, ``search.reports``), so that many workers start fast
+and fit in little memory.
 """
 
 from __future__ import annotations
@@ -29,12 +31,12 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from threshsearch.config import ArchitectureConfig
-from threshsearch.search.trial import (
+from threshsearch.search.reports import (
     BASELINE,
     COMPUTE_S,
     DONE,
@@ -47,11 +49,13 @@ from threshsearch.search.trial import (
     THROUGHPUT,
     WARNINGS,
     Report,
-    ShippedData,
     profiled_metrics,
     violated_constraint,
 )
 from threshsearch.search.worktime import WORKER_TIME, WorkerClock
+
+if TYPE_CHECKING:
+    from threshsearch.search.trial import ShippedData
 
 TOP_ACCURACY = 0.95
 OVERFIT_PARAMS = 5e6

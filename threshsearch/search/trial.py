@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -27,36 +27,34 @@ from typing import Any
 
 import torch
 
-from threshsearch.api import profile
 from threshsearch.config import ArchitectureConfig
 from threshsearch.data import ImageDataset, load_dataset
 from threshsearch.devicelock import DeviceLock, LockSettings, device_key, device_lock
-from threshsearch.devicemodel import DeviceModel
 from threshsearch.latency import LatencySettings, estimate_latency
 from threshsearch.measure import device_name, resolve_device
 from threshsearch.nn import build_model
-from threshsearch.search.objectives import PREDICTED_LATENCY
+from threshsearch.search.reports import (
+    BASELINE,
+    COMPUTE_S,
+    DONE,
+    FAILED,
+    INFEASIBLE,
+    LATENCY,
+    MEASURE_LATENCY,
+    MEASURE_S,
+    NODE,
+    PAUSED_S,
+    PROFILED,
+    THROUGHPUT,
+    WARNINGS,
+    Report,
+    profiled_metrics,
+    violated_constraint,
+)
 from threshsearch.search.worktime import WORKER_TIME, WorkerClock
 from threshsearch.train import EpochMetrics, Recipe, Trainer, seed_everything
 
-# Keys of a trial's reports that the driver reads besides the metrics.
-DONE = "trial_done"  # only in a trial's last report: absent means it was stopped early
-FAILED = "failed"  # the reason a trial failed
-INFEASIBLE = "infeasible"  # the constraint a trial violated
-COMPUTE_S = "compute_s"  # seconds spent building, pricing, training and evaluating
-NODE = "node"  # the Ray node the trial ran on
-LATENCY = "latency"  # the latency measurement's record: statistic, quantiles, passes, ...
-THROUGHPUT = "throughput"  # which epochs the training figures count, and their spread
-WARNINGS = "warnings"  # what the user should know about a trial's figures
-MEASURE_S = "measure_s"  # seconds spent measuring latency, waiting for the device included
-PAUSED_S = "paused_s"  # seconds training paused for other trials' measurements
 SEARCH_MEASUREMENT = "search, device to itself"
-BASELINE = "baseline"  # a baseline's preset name: in its spec, its reports and its trial
-MEASURE_LATENCY = "measure_latency"  # in a spec: whether an objective or constraint needs it
-PROFILED = "profiled"  # in a spec: the profiler's figures (and the predicted latency, with
-# a device model), when the driver has them already
-
-Report = Callable[[dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -155,21 +153,6 @@ def device_work(lock: DeviceLock | None, clock: WorkerClock, phase: str) -> Iter
             yield
 
 
-PROFILED_METRICS = ("params", "madd", "flops", "memrw_mib", "cio", "activation_mib")
-
-
-def profiled_metrics(config: ArchitectureConfig, input_size: int,
-                     device_model: DeviceModel | None = None) -> dict[str, float]:
-    """The metrics known without a device (meta-device profiling), and the latency
-    ``device_model`` predicts from them: the driver checks constraints on them before a
-    trial is handed out, and a trial reports them."""
-    figures = profile(config, input_size)
-    metrics = {metric: getattr(figures, metric) for metric in PROFILED_METRICS}
-    if device_model is not None:
-        metrics[PREDICTED_LATENCY] = device_model.predict_ms(config, figures)
-    return metrics
-
-
 def price(config: ArchitectureConfig, input_size: int, device: torch.device,
           settings: LatencySettings, lock: DeviceLock | None = None,
           measure_latency: bool = True, clock: WorkerClock | None = None, alone: bool = False,
@@ -208,19 +191,6 @@ def package_versions() -> dict[str, str]:
         except PackageNotFoundError:
             versions[package] = "not installed"
     return versions
-
-
-def violated_constraint(constraints: list[dict[str, Any]], metrics: dict[str, Any]
-                        ) -> str | None:
-    """The first constraint the metrics break, in words; None when all hold."""
-    for constraint in constraints:
-        value = metrics[constraint["metric"]]
-        upper, lower = constraint.get("max"), constraint.get("min")
-        if upper is not None and value > upper:
-            return f"{constraint['metric']} {value:.6g} > max {upper:.6g}"
-        if lower is not None and value < lower:
-            return f"{constraint['metric']} {value:.6g} < min {lower:.6g}"
-    return None
 
 
 def epoch_metrics(history: list[EpochMetrics]) -> dict[str, Any]:

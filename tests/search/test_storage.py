@@ -1,0 +1,41 @@
+"""Opening storages and writing to them: a trial's attributes written together."""
+
+import optuna
+import pytest
+import sqlalchemy
+
+from threshsearch.search.storage import open_storage, set_user_attrs
+
+ATTRS = {"config_hash": "abc", "seed": 3, "architecture": {"stages": [{"depth": 2}]},
+         "learning_curve": [{"epoch": 1, "val_accuracy": 0.5}], "reason": None}
+
+
+def test_attributes_written_together_read_back_as_written_one_by_one(tmp_path):
+    storage = open_storage(f"sqlite:///{tmp_path / 'study.db'}")
+    study = optuna.create_study(storage=storage, study_name="s")
+    together, one_by_one = study.ask(), study.ask()
+    commits = []
+    sqlalchemy.event.listen(storage.engine, "commit", lambda connection: commits.append(1))
+    set_user_attrs(together, ATTRS)
+    together_commits = len(commits)
+    for key, value in ATTRS.items():
+        one_by_one.set_user_attr(key, value)
+    assert together.user_attrs == one_by_one.user_attrs == ATTRS
+    reread = optuna.load_study(study_name="s", storage=storage.url).trials
+    assert reread[0].user_attrs == reread[1].user_attrs == ATTRS
+    assert together_commits == 1 and len(commits) - together_commits == len(ATTRS)
+
+
+def test_a_finished_trial_refuses_them_as_optuna_does(tmp_path):
+    storage = open_storage(f"sqlite:///{tmp_path / 'study.db'}")
+    study = optuna.create_study(storage=storage)
+    trial = study.ask()
+    study.tell(trial, 1.0)
+    with pytest.raises(RuntimeError):
+        set_user_attrs(trial, {"late": 1})
+
+
+def test_an_in_memory_study_gets_them_too():
+    trial = optuna.create_study().ask()
+    set_user_attrs(trial, ATTRS)
+    assert trial.user_attrs == ATTRS
