@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from threshsearch.bench import CANDIDATES, format_bench, run_bench, with_list_concatenation
@@ -31,3 +32,13 @@ def test_bench_reports_every_candidate_with_ratios_to_threshnet79():
     assert {"device", "dtype", "torch", "repeats"} <= set(result)
     table = format_bench(result)
     assert "threshnet79-listcat" in table and "plain" in table and "32x32" in table
+
+
+def test_bench_times_only_the_candidates_asked_for_with_threshnet79_as_the_base():
+    chosen = [c for c in CANDIDATES if c.setup == "threshsearch"
+              and c.name in ("threshnet79", "densenet121")]
+    result = run_bench([32], device="cpu", repeats=1, train_batch=2, candidates=chosen)
+    assert [row["model"] for row in result["rows"]] == ["threshnet79", "densenet121"]
+    assert result["rows"][0]["train_ratio"] == 1.0
+    with pytest.raises(ValueError, match="threshnet79"):
+        run_bench([32], device="cpu", candidates=chosen[1:])

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import torch
@@ -171,14 +171,20 @@ class _Subject:
 
 def run_bench(input_sizes: list[int], device: str = "auto", repeats: int = 5,
               num_classes: int = 10, train_batch: int = 64,
-              progress: Callable[[str], None] | None = None) -> dict:
-    """Every candidate at every input size; each repetition measures every candidate once
-    (interleaved, so drifting machine load hits all alike) and the medians are reported."""
+              progress: Callable[[str], None] | None = None,
+              candidates: Sequence[Candidate] = CANDIDATES) -> dict:
+    """Every candidate (of ``candidates``, which must hold ThreshNet-79 in the threshsearch
+    set-up: the ratios' base) at every input size; each repetition measures every candidate
+    once (interleaved, so drifting machine load hits all alike) and the medians are
+    reported."""
+    if not any(c.name == BASELINE and c.setup == "threshsearch" for c in candidates):
+        raise ValueError(f"candidates: {BASELINE} (threshsearch set-up) is missing; the "
+                         f"ratios are to it")
     torch_device = resolve_device(device)
     rows = []
     for size in input_sizes:
         subjects = [_Subject(c, size, num_classes, torch_device, train_batch)
-                    for c in CANDIDATES]
+                    for c in candidates]
         for subject in subjects:  # warm-up: allocator, kernel selection, lazy init
             subject.latency_ms(1, 2)
             subject.latency_ms(64, 1)
