@@ -127,6 +127,11 @@ class TrialIndex:
         # Running from now on (a queued retry was waiting), whatever comes next.
         self._put(trial.number, trial._trial_id, "running", None)
 
+    def lost(self, trial: optuna.Trial) -> None:
+        """``trial`` was this driver's, but another driver ended it: read it back."""
+        self.own.discard(trial._trial_id)
+        self.note(self.storage.get_trial(trial._trial_id))
+
     def drew(self, trial: optuna.Trial, config_hash: str) -> None:
         self._put(trial.number, trial._trial_id, "running", config_hash)
 

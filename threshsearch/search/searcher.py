@@ -143,6 +143,7 @@ class StudySearcher(Searcher):
             if now >= self.next_stale_check:
                 # A heartbeat goes stale only after grace_s: looking once a beat is enough.
                 self.next_stale_check = now + self.space.study.heartbeat_s
+                self.heartbeat.beat_now()
                 fail_stale_trials(self.study)
                 if self.baselines is not None:
                     fail_stale_trials(self.baselines)
@@ -251,7 +252,10 @@ class StudySearcher(Searcher):
         with self.lock:
             trial = self.pending.get(trial_id)
             if trial is not None:
-                self.curves.record(trial_id, trial, result)
+                try:
+                    self.curves.record(trial_id, trial, result)
+                except optuna.exceptions.UpdateFinishedTrialError:
+                    self._ended_elsewhere(trial_id, trial)
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None,
                           error: bool = False) -> None:
@@ -259,23 +263,45 @@ class StudySearcher(Searcher):
             trial = self.pending.pop(trial_id, None)
             if trial is None:
                 return
-            result = result or self.last_results.get(trial_id) or {}
-            self.last_results.pop(trial_id, None)
-            # Tune does not pass the searcher the result its scheduler stopped on.
-            self.curves.record(trial_id, trial, result)
-            self.curves.forget(trial_id)
-            if trial.user_attrs.get(BASELINE):
-                self.baseline_s += float(result.get(COMPUTE_S, 0.0))
-            wall = time.perf_counter() - self.started.pop(trial_id)
-            outcome = trial_outcome(
-                result, error=error, stop_reason=self.stop_reasons.get(trial_id),
-                constraints=self.space.constraints, metric_names=self.space.metric_names,
-                wall_s=wall, device_warnings=self._device_warning(result.get("device")),
-                baseline=bool(trial.user_attrs.get(BASELINE)))
-            self.work.add(outcome.attrs[WORKER_TIME], wall)
-            self._end(trial, outcome)
-            if outcome.retry:
-                queue_retry(self.study, self.storage.get_trial(trial._trial_id))
+            try:
+                self._complete(trial_id, trial, result, error)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                self._ended_elsewhere(trial_id, trial)
+
+    def _ended_elsewhere(self, trial_id: str, trial: optuna.Trial) -> None:
+        """A trial the storage already holds as finished (another driver found its heartbeat
+        stale and failed it, and queued its retry): this attempt's results are dropped with
+        a warning, not written over the record, and the search goes on."""
+        self.pending.pop(trial_id, None)
+        self.started.pop(trial_id, None)
+        self.last_results.pop(trial_id, None)
+        self.curves.forget(trial_id)
+        self._beat(trial, False)
+        if trial.study is self.study:
+            self.index.lost(trial)
+        print(f"warning: trial {trial.number} was ended in the storage while it ran here "
+              f"(its heartbeat went stale for another driver); its results from here are "
+              f"dropped, and its retry runs it again", flush=True)
+
+    def _complete(self, trial_id: str, trial: optuna.Trial, result: dict[str, Any] | None,
+                  error: bool) -> None:
+        result = result or self.last_results.get(trial_id) or {}
+        self.last_results.pop(trial_id, None)
+        # Tune does not pass the searcher the result its scheduler stopped on.
+        self.curves.record(trial_id, trial, result)
+        self.curves.forget(trial_id)
+        if trial.user_attrs.get(BASELINE):
+            self.baseline_s += float(result.get(COMPUTE_S, 0.0))
+        wall = time.perf_counter() - self.started.pop(trial_id)
+        outcome = trial_outcome(
+            result, error=error, stop_reason=self.stop_reasons.get(trial_id),
+            constraints=self.space.constraints, metric_names=self.space.metric_names,
+            wall_s=wall, device_warnings=self._device_warning(result.get("device")),
+            baseline=bool(trial.user_attrs.get(BASELINE)))
+        self.work.add(outcome.attrs[WORKER_TIME], wall)
+        self._end(trial, outcome)
+        if outcome.retry:
+            queue_retry(self.study, self.storage.get_trial(trial._trial_id))
 
     def _device_warning(self, device: str | None) -> list[str]:
         """A warning, and the study's record of its devices, the first time a trial runs on

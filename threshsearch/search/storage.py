@@ -174,13 +174,19 @@ class Heartbeat:
 
     def _beat(self, every_s: float) -> None:
         while not self.stop.wait(every_s):
-            with self.lock:
-                ids = list(self.ids)
-            for trial_id in ids:
-                try:
-                    self.storage.record_heartbeat(trial_id)
-                except Exception as error:  # a storage hiccup must not end the beat
-                    logging.getLogger(__name__).warning("heartbeat failed: %s", error)
+            self.beat_now()
+
+    def beat_now(self) -> None:
+        """Mark every running trial of this driver alive now. Called before the driver
+        looks for stale trials: a beat thread starved by a busy driver (64 workers' results
+        on one event loop) must not let the driver fail its own live trials."""
+        with self.lock:
+            ids = list(self.ids)
+        for trial_id in ids:
+            try:
+                self.storage.record_heartbeat(trial_id)
+            except Exception as error:  # a storage hiccup must not end the beat
+                logging.getLogger(__name__).warning("heartbeat failed: %s", error)
 
     def add(self, trial_id: int) -> None:
         with self.lock:
