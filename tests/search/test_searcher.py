@@ -2,6 +2,7 @@
 what a resumed study's scheduler starts from."""
 
 import time
+from datetime import datetime, timedelta
 
 import pytest
 import yaml
@@ -155,6 +156,34 @@ def test_a_dead_drivers_unfinished_curves_are_no_rung_evidence(tmp_path):
     assert trials[0].state == TrialState.FAIL and retried_numbers(trials) == {0}
     stopper = make_early_stopper(space, trials)
     assert stopper.evidence == 0, "the retry is not ranked against its own earlier attempt"
+
+
+def test_a_trial_whose_driver_died_before_its_first_heartbeat_is_run_again(tmp_path,
+                                                                          monkeypatch):
+    from threshsearch.search import storage as storage_module
+
+    space = load_space(write_space(tmp_path, n_trials=1))
+    study = open_study(space)
+    study.ask()  # a driver killed between Optuna's ask and its first heartbeat
+    resumed = make_searcher(space, study)
+    try:
+        assert resumed.suggest("ray-1") is None, \
+            "just asked: it may be a live driver's, between its two commits"
+        later = datetime.now() + timedelta(seconds=space.study.grace_s + 1)
+
+        class GraceLater(datetime):
+            @classmethod
+            def now(cls, tz=None):
+                return later
+
+        monkeypatch.setattr(storage_module, "datetime", GraceLater)
+        resumed.next_look = resumed.next_stale_check = 0.0
+        spec = resumed.suggest("ray-2")
+    finally:
+        resumed.close()
+    assert isinstance(spec, dict) and spec["number"] == 1, "the rerun waited for it forever"
+    trials = study.get_trials()
+    assert trials[0].state == TrialState.FAIL and retried_numbers(trials) == {0}
 
 
 def test_a_spent_budget_is_looked_at_once_a_poll_not_once_a_call(tmp_path, monkeypatch):
