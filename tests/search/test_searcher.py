@@ -8,7 +8,7 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from tests.search.helpers import write_space
+from tests.search.helpers import age_heartbeats, write_space
 from threshsearch.config import ArchitectureConfig
 from threshsearch.search.progress import Progress
 from threshsearch.search.runner import open_study
@@ -143,10 +143,11 @@ def test_a_dead_drivers_unfinished_curves_are_no_rung_evidence(tmp_path):
     dead.suggest("ray-1")
     dead.on_trial_result("ray-1", epoch_result(1, 0.9))
     dead.close()  # the driver dies: its trial stays RUNNING, its heartbeat stops
+    dead.heartbeat.thread.join(timeout=30)  # no beat after the heartbeats are aged below
     study = open_study(space)
     assert make_early_stopper(space, study.get_trials()).evidence == 0, \
         "restarted at once: the trial still runs in the storage"
-    time.sleep(space.study.grace_s + 1)
+    age_heartbeats(space.storage_url, space.study.grace_s + 1)
     resumed = make_searcher(space, study)
     try:
         resumed.suggest("ray-2")  # fails the stale trial and runs its retry
@@ -266,8 +267,9 @@ def test_a_time_cut_retry_keeps_its_own_heartbeat_retry_and_starts_clean(tmp_pat
     first.suggest("ray-2")  # the retry runs...
     first.on_trial_result("ray-2", epoch_result(1, 0.8))
     first.close()  # ...and its driver dies
+    first.heartbeat.thread.join(timeout=30)  # no beat after the heartbeats are aged below
     study = open_study(space)
-    time.sleep(space.study.grace_s + 1)
+    age_heartbeats(space.storage_url, space.study.grace_s + 1)
     fail_stale_trials(study)
     trials = study.get_trials()
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.FAIL, TrialState.WAITING]
