@@ -16,8 +16,9 @@ def ensure_local_ray() -> None:
     the next ones (``ray.init`` costs seconds and most of a GiB). Four CPUs: the surrogate's
     run has four trials at a time; the others cap their own concurrency. A test that needs
     a cluster of its own shuts it down first (see ``two_nodes`` in tests/search); the next
-    test that asks starts it again."""
+    test that asks starts it again. A new instance of its own ("local"): a bare ``ray.init``
+    joins any Ray already running on the machine (another test run's) or fails to."""
     import ray
 
     if not ray.is_initialized():
-        ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)

@@ -210,12 +210,14 @@ def test_a_baseline_trains_to_the_end_beside_an_early_stopped_search(local_ray, 
     path = write_space(tmp_path, n_trials=3, concurrency=2)
     data = yaml.safe_load(path.read_text())
     data["baselines"] = ["threshnet79"]
+    # Two epochs (threshnet79 is the slow part): the epoch-1 rung is the one to pass.
+    data["train"]["epochs"] = 2
     data["early_stopping"] = {"kind": "pareto", "grace_epochs": 1, "reduction_factor": 2}
     path.write_text(yaml.safe_dump(data))
     summary = run_search(load_space(path), quiet=True)
     assert summary.baselines_trained == 1 and summary.baselines_s > 0
     [baseline] = baseline_trials(load_baselines_study(summary.study)).values()
-    assert baseline.user_attrs["epochs"] == 3, "early stopping never stops a baseline"
+    assert baseline.user_attrs["epochs"] == 2, "early stopping never stops a baseline"
     assert baseline.user_attrs["params"] > 60000, "constraints do not apply to baselines"
     assert len(summary.study.trials) == 3
     again = run_search(load_space(path), quiet=True)
