@@ -4,7 +4,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 import pytest
 
-from tests.helpers import TINY
+from tests.helpers import TINY, ensure_local_ray
 from threshsearch.config import ArchitectureConfig
 
 
@@ -20,3 +20,19 @@ def device_model_file(tmp_path_factory):
     from tests.search.helpers import write_device_model
 
     return write_device_model(tmp_path_factory.mktemp("device-model") / "model.json")
+
+
+@pytest.fixture(scope="session")
+def _ray_shut_down_at_the_end():
+    yield
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+@pytest.fixture
+def local_ray(_ray_shut_down_at_the_end):
+    """The tests' shared local Ray (``tests.helpers.ensure_local_ray``), shut down once,
+    after the last test."""
+    ensure_local_ray()

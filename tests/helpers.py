@@ -1,4 +1,4 @@
-"""Shared test data."""
+"""Shared test data, and the tests' shared local Ray."""
 
 TINY = {
     "stem": {"widths": [8], "kernel": 3, "stride": 1, "pool": False},
@@ -9,3 +9,16 @@ TINY = {
     ],
     "num_classes": 10,
 }
+
+
+def ensure_local_ray() -> None:
+    """A plain local Ray in this process, started by the first test that asks and kept for
+    the next ones (``ray.init`` costs seconds and most of a GiB). Four CPUs: the surrogate's
+    run has four trials at a time; the others cap their own concurrency. A test that needs
+    a cluster of its own shuts it down first (see ``two_nodes`` in tests/search); the next
+    test that asks starts it again. A new instance of its own ("local"): a bare ``ray.init``
+    joins any Ray already running on the machine (another test run's) or fails to."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)

@@ -1,11 +1,10 @@
 """The confirmation's records: what a rerun still has to train."""
 
-import time
-
 import optuna
 from optuna.storages import fail_stale_trials
 
 from tests.confirm.helpers import KEY, add_record, pair
+from tests.search.helpers import age_heartbeats
 from threshsearch.confirm.records import (
     completed_records,
     load_confirm_study,
@@ -30,7 +29,7 @@ def test_a_half_done_confirmation_trains_only_the_missing_pairs(tmp_path):
     assert todo == pairs[1:3]
     assert elsewhere == [pairs[3]]
     # its driver died: once its heartbeat is grace_s old it is failed and trained again
-    time.sleep(4.5)  # SQLite tells the time to the second: grace_s and one more
+    age_heartbeats(url, 4)  # grace_s and one more
     fail_stale_trials(confirm)
     todo, elsewhere = still_to_train(confirm, pairs, KEY)
     assert todo == pairs[1:]

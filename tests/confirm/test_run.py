@@ -1,10 +1,8 @@
 """Planning a confirmation, and running one through Ray and the CLI."""
 
-import time
-
 import pytest
 
-from tests.search.helpers import offline_study
+from tests.search.helpers import age_heartbeats, offline_study
 from threshsearch.cli import main
 from threshsearch.confirm.protocols import get_protocol
 from threshsearch.confirm.records import (
@@ -95,7 +93,7 @@ def test_a_ray_confirmation_with_two_seeds_resumes_what_was_left(study, capsys):
     finish_record(start_record(confirm, pairs[1], protocol.key, "synthetic"),
                   {"failed": "out of memory"}, 1.0)
     start_record(confirm, pairs[2], protocol.key, "synthetic")
-    time.sleep(space.study.grace_s + 0.5)
+    age_heartbeats(space.storage_url, space.study.grace_s + 1)
     code = main(["confirm", "--space", str(path), "--seeds", "2", "--baselines", "none",
                  "--members", *map(str, members)])
     out = capsys.readouterr().out

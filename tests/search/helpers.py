@@ -55,6 +55,15 @@ def trial_rows(db: Path) -> list[tuple]:
             return []
 
 
+def age_heartbeats(storage_url: str, seconds: int) -> None:
+    """Every trial heartbeat in the SQLite storage made ``seconds`` older, as if its driver
+    had died that long ago: a test need not sleep through a grace period. The stale check
+    compares the storage's own clock, so this is all it sees."""
+    with sqlite3.connect(storage_url.removeprefix("sqlite:///"), timeout=30) as connection:
+        connection.execute("UPDATE trial_heartbeats SET heartbeat = datetime(heartbeat, ?)",
+                           (f"-{seconds} seconds",))
+
+
 def wait_for(condition, timeout: float, step: float = 0.2) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

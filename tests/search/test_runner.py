@@ -1,6 +1,5 @@
 """End-to-end searches on a real (local) Ray: small spaces on synthetic data."""
 
-import os
 import signal
 import subprocess
 from collections import Counter
@@ -10,6 +9,7 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
+from tests.helpers import ensure_local_ray
 from tests.search.helpers import cli, cli_env, run_cli, trial_rows, wait_for, write_space
 from threshsearch.search.objectives import METRICS
 from threshsearch.search.runner import with_overrides
@@ -20,17 +20,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def ray_session():
-    os.environ["RAY_AUTH_MODE"] = "disabled"
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
-@pytest.fixture(scope="module")
-def finished_study(ray_session, tmp_path_factory):
+def finished_study(tmp_path_factory, _ray_shut_down_at_the_end):
+    ensure_local_ray()
     from threshsearch.search.runner import run_search
 
     folder = tmp_path_factory.mktemp("study")
@@ -132,11 +123,9 @@ def test_rerunning_resumes_and_never_trains_a_config_twice(finished_study):
 
     space, summary = finished_study
     before = {t.number: (t.state, t.values) for t in summary.study.trials}
-    again = run_search(space, quiet=True)
-    assert len(again.study.trials) == 8, "the budget counts the trials already there"
     more = run_search(with_overrides(space, n_trials=14), quiet=True)
     trials = more.study.trials
-    assert len(trials) == 14
+    assert len(trials) == 14, "the budget counts the 8 trials already there"
     assert {t.number: (t.state, t.values) for t in trials[:8]} == before
     trained = [t.user_attrs["config_hash"] for t in trials
                if t.user_attrs.get("status") in ("complete", "pruned", "infeasible")]
@@ -185,7 +174,7 @@ def test_a_killed_driver_resumes_with_nothing_lost(tmp_path):
     assert len(trained) == len(set(trained))
 
 
-def test_pareto_early_stopping_prunes_yet_keeps_the_cheapest_network(ray_session, tmp_path):
+def test_pareto_early_stopping_prunes_yet_keeps_the_cheapest_network(local_ray, tmp_path):
     from threshsearch.search.runner import run_search
     from threshsearch.search.schedulers import make_early_stopper
 
@@ -214,19 +203,21 @@ def test_pareto_early_stopping_prunes_yet_keeps_the_cheapest_network(ray_session
     assert sum(len(records) for records in stopper.scheduler.rungs.values()) == stopper.evidence
 
 
-def test_a_baseline_trains_to_the_end_beside_an_early_stopped_search(ray_session, tmp_path):
+def test_a_baseline_trains_to_the_end_beside_an_early_stopped_search(local_ray, tmp_path):
     from threshsearch.search.baselines import baseline_trials, load_baselines_study
     from threshsearch.search.runner import run_search
 
     path = write_space(tmp_path, n_trials=3, concurrency=2)
     data = yaml.safe_load(path.read_text())
     data["baselines"] = ["threshnet79"]
+    # Two epochs (threshnet79 is the slow part): the epoch-1 rung is the one to pass.
+    data["train"]["epochs"] = 2
     data["early_stopping"] = {"kind": "pareto", "grace_epochs": 1, "reduction_factor": 2}
     path.write_text(yaml.safe_dump(data))
     summary = run_search(load_space(path), quiet=True)
     assert summary.baselines_trained == 1 and summary.baselines_s > 0
     [baseline] = baseline_trials(load_baselines_study(summary.study)).values()
-    assert baseline.user_attrs["epochs"] == 3, "early stopping never stops a baseline"
+    assert baseline.user_attrs["epochs"] == 2, "early stopping never stops a baseline"
     assert baseline.user_attrs["params"] > 60000, "constraints do not apply to baselines"
     assert len(summary.study.trials) == 3
     again = run_search(load_space(path), quiet=True)
@@ -234,7 +225,7 @@ def test_a_baseline_trains_to_the_end_beside_an_early_stopped_search(ray_session
 
 
 def test_a_device_model_prices_a_ray_runs_trials_and_no_worker_times_one(
-        ray_session, tmp_path, device_model_file):
+        local_ray, tmp_path, device_model_file):
     from threshsearch.config import ArchitectureConfig
     from threshsearch.devicemodel import load_device_model
     from threshsearch.search.retime import retimed_records

@@ -2,12 +2,13 @@
 what a resumed study's scheduler starts from."""
 
 import time
+from datetime import datetime, timedelta
 
 import pytest
 import yaml
 from optuna.trial import TrialState
 
-from tests.search.helpers import write_space
+from tests.search.helpers import age_heartbeats, write_space
 from threshsearch.config import ArchitectureConfig
 from threshsearch.search.progress import Progress
 from threshsearch.search.runner import open_study
@@ -151,10 +152,11 @@ def test_a_dead_drivers_unfinished_curves_are_no_rung_evidence(tmp_path):
     dead.suggest("ray-1")
     dead.on_trial_result("ray-1", epoch_result(1, 0.9))
     dead.close()  # the driver dies: its trial stays RUNNING, its heartbeat stops
+    dead.heartbeat.thread.join(timeout=30)  # no beat after the heartbeats are aged below
     study = open_study(space)
     assert make_early_stopper(space, study.get_trials()).evidence == 0, \
         "restarted at once: the trial still runs in the storage"
-    time.sleep(space.study.grace_s + 1)
+    age_heartbeats(space.storage_url, space.study.grace_s + 1)
     resumed = make_searcher(space, study)
     try:
         resumed.suggest("ray-2")  # fails the stale trial and runs its retry
@@ -164,6 +166,34 @@ def test_a_dead_drivers_unfinished_curves_are_no_rung_evidence(tmp_path):
     assert trials[0].state == TrialState.FAIL and retried_numbers(trials) == {0}
     stopper = make_early_stopper(space, trials)
     assert stopper.evidence == 0, "the retry is not ranked against its own earlier attempt"
+
+
+def test_a_trial_whose_driver_died_before_its_first_heartbeat_is_run_again(tmp_path,
+                                                                          monkeypatch):
+    from threshsearch.search import storage as storage_module
+
+    space = load_space(write_space(tmp_path, n_trials=1))
+    study = open_study(space)
+    study.ask()  # a driver killed between Optuna's ask and its first heartbeat
+    resumed = make_searcher(space, study)
+    try:
+        assert resumed.suggest("ray-1") is None, \
+            "just asked: it may be a live driver's, between its two commits"
+        later = datetime.now() + timedelta(seconds=space.study.grace_s + 1)
+
+        class GraceLater(datetime):
+            @classmethod
+            def now(cls, tz=None):
+                return later
+
+        monkeypatch.setattr(storage_module, "datetime", GraceLater)
+        resumed.next_look = resumed.next_stale_check = 0.0
+        spec = resumed.suggest("ray-2")
+    finally:
+        resumed.close()
+    assert isinstance(spec, dict) and spec["number"] == 1, "the rerun waited for it forever"
+    trials = study.get_trials()
+    assert trials[0].state == TrialState.FAIL and retried_numbers(trials) == {0}
 
 
 def test_a_spent_budget_is_looked_at_once_a_poll_not_once_a_call(tmp_path, monkeypatch):
@@ -246,8 +276,9 @@ def test_a_time_cut_retry_keeps_its_own_heartbeat_retry_and_starts_clean(tmp_pat
     first.suggest("ray-2")  # the retry runs...
     first.on_trial_result("ray-2", epoch_result(1, 0.8))
     first.close()  # ...and its driver dies
+    first.heartbeat.thread.join(timeout=30)  # no beat after the heartbeats are aged below
     study = open_study(space)
-    time.sleep(space.study.grace_s + 1)
+    age_heartbeats(space.storage_url, space.study.grace_s + 1)
     fail_stale_trials(study)
     trials = study.get_trials()
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.FAIL, TrialState.WAITING]

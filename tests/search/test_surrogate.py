@@ -1,7 +1,6 @@
 """The surrogate trial: the model's curves, reports a real trial's reader accepts, and a run of
 the real driver under Ray with it in place of training."""
 
-import pytest
 import yaml
 
 from tests.search.helpers import write_space
@@ -62,16 +61,7 @@ def test_a_constraint_the_worker_checks_makes_the_trial_infeasible(tmp_path):
     assert len(reports) == 1 and INFEASIBLE in reports[0] and reports[0][DONE]
 
 
-@pytest.fixture
-def ray_session():
-    import ray
-
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
-def test_the_real_driver_runs_the_surrogate_under_ray(ray_session, tmp_path):
+def test_the_real_driver_runs_the_surrogate_under_ray(local_ray, tmp_path):
     from threshsearch.search.runner import run_search
     from threshsearch.search.surrogate import surrogate_trainable
 

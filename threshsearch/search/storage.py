@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 import warnings
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +39,37 @@ TIMED_OUT_OF = "timed_out_of"  # system attr: the trial (cut by the time budget)
 STOPPED_AT = "stopped_at_epoch"  # user attr: the rung (epoch) an early stop came at
 
 
+class StudyStorage(RDBStorage):
+    """Optuna's RDB storage, whose stale trials also include the RUNNING ones that never got
+    a heartbeat once ``grace_period`` has passed since they started. Optuna skips a trial
+    with no heartbeat; but creating a trial and recording its first beat are two commits,
+    and a driver killed between them leaves a trial that would run forever in the storage:
+    a rerun waited for it without end instead of running it again."""
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        stale = super()._get_stale_trial_ids(study_id)
+        grace_s = self.grace_period or 2 * self.heartbeat_interval
+        # datetime_start is the local time of the driver that asked (Optuna's convention).
+        started_before = datetime.now() - timedelta(seconds=grace_s)
+        with self.scoped_session() as session:
+            unbeaten = (session.query(rdb_models.TrialModel)
+                        .filter(rdb_models.TrialModel.study_id == study_id)
+                        .filter(rdb_models.TrialModel.state == TrialState.RUNNING)
+                        .filter(~rdb_models.TrialModel.heartbeats.any())
+                        .all())
+            stale += [trial.trial_id for trial in unbeaten
+                      if trial.datetime_start is not None
+                      and trial.datetime_start < started_before]
+        return stale
+
+
 def open_storage(url: str, heartbeat_s: int | None = None, grace_s: int | None = None,
                  retry_stale: bool = True) -> RDBStorage:
     """An RDB storage for ``url``; SQLite files get their folder created and wait on locks
     instead of failing when two processes write at once. With ``heartbeat_s``, a running
-    trial whose heartbeat is ``grace_s`` old is failed by ``fail_stale_trials`` and, with
-    ``retry_stale``, queued again as a new trial."""
+    trial whose heartbeat is ``grace_s`` old (or that has had none for ``grace_s`` since it
+    started) is failed by ``fail_stale_trials`` and, with ``retry_stale``, queued again as a
+    new trial."""
     engine_kwargs = {}
     sqlite = url.startswith("sqlite:///")
     if sqlite:
@@ -51,7 +77,7 @@ def open_storage(url: str, heartbeat_s: int | None = None, grace_s: int | None =
         engine_kwargs = {"connect_args": {"timeout": 60}}
     for attempt in range(SCHEMA_ATTEMPTS):
         try:
-            storage = RDBStorage(
+            storage = StudyStorage(
                 url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_s,
                 grace_period=grace_s,
                 heartbeat_stale_trial_callback=(RetryHeartbeatStaleTrialCallback(max_retry=1)
