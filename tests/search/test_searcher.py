@@ -421,3 +421,45 @@ def test_an_auto_device_model_is_profiled_once_and_kept_with_the_study(tmp_path,
     assert recorded["id"] == first.device_model.model_id
     # The file a confirmation reads the model back from: the one auto made.
     assert recorded["path"] == str((space.study_dir / MODEL_FILE).resolve())
+
+
+def test_a_driver_never_fails_its_own_live_trial_as_stale(tmp_path):
+    space = make_space(tmp_path, growth=4)
+    busy = make_searcher(space)
+    try:
+        busy.suggest("ray-1")
+        # The beat thread starved (a driver busy with 64 workers' results): no beat since.
+        busy.heartbeat.stop.set()
+        busy.heartbeat.thread.join(timeout=30)
+        age_heartbeats(space.storage_url, space.study.grace_s + 1)
+        busy.next_stale_check = 0.0
+        busy.suggest("ray-2")  # looks for stale trials first
+        assert stored(busy, 0).state == TrialState.RUNNING
+        assert not retried_numbers(busy.study.get_trials())
+    finally:
+        busy.close()
+
+
+def test_results_of_a_trial_another_driver_ended_are_dropped_not_fatal(searcher, capsys):
+    searcher.suggest("ray-1")
+    searcher.on_trial_result("ray-1", epoch_result(1, 0.3))
+    trial = searcher.pending["ray-1"]
+    # Another driver found its heartbeat stale and failed it meanwhile.
+    searcher.storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+    searcher.on_trial_result("ray-1", epoch_result(2, 0.4))  # no UpdateFinishedTrialError
+    assert "ray-1" not in searcher.pending
+    assert "trial 0 was ended in the storage while it ran here" in capsys.readouterr().out
+    searcher.on_trial_complete("ray-1", epoch_result(3, 0.5))  # already dropped: ignored
+    assert stored(searcher, 0).state == TrialState.FAIL
+    assert searcher.index.counts().running == 0
+    searcher.suggest("ray-2")
+    assert searcher.index.counts().running == 1
+
+
+def test_a_trial_ended_elsewhere_before_its_completion_is_dropped(searcher, capsys):
+    searcher.suggest("ray-1")
+    trial = searcher.pending["ray-1"]
+    searcher.storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+    searcher.on_trial_complete("ray-1", epoch_result(1, 0.5))
+    assert "trial 0 was ended in the storage" in capsys.readouterr().out
+    assert stored(searcher, 0).state == TrialState.FAIL and not searcher.pending
