@@ -14,7 +14,7 @@ from benchmarks.gpu_check import Check, main
 
 pytestmark = pytest.mark.slow
 
-PARTS = [1] * 5 + [2] * 4 + [3] * 2 + [4] * 2
+PARTS = [1] * 5 + [2] * 4 + [3] * 2 + [4]  # the smoke times one latency setting
 
 
 @pytest.fixture(scope="module")
