@@ -114,7 +114,7 @@ def main() -> None:
             space = load_space(SPACES[name])
             print(f"{runtime_name} / {name}: profiling", flush=True)
             model, seconds = profile(SPACES[name], runtime_name, 32, args)
-            print(model.summary(), flush=True)
+            print(model.summary(), model.steadiness_warning(), flush=True)
             seen = {config.hash for config in space_networks(space, args.draws, 32, seed=0)}
             candidates = space_networks(space, 3 * args.networks, 32, seed=TEST_SEED)
             held_out = [config for config in candidates if config.hash not in seen]

@@ -120,8 +120,9 @@ def test_a_timing_under_other_settings_than_the_models_gets_no_predicted_ratio(e
     _, _, _, paths = exported
     document = yaml.safe_load(paths[0].read_text())
     document["metrics"]["predicted_latency_ms"] = 1.5
-    document["device_model"] = {"id": "m1", "device": "cpu", "runtime": "torch", "threads": 1,
-                                "batch_size": 1, "input_size": 32, "dtype": "float32"}
+    document["device_model"] = {"id": "m1", "device": "cpu", "device_kind": "cpu",
+                                "runtime": "torch", "threads": 1, "batch_size": 1,
+                                "input_size": 32, "dtype": "float32"}
     path = tmp_path / paths[0].name
     path.write_text(yaml.safe_dump(document))
     same = time_results([path], TimingSettings(repeats=1, seconds=0.01)).iloc[0]
@@ -134,3 +135,7 @@ def test_a_timing_under_other_settings_than_the_models_gets_no_predicted_ratio(e
                                ) == ("runtime torch predicted, onnxruntime timed, "
                                      "batch_size 1 predicted, 8 timed")
     assert prediction_mismatch({"device_model": "m1"}, TimingSettings(threads=4)) == ""
+    half = {"device_model": {**document["device_model"], "dtype": "bfloat16",
+                             "device_kind": "cuda"}}
+    assert prediction_mismatch(half, TimingSettings()) == (
+        "device_kind cuda predicted, cpu timed, dtype bfloat16 predicted, float32 timed")

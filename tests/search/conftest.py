@@ -69,3 +69,13 @@ def spec(tiny_config):
         "measurement": {"min_passes": 5, "max_time_s": 0.5, "tolerance": 0.02,
                         "exclusive": True},
     }
+
+
+@pytest.fixture
+def searcher(tmp_path):
+    """A searcher of a tiny space, driven without Ray."""
+    from tests.search.helpers import make_searcher, make_space
+
+    made = make_searcher(make_space(tmp_path, growth=4))
+    yield made
+    made.close()

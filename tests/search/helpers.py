@@ -1,5 +1,5 @@
 """Search-test helpers: a tiny space, a study made without Ray, the CLI as a subprocess,
-storage polling."""
+storage polling, a searcher driven without Ray."""
 
 import os
 import sqlite3
@@ -155,3 +155,42 @@ def write_device_model(path: Path, space_path: Path | None = None, draws: int = 
         model = profile_device(configs, calibration_networks=10, **fake_profiling())
     model.save(path)
     return path
+
+
+# The searcher without Ray: a space, a searcher on it, an epoch's report, a stored trial.
+CHEAP = {"params": 5000, "madd": 1e6, "flops": 1e6, "memrw_mib": 1.0, "cio": 1e4,
+         "activation_mib": 0.5, "latency_ms": 1.0, "device": "cpu"}
+
+
+def epoch_result(epoch: int, accuracy: float, **extra) -> dict:
+    return {**CHEAP, "epoch": epoch, "val_accuracy": accuracy, "train_loss": 1.0 / epoch,
+            "val_loss": 1.0, "epoch_time_s": 0.1 + accuracy, "train_images_per_s": 100.0,
+            "compute_s": 1.0, **extra}
+
+
+def make_space(tmp_path, constraints=(), **space):
+    from threshsearch.search.space import load_space
+
+    path = write_space(tmp_path)
+    data = yaml.safe_load(path.read_text())
+    data["constraints"] = list(constraints)
+    data["space"].update(space)
+    path.write_text(yaml.safe_dump(data))
+    return load_space(path)
+
+
+def make_searcher(space, study=None, stop_reasons=None):
+    from threshsearch.search.progress import Progress
+    from threshsearch.search.runner import open_study
+    from threshsearch.search.searcher import StudySearcher
+
+    study = study or open_study(space)
+    searcher = StudySearcher(space, study, 32, Progress(space, quiet=True), stop_reasons or {})
+    # No wall-clock limit on one suggestion's draws: on a loaded machine the limit would
+    # hand Tune back a None where a test expects the trial.
+    searcher.suggest_s = float("inf")
+    return searcher
+
+
+def stored(searcher, number: int):
+    return searcher.study.get_trials(deepcopy=False)[number]

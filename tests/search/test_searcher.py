@@ -8,52 +8,19 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from tests.search.helpers import age_heartbeats, write_space
+from tests.search.helpers import (
+    age_heartbeats,
+    epoch_result,
+    make_searcher,
+    make_space,
+    stored,
+    write_space,
+)
 from threshsearch.config import ArchitectureConfig
 from threshsearch.search.progress import Progress
 from threshsearch.search.runner import open_study
 from threshsearch.search.space import load_space
 from threshsearch.search.storage import retried_numbers
-
-CHEAP = {"params": 5000, "madd": 1e6, "flops": 1e6, "memrw_mib": 1.0, "cio": 1e4,
-         "activation_mib": 0.5, "latency_ms": 1.0, "device": "cpu"}
-
-
-def epoch_result(epoch: int, accuracy: float, **extra) -> dict:
-    return {**CHEAP, "epoch": epoch, "val_accuracy": accuracy, "train_loss": 1.0 / epoch,
-            "val_loss": 1.0, "epoch_time_s": 0.1 + accuracy, "train_images_per_s": 100.0,
-            "compute_s": 1.0, **extra}
-
-
-def make_space(tmp_path, constraints=(), **space):
-    path = write_space(tmp_path)
-    data = yaml.safe_load(path.read_text())
-    data["constraints"] = list(constraints)
-    data["space"].update(space)
-    path.write_text(yaml.safe_dump(data))
-    return load_space(path)
-
-
-def make_searcher(space, study=None, stop_reasons=None):
-    from threshsearch.search.searcher import StudySearcher
-
-    study = study or open_study(space)
-    searcher = StudySearcher(space, study, 32, Progress(space, quiet=True), stop_reasons or {})
-    # No wall-clock limit on one suggestion's draws: on a loaded machine the limit would
-    # hand Tune back a None where a test expects the trial.
-    searcher.suggest_s = float("inf")
-    return searcher
-
-
-@pytest.fixture
-def searcher(tmp_path):
-    made = make_searcher(make_space(tmp_path, growth=4))
-    yield made
-    made.close()
-
-
-def stored(searcher, number: int):
-    return searcher.study.get_trials(deepcopy=False)[number]
 
 
 def test_a_trial_cut_by_the_time_budget_is_retried_not_settled(searcher):
@@ -421,45 +388,3 @@ def test_an_auto_device_model_is_profiled_once_and_kept_with_the_study(tmp_path,
     assert recorded["id"] == first.device_model.model_id
     # The file a confirmation reads the model back from: the one auto made.
     assert recorded["path"] == str((space.study_dir / MODEL_FILE).resolve())
-
-
-def test_a_driver_never_fails_its_own_live_trial_as_stale(tmp_path):
-    space = make_space(tmp_path, growth=4)
-    busy = make_searcher(space)
-    try:
-        busy.suggest("ray-1")
-        # The beat thread starved (a driver busy with 64 workers' results): no beat since.
-        busy.heartbeat.stop.set()
-        busy.heartbeat.thread.join(timeout=30)
-        age_heartbeats(space.storage_url, space.study.grace_s + 1)
-        busy.next_stale_check = 0.0
-        busy.suggest("ray-2")  # looks for stale trials first
-        assert stored(busy, 0).state == TrialState.RUNNING
-        assert not retried_numbers(busy.study.get_trials())
-    finally:
-        busy.close()
-
-
-def test_results_of_a_trial_another_driver_ended_are_dropped_not_fatal(searcher, capsys):
-    searcher.suggest("ray-1")
-    searcher.on_trial_result("ray-1", epoch_result(1, 0.3))
-    trial = searcher.pending["ray-1"]
-    # Another driver found its heartbeat stale and failed it meanwhile.
-    searcher.storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-    searcher.on_trial_result("ray-1", epoch_result(2, 0.4))  # no UpdateFinishedTrialError
-    assert "ray-1" not in searcher.pending
-    assert "trial 0 was ended in the storage while it ran here" in capsys.readouterr().out
-    searcher.on_trial_complete("ray-1", epoch_result(3, 0.5))  # already dropped: ignored
-    assert stored(searcher, 0).state == TrialState.FAIL
-    assert searcher.index.counts().running == 0
-    searcher.suggest("ray-2")
-    assert searcher.index.counts().running == 1
-
-
-def test_a_trial_ended_elsewhere_before_its_completion_is_dropped(searcher, capsys):
-    searcher.suggest("ray-1")
-    trial = searcher.pending["ray-1"]
-    searcher.storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-    searcher.on_trial_complete("ray-1", epoch_result(1, 0.5))
-    assert "trial 0 was ended in the storage" in capsys.readouterr().out
-    assert stored(searcher, 0).state == TrialState.FAIL and not searcher.pending

@@ -31,7 +31,7 @@ def test_a_finished_trial_refuses_them_as_optuna_does(tmp_path):
     study = optuna.create_study(storage=storage)
     trial = study.ask()
     study.tell(trial, 1.0)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):  # what the searcher catches
         set_user_attrs(trial, {"late": 1})
 
 

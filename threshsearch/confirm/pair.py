@@ -13,17 +13,12 @@ from threshsearch.config import ArchitectureConfig
 from threshsearch.data import ImageDataset
 from threshsearch.measure import resolve_device
 from threshsearch.nn import build_model
+from threshsearch.search.reports import COMPUTE_S, FAILED, LATENCY, NODE, WARNINGS, profiled_metrics
 from threshsearch.search.trial import (
-    COMPUTE_S,
-    FAILED,
-    LATENCY,
-    NODE,
-    WARNINGS,
     ShippedData,
     epoch_metrics,
     latency_setup,
     package_versions,
-    profiled_metrics,
     shipped_dataset,
     timed_latency,
 )

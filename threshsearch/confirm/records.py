@@ -21,8 +21,8 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from threshsearch.search.objectives import METRICS
+from threshsearch.search.reports import BASELINE, COMPUTE_S, FAILED, LATENCY, NODE, WARNINGS
 from threshsearch.search.storage import CONFIRM_SUFFIX, REASON, STATUS
-from threshsearch.search.trial import BASELINE, COMPUTE_S, FAILED, LATENCY, NODE, WARNINGS
 
 NETWORK = "network"  # record user attr: "trial 11" or a baseline's preset name
 TRIAL = "trial"  # record user attr: the main study's trial number of a searched network

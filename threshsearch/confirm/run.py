@@ -36,8 +36,9 @@ from threshsearch.presets import PRESETS, get_preset
 from threshsearch.search.baselines import baseline_trials, load_baselines_study
 from threshsearch.search.objectives import DEVICE_MODEL, PREDICTED_LATENCY
 from threshsearch.search.pricing import study_device_model
+from threshsearch.search.reports import COMPUTE_S, FAILED
 from threshsearch.search.storage import REASON, Heartbeat, open_storage, pareto_trials
-from threshsearch.search.trial import COMPUTE_S, FAILED, ShippedData
+from threshsearch.search.trial import ShippedData
 from threshsearch.train import Recipe, get_recipe
 
 WAIT_POLL_S = 2.0  # how often to look again at pairs another driver is training

@@ -50,7 +50,7 @@ from threshsearch.confirm.records import (
     load_confirm_study,
 )
 from threshsearch.search.objectives import METRICS
-from threshsearch.search.trial import BASELINE
+from threshsearch.search.reports import BASELINE
 
 LEVEL = 0.95
 ACCURACY = "test_accuracy"

@@ -70,13 +70,14 @@ class DeviceModel:
                 f"{settings.input_size}x{settings.input_size}, {settings.dtype}; held-out error: "
                 f"{error.within_10pct:.0%} of {error.networks} within ±10 %, median "
                 f"{error.median_abs_pct:.1f} %, p90 {error.p90_abs_pct:.1f} %, Spearman "
-                f"{error.spearman:.3f} [model {self.model_id}]{self._steadiness()}")
+                f"{error.spearman:.3f} [model {self.model_id}]")
 
-    def _steadiness(self) -> str:
+    def steadiness_warning(self) -> str:
+        """A warning when the machine was not steady while profiled ("" when it was)."""
         spread = self.data.profiling.round_spread_p90_pct
         if spread is None or spread <= NOISY_PCT:
             return ""
-        return (f"\nwarning: this machine's timings of the same work differed by up to "
+        return (f"warning: this machine's timings of the same work differed by up to "
                 f"{spread:.0f} % between profiling rounds (p90); predictions inherit that: "
                 f"profile again with the machine to itself")
 

@@ -29,9 +29,9 @@ from threshsearch.results.trials import trials_frame
 from threshsearch.search.baselines import baseline_trials, load_baselines_study
 from threshsearch.search.evidence import LEARNING_CURVE
 from threshsearch.search.objectives import DEVICE_MODEL, METRICS
+from threshsearch.search.reports import BASELINE, LATENCY
 from threshsearch.search.retime import retimed_records
 from threshsearch.search.storage import pareto_trials
-from threshsearch.search.trial import BASELINE, LATENCY
 from threshsearch.train import Recipe, RecipeError
 
 FORMAT = "threshsearch-result/1"

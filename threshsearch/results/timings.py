@@ -36,7 +36,7 @@ from threshsearch.measure import resolve_device
 from threshsearch.nn import build_model
 from threshsearch.results.export import ResultFile, is_result_document, read_result
 from threshsearch.search.objectives import PREDICTED_LATENCY
-from threshsearch.search.trial import BASELINE
+from threshsearch.search.reports import BASELINE
 
 MEASURED = "measured_ms"
 # The columns a timings CSV must have for the report to place its rows.
@@ -124,14 +124,15 @@ def search_figures(document: dict[str, Any]) -> dict[str, Any]:
 
 
 def prediction_mismatch(document: dict[str, Any], settings: TimingSettings) -> str:
-    """Why this timing is not comparable with the network's predicted latency (the runtime,
-    threads, batch or input size differ from the model's: "" when they agree or the result
-    does not say what the model was made for)."""
+    """Why this timing is not comparable with the network's predicted latency (the device
+    type, runtime, threads, batch, input size or dtype differ from the model's: "" when they
+    agree or the result does not say what the model was made for). `time` runs float32."""
     model = document.get("device_model")
     if not isinstance(model, dict):
         return ""
-    asked = {"runtime": settings.runtime, "threads": settings.threads,
-             "batch_size": settings.batch_size, "input_size": settings.input_size}
+    asked = {"device_kind": resolve_device(settings.device).type, "runtime": settings.runtime,
+             "threads": settings.threads, "batch_size": settings.batch_size,
+             "input_size": settings.input_size, "dtype": "float32"}
     return ", ".join(f"{name} {model[name]} predicted, {value} timed"
                      for name, value in asked.items()
                      if name in model and model[name] != value)

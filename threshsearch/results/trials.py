@@ -11,8 +11,8 @@ from threshsearch.results.confirmed import confirmed_columns
 from threshsearch.search.baselines import load_baselines_study
 from threshsearch.search.evidence import LEARNING_CURVE
 from threshsearch.search.objectives import METRICS
+from threshsearch.search.reports import BASELINE, LATENCY, THROUGHPUT, WARNINGS
 from threshsearch.search.storage import trial_status
-from threshsearch.search.trial import BASELINE, LATENCY, THROUGHPUT, WARNINGS
 
 # Nested records that belong in exported files, not in a table.
 _NESTED = ("architecture", "recipe", "versions", LEARNING_CURVE, LATENCY, THROUGHPUT)

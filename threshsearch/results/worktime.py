@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 from optuna.trial import FrozenTrial
 
-from threshsearch.search.trial import BASELINE
+from threshsearch.search.reports import BASELINE
 from threshsearch.search.worktime import OUTSIDE, PHASES, WORKER_TIME, WorkTally, outside_s
 
 

@@ -20,8 +20,8 @@ from optuna.trial import FrozenTrial, TrialState
 from threshsearch.config import ConfigError
 from threshsearch.presets import get_preset
 from threshsearch.search.pareto import minimised
+from threshsearch.search.reports import BASELINE
 from threshsearch.search.storage import BASELINES_SUFFIX
-from threshsearch.search.trial import BASELINE
 
 PAPER_BASELINES = ("threshnet79", "threshnet95", "hardnet68", "densenet121")
 BASELINES_STUDY = "baselines_study"  # main study user attr: the companion study's name

@@ -22,10 +22,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from threshsearch.devicelock import lock_env
 from threshsearch.search.objectives import DEVICE_MODEL, METRICS
-from threshsearch.search.sections import Constraint, constraint_values
-from threshsearch.search.space import SearchSpace
-from threshsearch.search.storage import REASON, STOPPED_AT, TIMED_OUT, trial_status
-from threshsearch.search.trial import (
+from threshsearch.search.reports import (
     COMPUTE_S,
     DONE,
     FAILED,
@@ -38,6 +35,9 @@ from threshsearch.search.trial import (
     THROUGHPUT,
     WARNINGS,
 )
+from threshsearch.search.sections import Constraint, constraint_values
+from threshsearch.search.space import SearchSpace
+from threshsearch.search.storage import REASON, STOPPED_AT, TIMED_OUT, trial_status
 from threshsearch.search.worktime import WORKER_TIME
 
 

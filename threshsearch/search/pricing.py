@@ -41,8 +41,8 @@ def record_device_model(study: optuna.Study, space: SearchSpace) -> None:
 def predicted_for(model: DeviceModel) -> dict[str, object]:
     """What a model's predictions are of: the device, the runtime and its settings; a
     timing taken otherwise is not comparable with them."""
-    return {"device": model.data.device.name, "runtime": model.data.runtime.name,
-            **model.data.settings.model_dump()}
+    return {"device": model.data.device.name, "device_kind": model.data.device.kind,
+            "runtime": model.data.runtime.name, **model.data.settings.model_dump()}
 
 
 def model_path(space: SearchSpace) -> Path:
@@ -98,4 +98,6 @@ def priced_space(space: SearchSpace, input_size: int, quiet: bool = False) -> Se
     model = load_device_model(path)
     if not quiet:
         print(f"device model: {model.summary()}")
+        if model.steadiness_warning():
+            print(f"device model: {model.steadiness_warning()}")
     return space.with_device_model(model)

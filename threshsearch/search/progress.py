@@ -10,8 +10,8 @@ from optuna.trial import FrozenTrial
 
 from threshsearch.search.index import TrialIndex
 from threshsearch.search.pareto import minimised, pareto_fronts
+from threshsearch.search.reports import BASELINE
 from threshsearch.search.space import SearchSpace
-from threshsearch.search.trial import BASELINE
 
 
 class Progress:

@@ -106,7 +106,11 @@ class StudySearcher(Searcher):
             trial.set_constraint(key, value)
         set_user_attrs(trial, {**outcome.attrs, STATUS: outcome.status,
                                **({REASON: outcome.reason} if outcome.reason else {})})
-        trial.study.tell(trial, outcome.values, state=outcome.state)
+        told = trial.study.tell(trial, outcome.values, state=outcome.state,
+                                skip_if_finished=True)
+        if told.state != outcome.state:  # finished elsewhere between the write and the tell
+            raise optuna.exceptions.UpdateFinishedTrialError(
+                f"trial {trial.number} is already {told.state.name}")
         self._beat(trial, False)
         if trial.study is self.study:  # not a baseline's, told to the companion study
             self.index.ended(trial, outcome.status, outcome.state, outcome.values)
@@ -143,7 +147,7 @@ class StudySearcher(Searcher):
             if now >= self.next_stale_check:
                 # A heartbeat goes stale only after grace_s: looking once a beat is enough.
                 self.next_stale_check = now + self.space.study.heartbeat_s
-                self.heartbeat.beat_now()
+                self.heartbeat.beat_now(older_than_s=self.space.study.heartbeat_s)
                 fail_stale_trials(self.study)
                 if self.baselines is not None:
                     fail_stale_trials(self.baselines)
@@ -163,7 +167,14 @@ class StudySearcher(Searcher):
             self.storage.record_heartbeat(trial._trial_id)
             self._beat(trial, True)
             self.index.claim(trial)
-            spec = self._prepare(trial)
+            try:
+                spec = self._prepare(trial)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                # Failed by another driver's stale check before its first beat here (a
+                # slow draw, a stalled machine): its retry is queued; draw again.
+                self._beat(trial, False)
+                self.index.lost(trial)
+                continue
             if spec is not None:
                 self.pending[trial_id] = trial
                 self.started[trial_id] = time.perf_counter()
@@ -262,6 +273,7 @@ class StudySearcher(Searcher):
         with self.lock:
             trial = self.pending.pop(trial_id, None)
             if trial is None:
+                self.last_results.pop(trial_id, None)
                 return
             try:
                 self._complete(trial_id, trial, result, error)
@@ -280,8 +292,9 @@ class StudySearcher(Searcher):
         if trial.study is self.study:
             self.index.lost(trial)
         print(f"warning: trial {trial.number} was ended in the storage while it ran here "
-              f"(its heartbeat went stale for another driver); its results from here are "
-              f"dropped, and its retry runs it again", flush=True)
+              f"(found stale: no heartbeat within study.grace_s); its results from here are "
+              f"dropped (a stale trial is queued again once, where retries are on)",
+              flush=True)
 
     def _complete(self, trial_id: str, trial: optuna.Trial, result: dict[str, Any] | None,
                   error: bool) -> None:

@@ -4,6 +4,7 @@ and retried), and the trial states and statuses every reader shares."""
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 import warnings
@@ -49,7 +50,8 @@ class StudyStorage(RDBStorage):
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
         stale = super()._get_stale_trial_ids(study_id)
         grace_s = self.grace_period or 2 * self.heartbeat_interval
-        # datetime_start is the local time of the driver that asked (Optuna's convention).
+        # Optuna 5 stores datetime_start as UTC and reads it back as this machine's local
+        # time: comparable with datetime.now() here, whatever the asking driver's zone.
         started_before = datetime.now() - timedelta(seconds=grace_s)
         with self.scoped_session() as session:
             unbeaten = (session.query(rdb_models.TrialModel)
@@ -194,6 +196,7 @@ class Heartbeat:
 
     def __init__(self, storage: optuna.storages.BaseStorage, every_s: float) -> None:
         self.storage, self.ids = storage, set()
+        self.beaten: dict[int, float] = {}  # trial id -> when this driver last marked it
         self.lock, self.stop = threading.Lock(), threading.Event()
         self.thread = threading.Thread(target=self._beat, args=(every_s,), daemon=True)
         self.thread.start()
@@ -202,17 +205,24 @@ class Heartbeat:
         while not self.stop.wait(every_s):
             self.beat_now()
 
-    def beat_now(self) -> None:
-        """Mark every running trial of this driver alive now. Called before the driver
-        looks for stale trials: a beat thread starved by a busy driver (64 workers' results
-        on one event loop) must not let the driver fail its own live trials."""
+    def beat_now(self, older_than_s: float = 0.0) -> None:
+        """Mark this driver's running trials alive now, those not marked in the last
+        ``older_than_s``. Called before the driver looks for stale trials: a beat thread
+        starved by a busy driver (64 workers' results on one event loop) must not let the
+        driver fail its own live trials; a healthy thread leaves nothing to do."""
+        now = time.monotonic()
         with self.lock:
-            ids = list(self.ids)
+            ids = [trial_id for trial_id in self.ids
+                   if now - self.beaten.get(trial_id, -math.inf) >= older_than_s]
         for trial_id in ids:
             try:
                 self.storage.record_heartbeat(trial_id)
             except Exception as error:  # a storage hiccup must not end the beat
                 logging.getLogger(__name__).warning("heartbeat failed: %s", error)
+                continue
+            with self.lock:
+                if trial_id in self.ids:
+                    self.beaten[trial_id] = now
 
     def add(self, trial_id: int) -> None:
         with self.lock:
@@ -221,6 +231,7 @@ class Heartbeat:
     def remove(self, trial_id: int) -> None:
         with self.lock:
             self.ids.discard(trial_id)
+            self.beaten.pop(trial_id, None)
 
     def close(self) -> None:
         self.stop.set()

@@ -25,7 +25,7 @@ from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from threshsearch.search.evidence import RungRecord, objective_vector
 from threshsearch.search.pareto import pareto_fronts
-from threshsearch.search.trial import BASELINE
+from threshsearch.search.reports import BASELINE
 
 
 def rung_milestones(grace_epochs: int, reduction_factor: int, max_epochs: int) -> list[int]:
