@@ -323,9 +323,12 @@ def run_check(sizes: Sizes, out: Path, smoke: bool) -> Check:
     save()
     if sizes.device == "cuda":
         torch.cuda.empty_cache()  # part 1's models: the trials need the memory
-    # A Ray of its own, never a cluster already running on the machine.
-    ray.init(address="local", num_cpus=sizes.ray_cpus, include_dashboard=False,
-             log_to_driver=False)
+    # A Ray of its own, never a cluster already running on the machine; a caller's Ray in
+    # this process (the tests') is used as it is.
+    own_ray = not ray.is_initialized()
+    if own_ray:
+        ray.init(address="local", num_cpus=sizes.ray_cpus, include_dashboard=False,
+                 log_to_driver=False)
     try:
         with tempfile.TemporaryDirectory() as scratch:
             _attempt(check, "search against outside", (2, 3), lambda: search_against_outside(
@@ -335,7 +338,8 @@ def run_check(sizes: Sizes, out: Path, smoke: bool) -> Check:
                      lambda: latency_reproducibility(sizes, budget, Path(scratch)))
             save()
     finally:
-        ray.shutdown()
+        if own_ray:
+            ray.shutdown()
     return check
 
 
