@@ -164,7 +164,6 @@ class StudySearcher(Searcher):
                     return None
                 return Searcher.FINISHED
             trial = self.study.ask()
-            self.storage.record_heartbeat(trial._trial_id)
             self._beat(trial, True)
             self.index.claim(trial)
             try:
@@ -185,7 +184,6 @@ class StudySearcher(Searcher):
         the study's own recipe and seed, recorded in the companion study; None when it
         failed before training (a device model that cannot price it)."""
         trial = self.baselines.ask()
-        self.storage.record_heartbeat(trial._trial_id)
         self._beat(trial, True)
         config = get_preset(name, self.space.num_classes)
         trial.set_user_attr(BASELINE, name)
@@ -311,8 +309,9 @@ class StudySearcher(Searcher):
             constraints=self.space.constraints, metric_names=self.space.metric_names,
             wall_s=wall, device_warnings=self._device_warning(result.get("device")),
             baseline=bool(trial.user_attrs.get(BASELINE)))
-        self.work.add(outcome.attrs[WORKER_TIME], wall)
         self._end(trial, outcome)
+        # After the end is told: an attempt dropped as ended elsewhere counts no work here.
+        self.work.add(outcome.attrs[WORKER_TIME], wall)
         if outcome.retry:
             queue_retry(self.study, self.storage.get_trial(trial._trial_id))
 

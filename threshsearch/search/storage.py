@@ -225,6 +225,8 @@ class Heartbeat:
                     self.beaten[trial_id] = now
 
     def add(self, trial_id: int) -> None:
+        """Beat for ``trial_id`` from now on, starting with its first beat now."""
+        self.storage.record_heartbeat(trial_id)
         with self.lock:
             self.ids.add(trial_id)
 
