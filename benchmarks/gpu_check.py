@@ -307,6 +307,7 @@ def run_check(sizes: Sizes, out: Path, smoke: bool) -> Check:
     import ray
 
     from threshsearch.measure import device_name, resolve_device
+    from threshsearch.search.cluster import connect_ray
 
     budget = Budget(sizes.total_s)
     if sizes.threads:
@@ -327,8 +328,7 @@ def run_check(sizes: Sizes, out: Path, smoke: bool) -> Check:
     # this process (the tests') is used as it is.
     own_ray = not ray.is_initialized()
     if own_ray:
-        ray.init(address="local", num_cpus=sizes.ray_cpus, include_dashboard=False,
-                 log_to_driver=False)
+        connect_ray(None, num_cpus=sizes.ray_cpus)
     try:
         with tempfile.TemporaryDirectory() as scratch:
             _attempt(check, "search against outside", (2, 3), lambda: search_against_outside(

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from threshsearch.search.cluster import connect_ray, quiet_ray
 from threshsearch.search.runner import run_search
 from threshsearch.search.space import load_space
 
@@ -56,7 +57,8 @@ def reproducibility(space_path: str, out: Path) -> None:
     import ray
 
     space = load_space(space_path)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    quiet_ray()
+    connect_ray(None, num_cpus=2)
     rows = []
     try:
         for exclusive in (True, False):

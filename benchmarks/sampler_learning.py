@@ -8,8 +8,12 @@ each config, short sleeps for epochs, so thousands of trials fit on a few cores.
 runs every sampler (order rotated per seed) for the same number of trials; the front's
 hypervolume (val_accuracy, memrw_mib) is taken at the nadir of the pooled fronts and each
 sampler's is divided by random sampling's of the same seed, with a 95 % bootstrap interval.
+``--without-ray`` runs the same driver with no Ray, trials one after another in this process
+(``benchmarks.scale.run_driver_alone``): no trial runs while another is drawn, so a sampler
+never draws beside running trials, and thousands of trials take minutes, not hours.
 
     python -m benchmarks.sampler_learning --trials 1000 5000 --seeds 5 --workers 16
+    python -m benchmarks.sampler_learning --trials 1000 --seeds 5 --without-ray
     python -m benchmarks.sampler_learning --trials 60 --seeds 2 --workers 4   # smoke
 """
 
@@ -20,7 +24,9 @@ import json
 import time
 from pathlib import Path
 
+from benchmarks.scale import run_driver_alone
 from benchmarks.search_quality import mean_interval, pooled_reference, rotated, study_points
+from threshsearch.search.cluster import connect_ray, quiet_ray
 from threshsearch.search.pareto import hypervolume
 from threshsearch.search.runner import run_search
 from threshsearch.search.samplers import parse_sampler
@@ -62,6 +68,9 @@ def main() -> None:
     parser.add_argument("--epoch-s", type=float, default=0.02, help="surrogate sleep")
     parser.add_argument("--samplers", nargs="+", default=list(SAMPLERS))
     parser.add_argument("--out", default="benchmarks/out/sampler-learning")
+    parser.add_argument("--without-ray", action="store_true",
+                        help="trials one after another in this process, no Ray (--workers "
+                             "and --epoch-s then unused); not comparable with a Ray run")
     args = parser.parse_args()
     samplers = [*args.samplers, *([YARDSTICK] if YARDSTICK not in args.samplers else [])]
 
@@ -71,7 +80,11 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     trainable = surrogate_trainable(32, args.epoch_s)
-    ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False)
+    mode = ("without Ray: trials one after another" if args.without_ray
+            else f"Ray, {args.workers} trials at a time")
+    quiet_ray()
+    if not args.without_ray:
+        connect_ray(None, num_cpus=args.workers)
     runs = []
     try:
         for trials in args.trials:
@@ -82,13 +95,16 @@ def main() -> None:
                     Path(run_space.storage_url.removeprefix("sqlite:///")).unlink(
                         missing_ok=True)
                     began = time.perf_counter()
-                    summary = run_search(run_space, quiet=True, trainable=trainable)
-                    statuses = [t.user_attrs.get("status") for t in summary.study.trials]
+                    if args.without_ray:
+                        study, _ = run_driver_alone(run_space, out / f"{sampler}-{trials}"
+                                                    f"-seed{index}.log")
+                    else:
+                        study = run_search(run_space, quiet=True, trainable=trainable).study
+                    statuses = [t.user_attrs.get("status") for t in study.trials]
                     runs.append({
-                        "sampler": sampler, "trials": trials, "seed": index,
-                        "chosen": summary.study.user_attrs["sampler"]["kind"],
-                        "points": [p for _, p in study_points(summary.study,
-                                                              space.directions)],
+                        "sampler": sampler, "trials": trials, "seed": index, "mode": mode,
+                        "chosen": study.user_attrs["sampler"]["kind"],
+                        "points": [p for _, p in study_points(study, space.directions)],
                         "complete": statuses.count("complete"),
                         "pruned": statuses.count("pruned"),
                         "wall_s": time.perf_counter() - began})
@@ -97,8 +113,11 @@ def main() -> None:
                           f"{runs[-1]['pruned']} ({runs[-1]['wall_s']:.0f} s)", flush=True)
                     (out / "runs.json").write_text(json.dumps(runs, indent=1))
     finally:
-        ray.shutdown()
-    lines = ["| trials | sampler (chosen) | complete | pruned | HV / random [95 %] |",
+        if ray.is_initialized():
+            ray.shutdown()
+    lines = [f"{args.seeds} seeds, {mode}; hypervolume at the pooled fronts' nadir, "
+             "95 % percentile-bootstrap intervals over seeds.", "",
+             "| trials | sampler (chosen) | complete | pruned | HV / random [95 %] |",
              "|---|---|---|---|---|"]
     for trials in args.trials:
         mine = [r for r in runs if r["trials"] == trials]

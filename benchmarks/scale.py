@@ -39,8 +39,14 @@ import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import optuna
+
+    from threshsearch.search.space import SearchSpace
 
 SPACE = Path(__file__).with_name("scale.yaml")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -140,10 +146,10 @@ class DriverMeter:
         return (cpu[last] - cpu[first]) / (ends[last] - ends[first]) * 1e3
 
 
-def run_driver_alone(space, log: Path) -> tuple[int, float]:
-    """The driver's own work with no Ray: the searcher, the scheduler's decisions, the
-    sampler and the storage, each trial run by the surrogate in this process, one after
-    another, without sleeping."""
+def run_driver_alone(space: SearchSpace, log: Path) -> tuple[optuna.Study, float]:
+    """(study, wall seconds): the driver's own work with no Ray: the searcher, the
+    scheduler's decisions, the sampler and the storage, each trial run by the surrogate in
+    this process, one after another, without sleeping."""
     from ray.tune.schedulers import TrialScheduler
 
     from threshsearch.search.evidence import objective_vector
@@ -176,7 +182,7 @@ def run_driver_alone(space, log: Path) -> tuple[int, float]:
                     break
             searcher.on_trial_complete(trial_id, report)
         searcher.close()
-    return len(study.trials), time.perf_counter() - start
+    return study, time.perf_counter() - start
 
 
 def run_ours(space, epoch_s: float, log: Path) -> tuple[int, float]:
@@ -254,7 +260,7 @@ def main() -> None:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
 
-    from threshsearch.search.cluster import quiet_ray
+    from threshsearch.search.cluster import connect_ray, quiet_ray
     from threshsearch.search.space import load_space
 
     quiet_ray()
@@ -266,17 +272,18 @@ def main() -> None:
         if url is None:
             url = stack.enter_context(local_postgres())
         space = load_space(SPACE)
-        study = space.study.replace(n_trials=args.trials, concurrency=args.workers,
-                                    storage=url, name=f"scale-{folder.name}",
-                                    **({"sampler": args.sampler} if args.sampler else {}))
-        space = space.replace(study=study)
+        settings = space.study.replace(n_trials=args.trials, concurrency=args.workers,
+                                       storage=url, name=f"scale-{folder.name}",
+                                       **({"sampler": args.sampler} if args.sampler else {}))
+        space = space.replace(study=settings)
         meter, plain = DriverMeter(), None
         if args.without_ray:
             with meter.installed():
-                trials, wall = run_driver_alone(space, folder / "progress.log")
+                study, wall = run_driver_alone(space, folder / "progress.log")
+                trials = len(study.trials)
             peak = peak_rss_mib()
         else:
-            ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False)
+            connect_ray(None, num_cpus=args.workers)
             with meter.installed():
                 trials, wall = run_ours(space, args.epoch_s, folder / "progress.log")
             peak = peak_rss_mib()

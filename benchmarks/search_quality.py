@@ -9,10 +9,12 @@ same seed: the hypervolume ratio at two reference points, the region of interest
 (--min-accuracy, --max-memrw) and the nadir of the pooled fronts (the worst value of each
 objective over every run's front, all strategies and seeds, pushed out by a tenth of the
 pooled range so the extreme networks count), and IGD+ against the pooled front (the
-non-dominated networks of all runs, objectives scaled by the pooled front's range). Means
-come with 95 % percentile-bootstrap intervals over seeds (the ratios are paired per seed).
-Prints one table and writes it with every run's figures and an anytime plot (hypervolume
-against wall-clock, one line per strategy) to --out.
+non-dominated networks of all runs, objectives scaled by the pooled front's range); and the
+default's (``pareto+auto``) hypervolume in the region over each strategy's, seed by seed.
+Means come with 95 % percentile-bootstrap intervals over seeds (the ratios are paired per
+seed). Prints one table and writes it with every run's figures and an anytime plot
+(hypervolume against wall-clock, one line per strategy) to --out; ``--rescore`` tabulates
+the runs already there again.
 
     python benchmarks/search_quality.py --budget 120 --seeds 10
     python benchmarks/search_quality.py --budget 120 --seeds 10 --epochs 20 \\
@@ -35,6 +37,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from threshsearch.search.cluster import connect_ray, quiet_ray
 from threshsearch.search.pareto import hypervolume, igd_plus, minimised
 from threshsearch.search.runner import run_search
 from threshsearch.search.samplers import parse_sampler
@@ -43,6 +46,7 @@ from threshsearch.search.space import SearchSpace, load_space
 DEFAULT_SPACE = Path(__file__).with_name("search_quality.yaml")
 STRATEGIES = ("pareto+auto", "none+auto", "asha+auto", "pareto+nsga2")
 FULL_TRAINING = "none+auto"  # what every ratio is taken against
+DEFAULT = "pareto+auto"  # the project's defaults, also compared with each strategy
 NADIR_MARGIN = 0.1  # the pooled nadir pushed out by this share of the pooled range
 
 
@@ -118,12 +122,13 @@ def mean_interval(values: list[float], confidence: float = 0.95,
     return mean, float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
-def paired_ratios(runs: list[dict], strategy: str, key: str) -> list[float]:
-    """Per seed, ``strategy``'s ``key`` divided by full training's in the same seed; seeds
-    where full training's is 0 are left out (no ratio)."""
-    full = {r["seed"]: r[key] for r in runs if r["strategy"] == FULL_TRAINING}
-    return [r[key] / full[r["seed"]] for r in runs
-            if r["strategy"] == strategy and full.get(r["seed"])]
+def paired_ratios(runs: list[dict], strategy: str, key: str,
+                  base: str = FULL_TRAINING) -> list[float]:
+    """Per seed, ``strategy``'s ``key`` divided by ``base``'s in the same seed; seeds where
+    the base's is 0 are left out (no ratio)."""
+    by_seed = {r["seed"]: r[key] for r in runs if r["strategy"] == base}
+    return [r[key] / by_seed[r["seed"]] for r in runs
+            if r["strategy"] == strategy and by_seed.get(r["seed"])]
 
 
 def score_runs(runs: list[dict], roi: tuple[float, ...]) -> None:
@@ -138,7 +143,8 @@ def score_runs(runs: list[dict], roi: tuple[float, ...]) -> None:
 
 def summary_table(runs: list[dict], strategies: list[str], header: str) -> str:
     """One row per strategy: trials, the hypervolume ratio to full training at each reference
-    point and IGD+, each a mean with its 95 % interval over seeds."""
+    point, the default's hypervolume over this strategy's (region) and IGD+, each a mean
+    with its 95 % interval over seeds."""
 
     def shown(mean: float, low: float, high: float, unit: str = "") -> str:
         if math.isnan(mean):
@@ -148,20 +154,23 @@ def summary_table(runs: list[dict], strategies: list[str], header: str) -> str:
 
     lines = [header, "",
              "| strategy | seeds | complete | pruned | HV / full training (region) "
-             "| HV / full training (pooled nadir) | IGD+ (pooled front) |",
-             "|---|---|---|---|---|---|---|"]
+             "| HV / full training (pooled nadir) | default's HV / this (region) "
+             "| IGD+ (pooled front) |",
+             "|---|---|---|---|---|---|---|---|"]
     for strategy in strategies:
         mine = [r for r in runs if r["strategy"] == strategy]
         if not mine:
             continue
         region = paired_ratios(runs, strategy, "hypervolume")
         nadir = paired_ratios(runs, strategy, "hypervolume_nadir")
+        default = paired_ratios(runs, DEFAULT, "hypervolume", base=strategy)
         lines.append(
             f"| {strategy} | {len(mine)} | "
             f"{statistics.mean(r['complete'] for r in mine):.1f} | "
             f"{statistics.mean(r['pruned'] for r in mine):.1f} | "
             f"{shown(*mean_interval(region), 'x')} ({len(region)} seeds) | "
             f"{shown(*mean_interval(nadir), 'x')} ({len(nadir)} seeds) | "
+            f"{shown(*mean_interval(default), 'x')} ({len(default)} seeds) | "
             f"{shown(*mean_interval([r['igd_plus'] for r in mine]))} |")
     return "\n".join(lines)
 
@@ -179,12 +188,13 @@ def main() -> None:
     parser.add_argument("--min-accuracy", type=float, default=0.9)
     parser.add_argument("--max-memrw", type=float, default=3.0)
     parser.add_argument("--out", default="benchmarks/out/search-quality")
+    parser.add_argument("--rescore", action="store_true",
+                        help="no new run: score and tabulate the runs in --out/runs.json "
+                             "(give the flags they were run with)")
     args = parser.parse_args()
     strategies = [*args.strategies, *([FULL_TRAINING] if FULL_TRAINING not in args.strategies
                                       else [])]
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-
-    import ray
 
     space = load_space(args.space)
     if space.metric_names != ["val_accuracy", "memrw_mib"]:
@@ -194,32 +204,10 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     roi = minimised([args.min_accuracy, args.max_memrw], space.directions)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    runs = []
-    try:
-        for index, seed in enumerate(seeds):
-            for strategy in rotated(strategies, index):
-                run_space = strategy_space(space, strategy, seed, args.budget, epochs, out)
-                Path(run_space.storage_url.removeprefix("sqlite:///")).unlink(missing_ok=True)
-                began = time.perf_counter()
-                summary = run_search(run_space, quiet=True)
-                points = study_points(summary.study, space.directions)
-                statuses = [t.user_attrs.get("status") for t in summary.study.trials]
-                run = {
-                    "strategy": strategy, "seed": seed, "wall_s": time.perf_counter() - began,
-                    "points": [p for _, p in points],
-                    "complete": statuses.count("complete"), "pruned": statuses.count("pruned"),
-                    "sampler": summary.study.user_attrs["sampler"]["kind"],
-                    "anytime": [[t, hypervolume([p for when, p in points if when <= t], roi)]
-                                for t in range(0, int(args.budget) + 15, 5)],
-                }
-                runs.append(run)
-                print(f"seed {seed} {strategy:<14} hypervolume (region) "
-                      f"{hypervolume(run['points'], roi):.4f}  complete {run['complete']:>3}  "
-                      f"pruned {run['pruned']:>3}  ({run['wall_s']:.0f} s)", flush=True)
-                (out / "runs.json").write_text(json.dumps(runs, indent=1))
-    finally:
-        ray.shutdown()
+    if args.rescore:
+        runs = json.loads((out / "runs.json").read_text())
+    else:
+        runs = run_all(space, strategies, seeds, epochs, roi, out, args.budget)
     try:
         score_runs(runs, roi)
     except ValueError as error:  # e.g. a budget too short for any trial to complete
@@ -234,6 +222,42 @@ def main() -> None:
     print("\n" + table)
     (out / "table.md").write_text(table + "\n")
     anytime_plot(runs, strategies, out / "anytime.html", args)
+
+
+def run_all(space: SearchSpace, strategies: list[str], seeds: list[int], epochs: int,
+            roi: tuple[float, ...], out: Path, budget: float) -> list[dict]:
+    """Every strategy once per seed, in the rotated order, on one local Ray; each run's
+    figures saved to ``out``/runs.json as it ends."""
+    import ray
+
+    quiet_ray()
+    connect_ray(None, num_cpus=2)
+    runs = []
+    try:
+        for index, seed in enumerate(seeds):
+            for strategy in rotated(strategies, index):
+                run_space = strategy_space(space, strategy, seed, budget, epochs, out)
+                Path(run_space.storage_url.removeprefix("sqlite:///")).unlink(missing_ok=True)
+                began = time.perf_counter()
+                summary = run_search(run_space, quiet=True)
+                points = study_points(summary.study, space.directions)
+                statuses = [t.user_attrs.get("status") for t in summary.study.trials]
+                run = {
+                    "strategy": strategy, "seed": seed, "wall_s": time.perf_counter() - began,
+                    "points": [p for _, p in points],
+                    "complete": statuses.count("complete"), "pruned": statuses.count("pruned"),
+                    "sampler": summary.study.user_attrs["sampler"]["kind"],
+                    "anytime": [[t, hypervolume([p for when, p in points if when <= t], roi)]
+                                for t in range(0, int(budget) + 15, 5)],
+                }
+                runs.append(run)
+                print(f"seed {seed} {strategy:<14} hypervolume (region) "
+                      f"{hypervolume(run['points'], roi):.4f}  complete {run['complete']:>3}  "
+                      f"pruned {run['pruned']:>3}  ({run['wall_s']:.0f} s)", flush=True)
+                (out / "runs.json").write_text(json.dumps(runs, indent=1))
+    finally:
+        ray.shutdown()
+    return runs
 
 
 def anytime_plot(runs: list[dict], strategies: list[str], path: Path,

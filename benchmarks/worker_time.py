@@ -26,6 +26,7 @@ from pathlib import Path
 
 import yaml
 
+from threshsearch.search.cluster import connect_ray, quiet_ray
 from threshsearch.search.runner import run_search
 from threshsearch.search.space import load_space
 from threshsearch.search.worktime import OUTSIDE, PHASES
@@ -67,7 +68,8 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     runs = []
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    quiet_ray()
+    connect_ray(None, num_cpus=2)
     try:
         with tempfile.TemporaryDirectory() as scratch:
             for repeat in range(args.repeats):

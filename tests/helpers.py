@@ -20,5 +20,7 @@ def ensure_local_ray() -> None:
     joins any Ray already running on the machine (another test run's) or fails to."""
     import ray
 
+    from threshsearch.search.cluster import connect_ray
+
     if not ray.is_initialized():
-        ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
+        connect_ray(None, num_cpus=4)

@@ -11,6 +11,7 @@ import torch
 
 from benchmarks import gpu_check
 from benchmarks.gpu_check import Check, main
+from tests.helpers import ensure_local_ray
 
 pytestmark = pytest.mark.slow
 
@@ -18,8 +19,10 @@ PARTS = [1] * 5 + [2] * 4 + [3] * 2 + [4]  # the smoke times one latency setting
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    """One smoke run (in a folder of its own: the searches' Ray files land in studies/)."""
+def smoke(tmp_path_factory, _ray_shut_down_at_the_end):
+    """One smoke run (in a folder of its own: the searches' Ray files land in studies/), on
+    the tests' shared local Ray: its workers have PyTorch imported already."""
+    ensure_local_ray()
     folder = tmp_path_factory.mktemp("gpu-check")
     here = os.getcwd()
     os.chdir(folder)

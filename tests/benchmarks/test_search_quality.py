@@ -62,6 +62,7 @@ def test_ratios_are_paired_by_seed_and_skip_a_seed_without_full_trainings_volume
             {"strategy": "x", "seed": 1, "hv": 0.1}]
     assert paired_ratios(runs, "x", "hv") == pytest.approx([0.5, 1.5])
     assert paired_ratios(runs, FULL_TRAINING, "hv") == [1.0, 1.0]
+    assert paired_ratios(runs, FULL_TRAINING, "hv", base="x") == pytest.approx([2 / 3, 0.0, 2.0])
 
 
 def test_the_table_has_a_row_per_strategy_with_both_references_and_igd_plus():
@@ -77,4 +78,10 @@ def test_the_table_has_a_row_per_strategy_with_both_references_and_igd_plus():
     rows = {line.split(" | ")[0].strip("| "): line for line in table.splitlines()[4:]}
     assert set(rows) == {"pareto+auto", FULL_TRAINING}
     assert "1.00x [1.00, 1.00] (3 seeds)" in rows[FULL_TRAINING]
-    assert rows["pareto+auto"].count("(3 seeds)") == 2
+    assert rows["pareto+auto"].count("(3 seeds)") == 3
+    # the default's over full training's, seed by seed: the inverse of the row's first ratio
+    cells = [cell.strip() for cell in rows[FULL_TRAINING].strip("|").split("|")]
+    assert len(cells) == 8
+    default_over_full = [a["hypervolume"] / b["hypervolume"]
+                         for a, b in zip(runs[1::2], runs[0::2], strict=True)]
+    assert cells[6].startswith(f"{sum(default_over_full) / 3:.2f}x")

@@ -76,7 +76,7 @@ def test_the_command_checks_its_flags_before_starting_ray(study, capsys, flags, 
 
 
 @pytest.mark.slow
-def test_a_ray_confirmation_with_two_seeds_resumes_what_was_left(study, capsys):
+def test_a_ray_confirmation_with_two_seeds_resumes_what_was_left(study, capsys, local_ray):
     path, space, made = study
     members = [t.number for t in made.trials if t.state.name == "COMPLETE"
                and t.user_attrs.get("duplicate_of") is None][:2]
@@ -98,6 +98,9 @@ def test_a_ray_confirmation_with_two_seeds_resumes_what_was_left(study, capsys):
                  "--members", *map(str, members)])
     out = capsys.readouterr().out
     assert code == 0, out
+    import ray
+
+    assert ray.is_initialized(), "the Ray this process held is used as it is and left up"
     trained = len(pairs) - 1
     assert f"{trained} pairs trained, 0 failed, 1 confirmed before" in out
     records = completed_records(load_confirm_study(made), protocol.key)

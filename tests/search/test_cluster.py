@@ -41,6 +41,42 @@ def shut_down_local_ray() -> None:
         ray.shutdown()
 
 
+def test_a_local_ray_has_the_cpus_asked_for_and_logs_at_error_level_only(local_ray):
+    import logging
+
+    import ray
+
+    # tests.helpers.ensure_local_ray starts it with connect_ray(None, num_cpus=4)
+    assert ray.cluster_resources()["CPU"] == 4
+    assert logging.getLogger("ray").getEffectiveLevel() == logging.ERROR
+
+
+def test_a_ray_session_uses_a_held_ray_else_starts_one_and_always_stops_its_own(monkeypatch):
+    import ray
+
+    from threshsearch.search import cluster
+
+    calls = []
+    monkeypatch.setattr(cluster, "connect_ray", lambda address: calls.append(("join", address)))
+    monkeypatch.setattr(cluster, "_check_reachable", lambda address: None)
+    monkeypatch.setattr(ray, "shutdown", lambda: calls.append(("shutdown",)))
+    monkeypatch.setattr(ray, "is_initialized", lambda: True)
+    with cluster.ray_session(None):
+        calls.append(("work",))
+    assert calls == [("work",)], "a held Ray is used and left up"
+    refused = pytest.raises(UserError, match=r"--address head:6379: this process already holds")
+    with refused, cluster.ray_session("head:6379"):
+        calls.append(("work",))
+    assert calls == [("work",)]
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    calls.clear()
+    with pytest.raises(RuntimeError, match="the work failed"), cluster.ray_session("head:6379"):
+        calls.append(("work",))
+        raise RuntimeError("the work failed")
+    assert calls == [("join", "head:6379"), ("work",), ("shutdown",)]
+
+
 @pytest.fixture(scope="module")
 def two_nodes():
     """A head node with no CPU for trials (the driver's) and a worker node with two."""

@@ -168,13 +168,17 @@ def test_a_nan_point_ranks_last_at_a_rung_and_never_blocks_the_others():
 
 
 coordinate = st.one_of(st.integers(-3, 3).map(float),  # small integers: ties and equal points
-                       st.floats(-5, 5, allow_nan=False), st.just(math.nan))
+                       st.floats(-5, 5, allow_nan=False), st.just(math.nan), st.just(math.inf))
 
 
 @st.composite
 def clouds(draw):
     objectives = draw(st.integers(1, 3))
     points = draw(st.lists(st.tuples(*[coordinate] * objectives), min_size=1, max_size=40))
+    if draw(st.booleans()):
+        # Worst first: each arrival tends to dominate chains of earlier points, so points
+        # move back in cascades through many fronts.
+        points.sort(key=lambda point: -float(np.nansum(point)))
     return points, draw(st.sampled_from([2, 3, 4]))
 
 
@@ -194,6 +198,15 @@ def test_the_kept_fronts_rank_every_arrival_as_the_whole_sort_does(cloud):
         expected[front] = number
     expected[~finite] = -1
     assert fronts.fronts.tolist() == expected.tolist()
+
+
+def test_a_point_that_dominates_a_chain_moves_each_link_back_one_front():
+    fronts = pareto_fronts(2)
+    for point in [(4.0, 4.0), (3.0, 3.0), (2.0, 2.0), (5.0, -1.0), (1.0, 1.0)]:
+        fronts.add(point)
+    assert fronts.fronts.tolist() == [3, 2, 1, 0, 0]
+    fronts.add((0.0, 0.0))  # dominates the whole chain and nothing else
+    assert fronts.fronts.tolist() == [4, 3, 2, 0, 1, 0]
 
 
 def test_igd_plus_counts_only_where_a_point_falls_short_worked_by_hand():

@@ -1,5 +1,7 @@
 """Crashes and sharing: a Ray worker killed mid-trial, two drivers on one PostgreSQL study."""
 
+import contextlib
+import os
 import signal
 import subprocess
 
@@ -7,7 +9,15 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from tests.search.helpers import cli, cli_env, run_cli, trial_rows, wait_for, write_space
+from tests.search.helpers import (
+    cli,
+    cli_env,
+    descendants,
+    run_cli,
+    trial_rows,
+    wait_for,
+    write_space,
+)
 from threshsearch.search.storage import load_study, retried_numbers
 
 pytestmark = pytest.mark.slow
@@ -33,16 +43,17 @@ def test_a_killed_ray_worker_is_retried_and_the_study_goes_on(tmp_path):
     driver = subprocess.Popen(cli("run", "--space", str(space), "--quiet"), env=cli_env(),
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
-    def worker_pids() -> list[str]:
+    def worker_pids() -> list[int]:  # this driver's trial workers, no other Ray's
         listing = subprocess.run(["pgrep", "-f", "ray::ImplicitFunc"], capture_output=True,
                                  text=True, check=False)
-        return listing.stdout.split()
+        return sorted(set(map(int, listing.stdout.split())) & descendants(driver.pid))
 
     running = wait_for(lambda: any(state == "RUNNING" for _, state in trial_rows(db))
                        and worker_pids(), 180, 0.1)
     assert running, "no trial started"
     for pid in worker_pids():
-        subprocess.run(["kill", f"-{signal.SIGKILL.value}", pid], check=False)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     output, _ = driver.communicate(timeout=300)
     assert driver.returncode == 0, output[-2000:]
     study = load_study(f"sqlite:///{db}")
@@ -54,7 +65,7 @@ def test_a_killed_ray_worker_is_retried_and_the_study_goes_on(tmp_path):
 
 
 def test_two_drivers_share_one_postgres_study(tmp_path, postgres_url):
-    space = slow_space(tmp_path, n_trials=8)
+    space = slow_space(tmp_path, n_trials=4)
     data = yaml.safe_load(space.read_text())
     data["train"]["epochs"] = 2
     space.write_text(yaml.safe_dump(data))
@@ -69,7 +80,7 @@ def test_two_drivers_share_one_postgres_study(tmp_path, postgres_url):
     assert numbers == list(range(len(numbers))), "every trial recorded once"
     assert not [t for t in study.trials if t.state == TrialState.RUNNING]
     finished = len(study.trials) - len(retried_numbers(study.trials))
-    assert 8 <= finished <= 9, "the budget is shared (two drivers may each start one last)"
+    assert 4 <= finished <= 5, "the budget is shared (two drivers may each start one last)"
     hashes = trained_hashes(study)
     assert len(hashes) == len(set(hashes)), "a config was trained twice"
     assert run_cli(cli("trials", "--storage", postgres_url, "--out",

@@ -194,10 +194,8 @@ def source_flags(args: argparse.Namespace) -> str:
     return f"--storage {args.storage}" + (f" --study {args.study}" if args.study else "")
 
 def _cmd_retime(args: argparse.Namespace) -> int:
-    import ray
-
     from threshsearch.data import INPUT_SIZE
-    from threshsearch.search.cluster import connect_ray, quiet_ray
+    from threshsearch.search.cluster import quiet_ray, ray_session
     from threshsearch.search.retime import retime_front
     from threshsearch.search.storage import pareto_trials
 
@@ -205,20 +203,15 @@ def _cmd_retime(args: argparse.Namespace) -> int:
     if not pareto_trials(study):
         raise UserError(f"study {study.study_name}: no completed trial, so no front to re-time")
     quiet_ray()
-    connect_ray(args.address)
-    try:
+    with ray_session(args.address):
         retime_front(study, INPUT_SIZE)
-    finally:
-        ray.shutdown()
     return 0
 
 def _cmd_confirm(args: argparse.Namespace) -> int:
-    import ray
-
     from threshsearch.confirm.protocols import get_protocol
     from threshsearch.confirm.run import plan_confirmation, run_confirmation
     from threshsearch.confirm.verdict import load_confirmation
-    from threshsearch.search.cluster import connect_ray, quiet_ray
+    from threshsearch.search.cluster import quiet_ray, ray_session
     from threshsearch.search.space import StudySettings, load_space
 
     if args.concurrency is not None and args.concurrency < 1:
@@ -238,14 +231,11 @@ def _cmd_confirm(args: argparse.Namespace) -> int:
     print(f"protocol {protocol.name} ({protocol.key}): {protocol.description}")
     print(f"records: study {study.study_name}-confirm in {url}", flush=True)
     quiet_ray()
-    connect_ray(args.address)
-    try:
+    with ray_session(args.address):
         summary = run_confirmation(
             study, url, plan, concurrency=args.concurrency or (
                 settings.concurrency if args.space else None),
             heartbeat_s=settings.heartbeat_s, grace_s=settings.grace_s, quiet=args.quiet)
-    finally:
-        ray.shutdown()
     print(f"\ndone in {summary.wall_s:.0f} s: {summary.trained} pairs trained, "
           f"{summary.failed} failed, {summary.already_done} confirmed before")
     confirmation = load_confirmation(study)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from threshsearch.data import ImageDataset
 from threshsearch.errors import UserError
@@ -29,8 +31,9 @@ def quiet_ray() -> None:
 OBJECT_STORE_SHARE = 0.5  # of the smallest trial node's object store a shipped dataset may use
 
 
-def connect_ray(address: str | None) -> None:
-    """Start a local Ray, or join the cluster at ``address``; UserError when it cannot."""
+def connect_ray(address: str | None, num_cpus: int | None = None) -> None:
+    """Start a local Ray (of ``num_cpus`` logical CPUs, default the machine's), or join the
+    cluster at ``address``; UserError when it cannot."""
     import ray
 
     if address:
@@ -39,14 +42,41 @@ def connect_ray(address: str | None) -> None:
     # running on this machine (another driver's, say) and share its fate. No job-wide
     # runtime_env: with one, Tune's actors cannot take the workers Ray starts in advance.
     try:
-        ray.init(address=address or "local", include_dashboard=False, log_to_driver=False,
-                 logging_level=logging.ERROR, configure_logging=True)
+        ray.init(address=address or "local", num_cpus=None if address else num_cpus,
+                 include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
+                 configure_logging=True)
     except (ConnectionError, TimeoutError, RuntimeError, ValueError) as error:
         summary = " ".join(str(error).split())[:300]
+        if not address:
+            raise UserError(f"cannot start a local Ray ({type(error).__name__}: "
+                            f"{summary})") from None
         raise UserError(f"--address: cannot join a Ray cluster at {address!r} "
                         f"({type(error).__name__}: {summary}); start one with `ray start "
                         f"--head` and give its HOST:6379, or leave --address out for a "
                         f"local Ray") from None
+
+
+@contextmanager
+def ray_session(address: str | None) -> Iterator[None]:
+    """Ray for one piece of work: the Ray this process already holds (a notebook's, a test
+    run's) used as it is and left running; otherwise a local Ray or the cluster at
+    ``address`` (``connect_ray``), shut down when the work ends. An ``address`` while this
+    process holds a Ray is refused (UserError): which cluster was meant is not clear."""
+    import ray
+
+    if ray.is_initialized():
+        if address:
+            _check_reachable(address)
+            raise UserError(f"--address {address}: this process already holds a Ray "
+                            f"(ray.init ran before); leave --address out to use that one, "
+                            f"or call ray.shutdown() first")
+        yield
+        return
+    connect_ray(address)
+    try:
+        yield
+    finally:
+        ray.shutdown()
 
 
 def _check_reachable(address: str) -> None:

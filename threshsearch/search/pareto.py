@@ -83,7 +83,6 @@ class ParetoFronts:
     def __init__(self, objectives: int) -> None:
         self.points = np.empty((0, objectives))
         self.fronts = np.empty(0, dtype=int)  # -1: a point with a non-finite value
-        self._members: list[set[int]] = []  # front -> its points: a cascade visits no other
 
     def __len__(self) -> int:
         return len(self.fronts)
@@ -128,37 +127,33 @@ class ParetoFronts:
         point is at most one longer than the chain through whatever dominates the new
         point), and it moves iff it is dominated by the new point while on the same front,
         or by a point that moved from the front before its own: so the moves cascade front
-        by front and stop at the first front where nothing moves."""
+        by front and stop at the first front where nothing moves. Dominance is transitive,
+        so only the points the new one dominates can move: each front's check compares the
+        movers with those alone, not with the whole front."""
+        below = np.flatnonzero((self.fronts >= 0) & _dominated(self.points, point))
+        if not below.size:
+            return
+        below = below[np.argsort(self.fronts[below], kind="stable")]
+        levels = self.fronts[below]
         movers = point[None, :]
         level = front
-        while len(movers) and level < len(self._members):
-            here = np.fromiter(self._members[level], dtype=int)
+        while len(movers):
+            here = below[np.searchsorted(levels, level):np.searchsorted(levels, level + 1)]
+            if not here.size:
+                break
             block, mine = movers[:, None, :], self.points[here][None, :, :]
             moved = here[((block <= mine).all(axis=2) & (block < mine).any(axis=2)).any(axis=0)]
-            self._move(moved, level + 1)
+            self.fronts[moved] = level + 1
             movers = self.points[moved]
             level += 1
 
     def _on(self, front: int) -> np.ndarray:
         """The points on ``front``."""
-        if front >= len(self._members):
-            return np.empty((0, self.points.shape[1]))
-        return self.points[np.fromiter(self._members[front], dtype=int)]
-
-    def _move(self, indices: np.ndarray, front: int) -> None:
-        while len(self._members) <= front:
-            self._members.append(set())
-        for index in indices.tolist():
-            if self.fronts[index] >= 0:
-                self._members[self.fronts[index]].discard(index)
-            self._members[front].add(index)
-        self.fronts[indices] = front
+        return self.points[self.fronts == front]
 
     def _append(self, point: np.ndarray, front: int) -> None:
         self.points = np.vstack([self.points, point])
-        self.fronts = np.append(self.fronts, -1)
-        if front >= 0:
-            self._move(np.array([len(self.fronts) - 1]), front)
+        self.fronts = np.append(self.fronts, front)
 
 
 class SortedValues:

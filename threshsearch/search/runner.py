@@ -19,7 +19,7 @@ import optuna
 from threshsearch.data import ImageDataset, load_dataset
 from threshsearch.folders import skipped_summary
 from threshsearch.search.baselines import open_baselines_study
-from threshsearch.search.cluster import check_cluster, connect_ray, quiet_ray
+from threshsearch.search.cluster import check_cluster, quiet_ray, ray_session
 from threshsearch.search.pricing import models_this_device, priced_space, record_device_model
 from threshsearch.search.progress import Progress
 from threshsearch.search.retime import retime_front
@@ -118,66 +118,62 @@ def run_search(space: SearchSpace, address: str | None = None, quiet: bool = Fal
                            test_fraction=space.data.test_fraction,
                            max_pixels=space.data.max_image_pixels)
     announce_dataset(space, dataset, quiet)
-    started_ray = not ray.is_initialized()
-    if started_ray:
-        connect_ray(address)
     searcher = None
-    try:
-        check_cluster(space, dataset, f"the Ray cluster at {address}" if address
-                      else "this machine's Ray")
-        space = priced_space(space, dataset.input_size, quiet)
-        study = open_study(space)
-        study.set_user_attr("test_split", dataset.test_split)
-        progress = Progress(space, quiet)
-        # The rungs start from every epoch already in the storage: a resumed study prunes
-        # on the same evidence as one that was never interrupted.
-        stopper = make_early_stopper(space, study.get_trials(deepcopy=False))
-        if stopper.evidence and not quiet:
-            print(f"early stopping resumes with {stopper.evidence} rung records from the "
-                  f"storage")
-        companion = (open_baselines_study(study, space.metric_names, space.directions)
-                     if space.baselines else None)
-        searcher = StudySearcher(space, study, dataset.input_size, progress,
-                                 stopper.stop_reasons, companion)
-        queued = len(searcher.baseline_queue)
-        if space.baselines and not quiet:
-            print(f"baselines {', '.join(space.baselines)}: {queued} to train first, under "
-                  f"the study's recipe, {len(space.baselines) - queued} already trained")
-        if space.data.ship:
-            # Once, from the driver: workers fetch it by reference and keep it on their
-            # device between trials; they need no copy of the data of their own.
-            shipped = ShippedData(f"{dataset.name}-{uuid.uuid4().hex[:12]}", ray.put(dataset))
-            trainable = tune.with_parameters(trainable, data=shipped)
-        trainable = tune.with_resources(trainable, {"cpu": space.resources.cpus,
-                                                    "gpu": space.resources.gpus})
-        experiment = Path(space.study_dir / "ray").resolve()
-        tuner = tune.Tuner(
-            trainable,
-            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=stopper.scheduler,
-                                        num_samples=-1,
-                                        max_concurrent_trials=space.study.concurrency,
-                                        reuse_actors=True,
-                                        time_budget_s=space.study.timeout_s),
-            run_config=tune.RunConfig(name=f"run-{time.strftime('%Y%m%d-%H%M%S')}",
-                                      storage_path=str(experiment), verbose=0,
-                                      failure_config=tune.FailureConfig(max_failures=1)),
-        )
-        start = time.perf_counter()
-        tuner.fit()
-        model = space.device_model
-        if space.measurement.retime_front and space.measures_latency:
-            retime_front(study, dataset.input_size, quiet)
-        elif (space.measurement.retime_front and model is not None and address is None
-              and models_this_device(model, space.data.device)):
-            # Predicted for this very device (a local run's workers are this machine):
-            # measure the front for real, with the model's settings.
-            retime_front(study, dataset.input_size, quiet, threads=model.data.settings.threads,
-                         device_model=model.model_id)
-    finally:
-        if searcher is not None:
-            searcher.close()
-        if started_ray:
-            ray.shutdown()
+    with ray_session(address):
+        try:
+            check_cluster(space, dataset, f"the Ray cluster at {address}" if address
+                          else "this machine's Ray")
+            space = priced_space(space, dataset.input_size, quiet)
+            study = open_study(space)
+            study.set_user_attr("test_split", dataset.test_split)
+            progress = Progress(space, quiet)
+            # The rungs start from every epoch already in the storage: a resumed study prunes
+            # on the same evidence as one that was never interrupted.
+            stopper = make_early_stopper(space, study.get_trials(deepcopy=False))
+            if stopper.evidence and not quiet:
+                print(f"early stopping resumes with {stopper.evidence} rung records from the "
+                      f"storage")
+            companion = (open_baselines_study(study, space.metric_names, space.directions)
+                         if space.baselines else None)
+            searcher = StudySearcher(space, study, dataset.input_size, progress,
+                                     stopper.stop_reasons, companion)
+            queued = len(searcher.baseline_queue)
+            if space.baselines and not quiet:
+                print(f"baselines {', '.join(space.baselines)}: {queued} to train first, under "
+                      f"the study's recipe, {len(space.baselines) - queued} already trained")
+            if space.data.ship:
+                # Once, from the driver: workers fetch it by reference and keep it on their
+                # device between trials; they need no copy of the data of their own.
+                shipped = ShippedData(f"{dataset.name}-{uuid.uuid4().hex[:12]}", ray.put(dataset))
+                trainable = tune.with_parameters(trainable, data=shipped)
+            trainable = tune.with_resources(trainable, {"cpu": space.resources.cpus,
+                                                        "gpu": space.resources.gpus})
+            experiment = Path(space.study_dir / "ray").resolve()
+            tuner = tune.Tuner(
+                trainable,
+                tune_config=tune.TuneConfig(search_alg=searcher, scheduler=stopper.scheduler,
+                                            num_samples=-1,
+                                            max_concurrent_trials=space.study.concurrency,
+                                            reuse_actors=True,
+                                            time_budget_s=space.study.timeout_s),
+                run_config=tune.RunConfig(name=f"run-{time.strftime('%Y%m%d-%H%M%S')}",
+                                          storage_path=str(experiment), verbose=0,
+                                          failure_config=tune.FailureConfig(max_failures=1)),
+            )
+            start = time.perf_counter()
+            tuner.fit()
+            model = space.device_model
+            if space.measurement.retime_front and space.measures_latency:
+                retime_front(study, dataset.input_size, quiet)
+            elif (space.measurement.retime_front and model is not None and address is None
+                  and models_this_device(model, space.data.device)):
+                # Predicted for this very device (a local run's workers are this machine):
+                # measure the front for real, with the model's settings.
+                retime_front(study, dataset.input_size, quiet, threads=model.data.settings.threads,
+                             device_model=model.model_id)
+        finally:
+            if searcher is not None:
+                searcher.close()
     return SearchSummary(study, len(study.trials), time.perf_counter() - start, searcher.work,
                          queued, searcher.baseline_s)
 
