@@ -190,7 +190,8 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/out/search-quality")
     parser.add_argument("--rescore", action="store_true",
                         help="no new run: score and tabulate the runs in --out/runs.json "
-                             "(give the flags they were run with)")
+                             "(their seeds and strategies; give --budget and --epochs they "
+                             "were run with, for the header)")
     args = parser.parse_args()
     strategies = [*args.strategies, *([FULL_TRAINING] if FULL_TRAINING not in args.strategies
                                       else [])]
@@ -204,8 +205,10 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     roi = minimised([args.min_accuracy, args.max_memrw], space.directions)
-    if args.rescore:
+    if args.rescore:  # the seeds and strategies the runs have, not the flags'
         runs = json.loads((out / "runs.json").read_text())
+        seeds = sorted({run["seed"] for run in runs})
+        strategies = [name for name in strategies if any(r["strategy"] == name for r in runs)]
     else:
         runs = run_all(space, strategies, seeds, epochs, roi, out, args.budget)
     try:
@@ -267,6 +270,8 @@ def anytime_plot(runs: list[dict], strategies: list[str], path: Path,
     figure = go.Figure()
     for strategy in strategies:
         mine = [r["anytime"] for r in runs if r["strategy"] == strategy]
+        if not mine:
+            continue
         times = [t for t, _ in mine[0]]
         means = [statistics.mean(curve[i][1] for curve in mine) for i in range(len(times))]
         figure.add_trace(go.Scatter(x=times, y=means, mode="lines", name=strategy))

@@ -34,7 +34,7 @@ def make_image_folder(root, classes=3, per_class=12):
 
 def shut_down_local_ray() -> None:
     """The tests' shared local Ray, if up in this process, shut down: a runner that finds
-    Ray running in its process uses it, whatever its address says."""
+    Ray running in its process uses it and refuses another address."""
     import ray
 
     if ray.is_initialized():
