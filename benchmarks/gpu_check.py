@@ -304,10 +304,9 @@ def _attempt(check: Check, part: str, numbers: tuple[int, ...], work: Callable[[
 
 
 def run_check(sizes: Sizes, out: Path, smoke: bool) -> Check:
-    import ray
 
     from threshsearch.measure import device_name, resolve_device
-    from threshsearch.search.cluster import connect_ray
+    from threshsearch.search.cluster import ray_session
 
     budget = Budget(sizes.total_s)
     if sizes.threads:
@@ -326,20 +325,13 @@ def run_check(sizes: Sizes, out: Path, smoke: bool) -> Check:
         torch.cuda.empty_cache()  # part 1's models: the trials need the memory
     # A Ray of its own, never a cluster already running on the machine; a caller's Ray in
     # this process (the tests') is used as it is.
-    own_ray = not ray.is_initialized()
-    if own_ray:
-        connect_ray(None, num_cpus=sizes.ray_cpus)
-    try:
-        with tempfile.TemporaryDirectory() as scratch:
-            _attempt(check, "search against outside", (2, 3), lambda: search_against_outside(
-                sizes, budget.cap(sizes.trial_cap_s), Path(scratch)))
-            save()
-            _attempt(check, "latency reproducibility", (4,),
-                     lambda: latency_reproducibility(sizes, budget, Path(scratch)))
-            save()
-    finally:
-        if own_ray:
-            ray.shutdown()
+    with ray_session(None, num_cpus=sizes.ray_cpus), tempfile.TemporaryDirectory() as scratch:
+        _attempt(check, "search against outside", (2, 3), lambda: search_against_outside(
+            sizes, budget.cap(sizes.trial_cap_s), Path(scratch)))
+        save()
+        _attempt(check, "latency reproducibility", (4,),
+                 lambda: latency_reproducibility(sizes, budget, Path(scratch)))
+        save()
     return check
 
 

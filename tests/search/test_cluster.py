@@ -57,7 +57,8 @@ def test_a_ray_session_uses_a_held_ray_else_starts_one_and_always_stops_its_own(
     from threshsearch.search import cluster
 
     calls = []
-    monkeypatch.setattr(cluster, "connect_ray", lambda address: calls.append(("join", address)))
+    monkeypatch.setattr(cluster, "connect_ray",
+                        lambda address, num_cpus: calls.append(("join", address, num_cpus)))
     monkeypatch.setattr(cluster, "_check_reachable", lambda address: None)
     monkeypatch.setattr(ray, "shutdown", lambda: calls.append(("shutdown",)))
     monkeypatch.setattr(ray, "is_initialized", lambda: True)
@@ -74,7 +75,11 @@ def test_a_ray_session_uses_a_held_ray_else_starts_one_and_always_stops_its_own(
     with pytest.raises(RuntimeError, match="the work failed"), cluster.ray_session("head:6379"):
         calls.append(("work",))
         raise RuntimeError("the work failed")
-    assert calls == [("join", "head:6379"), ("work",), ("shutdown",)]
+    assert calls == [("join", "head:6379", None), ("work",), ("shutdown",)]
+    calls.clear()
+    with cluster.ray_session(None, num_cpus=3):
+        calls.append(("work",))
+    assert calls == [("join", None, 3), ("work",), ("shutdown",)]
 
 
 @pytest.fixture(scope="module")

@@ -178,8 +178,8 @@ def _cmd_device_profile(args: argparse.Namespace) -> int:
     print(f"wrote {args.out}: {profiling.operations_timed} operations and "
           f"{profiling.networks_timed} networks timed in {profiling.seconds:.0f} s")
     print(model.summary())
-    if model.steadiness_warning():
-        print(model.steadiness_warning())
+    if warning := model.steadiness_warning():
+        print(warning)
     return 0
 
 def _cmd_bench(args: argparse.Namespace) -> int:

@@ -65,8 +65,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
               "first run")
     elif space.device_model is not None:
         print(f"  predicted   by {measurement.device_model}: {space.device_model.summary()}")
-        if space.device_model.steadiness_warning():
-            print(f"  {space.device_model.steadiness_warning()}")
+        if warning := space.device_model.steadiness_warning():
+            print(f"  {warning}")
     print(f"  baselines   {', '.join(space.baselines) or 'none'}")
     for name, value in space.parameters.given().items():
         print(f"  space       {name}: {_describe(value)}")

@@ -57,11 +57,12 @@ def connect_ray(address: str | None, num_cpus: int | None = None) -> None:
 
 
 @contextmanager
-def ray_session(address: str | None) -> Iterator[None]:
+def ray_session(address: str | None, num_cpus: int | None = None) -> Iterator[None]:
     """Ray for one piece of work: the Ray this process already holds (a notebook's, a test
-    run's) used as it is and left running; otherwise a local Ray or the cluster at
-    ``address`` (``connect_ray``), shut down when the work ends. An ``address`` while this
-    process holds a Ray is refused (UserError): which cluster was meant is not clear."""
+    run's) used as it is and left running; otherwise a local Ray (of ``num_cpus``) or the
+    cluster at ``address`` (``connect_ray``), shut down when the work ends. An ``address``
+    while this process holds a Ray is refused (UserError): which cluster was meant is not
+    clear."""
     import ray
 
     if ray.is_initialized():
@@ -72,7 +73,7 @@ def ray_session(address: str | None) -> Iterator[None]:
                             f"or call ray.shutdown() first")
         yield
         return
-    connect_ray(address)
+    connect_ray(address, num_cpus)
     try:
         yield
     finally:

@@ -98,6 +98,6 @@ def priced_space(space: SearchSpace, input_size: int, quiet: bool = False) -> Se
     model = load_device_model(path)
     if not quiet:
         print(f"device model: {model.summary()}")
-        if model.steadiness_warning():
-            print(f"device model: {model.steadiness_warning()}")
+        if warning := model.steadiness_warning():
+            print(f"device model: {warning}")
     return space.with_device_model(model)
