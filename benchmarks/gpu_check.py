@@ -85,11 +85,12 @@ GPU = Sizes("cuda", total_s=450, bench_batch=64, bench_repeats=3, bench_calls=4,
             latency_max_time_s=2.0, latency_cap_s=45, ray_cpus=4, trial_cpus=2, threads=None)
 # Caps far above the smoke's own time (about a minute on two idle cores): a loaded machine
 # (where fresh Ray workers take a minute to import torch) makes it slow, not incomplete. One
-# latency setting: the smoke checks part 4's code path, not the figures of both settings.
+# latency setting of one trial per run: the smoke checks part 4's code path, not the
+# figures of both settings.
 SMOKE = Sizes("cpu", total_s=1200, bench_batch=4, bench_repeats=1, bench_calls=1,
               bench_cap_s=120, network={"num_stages": 3, "depth": 1, "growth": 8},
-              trial_epochs=2, trial_cap_s=240, latency_settings=((0, 2),),
-              latency_trials=2, latency_epochs=1, latency_max_time_s=0.3, latency_cap_s=180,
+              trial_epochs=2, trial_cap_s=240, latency_settings=((0, 1),),
+              latency_trials=1, latency_epochs=1, latency_max_time_s=0.3, latency_cap_s=180,
               ray_cpus=2, trial_cpus=1, threads=1)
 
 

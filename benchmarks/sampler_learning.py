@@ -27,10 +27,11 @@ from pathlib import Path
 from benchmarks.scale import run_driver_alone
 from benchmarks.search_quality import mean_interval, pooled_reference, rotated, study_points
 from threshsearch.search.cluster import connect_ray, quiet_ray
-from threshsearch.search.pareto import hypervolume
+from threshsearch.search.pareto import hypervolume, minimised
 from threshsearch.search.runner import run_search
 from threshsearch.search.samplers import parse_sampler
 from threshsearch.search.space import SearchSpace, load_space
+from threshsearch.search.storage import DUPLICATE
 from threshsearch.search.surrogate import surrogate_trainable
 
 DEFAULT_SPACE = Path(__file__).with_name("search_quality.yaml")
@@ -50,11 +51,13 @@ def sampler_space(space: SearchSpace, sampler: str, seed: int, trials: int, work
                              kind="pareto", grace_epochs=1, reduction_factor=3))
 
 
-def ratios_to_yardstick(runs: list[dict], sampler: str, trials: int) -> list[float]:
-    """Per seed, ``sampler``'s hypervolume over random sampling's at ``trials`` trials."""
-    base = {r["seed"]: r["hypervolume"] for r in runs
+def ratios_to_yardstick(runs: list[dict], sampler: str, trials: int,
+                        key: str = "hypervolume") -> list[float]:
+    """Per seed, ``sampler``'s hypervolume (``key``) over random sampling's at ``trials``
+    trials."""
+    base = {r["seed"]: r[key] for r in runs
             if r["sampler"] == YARDSTICK and r["trials"] == trials}
-    return [r["hypervolume"] / base[r["seed"]] for r in runs
+    return [r[key] / base[r["seed"]] for r in runs
             if r["sampler"] == sampler and r["trials"] == trials and base.get(r["seed"])]
 
 
@@ -101,12 +104,19 @@ def main() -> None:
                     else:
                         study = run_search(run_space, quiet=True, trainable=trainable).study
                     statuses = [t.user_attrs.get("status") for t in study.trials]
+                    early = [t for t in study.trials if t.number < trials]
                     runs.append({
                         "sampler": sampler, "trials": trials, "seed": index, "mode": mode,
                         "chosen": study.user_attrs["sampler"]["kind"],
                         "points": [p for _, p in study_points(study, space.directions)],
+                        # the first `trials` draws, repeats counted as trials (the budget
+                        # before repeats were left out of it)
+                        "points_at_draws": [minimised(t.values, space.directions)
+                                            for t in early if t.values is not None
+                                            and t.user_attrs.get("status") == "complete"],
                         "complete": statuses.count("complete"),
                         "pruned": statuses.count("pruned"),
+                        "repeats": statuses.count(DUPLICATE), "draws": len(statuses),
                         "wall_s": time.perf_counter() - began})
                     print(f"{trials} trials seed {index} {sampler:<7} "
                           f"({runs[-1]['chosen']}): complete {runs[-1]['complete']} pruned "
@@ -116,21 +126,28 @@ def main() -> None:
         if ray.is_initialized():
             ray.shutdown()
     lines = [f"{args.seeds} seeds, {mode}; hypervolume at the pooled fronts' nadir, "
-             "95 % percentile-bootstrap intervals over seeds.", "",
-             "| trials | sampler (chosen) | complete | pruned | HV / random [95 %] |",
-             "|---|---|---|---|---|"]
+             "95 % percentile-bootstrap intervals over seeds; at equal trials (repeats "
+             "outside the budget) and at equal draws (the first N draws, repeats counted).",
+             "", "| trials | sampler (chosen) | complete | pruned | repeats | HV / random "
+             "[95 %] | at equal draws [95 %] |", "|---|---|---|---|---|---|---|"]
     for trials in args.trials:
         mine = [r for r in runs if r["trials"] == trials]
         _, nadir, _ = pooled_reference(mine)
         for run in mine:
             run["hypervolume"] = hypervolume([tuple(p) for p in run["points"]], nadir)
+            run["hypervolume_at_draws"] = hypervolume(
+                [tuple(p) for p in run["points_at_draws"]], nadir)
         for sampler in samplers:
             group = [r for r in mine if r["sampler"] == sampler]
             mean, low, high = mean_interval(ratios_to_yardstick(mine, sampler, trials))
+            at_draws = mean_interval(ratios_to_yardstick(mine, sampler, trials,
+                                                         "hypervolume_at_draws"))
             lines.append(f"| {trials} | {sampler} ({group[0]['chosen']}) | "
                          f"{sum(r['complete'] for r in group) / len(group):.1f} | "
                          f"{sum(r['pruned'] for r in group) / len(group):.1f} | "
-                         f"{mean:.3f} [{low:.3f}, {high:.3f}] |")
+                         f"{sum(r['repeats'] for r in group) / len(group):.1f} | "
+                         f"{mean:.3f} [{low:.3f}, {high:.3f}] | "
+                         f"{at_draws[0]:.3f} [{at_draws[1]:.3f}, {at_draws[2]:.3f}] |")
     (out / "runs.json").write_text(json.dumps(runs, indent=1))
     table = "\n".join(lines)
     print("\n" + table)

@@ -13,7 +13,8 @@ TINY = {
 
 def ensure_local_ray() -> None:
     """A plain local Ray in this process, started by the first test that asks and kept for
-    the next ones (``ray.init`` costs seconds and most of a GiB). Four CPUs: the surrogate's
+    the module's next ones (``ray.init`` costs seconds and most of a GiB; tests/conftest.py
+    shuts it down after the module). Four CPUs: the surrogate's
     run has four trials at a time; the others cap their own concurrency. A test that needs
     a cluster of its own shuts it down first (see ``two_nodes`` in tests/search); the next
     test that asks starts it again. A new instance of its own ("local"): a bare ``ray.init``

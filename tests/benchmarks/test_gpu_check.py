@@ -19,7 +19,7 @@ PARTS = [1] * 5 + [2] * 4 + [3] * 2 + [4]  # the smoke times one latency setting
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory, _ray_shut_down_at_the_end):
+def smoke(tmp_path_factory):
     """One smoke run (in a folder of its own: the searches' Ray files land in studies/), on
     the tests' shared local Ray: its workers have PyTorch imported already."""
     ensure_local_ray()

@@ -185,6 +185,11 @@ CHEAP = {"params": 5000, "madd": 1e6, "flops": 1e6, "memrw_mib": 1.0, "cio": 1e4
          "activation_mib": 0.5, "latency_ms": 1.0, "device": "cpu"}
 
 
+def budget_used(trials) -> int:
+    """The trials the budget counts: every trial but the repeats of a network tried before."""
+    return sum(t.user_attrs.get("status") != "duplicate" for t in trials)
+
+
 def epoch_result(epoch: int, accuracy: float, **extra) -> dict:
     return {**CHEAP, "epoch": epoch, "val_accuracy": accuracy, "train_loss": 1.0 / epoch,
             "val_loss": 1.0, "epoch_time_s": 0.1 + accuracy, "train_images_per_s": 100.0,

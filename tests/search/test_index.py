@@ -22,8 +22,9 @@ def scanned_counts(trials):
     retried = retried_numbers(trials)
     running = sum(t.state == TrialState.RUNNING for t in trials)
     waiting = sum(t.state == TrialState.WAITING for t in trials)
-    finished = sum(t.state.is_finished() and t.number not in retried for t in trials)
-    return finished, running, waiting
+    repeats = sum(trial_status(t) == "duplicate" for t in trials)
+    finished = sum(t.state.is_finished() and t.number not in retried for t in trials) - repeats
+    return finished, running, waiting, repeats
 
 
 def scanned_tally(trials):
@@ -41,14 +42,16 @@ def scanned_twin(trials, number, config_hash):
 def assert_matches_a_scan(index, study):
     trials = study.get_trials()
     counts = index.counts()
-    assert (counts.finished, counts.running, counts.waiting) == scanned_counts(trials)
+    assert (counts.finished, counts.running, counts.waiting, counts.repeats) == scanned_counts(
+        trials)
     assert +index.tally == scanned_tally(trials)
     for config_hash in HASHES:
         for number in [*index.status, 10**6]:
             assert index.twin(number, config_hash) == scanned_twin(trials, number,
                                                                    config_hash)
     assert sorted(index.complete) == [t.number for t in trials
-                                      if t.state == TrialState.COMPLETE]
+                                      if t.state == TrialState.COMPLETE
+                                      and trial_status(t) != "duplicate"]
 
 
 def end(study, trial, status):

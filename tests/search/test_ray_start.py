@@ -70,7 +70,7 @@ def test_trials_run_on_an_existing_cluster_joined_by_address(tmp_path):
         worker = run_cli([ray_cli, "start", "--address", f"127.0.0.1:{port}", *common], env,
                          timeout=120)
         assert worker.returncode == 0, worker.stderr[-2000:]
-        space = write_space(tmp_path, n_trials=4, concurrency=2)
+        space = write_space(tmp_path, n_trials=2, concurrency=2)
         result = run_cli(cli("run", "--space", str(space), "--address", f"127.0.0.1:{port}",
                              "--quiet"), env)
         assert result.returncode == 0, result.stderr[-2000:]

@@ -10,7 +10,14 @@ import yaml
 from optuna.trial import TrialState
 
 from tests.helpers import ensure_local_ray
-from tests.search.helpers import cli, cli_env, trial_rows, wait_for, write_space
+from tests.search.helpers import (
+    budget_used,
+    cli,
+    cli_env,
+    trial_rows,
+    wait_for,
+    write_space,
+)
 from threshsearch.search.objectives import METRICS
 from threshsearch.search.runner import with_overrides
 from threshsearch.search.space import load_space
@@ -20,7 +27,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def finished_study(tmp_path_factory, _ray_shut_down_at_the_end):
+def finished_study(tmp_path_factory):
     ensure_local_ray()
     from threshsearch.search.runner import run_search
 
@@ -41,7 +48,7 @@ def statuses(study: optuna.Study) -> Counter:
 
 def test_every_trial_ends_in_the_state_it_earned(finished_study):
     study = finished_study[1].study
-    assert len(study.trials) == 8
+    assert budget_used(study.trials) == 8
     assert study.metric_names == ["val_accuracy", "memrw_mib"]
     counts = statuses(study)
     assert counts["complete"] >= 1 and counts["pruned"] >= 1 and counts["infeasible"] >= 1
@@ -125,8 +132,8 @@ def test_rerunning_resumes_and_never_trains_a_config_twice(finished_study):
     before = {t.number: (t.state, t.values) for t in summary.study.trials}
     more = run_search(with_overrides(space, n_trials=14), quiet=True)
     trials = more.study.trials
-    assert len(trials) == 14, "the budget counts the 8 trials already there"
-    assert {t.number: (t.state, t.values) for t in trials[:8]} == before
+    assert budget_used(trials) == 14, "the budget counts the 8 trials already there"
+    assert {t.number: (t.state, t.values) for t in trials[:len(before)]} == before
     trained = [t.user_attrs["config_hash"] for t in trials
                if t.user_attrs.get("status") in ("complete", "pruned", "infeasible")]
     assert len(trained) == len(set(trained)), "a config was trained twice"
@@ -170,7 +177,7 @@ def test_a_killed_driver_resumes_with_nothing_lost(tmp_path, local_ray, capsys):
                    if t.state == TrialState.FAIL and "status" not in t.user_attrs]
     assert interrupted, "the killed driver left a running trial behind"
     assert {t.number for t in interrupted} <= retried_numbers(study.trials)
-    assert len(study.trials) - len(interrupted) == 3
+    assert budget_used(study.trials) - len(interrupted) == 3
     trained = [t.user_attrs["config_hash"] for t in study.trials
                if t.user_attrs.get("status") in ("complete", "pruned", "infeasible")]
     assert len(trained) == len(set(trained))
@@ -221,7 +228,7 @@ def test_a_baseline_trains_to_the_end_beside_an_early_stopped_search(local_ray, 
     [baseline] = baseline_trials(load_baselines_study(summary.study)).values()
     assert baseline.user_attrs["epochs"] == 2, "early stopping never stops a baseline"
     assert baseline.user_attrs["params"] > 60000, "constraints do not apply to baselines"
-    assert len(summary.study.trials) == 3
+    assert budget_used(summary.study.trials) == 3
     again = run_search(load_space(path), quiet=True)
     assert again.baselines_trained == 0
 

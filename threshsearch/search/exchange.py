@@ -37,7 +37,7 @@ from threshsearch.search.reports import (
 )
 from threshsearch.search.sections import Constraint, constraint_values
 from threshsearch.search.space import SearchSpace
-from threshsearch.search.storage import REASON, STOPPED_AT, TIMED_OUT, trial_status
+from threshsearch.search.storage import DUPLICATE, REASON, STOPPED_AT, TIMED_OUT, trial_status
 from threshsearch.search.worktime import WORKER_TIME
 
 
@@ -141,15 +141,15 @@ def duplicate_outcome(twin: FrozenTrial) -> Outcome:
     attrs["duplicate_of"] = twin.number
     status = trial_status(twin)
     if status == "running":
-        return Outcome(TrialState.FAIL, "duplicate", attrs,
+        return Outcome(TrialState.FAIL, DUPLICATE, attrs,
                        reason=f"same config as trial {twin.number}, still running")
     if twin.state == TrialState.COMPLETE:
-        return Outcome(TrialState.COMPLETE, "duplicate", attrs, values=list(twin.values),
+        return Outcome(TrialState.COMPLETE, DUPLICATE, attrs, values=list(twin.values),
                        constraints=twin.constraints)
     if twin.state == TrialState.PRUNED:
-        return Outcome(TrialState.PRUNED, "duplicate", attrs, constraints=twin.constraints,
+        return Outcome(TrialState.PRUNED, DUPLICATE, attrs, constraints=twin.constraints,
                        reason=f"same config as trial {twin.number}: "
                               f"{twin.user_attrs.get(REASON, 'pruned')}")
-    return Outcome(TrialState.FAIL, "duplicate", attrs,
+    return Outcome(TrialState.FAIL, DUPLICATE, attrs,
                    reason=f"same config as trial {twin.number}: "
                           f"{twin.user_attrs.get(REASON, 'infeasible')}")

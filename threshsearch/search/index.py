@@ -20,19 +20,20 @@ import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
-from threshsearch.search.storage import TIMED_OUT_OF, trial_status
+from threshsearch.search.storage import DUPLICATE, TIMED_OUT_OF, trial_status
 
 UNFINISHED = ("running", "waiting")
-SETTLED = ("complete", "pruned", "infeasible", "duplicate")  # a twin of these is not run again
+SETTLED = ("complete", "pruned", "infeasible", DUPLICATE)  # a twin of these is not run again
 RETRIED = "retried"  # the tally's key for a failed trial that a later trial re-runs
 HEARTBEAT_RETRY = "failed_trial"  # Optuna's system attr on a heartbeat retry
 
 
 @dataclass
 class Counts:
-    finished: int = 0  # complete, pruned, failed (not retried), infeasible, duplicate
+    finished: int = 0  # complete, pruned, failed (not retried), infeasible: the budget's
     running: int = 0
     waiting: int = 0
+    repeats: int = 0  # duplicates (draws of a network already tried): outside the budget
 
 
 def retries_of(trial: FrozenTrial) -> list[int]:
@@ -56,7 +57,8 @@ class TrialIndex:
         self.drawn: dict[str, set[int]] = {}  # config hash -> numbers of trials that drew it
         self.retried: set[int] = set()
         self.heartbeat_retries: set[int] = set()  # numbers of trials Optuna's retry made
-        self.completed: list[tuple[int, tuple[float, ...]]] = []  # (number, values), as seen
+        # (number, values) of the complete trials but repeats, as seen
+        self.completed: list[tuple[int, tuple[float, ...]]] = []
         self.complete: set[int] = set()  # the numbers in ``completed``
         self.watched: set[int] = set()  # trial ids: unfinished, not this driver's
         self.own: set[int] = set()  # trial ids this driver runs now
@@ -79,7 +81,7 @@ class TrialIndex:
                 self.drawn[self.hash_of[number]].discard(number)
             self.hash_of[number] = config_hash
             self.drawn.setdefault(config_hash, set()).add(number)
-        if values is not None and number not in self.complete:
+        if values is not None and status != DUPLICATE and number not in self.complete:
             self.complete.add(number)
             self.completed.append((number, tuple(values)))
         for retried in retries:
@@ -144,10 +146,13 @@ class TrialIndex:
 
     # ------------------------------------------------------------ queries
     def counts(self) -> Counts:
-        """How many trials are finished (a re-run trial counts once), running and waiting."""
+        """How many trials are finished (a re-run trial counts once; a repeat not at all),
+        running and waiting, and how many repeated a network already tried."""
         running, waiting = self.tally["running"], self.tally["waiting"]
-        finished = sum(self.tally.values()) - running - waiting - self.tally[RETRIED]
-        return Counts(finished, running, waiting)
+        repeats = self.tally[DUPLICATE]
+        finished = (sum(self.tally.values()) - running - waiting - self.tally[RETRIED]
+                    - repeats)
+        return Counts(finished, running, waiting, repeats)
 
     def twin(self, number: int, config_hash: str) -> int | None:
         """The number of the first trial that drew ``config_hash`` before trial ``number``

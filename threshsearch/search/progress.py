@@ -12,6 +12,7 @@ from threshsearch.search.index import TrialIndex
 from threshsearch.search.pareto import minimised, pareto_fronts
 from threshsearch.search.reports import BASELINE
 from threshsearch.search.space import SearchSpace
+from threshsearch.search.storage import DUPLICATE
 
 
 class Progress:
@@ -42,11 +43,15 @@ class Progress:
         self.counted = len(index.completed)
         front = int((self.front.fronts == 0).sum())
         counts = " · ".join(f"{key} {tally.get(key, 0)}" for key in
-                            ("complete", "pruned", "failed", "infeasible", "duplicate"))
-        done = sum(tally.get(key, 0) for key in
-                   ("complete", "pruned", "failed", "infeasible", "duplicate"))
-        print(f"      [{done}/{self.space.study.n_trials}] {counts} · running {running} · "
-              f"front {front}", flush=True)
+                            ("complete", "pruned", "failed", "infeasible", DUPLICATE))
+        done = index.counts().finished
+        print(f"      [{done}/{self.space.study.n_trials}] {counts} (outside the budget) · "
+              f"running {running} · front {front}", flush=True)
+
+    def note(self, text: str) -> None:
+        """A line about the search as a whole."""
+        if not self.quiet:
+            print(text, flush=True)
 
 
 def metric_summary(values: dict[str, Any], names: list[str]) -> str:

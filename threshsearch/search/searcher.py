@@ -7,9 +7,12 @@ predicts are checked here, before a trial is handed out: a config that breaks on
 reaches a worker. Every epoch's values go to the
 storage as they come (the learning curve; restarted when Tune re-runs a trial whose worker
 died), so a resumed study's scheduler decides on the same evidence. Configs already
-evaluated in the study are not trained again, and the trial budget counts every trial
-already in the storage, so rerunning the same command resumes the study; both are looked up
-in the driver's index of the study (``search/index.py``), not in a read of every trial.
+evaluated in the study are not trained again and use none of the trial budget (the
+sampler's next draw is a neighbour, ``search/samplers/neighbours.py``; a run of
+``EXHAUSTED_AFTER`` of them in a row ends the search: the space is all but tried); the
+budget counts every other trial already in the storage, so rerunning the same command
+resumes the study; both are looked up in the driver's index of the study
+(``search/index.py``), not in a read of every trial.
 This module imports Ray: the runner imports it only when a search starts.
 """
 
@@ -56,6 +59,9 @@ from threshsearch.search.worktime import WORKER_TIME, WorkTally
 WAIT_POLL_S = 1.0  # how often to look again while waiting for other drivers' trials
 SUGGEST_S = 2.0  # the longest one suggestion may draw for before it gives Tune its loop back
 DEVICES = "devices"  # study user attr: the devices its trials ran on, when more than one
+# Draws in a row that repeated networks already tried, half of them the sampler's steps to
+# a neighbour of a repeat: the space is all but exhausted, and the search ends.
+EXHAUSTED_AFTER = 50
 
 
 class StudySearcher(Searcher):
@@ -97,6 +103,7 @@ class StudySearcher(Searcher):
         self.next_look = 0.0  # no storage read before this (monotonic seconds)
         self.next_stale_check = 0.0
         self.work = WorkTally()  # where this run's worker time went
+        self.repeats_in_a_row = 0
         self.heartbeat = Heartbeat(self.storage, space.study.heartbeat_s)
 
     # -------------------------------------------------------- bookkeeping
@@ -135,6 +142,8 @@ class StudySearcher(Searcher):
                 # Tune's event loop back; it asks again at once.
                 return None
             if self.deadline and time.monotonic() > self.deadline:
+                return Searcher.FINISHED
+            if self.repeats_in_a_row >= EXHAUSTED_AFTER:
                 return Searcher.FINISHED
             if self.baseline_queue:
                 spec = self._suggest_baseline(trial_id, self.baseline_queue.pop(0))
@@ -233,7 +242,15 @@ class StudySearcher(Searcher):
         twin = self.index.twin(trial.number, config.hash)
         if twin is not None:
             self._end(trial, duplicate_outcome(self.index.trial(twin)))
+            self.repeats_in_a_row += 1
+            if self.repeats_in_a_row == EXHAUSTED_AFTER:
+                self.progress.note(
+                    f"the last {EXHAUSTED_AFTER} draws all repeated networks already "
+                    f"tried: the space is all but exhausted, so the search ends with "
+                    f"{self.index.counts().finished} of its {self.space.study.n_trials} "
+                    f"trials")
             return None
+        self.repeats_in_a_row = 0
         spec = trial_spec(self.space, trial, config.to_dict(), recipe.to_dict())
         try:
             figures = self._priced(trial, config)

@@ -10,6 +10,10 @@ generation only when ``population_size`` of them complete, so with about one tri
 completing (eta 3) it stays in its first, random generation; TPE reads the PRUNED trials too
 (it puts them with the worse group, after the complete ones ranked by non-domination), so
 every stopped trial moves its model.
+Every kind but random runs inside ``neighbours.NeighbourAfterRepeat``: the draw after a
+repeat of a network already tried is a neighbour of it (one parameter drawn again). TPE and
+GP learn from a bounded history (``history.BoundedHistory``: the front and the latest 1,000
+trials), so that their draw does not grow with the study.
 GPSampler is a choice, never ``auto``'s: its cost per suggestion grows with the cube of the
 trials and runs on the driver, beside the trials' training.
 
@@ -28,9 +32,12 @@ import optuna
 from pydantic import BeforeValidator, Field, TypeAdapter, ValidationError
 
 from threshsearch.config import ConfigError
+from threshsearch.search.samplers.history import RECENT, BoundedHistory
+from threshsearch.search.samplers.neighbours import NeighbourAfterRepeat
 from threshsearch.validation import Bool, Choice, Int, Number, Schema, expected, problems
 
 NSGA2_FROM_TRIALS = 250
+BOUNDED = ("tpe", "gp")  # models whose draw reads every trial: given a bounded history
 SAMPLERS = ("auto", "tpe", "nsga2", "gp", "random")
 OPTUNA_SAMPLERS: dict[str, type[optuna.samplers.BaseSampler]] = {
     "tpe": optuna.samplers.TPESampler, "nsga2": optuna.samplers.NSGAIISampler,
@@ -136,11 +143,19 @@ class SamplerChoice:
     reason: str = ""
 
     def build(self, seed: int | None) -> optuna.samplers.BaseSampler:
-        return OPTUNA_SAMPLERS[self.kind](seed=seed, **self.settings)
+        """The sampler the study runs with: every kind but random draws a neighbour after
+        a repeat (``neighbours.NeighbourAfterRepeat``)."""
+        model = OPTUNA_SAMPLERS[self.kind](seed=seed, **self.settings)
+        if self.kind in BOUNDED:
+            model = BoundedHistory(model)
+        return model if self.kind == "random" else NeighbourAfterRepeat(model, seed)
 
     def describe(self) -> str:
         settings = ", ".join(f"{key}={value}" for key, value in self.settings.items())
-        return f"{self.kind}({settings}): {self.reason}"
+        wrapped = "" if self.kind == "random" else ", a neighbour after each repeat"
+        if self.kind in BOUNDED:
+            wrapped += f", learning from the front and the latest {RECENT} trials"
+        return f"{self.kind}({settings}{wrapped}): {self.reason}"
 
 
 def _startup_trials(n_trials: int) -> int:

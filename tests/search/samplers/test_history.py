@@ -1,0 +1,77 @@
+"""The model's view: the whole study up to ``recent`` trials, then the front from before
+the latest ``recent`` and those; the front kept as trials end; TPE reads the view."""
+
+import numpy as np
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from threshsearch.search.samplers.history import BoundedHistory
+
+X = optuna.distributions.FloatDistribution(0, 1)
+
+
+def _study(values, sampler=None):
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    for number, pair in enumerate(values):
+        study.add_trial(optuna.trial.create_trial(params={"x": number / len(values)},
+                                                  distributions={"x": X}, values=pair))
+    return study
+
+
+def _front(values):
+    """The numbers of the non-dominated pairs (maximise the first, minimise the second)."""
+    points = [(-a, b) for a, b in values]
+    return {i for i, p in enumerate(points)
+            if not any(q[0] <= p[0] and q[1] <= p[1] and q != p for q in points)}
+
+
+def _seen(history, study):
+    return [t.number for t in history.view(study)._get_trials(
+        deepcopy=False, states=(TrialState.COMPLETE,))]
+
+
+def test_a_small_study_is_seen_whole():
+    study = _study(np.random.default_rng(0).random((8, 2)).tolist())
+    assert _seen(BoundedHistory(optuna.samplers.RandomSampler(), recent=8), study) == \
+        list(range(8))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_large_study_is_seen_as_its_earlier_front_and_its_latest_trials(seed):
+    values = np.random.default_rng(seed).random((60, 2)).tolist()
+    study = _study(values)  # made before the wrapper: its front is read from the storage
+    history = BoundedHistory(optuna.samplers.RandomSampler(), recent=20)
+    assert _seen(history, study) == sorted({n for n in _front(values) if n < 40}
+                                           | set(range(40, 60)))
+    # Trials told through the wrapper update the front as they end.
+    study.sampler = history
+    more = np.random.default_rng(seed + 100).random((30, 2)).tolist()
+    for pair in more:
+        trial = study.ask()
+        trial.suggest_float("x", 0, 1)
+        study.tell(trial, pair)
+    everything = values + more
+    assert _seen(history, study) == sorted({n for n in _front(everything) if n < 70}
+                                           | set(range(70, 90)))
+
+
+def test_tpe_draws_from_the_view(monkeypatch):
+    from optuna.samplers._tpe import sampler as tpe_module
+
+    sizes = []
+    split = tpe_module._split_trials
+
+    def spy(study, trials, *args, **kwargs):
+        sizes.append(len(trials))
+        return split(study, trials, *args, **kwargs)
+
+    monkeypatch.setattr(tpe_module, "_split_trials", spy)
+    values = np.random.default_rng(0).random((50, 2)).tolist()
+    history = BoundedHistory(optuna.samplers.TPESampler(n_startup_trials=0, seed=0,
+                                                        constant_liar=False),
+                             recent=10)
+    study = _study(values, history)
+    trial = study.ask()
+    assert 0 <= trial.suggest_float("x", 0, 1) <= 1
+    assert sizes and max(sizes) == 10 + len({n for n in _front(values) if n < 40})
