@@ -185,13 +185,22 @@ def run_driver_alone(space: SearchSpace, log: Path) -> tuple[optuna.Study, float
     return study, time.perf_counter() - start
 
 
-def run_ours(space, epoch_s: float, log: Path) -> tuple[int, float]:
+def budget_and_draws(study) -> tuple[int, int]:
+    """(trials the budget counts, draws): a repeat of a network already tried is a draw the
+    driver settles from the record, outside the budget."""
+    from threshsearch.search.storage import DUPLICATE, STATUS
+
+    repeats = sum(t.user_attrs.get(STATUS) == DUPLICATE for t in study.trials)
+    return len(study.trials) - repeats, len(study.trials)
+
+
+def run_ours(space, epoch_s: float, log: Path) -> tuple[optuna.Study, float]:
     from threshsearch.search.runner import run_search
     from threshsearch.search.surrogate import surrogate_trainable
 
     with open(log, "w") as stream, contextlib.redirect_stdout(stream):  # the progress lines
         summary = run_search(space, trainable=surrogate_trainable(32, epoch_s))
-    return len(summary.study.trials), summary.wall_s
+    return summary.study, summary.wall_s
 
 
 class DrawFrom:
@@ -280,15 +289,15 @@ def main() -> None:
         if args.without_ray:
             with meter.installed():
                 study, wall = run_driver_alone(space, folder / "progress.log")
-                trials = len(study.trials)
             peak = peak_rss_mib()
         else:
             connect_ray(None, num_cpus=args.workers)
             with meter.installed():
-                trials, wall = run_ours(space, args.epoch_s, folder / "progress.log")
+                study, wall = run_ours(space, args.epoch_s, folder / "progress.log")
             peak = peak_rss_mib()
-            if not args.no_yardstick:
-                plain = run_plain_tune(space, trials, args.workers, args.epoch_s, folder)
+            if not args.no_yardstick:  # as many trials as the budget counted here
+                plain = run_plain_tune(space, budget_and_draws(study)[0], args.workers,
+                                       args.epoch_s, folder)
             ray.shutdown()
 
     window = min(args.window, max(1, args.trials // 3))
@@ -301,8 +310,10 @@ def main() -> None:
     storage_name = url.split(":", 1)[0]
     where = ("no Ray, one trial at a time" if args.without_ray else
              f"{args.workers} logical workers, {args.epoch_s * 1e3:g} ms an epoch")
-    print(f"\n{trials} trials, {where}, storage {storage_name}, sampler "
-          f"{space.sampler_choice.kind} (this machine: {os.cpu_count()} cores, shared)")
+    trials, draws = budget_and_draws(study)
+    print(f"\n{trials} trials ({draws - trials} repeats besides, settled on the driver), "
+          f"{where}, storage {storage_name}, sampler {space.sampler_choice.kind} (this "
+          f"machine: {os.cpu_count()} cores, shared)")
     print("| figure | value |\n|---|---|")
     if early is not None and late is not None:
         print(f"| driver CPU per trial, trials {early_end - window + 1}-{early_end} | "
@@ -316,7 +327,8 @@ def main() -> None:
     if rss:
         print(f"| driver RSS at the first / last sample, peak | {rss[0]:.0f} / {rss[-1]:.0f} "
               f"MiB, peak {peak:.0f} MiB |")
-    print(f"| trials per second, this driver | {trials / wall:.2f} ({wall:.0f} s) |")
+    print(f"| trials per second, this driver (repeats not counted) | {trials / wall:.2f} "
+          f"({wall:.0f} s) |")
     if plain is not None:
         count, seconds, cpu = plain
         print(f"| trials per second, plain Ray Tune + OptunaSearch + ASHA | "

@@ -30,7 +30,7 @@ def test_auto_takes_tpe_for_small_budgets_and_nsga2_with_a_fitted_population_for
     assert isinstance(small.build(0).model.model, optuna.samplers.TPESampler)
     large = choose_sampler(AutoSampler(), 2, NSGA2_FROM_TRIALS, 1)
     assert large.kind == "nsga2" and large.settings["population_size"] == 25
-    assert isinstance(large.build(0).model, optuna.samplers.NSGAIISampler)
+    assert isinstance(large.build(0), optuna.samplers.NSGAIISampler)
     assert choose_sampler(AutoSampler(), 2, 5000, 1).settings["population_size"] == 50
     single = choose_sampler(AutoSampler(), 1, 5000, 1)
     assert single.kind == "tpe" and single.settings["constant_liar"] is False

@@ -88,6 +88,7 @@ def test_a_config_breaking_a_profiled_constraint_never_reaches_a_worker(tmp_path
     assert sorted(first) == sorted({t.user_attrs["config_hash"] for t in trials})
     assert [t.user_attrs["status"] for t in trials[-EXHAUSTED_AFTER:]] == \
         ["duplicate"] * EXHAUSTED_AFTER
+    assert "the space is all but exhausted" in searcher.exhausted
     assert trials[0].user_attrs["status"] == "infeasible"
     for trial in trials:
         assert trial.state == TrialState.PRUNED

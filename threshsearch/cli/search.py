@@ -93,6 +93,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from threshsearch.search.runner import run_search, with_overrides
     from threshsearch.search.space import load_space
+    from threshsearch.search.storage import pareto_trials
 
     space = with_overrides(load_space(args.space), args.storage, args.n_trials)
     where = args.address or "a local Ray"
@@ -102,9 +103,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(f"watch it live: threshsearch dashboard --storage {space.storage_url}", flush=True)
     summary = run_search(space, address=args.address, quiet=args.quiet)
     study = summary.study
-    front = study.best_trials if any(t.values for t in study.trials) else []
+    front = pareto_trials(study) if any(t.values for t in study.trials) else []
     print(f"\ndone in {summary.wall_s:.0f} s: {summary.trials_run} trials in the study, "
           f"{len(front)} on the Pareto front")
+    if summary.exhausted:
+        print(summary.exhausted)
     if summary.work.total_s:
         print(f"the workers' time ({summary.work.total_s:.0f} worker-seconds): "
               f"{summary.work.describe()}")

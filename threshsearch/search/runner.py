@@ -23,7 +23,7 @@ from threshsearch.search.cluster import check_cluster, quiet_ray, ray_session
 from threshsearch.search.pricing import models_this_device, priced_space, record_device_model
 from threshsearch.search.progress import Progress
 from threshsearch.search.retime import retime_front
-from threshsearch.search.space import SearchSpace, SpaceError
+from threshsearch.search.space import RECIPE_PARAMETERS, SearchSpace, SpaceError
 from threshsearch.search.storage import open_storage
 from threshsearch.search.trial import ShippedData, ray_trainable
 from threshsearch.search.worktime import WorkTally
@@ -36,7 +36,7 @@ def open_study(space: SearchSpace) -> optuna.Study:
     choice = space.sampler_choice
     study = optuna.create_study(
         study_name=space.study.name, storage=storage, directions=directions,
-        sampler=choice.build(space.study.seed), load_if_exists=True,
+        sampler=choice.build(space.study.seed, keep=RECIPE_PARAMETERS), load_if_exists=True,
     )
     stored = [direction.name.lower() for direction in study.directions]
     if stored != directions:
@@ -97,6 +97,7 @@ class SearchSummary:
     work: WorkTally  # where the workers' time went in this run, trials and baselines
     baselines_trained: int = 0
     baselines_s: float = 0.0  # compute seconds the baselines took this run
+    exhausted: str | None = None  # why the search ended before its budget: the space tried
 
 
 def run_search(space: SearchSpace, address: str | None = None, quiet: bool = False,
@@ -175,7 +176,7 @@ def run_search(space: SearchSpace, address: str | None = None, quiet: bool = Fal
             if searcher is not None:
                 searcher.close()
     return SearchSummary(study, len(study.trials), time.perf_counter() - start, searcher.work,
-                         queued, searcher.baseline_s)
+                         queued, searcher.baseline_s, searcher.exhausted)
 
 
 def with_overrides(space: SearchSpace, storage: str | None = None,

@@ -59,8 +59,9 @@ from threshsearch.search.worktime import WORKER_TIME, WorkTally
 WAIT_POLL_S = 1.0  # how often to look again while waiting for other drivers' trials
 SUGGEST_S = 2.0  # the longest one suggestion may draw for before it gives Tune its loop back
 DEVICES = "devices"  # study user attr: the devices its trials ran on, when more than one
-# Draws in a row that repeated networks already tried, half of them the sampler's steps to
-# a neighbour of a repeat: the space is all but exhausted, and the search ends.
+# Draws in a row that repeated networks already tried (among them the sampler's neighbours
+# of a repeat and its draws at random after those): the space is all but exhausted, and the
+# search ends.
 EXHAUSTED_AFTER = 50
 
 
@@ -104,6 +105,7 @@ class StudySearcher(Searcher):
         self.next_stale_check = 0.0
         self.work = WorkTally()  # where this run's worker time went
         self.repeats_in_a_row = 0
+        self.exhausted: str | None = None  # why the search ended early, when it did
         self.heartbeat = Heartbeat(self.storage, space.study.heartbeat_s)
 
     # -------------------------------------------------------- bookkeeping
@@ -244,13 +246,15 @@ class StudySearcher(Searcher):
             self._end(trial, duplicate_outcome(self.index.trial(twin)))
             self.repeats_in_a_row += 1
             if self.repeats_in_a_row == EXHAUSTED_AFTER:
-                self.progress.note(
+                self.exhausted = (
                     f"the last {EXHAUSTED_AFTER} draws all repeated networks already "
-                    f"tried: the space is all but exhausted, so the search ends with "
+                    f"tried: the space is all but exhausted, so the search ended with "
                     f"{self.index.counts().finished} of its {self.space.study.n_trials} "
                     f"trials")
+                self.progress.note(self.exhausted)
             return None
         self.repeats_in_a_row = 0
+        self.exhausted: str | None = None  # why the search ended early, when it did
         spec = trial_spec(self.space, trial, config.to_dict(), recipe.to_dict())
         try:
             figures = self._priced(trial, config)

@@ -60,7 +60,8 @@ class StudySettings(Section):
     sampler: Sampler = Field(AutoSampler(), description="a sampler name, or a mapping of "
                              "kind and that sampler's settings")
     seed: Int(0, 2**32 - 1) | None = Field(0, description="seeds the sampler and the trials")
-    n_trials: Int(1, 1_000_000) = Field(20, description="trials to run")
+    n_trials: Int(1, 1_000_000) = Field(
+        20, description="trials to run (a draw of a network already tried is not counted)")
     timeout_s: Number(0, 10**8, low_open=True) | None = Field(
         None, description="stop starting trials after this many seconds")
     concurrency: Int(1, 4096) = Field(1, description="trials at once")

@@ -48,6 +48,7 @@ from threshsearch.train import DEFAULT_RECIPE, RECIPES, Recipe
 from threshsearch.validation import Choice, expect, problem, show
 
 STAGE_PARAMETERS = ("depth", "growth", "multiplier")
+RECIPE_PARAMETERS = ("lr", "batch_size")  # parameters of the recipe, not of the network
 
 
 # ------------------------------------------------------------------ the file
@@ -271,8 +272,8 @@ class SearchSpace(Section):
             dense_reduction=self._value(trial, "dense_reduction", base.dense_reduction),
             harmonic_reduction=self._value(trial, "harmonic_reduction",
                                            base.harmonic_reduction))
-        recipe = self.train.override(lr=self._value(trial, "lr", None),
-                                     batch_size=self._value(trial, "batch_size", None))
+        recipe = self.train.override(**{name: self._value(trial, name, None)
+                                        for name in RECIPE_PARAMETERS})
         return config, recipe
 
     # ------------------------------------------------------------- loading

@@ -89,4 +89,20 @@ def test_random_sampling_is_left_as_it_is_and_the_models_are_wrapped():
     assert isinstance(tpe, NeighbourAfterRepeat) and isinstance(tpe.model, BoundedHistory)
     assert isinstance(tpe.model.model, optuna.samplers.TPESampler)
     nsga2 = choose_sampler(parse_sampler("nsga2"), 2, 40, 1).build(0)
-    assert isinstance(nsga2.model, optuna.samplers.NSGAIISampler), "generations read whole"
+    assert isinstance(nsga2, optuna.samplers.NSGAIISampler), "its generations left whole"
+
+
+def test_a_neighbour_never_changes_a_kept_parameter():
+    study = optuna.create_study(sampler=NeighbourAfterRepeat(Stubborn(), seed=0,
+                                                             keep=("a", "b")))
+    for _ in range(5):
+        _draw(study, repeat=True)  # the model's repeat
+        assert _draw(study)[:2] == (0, 0), "only c may change"
+
+
+def test_a_queued_retry_keeps_its_parameters_and_the_next_trial_steps_away():
+    study = optuna.create_study(sampler=NeighbourAfterRepeat(Stubborn(), seed=0))
+    _draw(study, repeat=True)
+    study.enqueue_trial({"a": 7, "b": 7, "c": 7})  # as a retry is queued
+    assert _draw(study) == (7, 7, 7)
+    assert _changed(_draw(study)) == 1

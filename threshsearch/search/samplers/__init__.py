@@ -10,10 +10,10 @@ generation only when ``population_size`` of them complete, so with about one tri
 completing (eta 3) it stays in its first, random generation; TPE reads the PRUNED trials too
 (it puts them with the worse group, after the complete ones ranked by non-domination), so
 every stopped trial moves its model.
-Every kind but random runs inside ``neighbours.NeighbourAfterRepeat``: the draw after a
-repeat of a network already tried is a neighbour of it (one parameter drawn again). TPE and
-GP learn from a bounded history (``history.BoundedHistory``: the front and the latest 1,000
-trials), so that their draw does not grow with the study.
+TPE and GP run inside ``neighbours.NeighbourAfterRepeat`` (the draw after a repeat of a
+network already tried is a neighbour of it: one parameter drawn again) and learn from a
+bounded history (``history.BoundedHistory``: the latest 1,000 trials and the front before
+them), so that their fit does not grow with the study.
 GPSampler is a choice, never ``auto``'s: its cost per suggestion grows with the cube of the
 trials and runs on the driver, beside the trials' training.
 
@@ -24,7 +24,7 @@ where this tool's default is Optuna's, it is read from the constructor, not copi
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -37,7 +37,10 @@ from threshsearch.search.samplers.neighbours import NeighbourAfterRepeat
 from threshsearch.validation import Bool, Choice, Int, Number, Schema, expected, problems
 
 NSGA2_FROM_TRIALS = 250
-BOUNDED = ("tpe", "gp")  # models whose draw reads every trial: given a bounded history
+# Models whose draw fits every trial it reads and proposes its best again: given a bounded
+# history and a neighbour after a repeat. NSGA-II keeps its own generations (a neighbour
+# would belong to none) and mutates on its own; random sampling needs neither.
+MODELS = ("tpe", "gp")
 SAMPLERS = ("auto", "tpe", "nsga2", "gp", "random")
 OPTUNA_SAMPLERS: dict[str, type[optuna.samplers.BaseSampler]] = {
     "tpe": optuna.samplers.TPESampler, "nsga2": optuna.samplers.NSGAIISampler,
@@ -142,19 +145,19 @@ class SamplerChoice:
     settings: dict[str, Any] = field(default_factory=dict)
     reason: str = ""
 
-    def build(self, seed: int | None) -> optuna.samplers.BaseSampler:
-        """The sampler the study runs with: every kind but random draws a neighbour after
-        a repeat (``neighbours.NeighbourAfterRepeat``)."""
+    def build(self, seed: int | None, keep: Collection[str] = ()
+              ) -> optuna.samplers.BaseSampler:
+        """The sampler the study runs with: TPE and GP learn from a bounded history and
+        draw a neighbour after a repeat (never changing the parameters in ``keep``)."""
         model = OPTUNA_SAMPLERS[self.kind](seed=seed, **self.settings)
-        if self.kind in BOUNDED:
-            model = BoundedHistory(model)
-        return model if self.kind == "random" else NeighbourAfterRepeat(model, seed)
+        if self.kind not in MODELS:
+            return model
+        return NeighbourAfterRepeat(BoundedHistory(model), seed, keep)
 
     def describe(self) -> str:
         settings = ", ".join(f"{key}={value}" for key, value in self.settings.items())
-        wrapped = "" if self.kind == "random" else ", a neighbour after each repeat"
-        if self.kind in BOUNDED:
-            wrapped += f", learning from the front and the latest {RECENT} trials"
+        wrapped = (f", a neighbour after each repeat, learning from the latest {RECENT} "
+                   f"trials and the front before them" if self.kind in MODELS else "")
         return f"{self.kind}({settings}{wrapped}): {self.reason}"
 
 

@@ -1,17 +1,20 @@
-"""A model that learns from a bounded history: the study's front and its most recent
-trials, so that a draw costs as much at the 10,000th trial as at the 1,000th.
+"""A model that learns from a bounded history: the study's latest trials and the front of
+the ones before them, so that its fit does not grow with the study.
 
 TPE builds its Parzen estimators from every trial it reads (through ``Study._get_trials``),
 so its draw grows with the study: the driver's CPU per trial went from 110 ms at the
 1,000th trial to 235 ms at the 10,000th, nearly all of it TPE's (docs/benchmarks.md, scale).
-``BoundedHistory`` hands its model a view of the study whose trials are the most recent
-``recent`` ones and, from before them, the non-dominated complete ones (kept as trials end,
-so the best networks found early stay in the model's "good" group). Below ``recent``
-trials the model sees the whole study. Imports no Ray.
+``BoundedHistory`` hands its model a view of the study whose trials are the latest
+``recent`` ones and, from before them, the non-dominated complete ones (so the best
+networks found early stay in the model's "good" group). That front is kept from the
+storage as trials leave the window, so a study shared by several drivers keeps every
+driver's best. Below ``recent`` trials the model sees the whole study. What still grows is
+reading the list of trials (no arrays, no estimators). Imports no Ray.
 """
 
 from __future__ import annotations
 
+import bisect
 import copy
 from collections.abc import Container, Sequence
 from typing import Any
@@ -22,24 +25,22 @@ from optuna.samplers import BaseSampler
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-RECENT = 1000  # trials the model sees besides the front; at or below, the whole study
+RECENT = 1000  # the latest trials the model sees besides the front; at or below, all
 
 
 class BoundedHistory(BaseSampler):
-    """``model`` drawing from the front and the ``recent`` latest trials of the study."""
+    """``model`` drawing from the latest ``recent`` trials of the study and the front of
+    those before them."""
 
     def __init__(self, model: BaseSampler, recent: int = RECENT) -> None:
         self.model, self.recent = model, recent
-        self.front: dict[int, np.ndarray] | None = None  # number -> minimised values
+        self.front: dict[int, np.ndarray] = {}  # number -> minimised values, before ``cut``
+        self.cut = 0  # the trials numbered below it have been weighed for the front
 
     def __str__(self) -> str:
-        return f"{self.model} (the front and the latest {self.recent} trials)"
+        return f"{self.model} (the latest {self.recent} trials and the front before them)"
 
     # ------------------------------------------------------------- the view
-    def _minimised(self, study: Study, values: Sequence[float]) -> np.ndarray:
-        signs = [1.0 if d == StudyDirection.MINIMIZE else -1.0 for d in study.directions]
-        return np.asarray(values, dtype=float) * signs
-
     def _add(self, number: int, point: np.ndarray) -> None:
         if not np.all(np.isfinite(point)):
             return
@@ -50,13 +51,18 @@ class BoundedHistory(BaseSampler):
                 del self.front[other]
         self.front[number] = point
 
-    def _ensure_front(self, study: Study) -> None:
-        if self.front is None:  # the first draw of this driver: a resumed study's front
-            self.front = {}
-            for trial in study._get_trials(deepcopy=False, states=(TrialState.COMPLETE,),
-                                           use_cache=True):
-                if trial.values is not None:
-                    self._add(trial.number, self._minimised(study, trial.values))
+    def _weigh_up_to(self, study: Study, cut: int) -> None:
+        """Weigh for the front the complete trials numbered from ``self.cut`` to ``cut``."""
+        complete = study._get_trials(deepcopy=False, states=(TrialState.COMPLETE,),
+                                     use_cache=True)
+        signs = [1.0 if d == StudyDirection.MINIMIZE else -1.0 for d in study.directions]
+        start = bisect.bisect_left(complete, self.cut, key=lambda trial: trial.number)
+        for trial in complete[start:]:
+            if trial.number >= cut:
+                break
+            if trial.values is not None:
+                self._add(trial.number, np.asarray(trial.values, dtype=float) * signs)
+        self.cut = cut
 
     def _trials(self, study: Study, deepcopy: bool = True,
                 states: Container[TrialState] | None = None,
@@ -64,9 +70,10 @@ class BoundedHistory(BaseSampler):
         trials = study._get_trials(deepcopy=deepcopy, states=states, use_cache=use_cache)
         if len(trials) <= self.recent:
             return trials
-        self._ensure_front(study)
-        cut = len(trials) - self.recent
-        return [t for t in trials[:cut] if t.number in self.front] + trials[cut:]
+        window = len(trials) - self.recent
+        if trials[window].number > self.cut:
+            self._weigh_up_to(study, trials[window].number)
+        return [t for t in trials[:window] if t.number in self.front] + trials[window:]
 
     def view(self, study: Study) -> Study:
         """``study`` as the model sees it: the same study, fewer trials."""
@@ -94,8 +101,6 @@ class BoundedHistory(BaseSampler):
 
     def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState,
                     values: Sequence[float] | None) -> None:
-        if self.front is not None and state == TrialState.COMPLETE and values is not None:
-            self._add(trial.number, self._minimised(study, values))
         self.model.after_trial(study, trial, state, values)
 
     def reseed_rng(self) -> None:

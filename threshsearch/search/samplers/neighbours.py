@@ -8,7 +8,8 @@ trials under early stopping about seven draws in ten repeated one (docs/benchmar
 sampler learning). A repeat trains nothing (the searcher reuses the record, ``status:
 duplicate``) and tells the model nothing new. ``NeighbourAfterRepeat`` wraps the model:
 every trial the searcher records as a repeat has the next trial asked draw that network
-with one parameter, chosen at random, drawn again at random (a different value where the
+with one of its parameters (the network's, not the recipe's), chosen at random, drawn
+again at random (a different value where the
 parameter has one): a step of local search around what the model thinks best, where the
 model itself would stand still. A neighbour that repeats too is followed by a draw wholly
 at random, so a run of repeats spans the space, not one corner of it (the searcher ends a
@@ -17,7 +18,7 @@ search after a long run). The model is told of every trial. Imports no Ray.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -29,14 +30,17 @@ from optuna.trial import FrozenTrial, TrialState
 from threshsearch.search.storage import DUPLICATE, STATUS
 
 REDRAWS = 10  # tries for a value other than the repeated one
+FIXED_PARAMS = "fixed_params"  # Optuna's system attr on an enqueued trial (a retry)
 
 
 class NeighbourAfterRepeat(BaseSampler):
     """``model``'s draws, except that each trial recorded as a repeat makes the next trial
     asked a neighbour of the repeated network."""
 
-    def __init__(self, model: BaseSampler, seed: int | None = None) -> None:
+    def __init__(self, model: BaseSampler, seed: int | None = None,
+                 keep: Collection[str] = ()) -> None:
         self.model = model
+        self.keep = frozenset(keep)  # parameters a neighbour never changes (the recipe's)
         self._random = RandomSampler(seed=None if seed is None else seed + 1)
         self._rng = np.random.default_rng(None if seed is None else seed + 2)
         # Repeats whose follower is still to draw: (the repeat, whether it was a neighbour).
@@ -51,7 +55,8 @@ class NeighbourAfterRepeat(BaseSampler):
     def _neighbour(self, study: Study, trial: FrozenTrial, repeat: FrozenTrial
                    ) -> dict[str, Any]:
         params = dict(repeat.params)
-        free = [name for name, dist in repeat.distributions.items() if not dist.single()]
+        free = [name for name, dist in repeat.distributions.items()
+                if not dist.single() and name not in self.keep]
         if free:
             name = free[self._rng.integers(len(free))]
             for _ in range(REDRAWS):
@@ -63,7 +68,9 @@ class NeighbourAfterRepeat(BaseSampler):
         return params
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
-        if self.repeated:
+        # A queued retry re-runs its network with fixed parameters: the repeat's follower
+        # waits for the next trial.
+        if self.repeated and FIXED_PARAMS not in trial.system_attrs:
             repeat, was_neighbour = self.repeated.pop(0)
             if was_neighbour:
                 self.planned[trial.number] = {}
