@@ -13,7 +13,7 @@ from unittest import mock
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from threshsearch.api import load_config
@@ -121,6 +121,7 @@ class _ReachedTraining(Exception):
 
 @BOUNDED
 @given(mutated(RESULT))
+@example({**RESULT, "data": True})  # found by this test: a data section that is no mapping
 def test_a_hostile_exported_file_never_reaches_training_unless_valid(data):
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "result.yaml"

@@ -184,7 +184,8 @@ def read_result(path: str | Path) -> ResultFile:
         recipe = Recipe.from_dict(data["train"], path="train") if data.get("train") else None
     except (ConfigError, RecipeError) as error:
         raise ConfigError(f"{path}: {error}") from None
-    dataset = (data.get("data") or {}).get("dataset")
+    section = data.get("data")
+    dataset = section.get("dataset") if isinstance(section, dict) else None
     seed = data.get("seed")
     return ResultFile(architecture, recipe, dataset if isinstance(dataset, str) else None,
                       seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
