@@ -48,7 +48,8 @@ def statuses(study: optuna.Study) -> Counter:
 
 def test_every_trial_ends_in_the_state_it_earned(finished_study):
     study = finished_study[1].study
-    assert budget_used(study.trials) == 8
+    assert budget_used(study.trials) == 8 == finished_study[1].trials
+    assert finished_study[1].repeats == len(study.trials) - 8
     assert study.metric_names == ["val_accuracy", "memrw_mib"]
     counts = statuses(study)
     assert counts["complete"] >= 1 and counts["pruned"] >= 1 and counts["infeasible"] >= 1

@@ -104,7 +104,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     summary = run_search(space, address=args.address, quiet=args.quiet)
     study = summary.study
     front = pareto_trials(study) if any(t.values for t in study.trials) else []
-    print(f"\ndone in {summary.wall_s:.0f} s: {summary.trials_run} trials in the study, "
+    repeats = (f" (and {summary.repeats} repeats of networks tried, outside the budget)"
+               if summary.repeats else "")
+    print(f"\ndone in {summary.wall_s:.0f} s: {summary.trials} trials in the study{repeats}, "
           f"{len(front)} on the Pareto front")
     if summary.exhausted:
         print(summary.exhausted)

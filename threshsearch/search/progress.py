@@ -48,11 +48,6 @@ class Progress:
         print(f"      [{done}/{self.space.study.n_trials}] {counts} (outside the budget) · "
               f"running {running} · front {front}", flush=True)
 
-    def note(self, text: str) -> None:
-        """A line about the search as a whole."""
-        if not self.quiet:
-            print(text, flush=True)
-
 
 def metric_summary(values: dict[str, Any], names: list[str]) -> str:
     return "  ".join(f"{name} {values[name]:.4g}" for name in names if name in values)

@@ -92,12 +92,13 @@ def announce_dataset(space: SearchSpace, dataset: ImageDataset, quiet: bool) -> 
 @dataclass
 class SearchSummary:
     study: optuna.Study
-    trials_run: int
+    trials: int  # the trials the budget counts
     wall_s: float
     work: WorkTally  # where the workers' time went in this run, trials and baselines
     baselines_trained: int = 0
     baselines_s: float = 0.0  # compute seconds the baselines took this run
     exhausted: str | None = None  # why the search ended before its budget: the space tried
+    repeats: int = 0  # draws of a network already tried, outside the budget
 
 
 def run_search(space: SearchSpace, address: str | None = None, quiet: bool = False,
@@ -175,8 +176,10 @@ def run_search(space: SearchSpace, address: str | None = None, quiet: bool = Fal
         finally:
             if searcher is not None:
                 searcher.close()
-    return SearchSummary(study, len(study.trials), time.perf_counter() - start, searcher.work,
-                         queued, searcher.baseline_s, searcher.exhausted)
+    searcher.index.refresh()
+    counts = searcher.index.counts()
+    return SearchSummary(study, counts.finished, time.perf_counter() - start, searcher.work,
+                         queued, searcher.baseline_s, searcher.exhausted, counts.repeats)
 
 
 def with_overrides(space: SearchSpace, storage: str | None = None,

@@ -251,7 +251,6 @@ class StudySearcher(Searcher):
                     f"tried: the space is all but exhausted, so the search ended with "
                     f"{self.index.counts().finished} of its {self.space.study.n_trials} "
                     f"trials")
-                self.progress.note(self.exhausted)
             return None
         self.repeats_in_a_row = 0
         self.exhausted: str | None = None  # why the search ended early, when it did
