@@ -253,7 +253,6 @@ class StudySearcher(Searcher):
                     f"trials")
             return None
         self.repeats_in_a_row = 0
-        self.exhausted: str | None = None  # why the search ended early, when it did
         spec = trial_spec(self.space, trial, config.to_dict(), recipe.to_dict())
         try:
             figures = self._priced(trial, config)
