@@ -47,7 +47,6 @@ class NeighbourAfterRepeat(BaseSampler):
         self.repeated: list[tuple[FrozenTrial, bool]] = []
         # Trial number -> its planned parameters: a neighbour's, or none (all at random).
         self.planned: dict[int, dict[str, Any]] = {}
-        self.neighbours: set[int] = set()  # numbers of the trials drawn as neighbours
 
     def __str__(self) -> str:
         return f"{self.model} (a neighbour after each repeat)"
@@ -72,11 +71,8 @@ class NeighbourAfterRepeat(BaseSampler):
         # waits for the next trial.
         if self.repeated and FIXED_PARAMS not in trial.system_attrs:
             repeat, was_neighbour = self.repeated.pop(0)
-            if was_neighbour:
-                self.planned[trial.number] = {}
-            else:
-                self.planned[trial.number] = self._neighbour(study, trial, repeat)
-                self.neighbours.add(trial.number)
+            self.planned[trial.number] = ({} if was_neighbour
+                                          else self._neighbour(study, trial, repeat))
         self.model.before_trial(study, trial)
 
     def infer_relative_search_space(self, study: Study, trial: FrozenTrial
@@ -106,9 +102,7 @@ class NeighbourAfterRepeat(BaseSampler):
 
     def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState,
                     values: Sequence[float] | None) -> None:
-        self.planned.pop(trial.number, None)
-        was_neighbour = trial.number in self.neighbours
-        self.neighbours.discard(trial.number)
+        was_neighbour = bool(self.planned.pop(trial.number, None))  # a neighbour's plan
         if trial.user_attrs.get(STATUS) == DUPLICATE:
             self.repeated.append((trial, was_neighbour))
         self.model.after_trial(study, trial, state, values)
