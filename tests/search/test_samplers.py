@@ -27,7 +27,7 @@ def test_auto_takes_tpe_for_small_budgets_and_nsga2_with_a_fitted_population_for
     small = choose_sampler(AutoSampler(), n_objectives=3, n_trials=16, concurrency=2)
     assert small.kind == "tpe" and small.settings["n_startup_trials"] == 3
     assert small.settings["constant_liar"] is True and "auto" in small.reason
-    assert isinstance(small.build(0).model.model, optuna.samplers.TPESampler)
+    assert isinstance(small.build(0).model.model.model.model, optuna.samplers.TPESampler)
     large = choose_sampler(AutoSampler(), 2, NSGA2_FROM_TRIALS, 1)
     assert large.kind == "nsga2" and large.settings["population_size"] == 25
     assert isinstance(large.build(0), optuna.samplers.NSGAIISampler)
@@ -44,7 +44,7 @@ def test_named_samplers_keep_their_settings():
     assert choice.settings["crossover_prob"] == 0.8 and choice.reason == "named in the space"
     spec, problems = parse("gp")
     assert not problems
-    assert isinstance(choose_sampler(spec, 2, 40, 1).build(0).model.model,
+    assert isinstance(choose_sampler(spec, 2, 40, 1).build(0).model.model.model.model,
                       optuna.samplers.GPSampler)
     assert isinstance(choose_sampler(parse("random")[0], 2, 40, 1).build(0),
                       optuna.samplers.RandomSampler)

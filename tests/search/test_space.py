@@ -244,3 +244,20 @@ def test_predicted_latency_needs_a_device_model_of_the_spaces_settings(tmp_path,
     assert "device_model" not in space.measurement.for_trials()
     assert space.replace(study=space.study.replace(n_trials=2)).device_model.model_id == \
         space.device_model.model_id
+
+
+def test_the_network_hash_of_parameters_is_the_networks_of_the_trial():
+    space = SearchSpace.from_dict(space_with(space={
+        "growth": {"type": "categorical", "choices": [8, 12]},
+        "threshold": {"type": "categorical", "choices": [0, "inf"]},
+        "harmonic_reduction": {"type": "float", "low": 0.5, "high": 1.0, "step": 0.5},
+        "lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
+    }))
+    trial, (config, _) = sample(space)
+    assert space.network_hash(trial.params) == config.hash
+    dense = {"growth": 8, "threshold": "inf", "lr": 1e-3}  # no harmonic stage, one lr
+    assert space.network_hash({**dense, "harmonic_reduction": 0.5}) == \
+        space.network_hash({**dense, "harmonic_reduction": 1.0, "lr": 1e-2})
+    assert space.network_hash({**dense, "harmonic_reduction": 0.5}) != \
+        space.network_hash({**dense, "harmonic_reduction": 0.5, "growth": 12})
+    assert space.network_hash({"growth": 8}) is None  # not every parameter

@@ -36,7 +36,9 @@ def open_study(space: SearchSpace) -> optuna.Study:
     choice = space.sampler_choice
     study = optuna.create_study(
         study_name=space.study.name, storage=storage, directions=directions,
-        sampler=choice.build(space.study.seed, keep=RECIPE_PARAMETERS), load_if_exists=True,
+        sampler=choice.build(space.study.seed, keep=RECIPE_PARAMETERS,
+                             identity=space.network_hash),
+        load_if_exists=True,
     )
     stored = [direction.name.lower() for direction in study.directions]
     if stored != directions:

@@ -276,6 +276,15 @@ class SearchSpace(Section):
                                         for name in RECIPE_PARAMETERS})
         return config, recipe
 
+    def network_hash(self, params: Mapping[str, Any]) -> str | None:
+        """The hash of the network a trial with ``params`` builds, or None where they are
+        not all the parameters it needs or build none."""
+        try:
+            config, _ = self.sample(optuna.trial.FixedTrial(dict(params)))
+        except (ValueError, ConfigError):
+            return None
+        return config.hash
+
     # ------------------------------------------------------------- loading
     @classmethod
     def from_dict(cls, data: Any, source: Path | None = None) -> SearchSpace:

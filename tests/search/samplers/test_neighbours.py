@@ -4,8 +4,10 @@ others and hears of every trial."""
 
 import optuna
 
+from threshsearch.search.samplers.fresh import FreshDraws
 from threshsearch.search.samplers.history import BoundedHistory
 from threshsearch.search.samplers.neighbours import NeighbourAfterRepeat
+from threshsearch.search.samplers.ranked import RankedStops
 from threshsearch.search.storage import DUPLICATE, STATUS
 
 NAMES = ("a", "b", "c")
@@ -86,8 +88,10 @@ def test_random_sampling_is_left_as_it_is_and_the_models_are_wrapped():
     random = choose_sampler(parse_sampler("random"), 2, 40, 1).build(0)
     assert isinstance(random, optuna.samplers.RandomSampler)
     tpe = choose_sampler(parse_sampler("tpe"), 2, 40, 1).build(0)
-    assert isinstance(tpe, NeighbourAfterRepeat) and isinstance(tpe.model, BoundedHistory)
-    assert isinstance(tpe.model.model, optuna.samplers.TPESampler)
+    assert isinstance(tpe, NeighbourAfterRepeat) and isinstance(tpe.model, FreshDraws)
+    assert isinstance(tpe.model.model, BoundedHistory)
+    assert isinstance(tpe.model.model.model, RankedStops)
+    assert isinstance(tpe.model.model.model.model, optuna.samplers.TPESampler)
     nsga2 = choose_sampler(parse_sampler("nsga2"), 2, 40, 1).build(0)
     assert isinstance(nsga2, optuna.samplers.NSGAIISampler), "its generations left whole"
 

@@ -10,10 +10,16 @@ generation only when ``population_size`` of them complete, so with about one tri
 completing (eta 3) it stays in its first, random generation; TPE reads the PRUNED trials too
 (it puts them with the worse group, after the complete ones ranked by non-domination), so
 every stopped trial moves its model.
-TPE and GP run inside ``neighbours.NeighbourAfterRepeat`` (the draw after a repeat of a
-network already tried is a neighbour of it: one parameter drawn again) and learn from a
-bounded history (``history.BoundedHistory``: the latest 1,000 trials and the front before
-them), so that their fit does not grow with the study.
+TPE and GP are wrapped (``build``) so that they:
+- read the study as early stopping ranked it (``ranked.RankedStops``: each network once,
+  the stopped trials deepest rung and best front first, the order TPE's good group fills
+  in);
+- learn from a bounded history (``history.BoundedHistory``: the latest 1,000 trials and the
+  front before them), so that their fit does not grow with the study;
+- are asked again while they propose a network the study holds, then give way to a
+  neighbour of their favourite or a draw at random (``fresh.FreshDraws``);
+- draw a neighbour after a repeat that still got through (``neighbours.
+  NeighbourAfterRepeat``: one parameter drawn again).
 GPSampler is a choice, never ``auto``'s: its cost per suggestion grows with the cube of the
 trials and runs on the driver, beside the trials' training.
 
@@ -32,8 +38,10 @@ import optuna
 from pydantic import BeforeValidator, Field, TypeAdapter, ValidationError
 
 from threshsearch.config import ConfigError
+from threshsearch.search.samplers.fresh import DRAWS, FreshDraws, Identity
 from threshsearch.search.samplers.history import RECENT, BoundedHistory
 from threshsearch.search.samplers.neighbours import NeighbourAfterRepeat
+from threshsearch.search.samplers.ranked import RankedStops
 from threshsearch.validation import Bool, Choice, Int, Number, Schema, expected, problems
 
 NSGA2_FROM_TRIALS = 250
@@ -145,19 +153,25 @@ class SamplerChoice:
     settings: dict[str, Any] = field(default_factory=dict)
     reason: str = ""
 
-    def build(self, seed: int | None, keep: Collection[str] = ()
-              ) -> optuna.samplers.BaseSampler:
-        """The sampler the study runs with: TPE and GP learn from a bounded history and
-        draw a neighbour after a repeat (never changing the parameters in ``keep``)."""
+    def build(self, seed: int | None, keep: Collection[str] = (),
+              identity: Identity | None = None) -> optuna.samplers.BaseSampler:
+        """The sampler the study runs with: TPE and GP learn from a bounded history, read
+        as early stopping ranked it, are asked again while they repeat a trial, and draw a
+        neighbour after a repeat (never changing the parameters in ``keep``); ``identity``
+        names the network of a draw's parameters (by default, the parameters)."""
         model = OPTUNA_SAMPLERS[self.kind](seed=seed, **self.settings)
         if self.kind not in MODELS:
             return model
-        return NeighbourAfterRepeat(BoundedHistory(model), seed, keep)
+        fresh = FreshDraws(BoundedHistory(RankedStops(model)), identity, keep, seed)
+        return NeighbourAfterRepeat(fresh, seed, keep)
 
     def describe(self) -> str:
         settings = ", ".join(f"{key}={value}" for key, value in self.settings.items())
-        wrapped = (f", a neighbour after each repeat, learning from the latest {RECENT} "
-                   f"trials and the front before them" if self.kind in MODELS else "")
+        wrapped = (f", asked up to {DRAWS} times for an untried network (then its "
+                   f"favourite's neighbours, then at random), a neighbour after each "
+                   f"repeat, learning from the latest {RECENT} trials and the "
+                   f"front before them, stopped trials ranked by rung"
+                   if self.kind in MODELS else "")
         return f"{self.kind}({settings}{wrapped}): {self.reason}"
 
 

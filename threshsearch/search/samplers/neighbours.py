@@ -18,7 +18,7 @@ search after a long run). The model is told of every trial. Imports no Ray.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -31,6 +31,24 @@ from threshsearch.search.storage import DUPLICATE, STATUS
 
 REDRAWS = 10  # tries for a value other than the repeated one
 FIXED_PARAMS = "fixed_params"  # Optuna's system attr on an enqueued trial (a retry)
+
+
+def neighbour(params: Mapping[str, Any], distributions: Mapping[str, BaseDistribution],
+              keep: Collection[str], rng: np.random.Generator, random: RandomSampler,
+              study: Study, trial: FrozenTrial) -> dict[str, Any]:
+    """``params`` with one of them (chosen by ``rng``, never one in ``keep``) drawn again
+    by ``random``, to another value where its distribution has one."""
+    params = dict(params)
+    free = [name for name, dist in distributions.items()
+            if name in params and not dist.single() and name not in keep]
+    if free:
+        name = free[rng.integers(len(free))]
+        for _ in range(REDRAWS):
+            value = random.sample_independent(study, trial, name, distributions[name])
+            if value != params[name]:
+                break
+        params[name] = value
+    return params
 
 
 class NeighbourAfterRepeat(BaseSampler):
@@ -53,18 +71,8 @@ class NeighbourAfterRepeat(BaseSampler):
 
     def _neighbour(self, study: Study, trial: FrozenTrial, repeat: FrozenTrial
                    ) -> dict[str, Any]:
-        params = dict(repeat.params)
-        free = [name for name, dist in repeat.distributions.items()
-                if not dist.single() and name not in self.keep]
-        if free:
-            name = free[self._rng.integers(len(free))]
-            for _ in range(REDRAWS):
-                value = self._random.sample_independent(study, trial, name,
-                                                        repeat.distributions[name])
-                if value != params[name]:
-                    break
-            params[name] = value
-        return params
+        return neighbour(repeat.params, repeat.distributions, self.keep, self._rng,
+                         self._random, study, trial)
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         # A queued retry re-runs its network with fixed parameters: the repeat's follower

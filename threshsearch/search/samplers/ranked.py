@@ -1,0 +1,127 @@
+"""A model that reads a study as early stopping ranked it: each network once, and the
+stopped trials deepest rung first, then by their front among those stopped at that rung.
+
+Multivariate TPE splits the trials it reads into a "good" group (a tenth of them for
+several objectives) and the rest, and proposes what is likely under the first and unlikely
+under the second. It ranks complete trials by non-domination; pruned trials by their
+intermediate values, which a study of several objectives does not have (Optuna's
+``Trial.report`` takes one objective). So every pruned trial ties, its stable sort keeps
+them in study order, and under early stopping (about one trial in nine completes at eta 3,
+fewer than the good group holds) the good group was filled up with the study's oldest
+pruned trials: its first, random draws. A repeat of a network (status duplicate) is stored
+with its twin's state and values, so each repeat put one more copy of a network the model
+had proposed into the model's data, and the model narrowed onto it and repeated it more.
+
+``RankedStops`` hands its model a view of the study without the repeats, in which the
+trials early stopping stopped come deepest rung first, then by their front among the
+trials stopped at the same rung (their objectives as last reported, as the rung weighed
+them), then in study order. Where the pruned trials tie for TPE, its stable sort keeps
+this order, so the good group takes the stopped trials that went furthest and did best.
+Trials stopped for a broken constraint (status infeasible) come last. The fronts are kept
+as trials are first read (``pareto.ParetoFronts``), so a draw does not sort the study again.
+Place it inside ``history.BoundedHistory``, whose window needs the study's order. Imports
+no Ray.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Container, Sequence
+from typing import Any
+
+from optuna.distributions import BaseDistribution
+from optuna.samplers import BaseSampler
+from optuna.study import Study, StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from threshsearch.search.pareto import ParetoFronts, SortedValues, pareto_fronts
+from threshsearch.search.storage import DUPLICATE, STATUS, STOPPED_AT
+
+
+class RankedStops(BaseSampler):
+    """``model`` reading the study without repeats and with its stopped trials ranked."""
+
+    def __init__(self, model: BaseSampler) -> None:
+        self.model = model
+        self.rungs: dict[int, ParetoFronts | SortedValues] = {}  # epoch -> stopped there
+        self.places: dict[int, tuple[int, int]] = {}  # number -> (epoch, index there)
+        self.weighed: set[int] = set()
+
+    def __str__(self) -> str:
+        return f"{self.model} (reading stopped trials by rung and front, repeats left out)"
+
+    # ------------------------------------------------------------- the view
+    def _weigh(self, trial: FrozenTrial, names: Sequence[str], signs: Sequence[float]
+               ) -> None:
+        """Add a trial stopped at a rung to that rung's fronts, by its last objectives
+        (``names``, times ``signs`` to minimise them)."""
+        epoch = trial.user_attrs.get(STOPPED_AT)
+        if not isinstance(epoch, int) or epoch <= 0:
+            return
+        values = [trial.user_attrs.get(name) for name in names]
+        point = ([sign * float(v) for sign, v in zip(signs, values, strict=True)]
+                 if len(values) == len(signs) and all(
+                     isinstance(v, int | float) for v in values)
+                 else [float("nan")] * len(signs))
+        fronts = self.rungs.setdefault(epoch, pareto_fronts(len(signs)))
+        self.places[trial.number] = (epoch, len(fronts))
+        fronts.add(point)
+
+    def _trials(self, study: Study, deepcopy: bool = True,
+                states: Container[TrialState] | None = None,
+                use_cache: bool = False) -> list[FrozenTrial]:
+        trials = [t for t in study._get_trials(deepcopy=deepcopy, states=states,
+                                               use_cache=use_cache)
+                  if t.user_attrs.get(STATUS) != DUPLICATE]
+        stopped = [t for t in trials if t.state == TrialState.PRUNED]
+        new = [t for t in stopped if t.number not in self.weighed]
+        if new:
+            names = study.metric_names or []  # a storage read: once a draw at most
+            signs = [1.0 if d == StudyDirection.MINIMIZE else -1.0
+                     for d in study.directions]
+            for trial in new:
+                self.weighed.add(trial.number)
+                self._weigh(trial, names, signs)
+        fronts = {epoch: ranks.fronts for epoch, ranks in self.rungs.items()}
+        last = {epoch: int(f.max(initial=0)) + 1 for epoch, f in fronts.items()}
+
+        def rank(trial: FrozenTrial) -> tuple[int, int, int]:
+            if trial.number not in self.places:  # no rung reached: after every ranked stop
+                return 1, 0, trial.number
+            epoch, index = self.places[trial.number]
+            front = int(fronts[epoch][index])  # -1: a non-finite value, last at its rung
+            return -epoch, front if front >= 0 else last[epoch], trial.number
+
+        stopped.sort(key=rank)
+        return [t for t in trials if t.state != TrialState.PRUNED] + stopped
+
+    def view(self, study: Study) -> Study:
+        """``study`` as the model reads it."""
+        seen = copy.copy(study)
+        seen._get_trials = lambda deepcopy=True, states=None, use_cache=False: self._trials(
+            study, deepcopy, states, use_cache)
+        return seen
+
+    # ---------------------------------------------------- the sampler's calls
+    def infer_relative_search_space(self, study: Study, trial: FrozenTrial
+                                    ) -> dict[str, BaseDistribution]:
+        return self.model.infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study: Study, trial: FrozenTrial,
+                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+        return self.model.sample_relative(self.view(study), trial, search_space)
+
+    def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
+                           param_distribution: BaseDistribution) -> Any:
+        return self.model.sample_independent(self.view(study), trial, param_name,
+                                             param_distribution)
+
+    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        self.model.before_trial(study, trial)
+
+    def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState,
+                    values: Sequence[float] | None) -> None:
+        self.model.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self.model.reseed_rng()
