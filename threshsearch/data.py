@@ -209,8 +209,8 @@ def _digits() -> ImageDataset:
                         crop_padding=0, flip=False)
 
 
-def synthetic(num_classes: int = 10, size: int = 32, train: int = 600, val: int = 200,
-              test: int = 200, seed: int = 0) -> ImageDataset:
+def synthetic(num_classes: int = 10, size: int = 32, train: int = 300, val: int = 100,
+              test: int = 100, seed: int = 0) -> ImageDataset:
     """Learnable noise: each class is a fixed, smooth random template (coarse colour blobs a
     small network tells apart within a few epochs) plus per-image noise."""
     generator = torch.Generator().manual_seed(seed)

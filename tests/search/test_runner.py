@@ -188,6 +188,7 @@ def test_a_killed_driver_resumes_with_nothing_lost(tmp_path, local_ray, capsys):
 def test_pareto_early_stopping_prunes_yet_keeps_the_cheapest_network(local_ray, tmp_path):
     from threshsearch.search.runner import run_search
     from threshsearch.search.schedulers import make_early_stopper
+    from threshsearch.search.surrogate import surrogate_trainable
 
     path = write_space(tmp_path, n_trials=10, concurrency=2, seed=3)
     data = yaml.safe_load(path.read_text())
@@ -197,7 +198,9 @@ def test_pareto_early_stopping_prunes_yet_keeps_the_cheapest_network(local_ray, 
     data["constraints"] = []
     path.write_text(yaml.safe_dump(data))
     space = load_space(path)
-    study = run_search(space, quiet=True).study
+    # The surrogate's learning curves: the scheduler's ranking is what is tested (a baseline
+    # beside an early-stopped search, below, trains for real under it).
+    study = run_search(space, quiet=True, trainable=surrogate_trainable(32, 0.01)).study
     trained = [t for t in study.trials if t.user_attrs.get("status") in ("complete", "pruned")]
     pruned = [t for t in trained if t.state == TrialState.PRUNED]
     assert pruned, "two trials at a time, 10 trials, eta 2: some must be dominated at a rung"

@@ -246,18 +246,34 @@ def test_predicted_latency_needs_a_device_model_of_the_spaces_settings(tmp_path,
         space.device_model.model_id
 
 
-def test_the_network_hash_of_parameters_is_the_networks_of_the_trial():
+def test_the_network_of_parameters_is_the_trials_with_the_missing_ones_filled_in():
     space = SearchSpace.from_dict(space_with(space={
+        "num_stages": {"type": "int", "low": 3, "high": 4},
+        "depth": [1, 2, 3, {"type": "int", "low": 1, "high": 4}],
         "growth": {"type": "categorical", "choices": [8, 12]},
         "threshold": {"type": "categorical", "choices": [0, "inf"]},
         "harmonic_reduction": {"type": "float", "low": 0.5, "high": 1.0, "step": 0.5},
         "lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
     }))
-    trial, (config, _) = sample(space)
-    assert space.network_hash(trial.params) == config.hash
-    dense = {"growth": 8, "threshold": "inf", "lr": 1e-3}  # no harmonic stage, one lr
-    assert space.network_hash({**dense, "harmonic_reduction": 0.5}) == \
-        space.network_hash({**dense, "harmonic_reduction": 1.0, "lr": 1e-2})
-    assert space.network_hash({**dense, "harmonic_reduction": 0.5}) != \
-        space.network_hash({**dense, "harmonic_reduction": 0.5, "growth": 12})
-    assert space.network_hash({"growth": 8}) is None  # not every parameter
+    trial, (config, _) = sample(space, seed=1)
+    never = lambda name, distribution: pytest.fail(f"{name} was given")  # noqa: E731
+    assert space.network_of(trial.params, never) == (config.hash, {})
+    asked = []
+
+    def fill(name, distribution):
+        asked.append((name, distribution))
+        return 3
+
+    four = {"num_stages": 4, "growth": 8, "threshold": "inf", "harmonic_reduction": 0.5,
+            "lr": 1e-3}
+    network, filled = space.network_of(four, fill)
+    assert filled == {"depth_4": 3}
+    assert asked == [("depth_4", optuna.distributions.IntDistribution(1, 4))]
+    assert network == space.network_of({**four, "depth_4": 3}, never)[0]
+    # Parameters the network does not use (an all-dense network's harmonic reduction, the
+    # learning rate) do not change it; one it uses does.
+    three = {**four, "num_stages": 3}
+    assert space.network_of(three, never)[0] == space.network_of(
+        {**three, "harmonic_reduction": 1.0, "lr": 1e-2}, never)[0]
+    assert space.network_of(three, never)[0] != space.network_of(
+        {**three, "growth": 12}, never)[0]

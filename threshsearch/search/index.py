@@ -20,7 +20,7 @@ import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
-from threshsearch.search.storage import DUPLICATE, TIMED_OUT_OF, trial_status
+from threshsearch.search.storage import CONFIG_HASH, DUPLICATE, TIMED_OUT_OF, trial_status
 
 UNFINISHED = ("running", "waiting")
 SETTLED = ("complete", "pruned", "infeasible", DUPLICATE)  # a twin of these is not run again
@@ -97,7 +97,7 @@ class TrialIndex:
         status = trial_status(trial)
         if HEARTBEAT_RETRY in trial.system_attrs:
             self.heartbeat_retries.add(trial.number)
-        self._put(trial.number, trial._trial_id, status, trial.user_attrs.get("config_hash"),
+        self._put(trial.number, trial._trial_id, status, trial.user_attrs.get(CONFIG_HASH),
                   trial.values if trial.state == TrialState.COMPLETE else None,
                   retries_of(trial))
         if status in UNFINISHED and trial._trial_id not in self.own:

@@ -37,7 +37,7 @@ def open_study(space: SearchSpace) -> optuna.Study:
     study = optuna.create_study(
         study_name=space.study.name, storage=storage, directions=directions,
         sampler=choice.build(space.study.seed, keep=RECIPE_PARAMETERS,
-                             identity=space.network_hash),
+                             identity=space.network_of),
         load_if_exists=True,
     )
     stored = [direction.name.lower() for direction in study.directions]

@@ -7,8 +7,8 @@ predicts are checked here, before a trial is handed out: a config that breaks on
 reaches a worker. Every epoch's values go to the
 storage as they come (the learning curve; restarted when Tune re-runs a trial whose worker
 died), so a resumed study's scheduler decides on the same evidence. Configs already
-evaluated in the study are not trained again and use none of the trial budget (the
-sampler's next draw is a neighbour, ``search/samplers/neighbours.py``; a run of
+evaluated in the study are not trained again and use none of the trial budget (TPE's and
+GP's draws are checked against them first, ``search/samplers/fresh.py``; a run of
 ``EXHAUSTED_AFTER`` of them in a row ends the search: the space is all but tried); the
 budget counts every other trial already in the storage, so rerunning the same command
 resumes the study; both are looked up in the driver's index of the study
@@ -48,6 +48,7 @@ from threshsearch.search.reports import (
 from threshsearch.search.sections import constraint_values
 from threshsearch.search.space import SearchSpace
 from threshsearch.search.storage import (
+    CONFIG_HASH,
     REASON,
     STATUS,
     Heartbeat,
@@ -59,9 +60,8 @@ from threshsearch.search.worktime import WORKER_TIME, WorkTally
 WAIT_POLL_S = 1.0  # how often to look again while waiting for other drivers' trials
 SUGGEST_S = 2.0  # the longest one suggestion may draw for before it gives Tune its loop back
 DEVICES = "devices"  # study user attr: the devices its trials ran on, when more than one
-# Draws in a row that repeated networks already tried (among them the sampler's neighbours
-# of a repeat and its draws at random after those): the space is all but exhausted, and the
-# search ends.
+# Draws in a row that repeated networks already tried (each after the sampler's own checks
+# failed to find an untried one): the space is all but exhausted, and the search ends.
 EXHAUSTED_AFTER = 50
 
 
@@ -198,7 +198,7 @@ class StudySearcher(Searcher):
         self._beat(trial, True)
         config = get_preset(name, self.space.num_classes)
         trial.set_user_attr(BASELINE, name)
-        trial.set_user_attr("config_hash", config.hash)
+        trial.set_user_attr(CONFIG_HASH, config.hash)
         trial.set_user_attr("seed", self.space.study.seed or 0)
         trial.set_user_attr("architecture", config.to_dict())
         trial.set_user_attr("recipe", self.space.train.to_dict())
@@ -234,7 +234,7 @@ class StudySearcher(Searcher):
             self._end(trial, Outcome(TrialState.FAIL, "failed",
                                      reason=f"unbuildable: {error}"))
             return None
-        set_user_attrs(trial, {"config_hash": config.hash,
+        set_user_attrs(trial, {CONFIG_HASH: config.hash,
                                "seed": (self.space.study.seed or 0) + trial.number,
                                "architecture": config.to_dict(), "recipe": recipe.to_dict()})
         # Read after writing this trial's hash: of two drivers drawing one config at

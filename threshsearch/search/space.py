@@ -10,12 +10,18 @@ and what would be valid. See ``search_spaces/default.yaml`` for a documented exa
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
 import optuna
 from annotated_types import Len
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
 from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
 from threshsearch.config import STEM_STYLES, ArchitectureConfig, ConfigError, read_structured_file
@@ -276,14 +282,18 @@ class SearchSpace(Section):
                                         for name in RECIPE_PARAMETERS})
         return config, recipe
 
-    def network_hash(self, params: Mapping[str, Any]) -> str | None:
-        """The hash of the network a trial with ``params`` builds, or None where they are
-        not all the parameters it needs or build none."""
+    def network_of(self, params: Mapping[str, Any],
+                   fill: Callable[[str, BaseDistribution], Any]
+                   ) -> tuple[str | None, dict[str, Any]]:
+        """The hash of the network a trial drawing ``params`` builds (None: it builds
+        none), and the parameters it needs besides them, drawn by ``fill`` (a name and its
+        distribution) as the trial would ask for them."""
+        trial = _FilledIn(params, fill)
         try:
-            config, _ = self.sample(optuna.trial.FixedTrial(dict(params)))
-        except (ValueError, ConfigError):
-            return None
-        return config.hash
+            config, _ = self.sample(trial)  # type: ignore[arg-type]
+        except ConfigError:
+            return None, trial.filled
+        return config.hash, trial.filled
 
     # ------------------------------------------------------------- loading
     @classmethod
@@ -291,6 +301,32 @@ class SearchSpace(Section):
         space = cls.parse(data)
         space._source = source
         return space
+
+
+class _FilledIn:
+    """What ``SearchSpace.sample`` asks a trial, answered from given parameters and, for
+    the others, by ``fill`` (noted in ``filled``)."""
+
+    def __init__(self, params: Mapping[str, Any],
+                 fill: Callable[[str, BaseDistribution], Any]) -> None:
+        self.params, self.fill = dict(params), fill
+        self.filled: dict[str, Any] = {}
+
+    def _value(self, name: str, distribution: BaseDistribution) -> Any:
+        if name not in self.params:
+            self.params[name] = self.filled[name] = self.fill(name, distribution)
+        return self.params[name]
+
+    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1,
+                    log: bool = False) -> int:
+        return self._value(name, IntDistribution(low, high, step=step, log=log))
+
+    def suggest_float(self, name: str, low: float, high: float, *, step: float | None = None,
+                      log: bool = False) -> float:
+        return self._value(name, FloatDistribution(low, high, step=step, log=log))
+
+    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any:
+        return self._value(name, CategoricalDistribution(choices))
 
 
 def load_space(path: str | Path) -> SearchSpace:

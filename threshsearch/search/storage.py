@@ -39,6 +39,7 @@ COMPANION_SUFFIXES = (BASELINES_SUFFIX, CONFIRM_SUFFIX)
 REASON = "reason"  # user attr: why a trial failed, was infeasible or was pruned
 TIMED_OUT_OF = "timed_out_of"  # system attr: the trial (cut by the time budget) it re-runs
 STOPPED_AT = "stopped_at_epoch"  # user attr: the rung (epoch) an early stop came at
+CONFIG_HASH = "config_hash"  # user attr: the hash of the network a trial drew
 
 
 class StudyStorage(RDBStorage):

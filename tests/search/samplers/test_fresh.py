@@ -1,140 +1,167 @@
-"""The model is asked again while its draw repeats a trial's parameters: the first untried
-draw is kept, the last one when all repeat; start-up draws and the trials read as they
-come."""
+"""A draw is checked against the study's networks: the model is asked again while it
+repeats one (until it stands still), then a neighbour of its favourite is drawn, then a
+draw at random; the parameters its network needs besides the draw are handed to the trial;
+the study's networks are read as trials record them."""
 
 import optuna
 import pytest
 
-from threshsearch.search.samplers.fresh import DRAWS, FreshDraws
+from threshsearch.search.samplers.fresh import FreshDraws
+from threshsearch.search.storage import CONFIG_HASH
 
 SPACE = {"a": optuna.distributions.IntDistribution(0, 100),
          "b": optuna.distributions.CategoricalDistribution(["x", "y"])}
+C = optuna.distributions.IntDistribution(0, 9)
 
 
 class Scripted(optuna.samplers.BaseSampler):
-    """A model whose relative draws are the given ones, in order (then the last again)."""
+    """A model whose joint draws are the given ones, in order (then the last again), and
+    whose single draws are 0 (or 'x')."""
 
-    def __init__(self, draws):
-        self.draws, self.asked = list(draws), 0
+    def __init__(self, draws, space=SPACE):
+        self.draws, self.space, self.asked = list(draws), space, 0
 
     def infer_relative_search_space(self, study, trial):
-        return dict(SPACE)
+        return dict(self.space)
 
     def sample_relative(self, study, trial, search_space):
         self.asked += 1
         return dict(self.draws.pop(0) if len(self.draws) > 1 else self.draws[0])
 
     def sample_independent(self, study, trial, param_name, param_distribution):
-        return {"a": 0, "b": "x"}[param_name]
+        return param_distribution.to_external_repr(0)
 
 
-def _ask(study):
+def network(params, fill):
+    """A stand-in for the space's network hash: a and b, and c when a is even (a
+    conditional parameter: drawn by ``fill`` when the draw lacks it)."""
+    filled = {}
+    if params["a"] % 2 == 0 and "c" not in params:
+        filled["c"] = fill("c", C)
+    c = {**params, **filled}.get("c") if params["a"] % 2 == 0 else None
+    return f"{params['a']}{params['b']}{c}", filled
+
+
+def _ask(study, tried=None):
+    """Ask a trial (with ``tried``'s parameters queued), draw as the space would, record
+    its network as the searcher does, and tell it."""
+    if tried is not None:
+        study.enqueue_trial(tried)
     trial = study.ask()
     params = {"a": trial.suggest_int("a", 0, 100),
               "b": trial.suggest_categorical("b", ["x", "y"])}
+    if params["a"] % 2 == 0:
+        params["c"] = trial.suggest_int("c", 0, 9)
+    trial.set_user_attr(CONFIG_HASH, network(params, None)[0])
     study.tell(trial, 1.0)
     return params
 
 
-def _study(model):
-    study = optuna.create_study(sampler=FreshDraws(model))
-    for a in (1, 2):  # two trials tried before the wrapper reads the study
-        study.enqueue_trial({"a": a, "b": "x"})
-        _ask(study)
+def _study(model, tried=((1, "x"), (3, "x")), **settings):
+    study = optuna.create_study(sampler=FreshDraws(model, network, **settings))
+    for a, b in tried:  # tried before the wrapper reads the study
+        _ask(study, {"a": a, "b": b})
+    model.asked = 0
     return study
 
 
 def test_the_first_untried_draw_is_kept():
-    model = Scripted([{"a": 1, "b": "x"}, {"a": 2, "b": "x"}, {"a": 2, "b": "y"}])
-    study = _study(model)
-    model.asked = 0
-    assert _ask(study) == {"a": 2, "b": "y"}
+    model = Scripted([{"a": 1, "b": "x"}, {"a": 3, "b": "x"}, {"a": 3, "b": "y"}])
+    assert _ask(_study(model)) == {"a": 3, "b": "y"}
     assert model.asked == 3
-
-
-@pytest.mark.parametrize("keep", [(), ("b",)])
-def test_when_the_model_stands_still_a_neighbour_of_its_favourite_is_drawn(keep):
-    model = Scripted([{"a": 1, "b": "x"}])
-    study = _study(model)
-    study.sampler.keep = frozenset(keep)
-    model.asked = 0
-    drawn = _ask(study)
-    assert model.asked == DRAWS
-    changed = [name for name in ("a", "b") if drawn[name] != {"a": 1, "b": "x"}[name]]
-    assert len(changed) == 1 and not set(changed) & set(keep)
-
-
-def _tiny(tried):
-    """A space of four networks, ``tried`` of them tried, a model proposing (0, x); forty
-    draws of each kind, so that the draws at random miss the last network by chance about
-    once in 10^5 seeds (this one's never)."""
-    model = Scripted([{"a": 0, "b": "x"}])
-    model.infer_relative_search_space = lambda study, trial: dict(TINY)
-    study = optuna.create_study(sampler=FreshDraws(model, seed=0, draws=40))
-    for a, b in tried:
-        study.enqueue_trial({"a": a, "b": b})
-        trial = study.ask()
-        trial.suggest_int("a", 0, 1)
-        trial.suggest_categorical("b", ["x", "y"])
-        study.tell(trial, 1.0)
-    trial = study.ask()
-    return trial.suggest_int("a", 0, 1), trial.suggest_categorical("b", ["x", "y"])
-
-
-TINY = {"a": optuna.distributions.IntDistribution(0, 1),
-        "b": optuna.distributions.CategoricalDistribution(["x", "y"])}
-
-
-def test_when_the_neighbours_are_tried_too_a_draw_at_random_finds_the_rest():
-    assert _tiny([(0, "x"), (1, "x"), (0, "y")]) == (1, "y")
-
-
-def test_when_every_network_is_tried_the_models_favourite_is_let_through():
-    assert _tiny([(0, "x"), (1, "x"), (0, "y"), (1, "y")]) == (0, "x")
 
 
 def test_an_untried_draw_is_asked_once():
     model = Scripted([{"a": 5, "b": "y"}])
-    study = _study(model)
-    model.asked = 0
-    assert _ask(study) == {"a": 5, "b": "y"}
+    assert _ask(_study(model)) == {"a": 5, "b": "y"}
     assert model.asked == 1
 
 
-@pytest.mark.parametrize("later", [3, 4])
-def test_trials_drawn_after_the_first_read_count_as_tried(later):
+def test_a_model_that_stands_still_is_not_asked_again():
+    model = Scripted([{"a": 1, "b": "x"}, {"a": 3, "b": "x"}, {"a": 1, "b": "x"},
+                      {"a": 5, "b": "x"}])
+    drawn = _ask(_study(model))
+    assert model.asked == 3, "the third draw repeats the first: the model stands still"
+    assert drawn != {"a": 5, "b": "x"}
+
+
+@pytest.mark.parametrize("keep", [(), ("b",)])
+def test_then_a_neighbour_of_its_favourite_is_drawn(keep):
+    model = Scripted([{"a": 1, "b": "x"}])
+    study = _study(model, keep=keep, seed=0)
+    for _ in range(5):
+        drawn = _ask(study)
+        changed = [name for name in ("a", "b") if drawn[name] != {"a": 1, "b": "x"}[name]]
+        assert changed and len(changed) == 1 and not set(changed) & set(keep), drawn
+    assert model.asked == 5 * 2  # each time: the favourite, then the same again
+
+
+def _tiny(tried):
+    """A space of four networks, ``tried`` of them tried, a model proposing (1, x); forty
+    draws of each kind, so that the draws at random miss the last network by chance about
+    once in 10^5 seeds (this one's never)."""
+    space = {"a": optuna.distributions.IntDistribution(1, 3, step=2),
+             "b": optuna.distributions.CategoricalDistribution(["x", "y"])}
+    model = Scripted([{"a": 1, "b": "x"}], space)
+    study = optuna.create_study(sampler=FreshDraws(model, network, seed=0, draws=40))
+    for a, b in tried:
+        study.enqueue_trial({"a": a, "b": b})
+        trial = study.ask()
+        trial.set_user_attr(CONFIG_HASH, network({"a": a, "b": b}, None)[0])
+        study.tell(trial, 1.0)
+    trial = study.ask()
+    return trial.suggest_int("a", 1, 3, step=2), trial.suggest_categorical("b", ["x", "y"])
+
+
+def test_when_the_neighbours_are_tried_too_a_draw_at_random_finds_the_rest():
+    assert _tiny([(1, "x"), (3, "x"), (1, "y")]) == (3, "y")
+
+
+def test_when_every_network_is_tried_the_models_favourite_is_let_through():
+    assert _tiny([(1, "x"), (3, "x"), (1, "y"), (3, "y")]) == (1, "x")
+
+
+def test_a_conditional_parameter_is_drawn_with_the_network_and_handed_to_the_trial():
+    # (2, x) with c = 0 (the model's single draw) is tried; so is every neighbour but c.
+    model = Scripted([{"a": 2, "b": "x"}])
+    study = _study(model, tried=((2, "x"),))
+    assert _ask(study) != {"a": 2, "b": "x", "c": 0}
+    model = Scripted([{"a": 4, "b": "y"}])
+    study = _study(model, tried=((2, "x"),))
+    assert _ask(study) == {"a": 4, "b": "y", "c": 0}
+
+
+def test_trials_recorded_after_the_first_read_count_as_tried():
     model = Scripted([{"a": 7, "b": "x"}])
     study = _study(model)
-    assert _ask(study) == {"a": 7, "b": "x"}  # read the study, then drew a=7
-    for a in range(3, later + 1):  # told by another hand after the wrapper's read
-        study.enqueue_trial({"a": a, "b": "y"})
-        _ask(study)
-    model.draws = [{"a": 7, "b": "x"}, {"a": later, "b": "y"}, {"a": 50, "b": "x"}]
+    assert _ask(study) == {"a": 7, "b": "x"}  # read the study while this one drew
+    _ask(study, {"a": 9, "b": "y"})  # another hand's trial, after the wrapper's read
+    model.draws = [{"a": 7, "b": "x"}, {"a": 9, "b": "y"}, {"a": 51, "b": "x"}]
     model.asked = 0
-    assert _ask(study) == {"a": 50, "b": "x"}
+    assert _ask(study) == {"a": 51, "b": "x"}
     assert model.asked == 3
 
 
 def test_start_up_draws_are_the_models_own():
-    class StartingUp(Scripted):
-        def sample_relative(self, study, trial, search_space):
-            self.asked += 1
-            return {}
-
-    model = StartingUp([{}])
-    study = optuna.create_study(sampler=FreshDraws(model))
+    model = Scripted([{}])
+    study = optuna.create_study(sampler=FreshDraws(model, network))
     _ask(study)
     _ask(study)
     assert model.asked == 2
 
 
-def test_draws_of_one_network_count_as_tried():
-    # The identity looks at a only: b is a parameter the network does not use.
-    model = Scripted([{"a": 1, "b": "y"}, {"a": 2, "b": "y"}, {"a": 3, "b": "y"}])
-    study = optuna.create_study(sampler=FreshDraws(model, identity=lambda p: p.get("a")))
-    for a in (1, 2):
-        study.enqueue_trial({"a": a, "b": "x"})
-        _ask(study)
-    model.asked = 0
-    assert _ask(study) == {"a": 3, "b": "y"}
-    assert model.asked == 3
+def test_the_draws_of_a_seeded_study_repeat():
+    def draws():
+        study = _study(Scripted([{"a": 1, "b": "x"}]), seed=3)
+        return [_ask(study) for _ in range(6)]
+
+    assert draws() == draws()
+
+
+def test_a_draw_that_builds_no_network_is_not_kept():
+    def fussy(params, fill):
+        return (None, {}) if params["a"] == 5 else network(params, fill)
+
+    model = Scripted([{"a": 5, "b": "x"}, {"a": 11, "b": "x"}])
+    study = optuna.create_study(sampler=FreshDraws(model, fussy))
+    assert _ask(study) == {"a": 11, "b": "x"}

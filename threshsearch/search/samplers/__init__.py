@@ -8,8 +8,7 @@ when every trial trains to the end (``early_stopping: none``). Under early stopp
 keeps TPE at every budget: Optuna's NSGA-II reads only COMPLETE trials and closes a
 generation only when ``population_size`` of them complete, so with about one trial in nine
 completing (eta 3) it stays in its first, random generation; TPE reads the PRUNED trials too
-(it puts them with the worse group, after the complete ones ranked by non-domination), so
-every stopped trial moves its model.
+(after the complete ones ranked by non-domination), so every stopped trial moves its model.
 TPE and GP are wrapped (``build``) so that they:
 - read the study as early stopping ranked it (``ranked.RankedStops``: each network once,
   the stopped trials deepest rung and best front first, the order TPE's good group fills
@@ -17,9 +16,8 @@ TPE and GP are wrapped (``build``) so that they:
 - learn from a bounded history (``history.BoundedHistory``: the latest 1,000 trials and the
   front before them), so that their fit does not grow with the study;
 - are asked again while they propose a network the study holds, then give way to a
-  neighbour of their favourite or a draw at random (``fresh.FreshDraws``);
-- draw a neighbour after a repeat that still got through (``neighbours.
-  NeighbourAfterRepeat``: one parameter drawn again).
+  neighbour of their favourite or a draw at random (``fresh.FreshDraws``).
+GP reads only complete trials: for it the ranking of stopped ones changes nothing.
 GPSampler is a choice, never ``auto``'s: its cost per suggestion grows with the cube of the
 trials and runs on the driver, beside the trials' training.
 
@@ -40,7 +38,6 @@ from pydantic import BeforeValidator, Field, TypeAdapter, ValidationError
 from threshsearch.config import ConfigError
 from threshsearch.search.samplers.fresh import DRAWS, FreshDraws, Identity
 from threshsearch.search.samplers.history import RECENT, BoundedHistory
-from threshsearch.search.samplers.neighbours import NeighbourAfterRepeat
 from threshsearch.search.samplers.ranked import RankedStops
 from threshsearch.validation import Bool, Choice, Int, Number, Schema, expected, problems
 
@@ -155,22 +152,22 @@ class SamplerChoice:
 
     def build(self, seed: int | None, keep: Collection[str] = (),
               identity: Identity | None = None) -> optuna.samplers.BaseSampler:
-        """The sampler the study runs with: TPE and GP learn from a bounded history, read
-        as early stopping ranked it, are asked again while they repeat a trial, and draw a
-        neighbour after a repeat (never changing the parameters in ``keep``); ``identity``
-        names the network of a draw's parameters (by default, the parameters)."""
+        """The sampler the study runs with: TPE and GP read a bounded history as early
+        stopping ranked it and, given the space's ``identity`` of a draw's network, have
+        their draws checked against the study's networks (a neighbour never changing the
+        parameters in ``keep``)."""
         model = OPTUNA_SAMPLERS[self.kind](seed=seed, **self.settings)
         if self.kind not in MODELS:
             return model
-        fresh = FreshDraws(BoundedHistory(RankedStops(model)), identity, keep, seed)
-        return NeighbourAfterRepeat(fresh, seed, keep)
+        read = BoundedHistory(RankedStops(model))
+        return read if identity is None else FreshDraws(read, identity, keep, seed)
 
     def describe(self) -> str:
         settings = ", ".join(f"{key}={value}" for key, value in self.settings.items())
+        ranked = ", stopped trials ranked by rung and front" if self.kind == "tpe" else ""
         wrapped = (f", asked up to {DRAWS} times for an untried network (then its "
-                   f"favourite's neighbours, then at random), a neighbour after each "
-                   f"repeat, learning from the latest {RECENT} trials and the "
-                   f"front before them, stopped trials ranked by rung"
+                   f"favourite's neighbours, then at random), learning from the latest "
+                   f"{RECENT} trials and the front before them{ranked}"
                    if self.kind in MODELS else "")
         return f"{self.kind}({settings}{wrapped}): {self.reason}"
 

@@ -1,5 +1,5 @@
-"""A model asked again while its draw is a network the study holds; when it keeps
-proposing tried networks, a neighbour of its favourite, then a draw at random.
+"""A model whose draw is checked against the networks the study holds: asked again while it
+proposes a new one, then a neighbour of its favourite, then a draw at random.
 
 Multivariate TPE proposes the candidate that is likeliest under its good group against the
 rest; on a space of a few integers and choices that candidate is, most of the time, a
@@ -7,19 +7,26 @@ trial of the good group itself (its kernel's centre), so the model proposes netw
 has tried. A repeat trains nothing and tells the model nothing, yet it went through the
 whole trial machinery and was stored: on the surrogate at 1,000 trials about 2.5 repeats
 were drawn for every trial of the budget (docs/benchmarks.md, sampler learning).
-``FreshDraws`` asks its model up to ``DRAWS`` times for a trial (each draw of TPE takes a
-fresh sample of candidates) and keeps the first draw whose network no trial has had. When
-all repeat, the model stands still: the draw is the model's first with one parameter
-drawn again at random (never one in ``keep``, the recipe's), a step of local search around
-what the model likes best, up to ``DRAWS`` such neighbours; then up to ``DRAWS`` draws
-wholly at random; and only when every one of those repeats too (a space nearly spent) the
-model's own draw, which the searcher records as a repeat. A network is what ``identity``
-makes of a trial's parameters (the space's network hash, so that two draws differing only
-where the network does not look, such as the harmonic layers' reduction of an all-dense
-network, are one), or the parameters themselves where it gives none. A seeded study draws
-the same. Each trial's network is worked out once, when the trial is first seen with its
-parameters (from the first trial still drawing, the list is read again at the next draw).
-Imports no Ray.
+
+``FreshDraws`` asks its model for a trial's draw, and while the draw is a network the
+study holds, asks again (each draw of TPE takes a fresh sample of candidates), up to
+``DRAWS`` draws in all or until the model proposes a network it proposed for this trial
+already (it stands still). Then the draw is a neighbour of its first proposal, one of the
+network's parameters (never one in ``keep``, the recipe's) drawn again at random, up to
+``DRAWS`` of them: a step of local search around what the model likes best; then up to
+``DRAWS`` draws wholly at random; and when every one of those repeats too (a space nearly
+spent), the model's first proposal, which the searcher records as a repeat (it ends a
+search after a long run of them).
+
+A network is what ``identity`` makes of a draw: the space's network hash, with the
+parameters the model's joint draw leaves out (conditional ones, such as a fifth stage's
+depth when the number of stages is searched) drawn by the model one at a time as the trial
+would draw them, and handed to the trial when it asks (``sample_independent``); two draws
+differing only where the network does not look (the harmonic layers' reduction of an
+all-dense network) are one network. The study's networks are the hashes its trials
+recorded (user attribute ``config_hash``, the searcher's duplicate check's), each read
+once, in the study's order (from the first trial still drawing, read again next time). A
+seeded study draws the same. Imports no Ray.
 """
 
 from __future__ import annotations
@@ -34,60 +41,77 @@ from optuna.samplers import BaseSampler, RandomSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
-from threshsearch.search.samplers.neighbours import neighbour
+from threshsearch.search.storage import CONFIG_HASH
 
 DRAWS = 8  # draws of each kind (the model's, neighbours, at random) a trial, at most
+REDRAWS = 10  # tries for a neighbour's parameter to take a value other than its own
+
+Fill = Callable[[str, BaseDistribution], Any]
+# The network of a draw (None: it builds none) and the parameters ``fill`` drew for it.
+Identity = Callable[[Mapping[str, Any], Fill], tuple[Hashable | None, dict[str, Any]]]
 
 
-Identity = Callable[[Mapping[str, Any]], Hashable | None]
+def neighbour(params: Mapping[str, Any], distributions: Mapping[str, BaseDistribution],
+              keep: Collection[str], rng: np.random.Generator, random: RandomSampler,
+              study: Study, trial: FrozenTrial) -> dict[str, Any]:
+    """``params`` with one of them (chosen by ``rng``, never one in ``keep``) drawn again
+    by ``random``, to another value where its distribution has one."""
+    params = dict(params)
+    free = [name for name, distribution in distributions.items()
+            if name in params and not distribution.single() and name not in keep]
+    if free:
+        name = free[rng.integers(len(free))]
+        for _ in range(REDRAWS):
+            value = random.sample_independent(study, trial, name, distributions[name])
+            if value != params[name]:
+                break
+        params[name] = value
+    return params
 
 
 class FreshDraws(BaseSampler):
-    """``model``, asked again while its draw is a network a trial of the study has had,
-    then its favourite's neighbours, then draws at random; ``identity`` names the network
-    of a trial's parameters."""
+    """``model``'s draws, checked against the study's networks (``identity``): asked
+    again, then a neighbour of its favourite, then at random, while they repeat one."""
 
-    def __init__(self, model: BaseSampler, identity: Identity | None = None,
-                 keep: Collection[str] = (), seed: int | None = None,
-                 draws: int = DRAWS) -> None:
+    def __init__(self, model: BaseSampler, identity: Identity, keep: Collection[str] = (),
+                 seed: int | None = None, draws: int = DRAWS) -> None:
         self.model, self.identity, self.draws = model, identity, draws
         self.keep = frozenset(keep)
         self._random = RandomSampler(seed=None if seed is None else seed + 3)
         self._rng = np.random.default_rng(None if seed is None else seed + 4)
         self.tried: set[Hashable] = set()
         self.read = 0  # the study's trials read so far, in its list
+        self.filled: dict[int, dict[str, Any]] = {}  # trial number -> what identity drew
 
     def __str__(self) -> str:
-        return f"{self.model} (asked again, up to {self.draws} times, while it repeats)"
-
-    def _network(self, params: Mapping[str, Any]) -> Hashable:
-        network = self.identity(params) if self.identity is not None else None
-        return network if network is not None else tuple(sorted(params.items()))
+        return (f"{self.model} (asked again while it repeats a network, then {self.draws} "
+                f"neighbours of its favourite, then {self.draws} draws at random)")
 
     def _tried(self, study: Study) -> set[Hashable]:
-        """The networks of the study's trials that have drawn their parameters."""
+        """The networks of the study's trials that have recorded theirs."""
         trials = study._get_trials(deepcopy=False, use_cache=True)
         stop = len(trials)
         for index in range(self.read, len(trials)):
             trial = trials[index]
-            if trial.params:
-                self.tried.add(self._network(trial.params))
+            network = trial.user_attrs.get(CONFIG_HASH)
+            if network is not None:
+                self.tried.add(network)
             elif trial.state == TrialState.RUNNING and stop == len(trials):
                 stop = index  # drawing now (this trial, or another driver's): read it later
         self.read = stop
         return self.tried
 
-    # ---------------------------------------------------- the sampler's calls
-    def infer_relative_search_space(self, study: Study, trial: FrozenTrial
-                                    ) -> dict[str, BaseDistribution]:
-        return self.model.infer_relative_search_space(study, trial)
-
     def _alternatives(self, study: Study, trial: FrozenTrial,
                       search_space: dict[str, BaseDistribution],
                       favourite: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """The draws tried after the model's favourite, in order, made as they are asked."""
+        proposed = [favourite]
         for _ in range(self.draws - 1):
-            yield self.model.sample_relative(study, trial, search_space)
+            draw = self.model.sample_relative(study, trial, search_space)
+            if draw in proposed:
+                break  # the model stands still
+            proposed.append(draw)
+            yield draw
         for _ in range(self.draws):
             yield neighbour(favourite, search_space, self.keep, self._rng, self._random,
                             study, trial)
@@ -95,20 +119,37 @@ class FreshDraws(BaseSampler):
             yield {name: self._random.sample_independent(study, trial, name, distribution)
                    for name, distribution in search_space.items()}
 
+    # ---------------------------------------------------- the sampler's calls
+    def infer_relative_search_space(self, study: Study, trial: FrozenTrial
+                                    ) -> dict[str, BaseDistribution]:
+        return self.model.infer_relative_search_space(study, trial)
+
     def sample_relative(self, study: Study, trial: FrozenTrial,
                         search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
         favourite = self.model.sample_relative(study, trial, search_space)
         if not favourite:
             return favourite  # the model's start-up draws are independent, at random
         tried = self._tried(study)
-        for draw in chain([favourite],
-                          self._alternatives(study, trial, search_space, favourite)):
-            if self._network(draw) not in tried:
+
+        def fill(name: str, distribution: BaseDistribution) -> Any:
+            return self.model.sample_independent(study, trial, name, distribution)
+
+        first: dict[str, Any] | None = None
+        for draw in chain([favourite], self._alternatives(study, trial, search_space,
+                                                          favourite)):
+            network, filled = self.identity(draw, fill)
+            first = filled if first is None else first
+            if network is not None and network not in tried:
+                self.filled[trial.number] = filled
                 return draw
+        self.filled[trial.number] = first or {}
         return favourite
 
     def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
                            param_distribution: BaseDistribution) -> Any:
+        filled = self.filled.get(trial.number, {})
+        if param_name in filled:
+            return filled[param_name]
         return self.model.sample_independent(study, trial, param_name, param_distribution)
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
@@ -116,6 +157,7 @@ class FreshDraws(BaseSampler):
 
     def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState,
                     values: Sequence[float] | None) -> None:
+        self.filled.pop(trial.number, None)
         self.model.after_trial(study, trial, state, values)
 
     def reseed_rng(self) -> None:

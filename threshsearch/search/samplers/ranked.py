@@ -15,7 +15,8 @@ had proposed into the model's data, and the model narrowed onto it and repeated 
 ``RankedStops`` hands its model a view of the study without the repeats, in which the
 trials early stopping stopped come deepest rung first, then by their front among the
 trials stopped at the same rung (their objectives as last reported, as the rung weighed
-them), then in study order. Where the pruned trials tie for TPE, its stable sort keeps
+them; every stopped trial of the study counts, not only those in a bounded view), then in
+study order. Where the pruned trials tie for TPE, its stable sort keeps
 this order, so the good group takes the stopped trials that went furthest and did best.
 Trials stopped for a broken constraint (status infeasible) come last. The fronts are kept
 as trials are first read (``pareto.ParetoFronts``), so a draw does not sort the study again.
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Container, Sequence
+from numbers import Real
 from typing import Any
 
 from optuna.distributions import BaseDistribution
@@ -46,6 +48,7 @@ class RankedStops(BaseSampler):
         self.rungs: dict[int, ParetoFronts | SortedValues] = {}  # epoch -> stopped there
         self.places: dict[int, tuple[int, int]] = {}  # number -> (epoch, index there)
         self.weighed: set[int] = set()
+        self.started = False  # the storage's stopped trials have been weighed
 
     def __str__(self) -> str:
         return f"{self.model} (reading stopped trials by rung and front, repeats left out)"
@@ -61,7 +64,7 @@ class RankedStops(BaseSampler):
         values = [trial.user_attrs.get(name) for name in names]
         point = ([sign * float(v) for sign, v in zip(signs, values, strict=True)]
                  if len(values) == len(signs) and all(
-                     isinstance(v, int | float) for v in values)
+                     isinstance(v, Real) for v in values)
                  else [float("nan")] * len(signs))
         fronts = self.rungs.setdefault(epoch, pareto_fronts(len(signs)))
         self.places[trial.number] = (epoch, len(fronts))
@@ -74,7 +77,12 @@ class RankedStops(BaseSampler):
                                                use_cache=use_cache)
                   if t.user_attrs.get(STATUS) != DUPLICATE]
         stopped = [t for t in trials if t.state == TrialState.PRUNED]
-        new = [t for t in stopped if t.number not in self.weighed]
+        # The first read weighs every stopped trial in the storage, so that a resumed study
+        # ranks as one never interrupted (a bounded view holds only the latest trials).
+        every = stopped if self.started else study._storage.get_all_trials(
+            study._study_id, deepcopy=False, states=(TrialState.PRUNED,))
+        self.started = True
+        new = [t for t in every if t.number not in self.weighed]
         if new:
             names = study.metric_names or []  # a storage read: once a draw at most
             signs = [1.0 if d == StudyDirection.MINIMIZE else -1.0
