@@ -14,8 +14,9 @@ from threshsearch.train import (
     seed_everything,
 )
 
-# Enough data to learn from, for the one test that asks for learning.
-LEARNABLE = {}
+# Enough data to learn from in three epochs, for the one test that asks for learning
+# (more than the synthetic dataset's default, which is sized for smoke runs).
+LEARNABLE = {"train": 600, "val": 200}
 # Several batches of small images: what the other tests check (seeds, checkpoints, stops)
 # does not depend on how much there is to learn, only on more than one batch an epoch.
 FEW = {"size": 16, "train": 150, "val": 50, "test": 50}

@@ -212,7 +212,9 @@ def _digits() -> ImageDataset:
 def synthetic(num_classes: int = 10, size: int = 32, train: int = 300, val: int = 100,
               test: int = 100, seed: int = 0) -> ImageDataset:
     """Learnable noise: each class is a fixed, smooth random template (coarse colour blobs a
-    small network tells apart within a few epochs) plus per-image noise."""
+    small network tells apart within a few epochs) plus per-image noise. Sized by default
+    for smoke runs and the tests' searches (300 training images: an epoch of a small
+    network takes a fraction of a second on one core)."""
     generator = torch.Generator().manual_seed(seed)
     coarse = torch.rand(num_classes, 3, 4, 4, generator=generator)
     templates = F.interpolate(coarse, size=size, mode="bilinear", align_corners=False) * 160 + 48
