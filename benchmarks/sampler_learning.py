@@ -66,6 +66,9 @@ def main() -> None:
     parser.add_argument("--space", default=str(DEFAULT_SPACE))
     parser.add_argument("--trials", type=int, nargs="+", default=[1000, 5000])
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds first-seed .. first-seed + seeds - 1 (held-out seeds "
+                             "for a design chosen on others)")
     parser.add_argument("--workers", type=int, default=16, help="trials at a time")
     parser.add_argument("--epochs", type=int, default=9, help="rungs at 1, 3, 9 (eta 3)")
     parser.add_argument("--epoch-s", type=float, default=0.02, help="surrogate sleep")
@@ -91,7 +94,7 @@ def main() -> None:
     runs = []
     try:
         for trials in args.trials:
-            for index in range(args.seeds):
+            for index in range(args.first_seed, args.first_seed + args.seeds):
                 for sampler in rotated(samplers, index):
                     run_space = sampler_space(space, sampler, index, trials, args.workers,
                                               args.epochs, out)

@@ -19,6 +19,8 @@ TINY_SPACE = {
     "train": {"recipe": "quick", "epochs": 3, "lr": 0.01},
     "early_stopping": {"kind": "asha", "grace_epochs": 1, "reduction_factor": 2},
     "resources": {"cpus": 1},
+    # short timings where a trial measures latency: the tests read that it was measured
+    "measurement": {"min_time_s": 0.05, "max_time_s": 0.3},
     "base": "threshnet79",
     "space": {
         "num_stages": 3,
@@ -121,8 +123,7 @@ def offline_study(folder: Path, n_trials: int = 7, objectives: list | None = Non
                                          {"metric": "params"}],
             # a bound every trial meets: the trials measure latency, as the results show it
             "constraints": [*TINY_SPACE["constraints"], {"metric": "latency_ms", "max": 1e6}],
-            # short timings: the tests read that a latency was measured, not its value
-            "measurement": measurement or {"min_time_s": 0.05, "max_time_s": 0.3}}
+            "measurement": measurement or TINY_SPACE["measurement"]}
     path = folder / "space.yaml"
     path.write_text(yaml.safe_dump(data))
     space = load_space(path)

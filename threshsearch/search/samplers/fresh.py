@@ -9,9 +9,9 @@ whole trial machinery and was stored: on the surrogate at 1,000 trials about 2.5
 were drawn for every trial of the budget (docs/benchmarks.md, sampler learning).
 
 ``FreshDraws`` asks its model for a trial's draw, and while the draw is a network the
-study holds, asks again (each draw of TPE takes a fresh sample of candidates), up to
-``DRAWS`` draws in all or until the model proposes a network it proposed for this trial
-already (it stands still). Then the draw is a neighbour of its first proposal, one of the
+study holds, asks again (each draw of TPE takes a fresh sample of candidates, so a
+proposal repeated once may still give way to a new one), up to ``DRAWS`` draws in all.
+Then the draw is a neighbour of its first proposal, one of the
 network's parameters (never one in ``keep``, the recipe's) drawn again at random, up to
 ``DRAWS`` of them: a step of local search around what the model likes best; then up to
 ``DRAWS`` draws wholly at random; and when every one of those repeats too (a space nearly
@@ -105,13 +105,8 @@ class FreshDraws(BaseSampler):
                       search_space: dict[str, BaseDistribution],
                       favourite: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """The draws tried after the model's favourite, in order, made as they are asked."""
-        proposed = [favourite]
         for _ in range(self.draws - 1):
-            draw = self.model.sample_relative(study, trial, search_space)
-            if draw in proposed:
-                break  # the model stands still
-            proposed.append(draw)
-            yield draw
+            yield self.model.sample_relative(study, trial, search_space)
         for _ in range(self.draws):
             yield neighbour(favourite, search_space, self.keep, self._rng, self._random,
                             study, trial)
