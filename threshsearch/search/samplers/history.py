@@ -15,25 +15,25 @@ reading the list of trials (no arrays, no estimators). Imports no Ray.
 from __future__ import annotations
 
 import bisect
-import copy
-from collections.abc import Container, Sequence
-from typing import Any
+from collections.abc import Container
 
 import numpy as np
-from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from threshsearch.search.samplers.view import ViewingSampler
+
 RECENT = 1000  # the latest trials the model sees besides the front; at or below, all
 
 
-class BoundedHistory(BaseSampler):
+class BoundedHistory(ViewingSampler):
     """``model`` drawing from the latest ``recent`` trials of the study and the front of
     those before them."""
 
     def __init__(self, model: BaseSampler, recent: int = RECENT) -> None:
-        self.model, self.recent = model, recent
+        super().__init__(model)
+        self.recent = recent
         self.front: dict[int, np.ndarray] = {}  # number -> minimised values, before ``cut``
         self.cut = 0  # the trials numbered below it have been weighed for the front
 
@@ -64,7 +64,7 @@ class BoundedHistory(BaseSampler):
                 self._add(trial.number, np.asarray(trial.values, dtype=float) * signs)
         self.cut = cut
 
-    def _trials(self, study: Study, deepcopy: bool = True,
+    def trials(self, study: Study, deepcopy: bool = True,
                 states: Container[TrialState] | None = None,
                 use_cache: bool = False) -> list[FrozenTrial]:
         trials = study._get_trials(deepcopy=deepcopy, states=states, use_cache=use_cache)
@@ -74,34 +74,3 @@ class BoundedHistory(BaseSampler):
         if trials[window].number > self.cut:
             self._weigh_up_to(study, trials[window].number)
         return [t for t in trials[:window] if t.number in self.front] + trials[window:]
-
-    def view(self, study: Study) -> Study:
-        """``study`` as the model sees it: the same study, fewer trials."""
-        seen = copy.copy(study)
-        seen._get_trials = lambda deepcopy=True, states=None, use_cache=False: self._trials(
-            study, deepcopy, states, use_cache)
-        return seen
-
-    # ---------------------------------------------------- the sampler's calls
-    def infer_relative_search_space(self, study: Study, trial: FrozenTrial
-                                    ) -> dict[str, BaseDistribution]:
-        return self.model.infer_relative_search_space(study, trial)
-
-    def sample_relative(self, study: Study, trial: FrozenTrial,
-                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
-        return self.model.sample_relative(self.view(study), trial, search_space)
-
-    def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
-                           param_distribution: BaseDistribution) -> Any:
-        return self.model.sample_independent(self.view(study), trial, param_name,
-                                             param_distribution)
-
-    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
-        self.model.before_trial(study, trial)
-
-    def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState,
-                    values: Sequence[float] | None) -> None:
-        self.model.after_trial(study, trial, state, values)
-
-    def reseed_rng(self) -> None:
-        self.model.reseed_rng()

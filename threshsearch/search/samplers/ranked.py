@@ -26,25 +26,23 @@ no Ray.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Container, Sequence
 from numbers import Real
-from typing import Any
 
-from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from threshsearch.search.pareto import ParetoFronts, SortedValues, pareto_fronts
+from threshsearch.search.samplers.view import ViewingSampler
 from threshsearch.search.storage import DUPLICATE, STATUS, STOPPED_AT
 
 
-class RankedStops(BaseSampler):
+class RankedStops(ViewingSampler):
     """``model`` reading the study without repeats and with its stopped trials ranked."""
 
     def __init__(self, model: BaseSampler) -> None:
-        self.model = model
+        super().__init__(model)
         self.rungs: dict[int, ParetoFronts | SortedValues] = {}  # epoch -> stopped there
         self.places: dict[int, tuple[int, int]] = {}  # number -> (epoch, index there)
         self.weighed: set[int] = set()
@@ -70,7 +68,7 @@ class RankedStops(BaseSampler):
         self.places[trial.number] = (epoch, len(fronts))
         fronts.add(point)
 
-    def _trials(self, study: Study, deepcopy: bool = True,
+    def trials(self, study: Study, deepcopy: bool = True,
                 states: Container[TrialState] | None = None,
                 use_cache: bool = False) -> list[FrozenTrial]:
         trials = [t for t in study._get_trials(deepcopy=deepcopy, states=states,
@@ -102,34 +100,3 @@ class RankedStops(BaseSampler):
 
         stopped.sort(key=rank)
         return [t for t in trials if t.state != TrialState.PRUNED] + stopped
-
-    def view(self, study: Study) -> Study:
-        """``study`` as the model reads it."""
-        seen = copy.copy(study)
-        seen._get_trials = lambda deepcopy=True, states=None, use_cache=False: self._trials(
-            study, deepcopy, states, use_cache)
-        return seen
-
-    # ---------------------------------------------------- the sampler's calls
-    def infer_relative_search_space(self, study: Study, trial: FrozenTrial
-                                    ) -> dict[str, BaseDistribution]:
-        return self.model.infer_relative_search_space(study, trial)
-
-    def sample_relative(self, study: Study, trial: FrozenTrial,
-                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
-        return self.model.sample_relative(self.view(study), trial, search_space)
-
-    def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
-                           param_distribution: BaseDistribution) -> Any:
-        return self.model.sample_independent(self.view(study), trial, param_name,
-                                             param_distribution)
-
-    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
-        self.model.before_trial(study, trial)
-
-    def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState,
-                    values: Sequence[float] | None) -> None:
-        self.model.after_trial(study, trial, state, values)
-
-    def reseed_rng(self) -> None:
-        self.model.reseed_rng()
