@@ -65,8 +65,8 @@ class BoundedHistory(ViewingSampler):
         self.cut = cut
 
     def trials(self, study: Study, deepcopy: bool = True,
-                states: Container[TrialState] | None = None,
-                use_cache: bool = False) -> list[FrozenTrial]:
+               states: Container[TrialState] | None = None,
+               use_cache: bool = False) -> list[FrozenTrial]:
         trials = study._get_trials(deepcopy=deepcopy, states=states, use_cache=use_cache)
         if len(trials) <= self.recent:
             return trials

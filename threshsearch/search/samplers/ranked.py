@@ -69,8 +69,8 @@ class RankedStops(ViewingSampler):
         fronts.add(point)
 
     def trials(self, study: Study, deepcopy: bool = True,
-                states: Container[TrialState] | None = None,
-                use_cache: bool = False) -> list[FrozenTrial]:
+               states: Container[TrialState] | None = None,
+               use_cache: bool = False) -> list[FrozenTrial]:
         trials = [t for t in study._get_trials(deepcopy=deepcopy, states=states,
                                                use_cache=use_cache)
                   if t.user_attrs.get(STATUS) != DUPLICATE]
