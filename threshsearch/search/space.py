@@ -313,6 +313,9 @@ class _FilledIn:
         self.filled: dict[str, Any] = {}
 
     def _value(self, name: str, distribution: BaseDistribution) -> Any:
+        if distribution.single():  # as a trial answers it, without its sampler
+            return (distribution.choices[0]
+                    if isinstance(distribution, CategoricalDistribution) else distribution.low)
         if name not in self.params:
             self.params[name] = self.filled[name] = self.fill(name, distribution)
         return self.params[name]

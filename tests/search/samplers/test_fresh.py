@@ -125,9 +125,28 @@ def test_a_conditional_parameter_is_drawn_with_the_network_and_handed_to_the_tri
     model = Scripted([{"a": 2, "b": "x"}])
     study = _study(model, tried=((2, "x"),))
     assert _ask(study) != {"a": 2, "b": "x", "c": 0}
-    model = Scripted([{"a": 4, "b": "y"}])
-    study = _study(model, tried=((2, "x"),))
-    assert _ask(study) == {"a": 4, "b": "y", "c": 0}
+
+
+def test_the_conditional_value_the_network_was_checked_with_is_the_trials():
+    class Counting(Scripted):
+        """Single draws that differ at each call: 0, 1, 2, ..."""
+
+        def sample_independent(self, study, trial, param_name, param_distribution):
+            self.singles = getattr(self, "singles", -1) + 1
+            return self.singles
+
+    seen = []
+
+    def noting(params, fill):
+        found = network(params, fill)
+        seen.append(found[1])
+        return found
+
+    model = Counting([{"a": 4, "b": "y"}])
+    study = optuna.create_study(sampler=FreshDraws(model, noting))
+    drawn = _ask(study)
+    assert seen == [{"c": 0}] and drawn == {"a": 4, "b": "y", "c": 0}, \
+        "the trial's c is the one drawn for the check, not a second draw (1)"
 
 
 def test_trials_recorded_after_the_first_read_count_as_tried():

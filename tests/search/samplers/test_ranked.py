@@ -116,3 +116,20 @@ def test_tpe_puts_the_deepest_best_stops_in_its_good_group(monkeypatch):
     trial.suggest_float("x", 0, 1)
     # A tenth of 18 trials read (the two repeats left out): the two stopped at rung 3.
     assert below and below[-1] == {16, 17}
+
+
+def test_a_bounded_view_ranks_its_stops_among_every_stop_of_the_study():
+    from threshsearch.search.samplers.history import BoundedHistory
+
+    study = _study()
+    _stopped(study, 0.0, 1, 0.90, 1.0)  # 0: out of the window, dominates 1, 2 and 3
+    _stopped(study, 0.1, 1, 0.50, 5.0)  # 1: out of the window, front 2
+    _stopped(study, 0.2, 1, 0.60, 4.0)  # 2: front 1 of the study, 0 of the window
+    _stopped(study, 0.3, 1, 0.40, 6.0)  # 3: front 3 of the study, 1 of the window
+    _stopped(study, 0.4, 1, 0.30, 0.5)  # 4: front 0 (the cheapest)
+    ranked = RankedStops(optuna.samplers.RandomSampler())
+    history = BoundedHistory(ranked, recent=3)  # the window: trials 2, 3 and 4
+    bounded = history.view(study)
+    read = ranked.view(bounded)._get_trials(deepcopy=False)
+    assert [t.number for t in read] == [4, 2, 3]  # within the window alone: 2, 4, 3
+    assert [int(f) for f in ranked.rungs[1].fronts] == [0, 2, 1, 3, 0]

@@ -43,8 +43,9 @@ from threshsearch.validation import Bool, Choice, Int, Number, Schema, expected,
 
 NSGA2_FROM_TRIALS = 250
 # Models whose draw fits every trial it reads and proposes its best again: given a bounded
-# history and a neighbour after a repeat. NSGA-II keeps its own generations (a neighbour
-# would belong to none) and mutates on its own; random sampling needs neither.
+# history, ranked stops and draws checked against tried networks. NSGA-II keeps its own
+# generations (a neighbour would belong to none) and mutates on its own; random sampling
+# needs none of it.
 MODELS = ("tpe", "gp")
 SAMPLERS = ("auto", "tpe", "nsga2", "gp", "random")
 OPTUNA_SAMPLERS: dict[str, type[optuna.samplers.BaseSampler]] = {

@@ -1,5 +1,5 @@
 """A model whose draw is checked against the networks the study holds: asked again while it
-proposes a new one, then a neighbour of its favourite, then a draw at random.
+proposes one of them, then a neighbour of its favourite, then a draw at random.
 
 Multivariate TPE proposes the candidate that is likeliest under its good group against the
 rest; on a space of a few integers and choices that candidate is, most of the time, a
@@ -23,10 +23,11 @@ parameters the model's joint draw leaves out (conditional ones, such as a fifth 
 depth when the number of stages is searched) drawn by the model one at a time as the trial
 would draw them, and handed to the trial when it asks (``sample_independent``); two draws
 differing only where the network does not look (the harmonic layers' reduction of an
-all-dense network) are one network. The study's networks are the hashes its trials
-recorded (user attribute ``config_hash``, the searcher's duplicate check's), each read
-once, in the study's order (from the first trial still drawing, read again next time). A
-seeded study draws the same. Imports no Ray.
+all-dense network) are one network; a draw that builds no network is passed over too. The
+study's networks are the hashes its trials recorded (user attribute ``config_hash``, the
+searcher's duplicate check's; a failed trial's network counts as tried, though the
+searcher would run it again), each read once, in the study's order (from the first trial
+still drawing, read again next time). A seeded study draws the same. Imports no Ray.
 """
 
 from __future__ import annotations
