@@ -1,13 +1,20 @@
 """The surrogate trial: the model's curves, reports a real trial's reader accepts, and a run of
 the real driver under Ray with it in place of training."""
 
+import numpy as np
 import yaml
 
 from tests.search.helpers import budget_used, write_space
 from threshsearch.search.progress import Progress
 from threshsearch.search.runner import open_study
 from threshsearch.search.space import load_space
-from threshsearch.search.surrogate import curve, final_accuracy, run_surrogate
+from threshsearch.search.surrogate import (
+    NOISE,
+    curve,
+    expected_curve,
+    final_accuracy,
+    run_surrogate,
+)
 from threshsearch.search.trial import DONE, INFEASIBLE, PROFILED
 from threshsearch.search.worktime import WORKER_TIME
 
@@ -25,6 +32,14 @@ def test_a_curve_saturates_and_its_noise_is_the_trial_seeds():
     assert first != curve(1e7, 1e5, 10, 12, seed=4)
     assert first[-1] > first[0]
     assert abs(first[-1] - final_accuracy(1e7, 1e5, 10)) < 0.05
+
+
+def test_the_expected_curve_is_what_the_noisy_curves_average_to():
+    mean = expected_curve(1e7, 1e5, 10, 9)
+    curves = np.array([curve(1e7, 1e5, 10, 9, seed=seed) for seed in range(400)])
+    assert np.all(np.abs(curves.mean(axis=0) - mean) < 4 * NOISE / np.sqrt(400))
+    assert np.all(np.diff(mean) > 0)
+    assert mean[-1] < final_accuracy(1e7, 1e5, 10)
 
 
 def spec_from_the_searcher(tmp_path, constraints):

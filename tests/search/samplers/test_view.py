@@ -3,7 +3,7 @@ hears every other call unchanged."""
 
 import optuna
 
-from threshsearch.search.samplers.view import ViewingSampler
+from threshsearch.search.samplers.view import ViewingSampler, read_once
 
 X = optuna.distributions.FloatDistribution(0, 1)
 
@@ -27,9 +27,8 @@ class Noting(optuna.samplers.RandomSampler):
 
 
 class EvenOnly(ViewingSampler):
-    def trials(self, study, deepcopy=True, states=None, use_cache=False):
-        return [t for t in study._get_trials(deepcopy=deepcopy, states=states,
-                                             use_cache=use_cache) if t.number % 2 == 0]
+    def arrange(self, study, trials):
+        return [t for t in trials if t.number % 2 == 0]
 
 
 def test_the_model_reads_the_view_and_hears_every_call():
@@ -42,3 +41,39 @@ def test_the_model_reads_the_view_and_hears_every_call():
     assert model.read[-1] == [0, 2, 4]  # trial 4 drawing, the odd ones out of view
     assert model.heard == [(when, n) for n in range(5) for when in ("before", "after")]
     assert len(study.trials) == 5, "the study itself is untouched"
+
+
+class Counting(ViewingSampler):
+    def __init__(self, model):
+        super().__init__(model)
+        self.arranged = 0
+
+    def arrange(self, study, trials):
+        self.arranged += 1
+        return list(trials)
+
+
+def test_a_study_read_once_reads_the_storage_once_and_its_views_arrange_it_once():
+    study = optuna.create_study()
+    for value in (1.0, 2.0):
+        study.enqueue_trial({"x": value / 4})
+        trial = study.ask()
+        trial.suggest_float("x", 0, 1)
+        study.tell(trial, value)
+    reads = []
+    get_all = study._storage.get_all_trials
+    study._storage.get_all_trials = lambda *a, **k: reads.append(1) or get_all(*a, **k)
+    held = read_once(study)
+    complete = (optuna.trial.TrialState.COMPLETE,)
+    first = held._get_trials(deepcopy=False, states=complete)
+    assert held._get_trials(deepcopy=False, states=complete) is first
+    assert [t.number for t in held._get_trials(deepcopy=False)] == [0, 1]
+    assert len(reads) == 1
+    copied = held._get_trials(deepcopy=True)
+    assert copied[0] is not held._get_trials(deepcopy=False)[0]
+
+    viewing = Counting(Noting())
+    for _ in range(3):
+        viewing.view(held)._get_trials(deepcopy=False)
+    viewing.view(study)._get_trials(deepcopy=False)
+    assert viewing.arranged == 2, "the same list once, a fresh read again"

@@ -42,6 +42,7 @@ from optuna.samplers import BaseSampler, RandomSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
+from threshsearch.search.samplers.view import read_once
 from threshsearch.search.storage import CONFIG_HASH
 
 DRAWS = 8  # draws of each kind (the model's, neighbours, at random) a trial, at most
@@ -122,6 +123,7 @@ class FreshDraws(BaseSampler):
 
     def sample_relative(self, study: Study, trial: FrozenTrial,
                         search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+        study = read_once(study)  # the draws below see one list of trials
         favourite = self.model.sample_relative(study, trial, search_space)
         if not favourite:
             return favourite  # the model's start-up draws are independent, at random

@@ -15,7 +15,6 @@ reading the list of trials (no arrays, no estimators). Imports no Ray.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Container
 
 import numpy as np
 from optuna.samplers import BaseSampler
@@ -64,13 +63,15 @@ class BoundedHistory(ViewingSampler):
                 self._add(trial.number, np.asarray(trial.values, dtype=float) * signs)
         self.cut = cut
 
-    def trials(self, study: Study, deepcopy: bool = True,
-               states: Container[TrialState] | None = None,
-               use_cache: bool = False) -> list[FrozenTrial]:
-        trials = study._get_trials(deepcopy=deepcopy, states=states, use_cache=use_cache)
+    def arrange(self, study: Study, trials: list[FrozenTrial]) -> list[FrozenTrial]:
         if len(trials) <= self.recent:
             return trials
         window = len(trials) - self.recent
         if trials[window].number > self.cut:
             self._weigh_up_to(study, trials[window].number)
-        return [t for t in trials[:window] if t.number in self.front] + trials[window:]
+        kept = []  # found by bisection (the list is in the study's order), not by a scan
+        for number in sorted(self.front):
+            index = bisect.bisect_left(trials, number, hi=window, key=lambda t: t.number)
+            if index < window and trials[index].number == number:
+                kept.append(trials[index])
+        return kept + trials[window:]

@@ -26,7 +26,7 @@ no Ray.
 
 from __future__ import annotations
 
-from collections.abc import Container, Sequence
+from collections.abc import Sequence
 from numbers import Real
 
 from optuna.samplers import BaseSampler
@@ -68,12 +68,8 @@ class RankedStops(ViewingSampler):
         self.places[trial.number] = (epoch, len(fronts))
         fronts.add(point)
 
-    def trials(self, study: Study, deepcopy: bool = True,
-               states: Container[TrialState] | None = None,
-               use_cache: bool = False) -> list[FrozenTrial]:
-        trials = [t for t in study._get_trials(deepcopy=deepcopy, states=states,
-                                               use_cache=use_cache)
-                  if t.user_attrs.get(STATUS) != DUPLICATE]
+    def arrange(self, study: Study, trials: list[FrozenTrial]) -> list[FrozenTrial]:
+        trials = [t for t in trials if t.user_attrs.get(STATUS) != DUPLICATE]
         stopped = [t for t in trials if t.state == TrialState.PRUNED]
         # The first read weighs every stopped trial in the storage, so that a resumed study
         # ranks as one never interrupted (a bounded view holds only the latest trials).

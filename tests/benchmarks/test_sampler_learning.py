@@ -1,0 +1,33 @@
+"""The sampler-learning benchmark's scoring: the front a run reports, at its networks'
+expected accuracy."""
+
+import optuna
+import pytest
+
+from benchmarks.sampler_learning import expected_front
+from threshsearch.search.surrogate import expected_curve
+
+DIRECTIONS = ["maximize", "minimize"]
+
+
+def study_of(trials):
+    """A study of (val_accuracy, memrw_mib, madd, params, status) trials."""
+    study = optuna.create_study(directions=DIRECTIONS)
+    study.set_metric_names(["val_accuracy", "memrw_mib"])
+    for accuracy, memrw, madd, params, status in trials:
+        trial = study.ask()
+        for key, value in (("madd", madd), ("params", params), ("status", status)):
+            trial.set_user_attr(key, value)
+        study.tell(trial, [accuracy, memrw])
+    return study
+
+
+def test_the_observed_front_is_scored_at_its_expected_accuracy():
+    study = study_of([
+        (0.80, 1.0, 1e7, 1e5, "complete"),   # lucky: on the observed front
+        (0.76, 2.0, 1e8, 1e6, "complete"),   # dominated as observed
+        (0.90, 0.5, 1e6, 1e4, "duplicate"),  # a repeat is not a network the run trained
+    ])
+    (point,) = expected_front(study, DIRECTIONS, classes=10, epochs=9)
+    assert point == pytest.approx((-expected_curve(1e7, 1e5, 10, 9)[-1], 1.0))
+    assert -point[0] < 0.80
