@@ -34,7 +34,6 @@ import time
 from pathlib import Path
 
 import optuna
-import ray
 
 from benchmarks.scale import run_driver_alone
 from benchmarks.search_quality import (
@@ -176,8 +175,11 @@ def main() -> None:
                         help="trials one after another in this process, no Ray (--workers "
                              "and --epoch-s then unused); not comparable with a Ray run")
     parser.add_argument("--rescore", action="store_true",
-                        help="run nothing: tabulate the studies the same flags left in --out")
+                        help="run nothing: tabulate the studies the same flags left in --out "
+                             "(into runs-rescored.json and table-rescored.md)")
     args = parser.parse_args()
+    import ray
+
     samplers = [*args.samplers, *([YARDSTICK] if YARDSTICK not in args.samplers else [])]
 
     space = load_space(args.space)
@@ -200,6 +202,9 @@ def main() -> None:
                     storage = run_space.storage_url
                     began = time.perf_counter()
                     if args.rescore:
+                        if not Path(storage.removeprefix("sqlite:///")).exists():
+                            raise SystemExit(f"--rescore: no study {storage} (run it first, "
+                                             "with the same flags)")
                         study = optuna.load_study(study_name=run_space.study.name,
                                                   storage=storage)
                     else:
@@ -227,9 +232,10 @@ def main() -> None:
                  "equal trials (repeats outside the budget), of the reported front at its "
                  "expected accuracy and as observed, and at equal draws (the first N "
                  "draws, repeats counted).")
-    (out / "runs.json").write_text(json.dumps(runs, indent=1))
+    suffix = "-rescored" if args.rescore else ""  # a rescore keeps the run's own files
+    (out / f"runs{suffix}.json").write_text(json.dumps(runs, indent=1))
     print("\n" + text)
-    (out / "table.md").write_text(text + "\n")
+    (out / f"table{suffix}.md").write_text(text + "\n")
 
 
 if __name__ == "__main__":

@@ -95,14 +95,15 @@ def test_then_a_neighbour_of_its_favourite_is_drawn(keep):
     assert model.asked == 5 * DRAWS  # each time: the model's draws, all repeating
 
 
-def _tiny(tried):
+def _tiny(tried, draws=40, random_draws=40):
     """A space of four networks, ``tried`` of them tried, a model proposing (1, x); forty
     draws of each kind, so that the draws at random miss the last network by chance about
     once in 10^5 seeds (this one's never)."""
     space = {"a": optuna.distributions.IntDistribution(1, 3, step=2),
              "b": optuna.distributions.CategoricalDistribution(["x", "y"])}
     model = Scripted([{"a": 1, "b": "x"}], space)
-    study = optuna.create_study(sampler=FreshDraws(model, network, seed=0, draws=40))
+    study = optuna.create_study(sampler=FreshDraws(model, network, seed=0, draws=draws,
+                                                   random_draws=random_draws))
     for a, b in tried:
         study.enqueue_trial({"a": a, "b": b})
         trial = study.ask()
@@ -114,6 +115,12 @@ def _tiny(tried):
 
 def test_when_the_neighbours_are_tried_too_a_draw_at_random_finds_the_rest():
     assert _tiny([(1, "x"), (3, "x"), (1, "y")]) == (3, "y")
+
+
+def test_the_draws_at_random_outnumber_the_models_where_the_space_is_nearly_spent():
+    # One model draw and one neighbour; the draws at random, cheap, find the last network.
+    assert _tiny([(1, "x"), (3, "x"), (1, "y")], draws=1, random_draws=64) == (3, "y")
+    assert _tiny([(1, "x"), (3, "x"), (1, "y")], draws=1, random_draws=0) == (1, "x")
 
 
 def test_when_every_network_is_tried_the_models_favourite_is_let_through():
@@ -183,3 +190,28 @@ def test_a_draw_that_builds_no_network_is_not_kept():
     model = Scripted([{"a": 5, "b": "x"}, {"a": 11, "b": "x"}])
     study = optuna.create_study(sampler=FreshDraws(model, fussy))
     assert _ask(study) == {"a": 11, "b": "x"}
+
+
+class ReadingScripted(Scripted):
+    """A scripted model that reads the study's trials at each ask, past Optuna's per-trial
+    cache, as TPE with the constant liar does."""
+
+    def sample_relative(self, study, trial, search_space):
+        study._get_trials(deepcopy=False, use_cache=False)
+        return super().sample_relative(study, trial, search_space)
+
+
+def test_a_draw_that_asks_its_model_again_reads_the_storage_once():
+    repeating = ReadingScripted([{"a": 1, "b": "x"}])
+    once = ReadingScripted([{"a": 5, "b": "y"}])
+    reads = {}
+    for name, model in (("repeating", repeating), ("once", once)):
+        study = _study(model)
+        get_all = study._storage.get_all_trials
+        calls = []
+        study._storage.get_all_trials = lambda *a, _calls=calls, _get=get_all, **k: (
+            _calls.append(1) or _get(*a, **k))
+        _ask(study)
+        reads[name] = len(calls)
+    assert repeating.asked == DRAWS
+    assert reads["repeating"] == reads["once"]

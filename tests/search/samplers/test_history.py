@@ -55,6 +55,26 @@ def test_a_large_study_is_seen_as_its_latest_trials_and_the_front_before_them(se
     assert _seen(history, study) == sorted(_front(everything[:70]) | set(range(70, 90)))
 
 
+def test_the_front_is_found_among_trials_of_other_states():
+    values = np.random.default_rng(7).random((60, 2)).tolist()
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for number, pair in enumerate(values):  # every third trial stopped, every fifth failed
+        state = (TrialState.PRUNED if number % 3 == 1 else
+                 TrialState.FAIL if number % 5 == 4 else TrialState.COMPLETE)
+        study.add_trial(optuna.trial.create_trial(
+            params={"x": 0.5}, distributions={"x": X}, state=state,
+            values=pair if state == TrialState.COMPLETE else None))
+    complete = [i for i, t in enumerate(study.trials) if t.state == TrialState.COMPLETE]
+    for states in ((TrialState.COMPLETE, TrialState.PRUNED), (TrialState.COMPLETE,)):
+        history = BoundedHistory(optuna.samplers.RandomSampler(), recent=20)
+        window = study._get_trials(deepcopy=False, states=states)[-20:]
+        before = [n for n in complete if n < window[0].number]
+        front = sorted(before[i] for i in _front([values[n] for n in before]))
+        seen = [t.number for t in history.view(study)._get_trials(deepcopy=False,
+                                                                  states=states)]
+        assert seen == front + [t.number for t in window]
+
+
 def test_tpe_draws_from_the_view(monkeypatch):
     from optuna.samplers._tpe import sampler as tpe_module
 

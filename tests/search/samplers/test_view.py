@@ -77,3 +77,35 @@ def test_a_study_read_once_reads_the_storage_once_and_its_views_arrange_it_once(
         viewing.view(held)._get_trials(deepcopy=False)
     viewing.view(study)._get_trials(deepcopy=False)
     assert viewing.arranged == 2, "the same list once, a fresh read again"
+
+
+class Weighing(Counting):
+    """Arranges by what it has weighed: its state."""
+
+    def __init__(self, model):
+        super().__init__(model)
+        self.weighed = 0
+
+    def state(self):
+        return self.weighed
+
+
+def test_a_new_read_or_a_new_state_is_arranged_again():
+    study = optuna.create_study()
+    trial = study.ask()
+    trial.suggest_float("x", 0, 1)
+    study.tell(trial, 1.0)
+    viewing = Weighing(Noting())
+    held = read_once(study)
+    complete = [optuna.trial.TrialState.COMPLETE]
+    assert held._get_trials(deepcopy=False, states=complete) is held._get_trials(
+        deepcopy=False, states=tuple(complete))
+    viewing.view(held)._get_trials(deepcopy=False)
+    viewing.weighed += 1
+    viewing.view(held)._get_trials(deepcopy=False)
+    assert viewing.arranged == 2, "the same list in a new state"
+    trial = study.ask()
+    trial.suggest_float("x", 0, 1)
+    study.tell(trial, 2.0)
+    numbers = [t.number for t in viewing.view(read_once(study))._get_trials(deepcopy=False)]
+    assert viewing.arranged == 3 and numbers == [0, 1]

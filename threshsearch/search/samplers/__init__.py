@@ -16,7 +16,7 @@ TPE and GP are wrapped (``build``) so that they:
 - learn from a bounded history (``history.BoundedHistory``: the latest 1,000 trials and the
   front before them), so that their fit does not grow with the study;
 - are asked again while they propose a network the study holds, then give way to a
-  neighbour of their favourite or a draw at random (``fresh.FreshDraws``).
+  neighbour of their favourite or draws at random (``fresh.FreshDraws``).
 GP reads only complete trials: for it the ranking of stopped ones changes nothing.
 GPSampler is a choice, never ``auto``'s: its cost per suggestion grows with the cube of the
 trials and runs on the driver, beside the trials' training.

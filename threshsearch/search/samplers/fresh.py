@@ -14,7 +14,10 @@ proposal repeated once may still give way to a new one), up to ``DRAWS`` draws i
 Then the draw is a neighbour of its first proposal, one of the
 network's parameters (never one in ``keep``, the recipe's) drawn again at random, up to
 ``DRAWS`` of them: a step of local search around what the model likes best; then up to
-``DRAWS`` draws wholly at random; and when every one of those repeats too (a space nearly
+``RANDOM_DRAWS`` draws wholly at random (cheap: no model is fitted; many, because they are
+needed where the space is nearly spent: at 10,000 trials of benchmarks/scale.yaml, 8 of
+them let through a third of a repeat per trial, each repeat a whole draw of the driver's);
+and when every one of those repeats too (a space nearly
 spent), the model's first proposal, which the searcher records as a repeat (it ends a
 search after a long run of them).
 
@@ -45,7 +48,8 @@ from optuna.trial import FrozenTrial, TrialState
 from threshsearch.search.samplers.view import read_once
 from threshsearch.search.storage import CONFIG_HASH
 
-DRAWS = 8  # draws of each kind (the model's, neighbours, at random) a trial, at most
+DRAWS = 8  # the model's draws, and its favourite's neighbours, a trial, at most
+RANDOM_DRAWS = 64  # draws at random after those, at most
 REDRAWS = 10  # tries for a neighbour's parameter to take a value other than its own
 
 Fill = Callable[[str, BaseDistribution], Any]
@@ -76,8 +80,10 @@ class FreshDraws(BaseSampler):
     again, then a neighbour of its favourite, then at random, while they repeat one."""
 
     def __init__(self, model: BaseSampler, identity: Identity, keep: Collection[str] = (),
-                 seed: int | None = None, draws: int = DRAWS) -> None:
+                 seed: int | None = None, draws: int = DRAWS,
+                 random_draws: int = RANDOM_DRAWS) -> None:
         self.model, self.identity, self.draws = model, identity, draws
+        self.random_draws = random_draws
         self.keep = frozenset(keep)
         self._random = RandomSampler(seed=None if seed is None else seed + 3)
         self._rng = np.random.default_rng(None if seed is None else seed + 4)
@@ -87,7 +93,7 @@ class FreshDraws(BaseSampler):
 
     def __str__(self) -> str:
         return (f"{self.model} (asked again while it repeats a network, then {self.draws} "
-                f"neighbours of its favourite, then {self.draws} draws at random)")
+                f"neighbours of its favourite, then {self.random_draws} draws at random)")
 
     def _tried(self, study: Study) -> set[Hashable]:
         """The networks of the study's trials that have recorded theirs."""
@@ -112,7 +118,7 @@ class FreshDraws(BaseSampler):
         for _ in range(self.draws):
             yield neighbour(favourite, search_space, self.keep, self._rng, self._random,
                             study, trial)
-        for _ in range(self.draws):
+        for _ in range(self.random_draws):
             yield {name: self._random.sample_independent(study, trial, name, distribution)
                    for name, distribution in search_space.items()}
 

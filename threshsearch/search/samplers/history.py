@@ -15,6 +15,7 @@ reading the list of trials (no arrays, no estimators). Imports no Ray.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Hashable
 
 import numpy as np
 from optuna.samplers import BaseSampler
@@ -40,6 +41,9 @@ class BoundedHistory(ViewingSampler):
         return f"{self.model} (the latest {self.recent} trials and the front before them)"
 
     # ------------------------------------------------------------- the view
+    def state(self) -> Hashable:
+        return self.cut  # the front changes only as the cut moves
+
     def _add(self, number: int, point: np.ndarray) -> None:
         if not np.all(np.isfinite(point)):
             return

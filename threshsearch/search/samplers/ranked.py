@@ -26,7 +26,7 @@ no Ray.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from numbers import Real
 
 from optuna.samplers import BaseSampler
@@ -52,6 +52,9 @@ class RankedStops(ViewingSampler):
         return f"{self.model} (reading stopped trials by rung and front, repeats left out)"
 
     # ------------------------------------------------------------- the view
+    def state(self) -> Hashable:
+        return self.started, len(self.weighed)  # the rungs change only as trials are weighed
+
     def _weigh(self, trial: FrozenTrial, names: Sequence[str], signs: Sequence[float]
                ) -> None:
         """Add a trial stopped at a rung to that rung's fronts, by its last objectives

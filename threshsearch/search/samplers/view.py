@@ -1,4 +1,4 @@
-"""A model that reads the study through a view: the same study, its trials as ``trials``
+"""A model that reads the study through a view: the same study, its trials as ``arrange``
 hands them (fewer, or in another order); every other call passes to the model.
 
 Optuna's samplers read a study's trials through ``Study._get_trials``; the view is a
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 from abc import abstractmethod
-from collections.abc import Container, Sequence
+from collections.abc import Collection, Container, Hashable, Sequence
 from typing import Any
 
 from optuna.distributions import BaseDistribution
@@ -26,15 +26,17 @@ def read_once(study: Study) -> Study:
     from that list after (the same list for the same states, not to be changed): one draw
     that asks its model several times reads the storage once, and the views above it
     arrange it once. (TPE with the constant liar reads past Optuna's per-trial cache, a
-    whole storage sync per ask: most of a draw's cost at 10,000 trials.)"""
+    whole storage sync per ask: most of a draw's cost at 10,000 trials.) The first read is
+    Optuna's per-trial cache, filled at the trial's ask: in one driver nothing starts or
+    ends during a draw; trials another driver starts meanwhile are seen at the next draw."""
     held = copy.copy(study)
-    read: dict[tuple[TrialState, ...] | None, list[FrozenTrial]] = {}
+    read: dict[frozenset[TrialState] | None, list[FrozenTrial]] = {}
 
-    def get_trials(deepcopy: bool = True, states: Container[TrialState] | None = None,
+    def get_trials(deepcopy: bool = True, states: Collection[TrialState] | None = None,
                    use_cache: bool = False) -> list[FrozenTrial]:
         if None not in read:
-            read[None] = study._get_trials(deepcopy=False, use_cache=False)
-        key = None if states is None else tuple(states)
+            read[None] = study._get_trials(deepcopy=False, use_cache=True)
+        key = None if states is None else frozenset(states)
         if key not in read:
             read[key] = [t for t in read[None] if t.state in states]
         return copy.deepcopy(read[key]) if deepcopy else read[key]
@@ -48,27 +50,36 @@ class ViewingSampler(BaseSampler):
 
     def __init__(self, model: BaseSampler) -> None:
         self.model = model
-        # The lists arranged last (a model reads a few, for different states), with theirs.
-        self._arranged: list[tuple[list[FrozenTrial], list[FrozenTrial]]] = []
+        # The lists arranged last (a model reads a few, for different states), with the
+        # state they were arranged in and the arrangement; held, so that no list's identity
+        # is reused while it is here.
+        self._arranged: list[tuple[list[FrozenTrial], Hashable, list[FrozenTrial]]] = []
 
     @abstractmethod
     def arrange(self, study: Study, trials: list[FrozenTrial]) -> list[FrozenTrial]:
         """The trials the model reads, from ``trials`` as ``study._get_trials`` handed them
         (any states, in the study's order)."""
 
+    def state(self) -> Hashable:
+        """What ``arrange`` depends on besides its list (what it has weighed, the band of
+        the draw): an arrangement is reused only for the same list in the same state."""
+        return None
+
     def view(self, study: Study) -> Study:
-        """``study`` as the model reads it. The same list read again (``read_once``) is
-        arranged once: what ``arrange`` keeps of its own changes only with new trials."""
+        """``study`` as the model reads it. The same list read again in the same ``state``
+        (``read_once``: every ask of one draw) is arranged once."""
         seen = copy.copy(study)
 
         def get_trials(deepcopy: bool = True, states: Container[TrialState] | None = None,
                        use_cache: bool = False) -> list[FrozenTrial]:
             trials = study._get_trials(deepcopy=deepcopy, states=states, use_cache=use_cache)
-            for read, arranged in self._arranged:
-                if read is trials:
+            state = self.state()
+            for read, was, arranged in self._arranged:
+                if read is trials and was == state:
                     return arranged
             arranged = self.arrange(study, trials)
-            self._arranged = [(trials, arranged), *self._arranged[:KEPT_ARRANGEMENTS - 1]]
+            self._arranged = [(trials, self.state(), arranged),
+                              *self._arranged[:KEPT_ARRANGEMENTS - 1]]
             return arranged
 
         seen._get_trials = get_trials
