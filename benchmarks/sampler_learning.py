@@ -78,29 +78,32 @@ def ratios_to_yardstick(runs: list[dict], sampler: str, trials: int,
             if r["sampler"] == sampler and r["trials"] == trials and base.get(r["seed"])]
 
 
-def expected_front(study: optuna.Study, directions: list[str], classes: int, epochs: int
-                   ) -> list[tuple[float, ...]]:
+def expected_front(study: optuna.Study, directions: list[str]) -> list[tuple[float, ...]]:
     """The networks on the run's observed front (its complete trials, repeats left out),
-    minimised, with val_accuracy at its expected value (no noise)."""
+    minimised, with val_accuracy at its expected value (no noise) for the classes and
+    epochs each trial was run with."""
+    names = study.metric_names or []
+    if "val_accuracy" not in names:
+        raise ValueError(f"study {study.study_name!r} has no val_accuracy objective to "
+                         f"score at its expected value (objectives: {names})")
     complete = [t for t in study.trials if t.values is not None
                 and t.user_attrs.get("status") == "complete"]
     observed = [minimised(t.values, directions) for t in complete]
     front = set(non_dominated(observed))
-    names = study.metric_names or []
     points = []
     for trial, point in zip(complete, observed, strict=True):
         if point in front:
             values = list(trial.values)
-            if "val_accuracy" in names:
-                values[names.index("val_accuracy")] = expected_curve(
-                    trial.user_attrs["madd"], trial.user_attrs["params"], classes, epochs)[-1]
+            values[names.index("val_accuracy")] = expected_curve(
+                trial.user_attrs["madd"], trial.user_attrs["params"],
+                trial.user_attrs["architecture"]["num_classes"],
+                trial.user_attrs["recipe"]["epochs"])[-1]
             points.append(minimised(values, directions))
     return points
 
 
 def run_record(study: optuna.Study, sampler: str, trials: int, seed: int, mode: str,
-               directions: list[str], classes: int, epochs: int, wall_s: float | None
-               ) -> dict:
+               directions: list[str], wall_s: float | None) -> dict:
     """What the table needs of one run, from its study."""
     statuses = [t.user_attrs.get("status") for t in study.trials]
     early = [t for t in study.trials if t.number < trials]
@@ -108,7 +111,7 @@ def run_record(study: optuna.Study, sampler: str, trials: int, seed: int, mode: 
         "sampler": sampler, "trials": trials, "seed": seed, "mode": mode,
         "chosen": study.user_attrs["sampler"]["kind"],
         "points": [p for _, p in study_points(study, directions)],
-        "expected_front": expected_front(study, directions, classes, epochs),
+        "expected_front": expected_front(study, directions),
         # the first `trials` draws, repeats counted as trials (the budget before repeats
         # were left out of it)
         "points_at_draws": [minimised(t.values, directions) for t in early
@@ -135,6 +138,8 @@ def score(runs: list[dict], trials: int) -> None:
 
 def table(runs: list[dict], samplers: list[str], trial_counts: list[int], header: str
           ) -> str:
+    """The markdown table of ``runs`` (scored in place), one row per trial count and
+    sampler, each ratio to random sampling's with its interval."""
     lines = [header, "", "| trials | sampler (chosen) | complete | pruned | repeats | "
              "HV expected / random [95 %] | HV observed / random [95 %] | observed, at "
              "equal draws [95 %] |", "|---|---|---|---|---|---|---|---|"]
@@ -215,7 +220,6 @@ def main() -> None:
                                      surrogate_trainable(32, args.epoch_s))).study)
                     runs.append(run_record(
                         study, sampler, trials, index, mode, space.directions,
-                        run_space.num_classes, args.epochs,
                         None if args.rescore else time.perf_counter() - began))
                     if not args.rescore:
                         print(f"{trials} trials seed {index} {sampler:<7} "

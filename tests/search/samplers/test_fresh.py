@@ -6,7 +6,7 @@ the study's networks are read as trials record them."""
 import optuna
 import pytest
 
-from threshsearch.search.samplers.fresh import DRAWS, FreshDraws
+from threshsearch.search.samplers.fresh import DRAWS, RANDOM_DRAWS, FreshDraws
 from threshsearch.search.storage import CONFIG_HASH
 
 SPACE = {"a": optuna.distributions.IntDistribution(0, 100),
@@ -121,6 +121,7 @@ def test_the_draws_at_random_outnumber_the_models_where_the_space_is_nearly_spen
     # One model draw and one neighbour; the draws at random, cheap, find the last network.
     assert _tiny([(1, "x"), (3, "x"), (1, "y")], draws=1, random_draws=64) == (3, "y")
     assert _tiny([(1, "x"), (3, "x"), (1, "y")], draws=1, random_draws=0) == (1, "x")
+    assert FreshDraws(Scripted([{}]), network).random_draws == RANDOM_DRAWS > 4 * DRAWS
 
 
 def test_when_every_network_is_tried_the_models_favourite_is_let_through():

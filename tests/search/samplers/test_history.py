@@ -94,3 +94,28 @@ def test_tpe_draws_from_the_view(monkeypatch):
     trial = study.ask()
     assert 0 <= trial.suggest_float("x", 0, 1) <= 1
     assert sizes and max(sizes) == 10 + len(_front(values[:40]))
+
+
+def test_a_list_read_again_after_the_front_moved_on_is_arranged_again():
+    from threshsearch.search.samplers.view import read_once
+
+    # Trials 0-29 complete (15 dominating every other), 30-59 stopped: the complete ones'
+    # window starts at 10, every trial's at 40, so reading every trial weighs 10-39 and
+    # trial 15 empties the front kept from before 10.
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    rng = np.random.default_rng(3)
+    for number in range(60):
+        complete = number < 30
+        pair = [1.0, 0.0] if number == 15 else rng.uniform(0.1, 0.9, 2).tolist()
+        study.add_trial(optuna.trial.create_trial(
+            params={"x": 0.5}, distributions={"x": X},
+            state=TrialState.COMPLETE if complete else TrialState.PRUNED,
+            values=pair if complete else None))
+    history = BoundedHistory(optuna.samplers.RandomSampler(), recent=20)
+    held = history.view(read_once(study))
+    complete = (TrialState.COMPLETE,)
+    first = [t.number for t in held._get_trials(deepcopy=False, states=complete)]
+    held._get_trials(deepcopy=False)
+    again = [t.number for t in held._get_trials(deepcopy=False, states=complete)]
+    assert first[:len(first) - 20] and min(first) < 10, "a front kept from before 10"
+    assert again == list(range(10, 30)), "trial 15 dominates it now"

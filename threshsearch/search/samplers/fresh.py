@@ -15,11 +15,11 @@ Then the draw is a neighbour of its first proposal, one of the
 network's parameters (never one in ``keep``, the recipe's) drawn again at random, up to
 ``DRAWS`` of them: a step of local search around what the model likes best; then up to
 ``RANDOM_DRAWS`` draws wholly at random (cheap: no model is fitted; many, because they are
-needed where the space is nearly spent: at 10,000 trials of benchmarks/scale.yaml, 8 of
-them let through a third of a repeat per trial, each repeat a whole draw of the driver's);
-and when every one of those repeats too (a space nearly
-spent), the model's first proposal, which the searcher records as a repeat (it ends a
-search after a long run of them).
+needed where the space is nearly spent: near the 10,000th trial of benchmarks/scale.yaml,
+8 of them let through a third of a repeat per trial, each repeat a whole draw of the
+driver's); and when every one of those repeats too (a space nearly spent), the model's
+first proposal, which the searcher records as a repeat (it ends a search after a long run
+of them).
 
 A network is what ``identity`` makes of a draw: the space's network hash, with the
 parameters the model's joint draw leaves out (conditional ones, such as a fifth stage's

@@ -27,8 +27,9 @@ def read_once(study: Study) -> Study:
     that asks its model several times reads the storage once, and the views above it
     arrange it once. (TPE with the constant liar reads past Optuna's per-trial cache, a
     whole storage sync per ask: most of a draw's cost at 10,000 trials.) The first read is
-    Optuna's per-trial cache, filled at the trial's ask: in one driver nothing starts or
-    ends during a draw; trials another driver starts meanwhile are seen at the next draw."""
+    Optuna's per-trial cache (reset at each ask, filled at its first read): in one driver
+    nothing starts or ends during a draw; trials another driver starts meanwhile are seen
+    at the next draw."""
     held = copy.copy(study)
     read: dict[frozenset[TrialState] | None, list[FrozenTrial]] = {}
 
@@ -74,8 +75,8 @@ class ViewingSampler(BaseSampler):
                        use_cache: bool = False) -> list[FrozenTrial]:
             trials = study._get_trials(deepcopy=deepcopy, states=states, use_cache=use_cache)
             state = self.state()
-            for read, was, arranged in self._arranged:
-                if read is trials and was == state:
+            for read, arranged_in, arranged in self._arranged:
+                if read is trials and arranged_in == state:
                     return arranged
             arranged = self.arrange(study, trials)
             self._arranged = [(trials, self.state(), arranged),
