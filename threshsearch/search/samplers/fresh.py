@@ -46,6 +46,7 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
 from threshsearch.search.samplers.view import read_once
+from threshsearch.search.samplers.wrapping import WrappingSampler
 from threshsearch.search.storage import CONFIG_HASH
 
 DRAWS = 8  # the model's draws, and its favourite's neighbours, a trial, at most
@@ -75,14 +76,15 @@ def neighbour(params: Mapping[str, Any], distributions: Mapping[str, BaseDistrib
     return params
 
 
-class FreshDraws(BaseSampler):
+class FreshDraws(WrappingSampler):
     """``model``'s draws, checked against the study's networks (``identity``): asked
     again, then a neighbour of its favourite, then at random, while they repeat one."""
 
     def __init__(self, model: BaseSampler, identity: Identity, keep: Collection[str] = (),
                  seed: int | None = None, draws: int = DRAWS,
                  random_draws: int = RANDOM_DRAWS) -> None:
-        self.model, self.identity, self.draws = model, identity, draws
+        super().__init__(model)
+        self.identity, self.draws = identity, draws
         self.random_draws = random_draws
         self.keep = frozenset(keep)
         self._random = RandomSampler(seed=None if seed is None else seed + 3)
@@ -123,10 +125,6 @@ class FreshDraws(BaseSampler):
                    for name, distribution in search_space.items()}
 
     # ---------------------------------------------------- the sampler's calls
-    def infer_relative_search_space(self, study: Study, trial: FrozenTrial
-                                    ) -> dict[str, BaseDistribution]:
-        return self.model.infer_relative_search_space(study, trial)
-
     def sample_relative(self, study: Study, trial: FrozenTrial,
                         search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
         study = read_once(study)  # the draws below see one list of trials
@@ -156,15 +154,12 @@ class FreshDraws(BaseSampler):
             return filled[param_name]
         return self.model.sample_independent(study, trial, param_name, param_distribution)
 
-    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
-        self.model.before_trial(study, trial)
-
     def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState,
                     values: Sequence[float] | None) -> None:
         self.filled.pop(trial.number, None)
-        self.model.after_trial(study, trial, state, values)
+        super().after_trial(study, trial, state, values)
 
     def reseed_rng(self) -> None:
-        self.model.reseed_rng()
+        super().reseed_rng()
         self._random.reseed_rng()
         self._rng = np.random.default_rng()

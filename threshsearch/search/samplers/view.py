@@ -3,20 +3,23 @@ hands them (fewer, or in another order); every other call passes to the model.
 
 Optuna's samplers read a study's trials through ``Study._get_trials``; the view is a
 shallow copy of the study whose ``_get_trials`` is the wrapper's, so the model's own code
-reads it unchanged. Imports no Ray.
+reads it unchanged; every other call passes to the model (``WrappingSampler``). Imports
+no Ray.
 """
 
 from __future__ import annotations
 
 import copy
 from abc import abstractmethod
-from collections.abc import Collection, Container, Hashable, Sequence
+from collections.abc import Collection, Container, Hashable
 from typing import Any
 
 from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
+
+from threshsearch.search.samplers.wrapping import WrappingSampler
 
 KEPT_ARRANGEMENTS = 4  # lists whose arrangement is kept, the latest first
 
@@ -46,11 +49,11 @@ def read_once(study: Study) -> Study:
     return held
 
 
-class ViewingSampler(BaseSampler):
+class ViewingSampler(WrappingSampler):
     """``model`` drawing from ``view(study)``; subclasses say what it holds (``arrange``)."""
 
     def __init__(self, model: BaseSampler) -> None:
-        self.model = model
+        super().__init__(model)
         # The lists arranged last (a model reads a few, for different states), with the
         # state they were arranged in and the arrangement; held, so that no list's identity
         # is reused while it is here.
@@ -86,10 +89,6 @@ class ViewingSampler(BaseSampler):
         seen._get_trials = get_trials
         return seen
 
-    def infer_relative_search_space(self, study: Study, trial: FrozenTrial
-                                    ) -> dict[str, BaseDistribution]:
-        return self.model.infer_relative_search_space(study, trial)
-
     def sample_relative(self, study: Study, trial: FrozenTrial,
                         search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
         return self.model.sample_relative(self.view(study), trial, search_space)
@@ -98,13 +97,3 @@ class ViewingSampler(BaseSampler):
                            param_distribution: BaseDistribution) -> Any:
         return self.model.sample_independent(self.view(study), trial, param_name,
                                              param_distribution)
-
-    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
-        self.model.before_trial(study, trial)
-
-    def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState,
-                    values: Sequence[float] | None) -> None:
-        self.model.after_trial(study, trial, state, values)
-
-    def reseed_rng(self) -> None:
-        self.model.reseed_rng()
