@@ -42,6 +42,7 @@ from benchmarks.search_quality import (
     pooled_reference,
     rotated,
     study_points,
+    trained,
 )
 from threshsearch.search.cluster import connect_ray, quiet_ray
 from threshsearch.search.pareto import hypervolume, minimised
@@ -86,8 +87,7 @@ def expected_front(study: optuna.Study, directions: list[str]) -> list[tuple[flo
     if "val_accuracy" not in names:
         raise ValueError(f"study {study.study_name!r} has no val_accuracy objective to "
                          f"score at its expected value (objectives: {names})")
-    complete = [t for t in study.trials if t.values is not None
-                and t.user_attrs.get("status") == "complete"]
+    complete = trained(study.trials)
     observed = [minimised(t.values, directions) for t in complete]
     front = set(non_dominated(observed))
     points = []
@@ -95,7 +95,7 @@ def expected_front(study: optuna.Study, directions: list[str]) -> list[tuple[flo
         if point in front:
             values = list(trial.values)
             values[names.index("val_accuracy")] = expected_curve(
-                trial.user_attrs["madd"], trial.user_attrs["params"],
+                trial.user_attrs["params"], trial.user_attrs["config_hash"],
                 trial.user_attrs["architecture"]["num_classes"],
                 trial.user_attrs["recipe"]["epochs"])[-1]
             points.append(minimised(values, directions))
@@ -114,9 +114,7 @@ def run_record(study: optuna.Study, sampler: str, trials: int, seed: int, mode: 
         "expected_front": expected_front(study, directions),
         # the first `trials` draws, repeats counted as trials (the budget before repeats
         # were left out of it)
-        "points_at_draws": [minimised(t.values, directions) for t in early
-                            if t.values is not None
-                            and t.user_attrs.get("status") == "complete"],
+        "points_at_draws": [minimised(t.values, directions) for t in trained(early)],
         "complete": statuses.count("complete"), "pruned": statuses.count("pruned"),
         "repeats": statuses.count(DUPLICATE), "draws": len(statuses), "wall_s": wall_s}
 

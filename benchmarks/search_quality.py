@@ -61,14 +61,20 @@ def strategy_space(space: SearchSpace, strategy: str, seed: int, budget: float, 
                          early_stopping=space.early_stopping.replace(kind=kind))
 
 
+def trained(trials: list) -> list:
+    """The trials that completed their training (feasible, with values), repeats of a
+    network already tried left out."""
+    return [t for t in trials
+            if t.values is not None and t.user_attrs.get("status") == "complete"]
+
+
 def study_points(study, directions: list[str]) -> list[tuple[float, tuple[float, ...]]]:
-    """(seconds from the study's first trial start, minimised objectives) of each completed
-    feasible trial, duplicates left out."""
+    """(seconds from the study's first trial start, minimised objectives) of each trained
+    trial (``trained``)."""
     trials = study.trials
     start = min(t.datetime_start for t in trials if t.datetime_start)
     return [((t.datetime_complete - start).total_seconds(), minimised(t.values, directions))
-            for t in trials
-            if t.values is not None and t.user_attrs.get("status") == "complete"]
+            for t in trained(trials)]
 
 
 def rotated(strategies: list[str], index: int) -> list[str]:

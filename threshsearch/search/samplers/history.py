@@ -19,10 +19,10 @@ from collections.abc import Hashable
 
 import numpy as np
 from optuna.samplers import BaseSampler
-from optuna.study import Study, StudyDirection
+from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
-from threshsearch.search.samplers.view import ViewingSampler
+from threshsearch.search.samplers.view import ViewingSampler, minimising_signs
 
 RECENT = 1000  # the latest trials the model sees besides the front; at or below, all
 
@@ -58,7 +58,7 @@ class BoundedHistory(ViewingSampler):
         """Weigh for the front the complete trials numbered from ``self.cut`` to ``cut``."""
         complete = study._get_trials(deepcopy=False, states=(TrialState.COMPLETE,),
                                      use_cache=True)
-        signs = [1.0 if d == StudyDirection.MINIMIZE else -1.0 for d in study.directions]
+        signs = minimising_signs(study)
         start = bisect.bisect_left(complete, self.cut, key=lambda trial: trial.number)
         for trial in complete[start:]:
             if trial.number >= cut:

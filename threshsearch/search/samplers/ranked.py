@@ -30,11 +30,11 @@ from collections.abc import Hashable, Sequence
 from numbers import Real
 
 from optuna.samplers import BaseSampler
-from optuna.study import Study, StudyDirection
+from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
 from threshsearch.search.pareto import ParetoFronts, SortedValues, pareto_fronts
-from threshsearch.search.samplers.view import ViewingSampler
+from threshsearch.search.samplers.view import ViewingSampler, minimising_signs
 from threshsearch.search.storage import DUPLICATE, STATUS, STOPPED_AT
 
 
@@ -82,8 +82,7 @@ class RankedStops(ViewingSampler):
         new = [t for t in every if t.number not in self.weighed]
         if new:
             names = study.metric_names or []  # a storage read: once a draw at most
-            signs = [1.0 if d == StudyDirection.MINIMIZE else -1.0
-                     for d in study.directions]
+            signs = minimising_signs(study)
             for trial in new:
                 self.weighed.add(trial.number)
                 self._weigh(trial, names, signs)

@@ -16,12 +16,18 @@ from typing import Any
 
 from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
-from optuna.study import Study
+from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from threshsearch.search.samplers.wrapping import WrappingSampler
 
 KEPT_ARRANGEMENTS = 4  # lists whose arrangement is kept, the latest first
+
+
+def minimising_signs(study: Study) -> list[float]:
+    """1 for each objective ``study`` minimises, -1 for each it maximises: its values times
+    these are all minimised (``pareto``'s convention)."""
+    return [1.0 if d == StudyDirection.MINIMIZE else -1.0 for d in study.directions]
 
 
 def read_once(study: Study) -> Study:
