@@ -1,0 +1,44 @@
+"""The surrogate's fit recovers the landscape that made its curves: curves drawn from the
+surrogate itself give back its coefficients and its noise components."""
+
+import numpy as np
+import pytest
+
+from benchmarks.surrogate_fit import Curve, fit, size_table
+from threshsearch.search import surrogate
+
+
+def drawn_curves(networks: int = 400, seeds: int = 3, epochs: int = 6) -> list[Curve]:
+    rng = np.random.default_rng(0)
+    curves = []
+    for number in range(networks):
+        params = float(10 ** rng.uniform(4.4, 5.9))
+        config_hash = f"{rng.integers(2**63):016x}"
+        for seed in range(seeds):
+            trial_seed = number * seeds + seed
+            curves.append(Curve(params, config_hash, trial_seed, 10, tuple(surrogate.curve(
+                params, config_hash, 10, epochs, trial_seed))))
+    return curves
+
+
+def test_the_fit_gives_back_the_surrogates_own_landscape():
+    curves = drawn_curves()
+    result = fit(curves)
+    assert result.coefficients == pytest.approx(
+        (surrogate.INTERCEPT, surrogate.PER_LOG_PARAMS, surrogate.PER_LOG_EPOCH,
+         surrogate.SMALL_NETWORK_SLOWDOWN), abs=0.25)
+    assert result.within_var[4] == pytest.approx(surrogate.SEED_SD ** 2, rel=0.3)
+    assert result.within_var[1] == pytest.approx(
+        surrogate.SEED_SD ** 2 + surrogate.FIRST_EPOCH_SD ** 2, rel=0.3)
+    assert result.between_var[6] == pytest.approx(surrogate.CONFIG_SD ** 2, rel=0.35)
+    assert result.between_var[2] < result.between_var[6]
+    assert result.seed_memory == pytest.approx(surrogate.SEED_MEMORY, abs=0.1)
+    assert result.curves == len(curves) and result.points == 6 * len(curves)
+
+
+def test_the_size_table_compares_data_and_model_by_size_and_epoch():
+    curves = drawn_curves(networks=60, seeds=1, epochs=3)
+    text = size_table(curves, fit(curves), bins=3)
+    lines = text.splitlines()
+    assert lines[0] == "| params | epoch 1 | epoch 2 | epoch 3 |"
+    assert len(lines) == 2 + 3 and all(line.count(" / ") == 3 for line in lines[2:])
