@@ -17,7 +17,7 @@ from threshsearch.search.surrogate import (
 from threshsearch.search.trial import DONE, INFEASIBLE, PROFILED
 from threshsearch.search.worktime import WORKER_TIME
 
-HASH = "0123456789abcdef"
+HASH = "0000000000000000"  # a network near the typical: its own effect u = 0.13
 
 
 def test_accuracy_rises_with_size_and_epochs_and_the_small_learn_slowly():
