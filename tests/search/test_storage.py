@@ -10,20 +10,42 @@ ATTRS = {"config_hash": "abc", "seed": 3, "architecture": {"stages": [{"depth": 
          "learning_curve": [{"epoch": 1, "val_accuracy": 0.5}], "reason": None}
 
 
-def test_attributes_written_together_read_back_as_written_one_by_one(tmp_path):
-    storage = open_storage(f"sqlite:///{tmp_path / 'study.db'}")
-    study = optuna.create_study(storage=storage, study_name="s")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def storage_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'study.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+def test_attributes_written_together_read_back_as_written_one_by_one(storage_url):
+    storage = open_storage(storage_url)
+    study = optuna.create_study(storage=storage)
     together, one_by_one = study.ask(), study.ask()
-    commits = []
+    commits, statements = [], []
     sqlalchemy.event.listen(storage.engine, "commit", lambda connection: commits.append(1))
+    sqlalchemy.event.listen(storage.engine, "before_cursor_execute",
+                            lambda *args: statements.append(1))
     set_user_attrs(together, ATTRS)
-    together_commits = len(commits)
+    together_commits, together_statements = len(commits), len(statements)
     for key, value in ATTRS.items():
         one_by_one.set_user_attr(key, value)
     assert together.user_attrs == one_by_one.user_attrs == ATTRS
-    reread = optuna.load_study(study_name="s", storage=storage.url).trials
+    reread = optuna.load_study(study_name=study.study_name, storage=storage_url).trials
     assert reread[0].user_attrs == reread[1].user_attrs == ATTRS
     assert together_commits == 1 and len(commits) - together_commits == len(ATTRS)
+    # The trial's row read once, one upsert of them all; Optuna reads and writes each.
+    assert together_statements == 2
+    assert len(statements) - together_statements >= 2 * len(ATTRS)
+
+
+def test_attributes_written_again_replace_the_old_values(storage_url):
+    storage = open_storage(storage_url)
+    study = optuna.create_study(storage=storage)
+    trial = study.ask()
+    set_user_attrs(trial, ATTRS)
+    set_user_attrs(trial, {"seed": 4, "reason": "stopped"})
+    reread = optuna.load_study(study_name=study.study_name, storage=storage_url).trials[0]
+    assert reread.user_attrs == {**ATTRS, "seed": 4, "reason": "stopped"}
 
 
 def test_a_finished_trial_refuses_them_as_optuna_does(tmp_path):

@@ -3,8 +3,10 @@ and retried), and the trial states and statuses every reader shares."""
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import sqlite3
 import threading
 import time
 import warnings
@@ -18,6 +20,7 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages._rdb import models as rdb_models
 from optuna.storages._rdb.storage import _create_scoped_session
 from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy.dialects import postgresql, sqlite
 
 from threshsearch.errors import UserError
 
@@ -105,11 +108,14 @@ def open_storage(url: str, heartbeat_s: int | None = None, grace_s: int | None =
 
 
 def set_user_attrs(trial: optuna.Trial, attrs: dict[str, Any]) -> None:
-    """``trial.set_user_attr`` for each of ``attrs``, in one transaction on an RDB storage.
-    Optuna commits each attribute on its own: the attributes a trial ends with were ~25
-    transactions on the driver's event loop (writing attributes was a third of that loop's
-    time at 64 workers: py-spy, benchmarks/scale.py). Uses Optuna's RDB internals (the
-    scoped session and its per-attribute upsert), so a change there fails tests/search/
+    """``trial.set_user_attr`` for each of ``attrs``, in one transaction on an RDB storage,
+    and on SQLite and PostgreSQL in two statements: the trial's row read once (a finished
+    trial refuses them, as Optuna does) and one upsert of every attribute. Optuna commits
+    each attribute on its own, reading the trial's row for each: the attributes a trial ends
+    with were ~25 transactions on the driver's event loop (a third of that loop's time at 64
+    workers: py-spy, benchmarks/scale.py), and on PostgreSQL two round trips an attribute
+    were most of a trial's statements (docs/benchmarks.md). Uses Optuna's RDB internals (the
+    scoped session, its models and its JSON encoding), so a change there fails tests/search/
     test_storage.py, not a study."""
     storage = trial.storage
     backend = getattr(storage, "_backend", storage)
@@ -117,11 +123,33 @@ def set_user_attrs(trial: optuna.Trial, attrs: dict[str, Any]) -> None:
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
         return
+    model = rdb_models.TrialUserAttributeModel
+    insert = _upsert_dialect(backend.engine.name)
     with _create_scoped_session(backend.scoped_session) as session:
-        for key, value in attrs.items():
-            backend._set_trial_attr_without_commit(session, rdb_models.TrialUserAttributeModel,
-                                                   trial._trial_id, key, value)
+        if insert is None or not attrs:
+            for key, value in attrs.items():
+                backend._set_trial_attr_without_commit(session, model, trial._trial_id, key,
+                                                       value)
+        else:
+            row = rdb_models.TrialModel.find_or_raise_by_id(trial._trial_id, session)
+            backend.check_trial_is_updatable(trial._trial_id, row.state)
+            statement = insert(model).values([
+                {"trial_id": trial._trial_id, "key": key, "value_json": json.dumps(value)}
+                for key, value in attrs.items()])
+            session.execute(statement.on_conflict_do_update(
+                index_elements=[model.trial_id, model.key],
+                set_={"value_json": statement.excluded.value_json}))
     trial._cached_frozen_trial.user_attrs.update(attrs)
+
+
+def _upsert_dialect(engine: str) -> Any:
+    """The INSERT with ON CONFLICT of ``engine``'s dialect, None where Optuna upserts
+    another way (MySQL, an SQLite before 3.24)."""
+    if engine == "postgresql":
+        return postgresql.insert
+    if engine == "sqlite" and sqlite3.sqlite_version_info >= (3, 24, 0):
+        return sqlite.insert
+    return None
 
 
 def _write_ahead_log(connection: Any, _: Any) -> None:
