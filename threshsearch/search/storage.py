@@ -78,8 +78,8 @@ def open_storage(url: str, heartbeat_s: int | None = None, grace_s: int | None =
     started) is failed by ``fail_stale_trials`` and, with ``retry_stale``, queued again as a
     new trial."""
     engine_kwargs = {}
-    sqlite = url.startswith("sqlite:///")
-    if sqlite:
+    on_sqlite = url.startswith("sqlite:///")
+    if on_sqlite:
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         engine_kwargs = {"connect_args": {"timeout": 60}}
     for attempt in range(SCHEMA_ATTEMPTS):
@@ -101,7 +101,7 @@ def open_storage(url: str, heartbeat_s: int | None = None, grace_s: int | None =
             summary = " ".join(str(error).split())[:300]
             raise UserError(f"storage: cannot open {url!r} ({type(error).__name__}: "
                             f"{summary})") from None
-    if sqlite:
+    if on_sqlite:
         sqlalchemy.event.listen(storage.engine, "connect", _write_ahead_log)
         storage.engine.dispose()  # reconnect with the pragmas
     return storage
@@ -123,15 +123,20 @@ def set_user_attrs(trial: optuna.Trial, attrs: dict[str, Any]) -> None:
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
         return
+    if not attrs:
+        return
     model = rdb_models.TrialUserAttributeModel
     insert = _upsert_dialect(backend.engine.name)
     with _create_scoped_session(backend.scoped_session) as session:
-        if insert is None or not attrs:
+        if insert is None:
             for key, value in attrs.items():
                 backend._set_trial_attr_without_commit(session, model, trial._trial_id, key,
                                                        value)
         else:
-            row = rdb_models.TrialModel.find_or_raise_by_id(trial._trial_id, session)
+            # Locked until the commit: another driver failing the trial as stale meanwhile
+            # waits, rather than leave these attributes on a failed trial.
+            row = rdb_models.TrialModel.find_or_raise_by_id(trial._trial_id, session,
+                                                            for_update=True)
             backend.check_trial_is_updatable(trial._trial_id, row.state)
             statement = insert(model).values([
                 {"trial_id": trial._trial_id, "key": key, "value_json": json.dumps(value)}
