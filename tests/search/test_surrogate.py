@@ -2,6 +2,7 @@
 the real driver under Ray with it in place of training."""
 
 import numpy as np
+import pytest
 import yaml
 
 from tests.search.helpers import budget_used, write_space
@@ -30,6 +31,15 @@ def test_accuracy_rises_with_size_and_epochs_and_the_small_learn_slowly():
     assert logit[0][-1] - logit[0][1] < logit[1][-1] - logit[1][1]
     assert expected_curve(OVERFIT_PARAMS * 100, HASH, 10, 6)[-1] < expected_curve(
         OVERFIT_PARAMS, HASH, 10, 6)[-1]
+
+
+def test_a_curve_levels_off_and_never_falls_with_more_epochs():
+    for params in (3e4, 1e5, 1e6):
+        mean = np.array(expected_curve(params, HASH, 10, 60))
+        assert np.all(np.diff(mean) >= -1e-12)
+    # A 30k-parameter network's fitted curve peaks near epoch 13: flat after it.
+    small = expected_curve(3e4, HASH, 10, 60)
+    assert small[-1] == pytest.approx(small[19], abs=1e-12) and small[19] > small[9]
 
 
 def test_networks_of_one_size_differ_by_their_own_effect_shared_by_their_trials():
