@@ -12,14 +12,19 @@ ATTRS = {"config_hash": "abc", "seed": 3, "architecture": {"stages": [{"depth": 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def storage_url(request, tmp_path):
+    """A storage for studies named "s": a file, or the session's PostgreSQL database, which
+    other tests share (so the study is deleted after the test)."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'study.db'}"
-    return request.getfixturevalue("postgres_url")
+        yield f"sqlite:///{tmp_path / 'study.db'}"
+        return
+    url = request.getfixturevalue("postgres_url")
+    yield url
+    optuna.delete_study(study_name="s", storage=url)
 
 
 def test_attributes_written_together_read_back_as_written_one_by_one(storage_url):
     storage = open_storage(storage_url)
-    study = optuna.create_study(storage=storage)
+    study = optuna.create_study(storage=storage, study_name="s")
     together, one_by_one = study.ask(), study.ask()
     commits, statements = [], []
     sqlalchemy.event.listen(storage.engine, "commit", lambda connection: commits.append(1))
@@ -40,7 +45,7 @@ def test_attributes_written_together_read_back_as_written_one_by_one(storage_url
 
 def test_attributes_written_again_replace_the_old_values(storage_url):
     storage = open_storage(storage_url)
-    study = optuna.create_study(storage=storage)
+    study = optuna.create_study(storage=storage, study_name="s")
     trial = study.ask()
     set_user_attrs(trial, ATTRS)
     set_user_attrs(trial, {"seed": 4, "reason": "stopped"})
