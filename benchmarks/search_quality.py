@@ -32,9 +32,11 @@ import json
 import math
 import statistics
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from optuna.trial import FrozenTrial
 from scipy import stats
 
 from threshsearch.search.cluster import connect_ray, quiet_ray
@@ -61,7 +63,7 @@ def strategy_space(space: SearchSpace, strategy: str, seed: int, budget: float, 
                          early_stopping=space.early_stopping.replace(kind=kind))
 
 
-def trained(trials: list) -> list:
+def trained(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
     """The trials that completed their training (feasible, with values), repeats of a
     network already tried left out."""
     return [t for t in trials

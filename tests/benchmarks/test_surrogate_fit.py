@@ -8,17 +8,17 @@ from benchmarks.surrogate_fit import Curve, fit, one_per_training, size_table
 from threshsearch.search import surrogate
 
 
-def drawn_curves(networks: int = 600, seeds: int = 3, epochs: int = 6) -> list[Curve]:
-    """Curves of ``networks`` networks, each trained with 1 to ``seeds`` seeds (most once,
-    as in a search)."""
+def drawn_curves(networks: int = 600, repeats: tuple[float, ...] = (0.6, 0.2, 0.2),
+                 epochs: int = 6) -> list[Curve]:
+    """Curves of ``networks`` networks, each trained with k seeds with probability
+    ``repeats[k - 1]`` (most once, as in a search)."""
     rng = np.random.default_rng(0)
     curves = []
     for number in range(networks):
         params = float(10 ** rng.uniform(4.4, 5.9))
         config_hash = f"{rng.integers(2**63):016x}"
-        for seed in range(int(rng.choice(np.arange(1, seeds + 1), p=[0.6, 0.2, 0.2]))
-                          if seeds == 3 else seeds):
-            trial_seed = number * seeds + seed
+        for seed in range(1 + int(rng.choice(len(repeats), p=repeats))):
+            trial_seed = number * len(repeats) + seed
             curves.append(Curve(params, config_hash, trial_seed, 10, tuple(surrogate.curve(
                 params, config_hash, 10, epochs, trial_seed))))
     return curves
@@ -48,7 +48,7 @@ def test_one_curve_is_kept_per_config_and_seed_the_longest():
 
 
 def test_the_size_table_compares_data_and_model_by_size_and_epoch():
-    curves = drawn_curves(networks=60, seeds=1, epochs=3)
+    curves = drawn_curves(networks=60, repeats=(1.0,), epochs=3)
     text = size_table(curves, fit(curves), bins=3)
     lines = text.splitlines()
     assert lines[0] == "| params | epoch 1 | epoch 2 | epoch 3 |"

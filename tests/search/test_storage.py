@@ -1,5 +1,7 @@
 """Opening storages and writing to them: a trial's attributes written together."""
 
+import contextlib
+
 import optuna
 import pytest
 import sqlalchemy
@@ -19,7 +21,8 @@ def storage_url(request, tmp_path):
         return
     url = request.getfixturevalue("postgres_url")
     yield url
-    optuna.delete_study(study_name="s", storage=url)
+    with contextlib.suppress(KeyError):  # a test that failed before creating it
+        optuna.delete_study(study_name="s", storage=url)
 
 
 def test_attributes_written_together_read_back_as_written_one_by_one(storage_url):

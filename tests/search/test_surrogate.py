@@ -37,7 +37,7 @@ def test_a_curve_levels_off_and_never_falls_with_more_epochs():
     for params in (3e4, 1e5, 1e6):
         mean = np.array(expected_curve(params, HASH, 10, 60))
         assert np.all(np.diff(mean) >= -1e-12)
-    # A 30k-parameter network's fitted curve peaks near epoch 13: flat after it.
+    # A 30k-parameter network's fitted curve peaks near epoch 17: flat after it.
     small = expected_curve(3e4, HASH, 10, 60)
     assert small[-1] == pytest.approx(small[19], abs=1e-12) and small[19] > small[9]
 

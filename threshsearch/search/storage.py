@@ -10,6 +10,7 @@ import sqlite3
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -147,9 +148,10 @@ def set_user_attrs(trial: optuna.Trial, attrs: dict[str, Any]) -> None:
     trial._cached_frozen_trial.user_attrs.update(attrs)
 
 
-def _upsert_dialect(engine: str) -> Any:
-    """The INSERT with ON CONFLICT of ``engine``'s dialect, None where Optuna upserts
-    another way (MySQL, an SQLite before 3.24)."""
+def _upsert_dialect(engine: str) -> Callable[..., Any] | None:
+    """The INSERT with ON CONFLICT of ``engine``'s dialect, or None where the batching is not
+    written (MySQL, whose upsert is ON DUPLICATE KEY; an SQLite before 3.24, which has none):
+    there Optuna's own per-attribute write is used."""
     if engine == "postgresql":
         return postgresql.insert
     if engine == "sqlite" and sqlite3.sqlite_version_info >= (3, 24, 0):
