@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import optuna
 
-from threshsearch.search.surrogate import TOP_ACCURACY
+from threshsearch.search.surrogate import TOP_ACCURACY, accuracy_at
 
 
 @dataclass(frozen=True)
@@ -160,11 +160,6 @@ def size_table(curves: list[Curve], result: Fit, bins: int = 6) -> str:
     which = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, bins - 1)
     epochs = sorted({int(e) for e in epoch})
     classes = curves[0].classes
-
-    def accuracy(value: float) -> float:
-        chance = 1.0 / classes
-        return chance + (TOP_ACCURACY - chance) / (1.0 + math.exp(-value))
-
     lines = ["| params | " + " | ".join(f"epoch {e}" for e in epochs) + " |",
              "|---|" + "---|" * len(epochs)]
     for number, (low, high) in enumerate(itertools.pairwise(edges)):
@@ -172,9 +167,9 @@ def size_table(curves: list[Curve], result: Fit, bins: int = 6) -> str:
         cells = []
         for e in epochs:
             here = inside & (epoch == e)
-            cells.append(f"{accuracy(float(np.median(z[here]))):.3f} / "
-                         f"{accuracy(float(np.median(model[here]))):.3f}" if here.any()
-                         else "-")
+            cells.append(f"{accuracy_at(float(np.median(z[here])), classes):.3f} / "
+                         f"{accuracy_at(float(np.median(model[here])), classes):.3f}"
+                         if here.any() else "-")
         lines.append(f"| {10 ** (low + 5) / 1e3:.0f}k-{10 ** (high + 5) / 1e3:.0f}k | "
                      + " | ".join(cells) + " |")
     return "\n".join(lines)

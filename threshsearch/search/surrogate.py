@@ -101,10 +101,16 @@ def mean_logits(params: float, config_hash: str, epochs: int) -> np.ndarray:
             + own)
 
 
-def _accuracy(z: np.ndarray, params: float, classes: int) -> np.ndarray:
+def accuracy_at(z: np.ndarray | float, classes: int) -> np.ndarray | float:
+    """The accuracy at logit ``z`` of the way from chance to TOP_ACCURACY (the model's scale;
+    ``benchmarks/surrogate_fit.py`` fits on it)."""
     chance = 1.0 / classes
+    return chance + (TOP_ACCURACY - chance) / (1.0 + np.exp(-z))
+
+
+def _accuracy(z: np.ndarray, params: float, classes: int) -> np.ndarray:
     overfit = 0.03 * max(0.0, math.log10(max(params, 1.0) / OVERFIT_PARAMS))
-    return np.clip(chance + (TOP_ACCURACY - chance) / (1.0 + np.exp(-z)) - overfit, 0.0, 1.0)
+    return np.clip(accuracy_at(z, classes) - overfit, 0.0, 1.0)
 
 
 def seed_sds(epochs: int) -> np.ndarray:
