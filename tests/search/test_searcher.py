@@ -17,6 +17,7 @@ from tests.search.helpers import (
     write_space,
 )
 from threshsearch.config import ArchitectureConfig
+from threshsearch.search import storage as storage_module
 from threshsearch.search.progress import Progress
 from threshsearch.search.runner import open_study
 from threshsearch.search.searcher import EXHAUSTED_AFTER
@@ -274,9 +275,9 @@ def test_a_time_cut_retry_keeps_its_own_heartbeat_retry_and_starts_clean(tmp_pat
 def test_the_heartbeat_goes_on_while_a_suggestion_holds_the_searcher(searcher, monkeypatch):
     searcher.suggest("ray-1")
     beats = []
-    record = searcher.storage.record_heartbeat
-    monkeypatch.setattr(searcher.storage, "record_heartbeat",
-                        lambda trial_id: beats.append(trial_id) or record(trial_id))
+    record = storage_module.record_heartbeats
+    monkeypatch.setattr(storage_module, "record_heartbeats",
+                        lambda storage, ids: beats.extend(ids) or record(storage, ids))
     with searcher.lock:  # as a suggestion drawing and profiling config after config does
         deadline = time.monotonic() + 10 * searcher.space.study.heartbeat_s
         while not beats and time.monotonic() < deadline:

@@ -1,12 +1,18 @@
 """Opening storages and writing to them: a trial's attributes written together."""
 
 import contextlib
+import datetime
 
 import optuna
 import pytest
 import sqlalchemy
 
-from threshsearch.search.storage import open_storage, set_user_attrs
+from threshsearch.search.storage import (
+    CachedStudyStorage,
+    open_storage,
+    record_heartbeats,
+    set_user_attrs,
+)
 
 ATTRS = {"config_hash": "abc", "seed": 3, "architecture": {"stages": [{"depth": 2}]},
          "learning_curve": [{"epoch": 1, "val_accuracy": 0.5}], "reason": None}
@@ -69,3 +75,69 @@ def test_an_in_memory_study_gets_them_too():
     trial = optuna.create_study().ask()
     set_user_attrs(trial, ATTRS)
     assert trial.user_attrs == ATTRS
+
+
+def _running_study(url, running=3):
+    storage = CachedStudyStorage(open_storage(url))
+    study = optuna.create_study(storage=storage, study_name="s")
+    trials = [study.ask() for _ in range(running)]
+    for trial in trials:
+        trial.set_user_attr("curve", list(range(50)))
+    return storage, study
+
+
+def test_asking_reads_no_running_trial_again(storage_url, monkeypatch):
+    storage, study = _running_study(storage_url)
+    study._get_trials(deepcopy=False)  # the cache holds the running trials
+    reads = []
+    read = storage._read_trials_from_remote_storage
+    monkeypatch.setattr(storage, "_read_trials_from_remote_storage",
+                        lambda study_id: reads.append(study_id) or read(study_id))
+    study.ask()
+    assert reads == []  # Optuna's cache reads the three running trials again
+    assert len(study._get_trials(deepcopy=False)) == 4
+    assert reads == [study._study_id]
+
+
+def test_a_trial_queued_by_another_driver_is_asked_first(storage_url):
+    _, study = _running_study(storage_url)
+    study._get_trials(deepcopy=False)
+    other = optuna.load_study(study_name="s", storage=CachedStudyStorage(
+        open_storage(storage_url)))
+    other.enqueue_trial({"x": 3})
+    trial = study.ask()
+    assert trial.suggest_int("x", 0, 9) == 3
+    assert [t.number for t in study.trials] == [0, 1, 2, 3]  # no new trial besides it
+
+
+def _heartbeats(storage):
+    model = optuna.storages._rdb.models.TrialHeartbeatModel
+    with storage.scoped_session() as session:
+        return {row.trial_id: row.heartbeat for row in session.query(model).all()}
+
+
+def test_running_trials_beat_together_in_one_commit(storage_url):
+    storage = open_storage(storage_url, heartbeat_s=5, grace_s=10)
+    study = optuna.create_study(storage=storage, study_name="s")
+    ids = [study.ask()._trial_id for _ in range(3)]
+    for trial_id in ids:
+        storage.record_heartbeat(trial_id)
+    model = optuna.storages._rdb.models.TrialHeartbeatModel
+    with storage.scoped_session() as session:  # their beats, long ago: stale
+        session.query(model).update({model.heartbeat: datetime.datetime(2000, 1, 1)})
+        session.commit()
+    assert sorted(storage._get_stale_trial_ids(study._study_id)) == ids
+    commits = []
+    sqlalchemy.event.listen(storage.engine, "commit", lambda connection: commits.append(1))
+    record_heartbeats(storage, ids)
+    assert len(commits) == 1
+    assert storage._get_stale_trial_ids(study._study_id) == []
+
+
+def test_a_trial_with_no_first_beat_gets_one(storage_url):
+    storage = open_storage(storage_url, heartbeat_s=5, grace_s=10)
+    study = optuna.create_study(storage=storage, study_name="s")
+    first, second = study.ask()._trial_id, study.ask()._trial_id
+    storage.record_heartbeat(first)
+    record_heartbeats(storage, [first, second])
+    assert set(_heartbeats(storage)) >= {first, second}

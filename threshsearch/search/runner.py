@@ -24,14 +24,15 @@ from threshsearch.search.pricing import models_this_device, priced_space, record
 from threshsearch.search.progress import Progress
 from threshsearch.search.retime import retime_front
 from threshsearch.search.space import RECIPE_PARAMETERS, SearchSpace, SpaceError
-from threshsearch.search.storage import open_storage
+from threshsearch.search.storage import CachedStudyStorage, open_storage
 from threshsearch.search.trial import ShippedData, ray_trainable
 from threshsearch.search.worktime import WorkTally
 
 
 def open_study(space: SearchSpace) -> optuna.Study:
     """Create or load the space's study, with its objective names set for the dashboard."""
-    storage = open_storage(space.storage_url, space.study.heartbeat_s, space.study.grace_s)
+    storage = CachedStudyStorage(open_storage(space.storage_url, space.study.heartbeat_s,
+                                              space.study.grace_s))
     directions = space.directions
     choice = space.sampler_choice
     study = optuna.create_study(

@@ -16,7 +16,8 @@ TPE and GP are wrapped (``build``) so that they:
 - learn from a bounded history (``history.BoundedHistory``: the latest 1,000 trials and the
   front before them), so that their fit does not grow with the study;
 - are asked again while they propose a network the study holds, then give way to a
-  neighbour of their favourite or draws at random (``fresh.FreshDraws``).
+  neighbour of their favourite or draws at random (``fresh.FreshDraws``); TPE fits its
+  estimators once for all the asks of a draw (``fitonce.FittedOnceTPE``).
 GP reads only complete trials: for it the ranking of stopped ones changes nothing.
 GPSampler is a choice, never ``auto``'s: its cost per suggestion grows with the cube of the
 trials and runs on the driver, beside the trials' training.
@@ -36,6 +37,7 @@ import optuna
 from pydantic import BeforeValidator, Field, TypeAdapter, ValidationError
 
 from threshsearch.config import ConfigError
+from threshsearch.search.samplers.fitonce import FittedOnceTPE
 from threshsearch.search.samplers.fresh import DRAWS, FreshDraws, Identity
 from threshsearch.search.samplers.history import RECENT, BoundedHistory
 from threshsearch.search.samplers.ranked import RankedStops
@@ -51,6 +53,8 @@ SAMPLERS = ("auto", "tpe", "nsga2", "gp", "random")
 OPTUNA_SAMPLERS: dict[str, type[optuna.samplers.BaseSampler]] = {
     "tpe": optuna.samplers.TPESampler, "nsga2": optuna.samplers.NSGAIISampler,
     "gp": optuna.samplers.GPSampler, "random": optuna.samplers.RandomSampler}
+# Where this tool builds its own subclass: TPE fitted once per draw, its proposals Optuna's.
+BUILT: dict[str, type[optuna.samplers.BaseSampler]] = {"tpe": FittedOnceTPE}
 STARTUP = ("random trials before the model takes over; default: a fifth of the budget, "
            "2 to 10")
 
@@ -157,7 +161,7 @@ class SamplerChoice:
         stopping ranked it and, given the space's ``identity`` of a draw's network, have
         their draws checked against the study's networks (a neighbour never changing the
         parameters in ``keep``)."""
-        model = OPTUNA_SAMPLERS[self.kind](seed=seed, **self.settings)
+        model = BUILT.get(self.kind, OPTUNA_SAMPLERS[self.kind])(seed=seed, **self.settings)
         if self.kind not in MODELS:
             return model
         read = BoundedHistory(RankedStops(model))
