@@ -21,7 +21,7 @@ def test_validate_summarises_samples_and_profiles(capsys):
     assert "params <= 1.5e+06" in out and "threshold: int in [0, 160] step 16" in out
     assert len([line for line in out.splitlines() if " MiB" in line]) == 2
     assert "sampler     tpe(" in out and "early stop  pareto (grace 2 epochs" in out
-    assert "baselines   threshnet79, threshnet95, hardnet68, densenet121" in out
+    assert "baselines   threshnet79, densenet121" in out
     assert "latency     not measured by the trials" in out
     assert "predicted   by a device model of this machine's CPU" in out
 

@@ -255,7 +255,7 @@ def record_heartbeats(storage: optuna.storages.BaseStorage, trial_ids: list[int]
     backend = getattr(storage, "_backend", storage)
     if isinstance(backend, RDBStorage):
         model = rdb_models.TrialHeartbeatModel
-        with _create_scoped_session(backend.scoped_session, True) as session:
+        with _create_scoped_session(backend.scoped_session) as session:
             found = session.execute(
                 sqlalchemy.update(model).where(model.trial_id.in_(trial_ids))
                 .values(heartbeat=sqlalchemy.func.now())).rowcount
