@@ -249,7 +249,7 @@ def trial_status(trial: FrozenTrial) -> str:
 def record_heartbeats(storage: optuna.storages.BaseStorage, trial_ids: list[int]) -> None:
     """``storage.record_heartbeat`` for each of ``trial_ids``; on an RDB storage whose trials
     have all had their first beat (``Heartbeat.add``), one UPDATE. Optuna's takes a
-    transaction of two or three statements a trial: with 64 trials running, a beat every 5 s
+    transaction of two to four statements a trial: with 64 trials running, a beat every 5 s
     was a tenth of the driver's CPU (py-spy, benchmarks/scale.py). Where the UPDATE finds
     fewer rows than trials (a first beat missing), every trial is beaten Optuna's way."""
     backend = getattr(storage, "_backend", storage)

@@ -5,9 +5,9 @@ it splits the trials and builds its Parzen estimators at the first ask only.
 holds: in benchmarks/scale.yaml's space a draw asked TPE 5.3 times on average
 (docs/benchmarks.md, scale), and every ask split the same trials into a good group and the
 rest, ranking them by non-domination, and built the same two estimators from them: about
-half of TPE's CPU in a draw (cProfile, the driver alone). Only the candidates differ between
-asks (each ask samples ``n_ei_candidates`` afresh from the good group's estimator and keeps
-the one the acquisition favours).
+half of TPE's CPU in a draw (cProfile, the driver alone: docs/benchmarks.md). Only the
+candidates differ between asks (each ask samples ``n_ei_candidates`` afresh from the good
+group's estimator and keeps the one the acquisition favours).
 
 ``FittedOnceTPE`` keeps the fits made over the list of trials it read last (the list itself,
 held, so that its identity is not reused), by trial drawing and search space; a new list
