@@ -128,6 +128,13 @@ def open_storage(url: str, heartbeat_s: int | None = None, grace_s: int | None =
     return storage
 
 
+def rdb_backend(storage: optuna.storages.BaseStorage) -> RDBStorage | None:
+    """The RDB storage under ``storage`` (itself, or the one Optuna's cache wraps); None for
+    another kind, whose writes go through Optuna's calls one by one."""
+    backend = getattr(storage, "_backend", storage)
+    return backend if isinstance(backend, RDBStorage) else None
+
+
 def set_user_attrs(trial: optuna.Trial, attrs: dict[str, Any]) -> None:
     """``trial.set_user_attr`` for each of ``attrs``, in one transaction on an RDB storage,
     and on SQLite and PostgreSQL in two statements: the trial's row read once (a finished
@@ -138,9 +145,8 @@ def set_user_attrs(trial: optuna.Trial, attrs: dict[str, Any]) -> None:
     were most of a trial's statements (docs/benchmarks.md). Uses Optuna's RDB internals (the
     scoped session, its models and its JSON encoding), so a change there fails tests/search/
     test_storage.py, not a study."""
-    storage = trial.storage
-    backend = getattr(storage, "_backend", storage)
-    if not isinstance(backend, RDBStorage):
+    backend = rdb_backend(trial.storage)
+    if backend is None:
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
         return
@@ -252,8 +258,8 @@ def record_heartbeats(storage: optuna.storages.BaseStorage, trial_ids: list[int]
     transaction of two to four statements a trial: with 64 trials running, a beat every 5 s
     was a tenth of the driver's CPU (py-spy, benchmarks/scale.py). Where the UPDATE finds
     fewer rows than trials (a first beat missing), every trial is beaten Optuna's way."""
-    backend = getattr(storage, "_backend", storage)
-    if isinstance(backend, RDBStorage):
+    backend = rdb_backend(storage)
+    if backend is not None:
         model = rdb_models.TrialHeartbeatModel
         with _create_scoped_session(backend.scoped_session) as session:
             found = session.execute(
