@@ -91,7 +91,8 @@ def profile(space_path: Path, runtime_name: str, input_size: int, args) -> tuple
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runtimes", nargs="+", default=["torch", "onnxruntime"])
-    parser.add_argument("--spaces", nargs="+", default=list(SPACES), choices=list(SPACES))
+    parser.add_argument("--spaces", nargs="*", default=list(SPACES), choices=list(SPACES),
+                        help="none: only the presets at 224 (with --preset-sizes 224)")
     parser.add_argument("--networks", type=int, default=100,
                         help="held-out networks per space")
     parser.add_argument("--draws", type=int, default=400, help="networks profiling draws")
@@ -127,6 +128,7 @@ def main() -> None:
         if 224 in args.preset_sizes:
             print(f"{runtime_name} / default at 224: profiling", flush=True)
             model, seconds = profile(SPACES["default"], runtime_name, 224, args)
+            print(model.summary(), model.steadiness_warning(), flush=True)
             rows.append({"runtime": runtime_name, "networks": "presets@224",
                          "profiling_s": seconds} | evaluate(
                 model, runtime, preset_networks(10, 224), 224, args))
