@@ -1,91 +1,133 @@
-"""Why ONNX Runtime's device model misses: a convolution's cost against its channel counts, in
-ONNX Runtime (full graph optimisation, and without its NCHWc layout) and PyTorch eager, one
-thread, batch 1, each timing cycling 8 copies (cold cache, as the device model times them).
+"""Why ONNX Runtime's device model misses: a layer's cost against its channel counts, in ONNX
+Runtime (full graph optimisation, and without its NCHWc layout) and PyTorch eager, one thread,
+batch 1. The layer is the project's ``ConvBNAct`` (convolution, batch norm, ReLU) and each
+timing cycles copies of it that together exceed ``COLD_BYTES``, as the device model times
+its operations.
 
 A multiply-add count predicts a convolution's cost only if the cost grows smoothly with the
-channels. The table shows whether it does, and the last rows whether channel alignment
-switches kernels: a 3x3 convolution on a 1x1 map, channels multiples of 16 or not.
+channels. The table shows whether it does, and whether ONNX Runtime ran the convolution in
+its NCHWc layout (read from its optimised graph): the last rows are 3x3 convolutions on a 1x1
+map with channel counts that are multiples of 16, of 8 only, or of neither.
 
-    python benchmarks/channel_steps.py        # about a minute
+    python benchmarks/channel_steps.py        # about two minutes, alone on the machine
 """
 
 from __future__ import annotations
 
+import math
+import tempfile
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 from threshsearch.deploy import onnx_bytes
+from threshsearch.devicemodel.profiling import COLD_BYTES, MAX_COPIES
+from threshsearch.devicemodel.runtimes import TorchRuntime
+from threshsearch.nn.layers import ConvBNAct
 
-COPIES = 8
 SECONDS = 0.4
+FLOAT_BYTES = 4
+NCHWC_CONV = "com.microsoft.nchwc:Conv"
 
 
-def _p10_ms(run, copies: int) -> float:
+def copies(cin: int, cout: int, kernel: int, size: int) -> int:
+    """Copies of the layer whose weights, input and output add up to ``COLD_BYTES``."""
+    size_bytes = FLOAT_BYTES * (kernel * kernel * cin * cout + (cin + cout) * size * size)
+    return max(1, min(MAX_COPIES, math.ceil(COLD_BYTES / size_bytes)))
+
+
+def _p10_ms(run: Callable[[int], object], count: int) -> float:
     times, index = [], 0
     end = time.perf_counter() + SECONDS
     while time.perf_counter() < end or len(times) < 20:
         started = time.perf_counter()
-        run(index % copies)
+        run(index % count)
         times.append(time.perf_counter() - started)
         index += 1
     return float(np.quantile(times, 0.1) * 1000)
 
 
-def _conv(cin: int, cout: int, kernel: int) -> nn.Module:
-    return nn.Sequential(nn.Conv2d(cin, cout, kernel, padding=kernel // 2, bias=False),
-                         nn.BatchNorm2d(cout), nn.ReLU()).eval()
+def _layer(cin: int, cout: int, kernel: int) -> torch.nn.Module:
+    return ConvBNAct(cin, cout, kernel).eval()
 
 
-def onnxruntime_ms(cin: int, cout: int, kernel: int, size: int, nchwc: bool) -> float:
+def session_options(nchwc: bool):
+    """One thread, sequential; every graph optimisation, or every one but the layout ones
+    (NCHWc) when ``nchwc`` is false."""
     import onnxruntime
 
-    model = onnx_bytes(_conv(cin, cout, kernel), (torch.randn(1, cin, size, size),), ["x"])
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = options.inter_op_num_threads = 1
+    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
     options.log_severity_level = 3
-    if not nchwc:  # every optimisation but the layout ones (NCHWc)
-        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-    sessions = [onnxruntime.InferenceSession(model, options,
+    level = onnxruntime.GraphOptimizationLevel
+    options.graph_optimization_level = level.ORT_ENABLE_ALL if nchwc else level.ORT_ENABLE_EXTENDED
+    return options
+
+
+def optimised_ops(model: bytes, nchwc: bool) -> set[str]:
+    """The operators of ONNX Runtime's optimised graph for ``model``, as ``domain:type``
+    (an empty domain is ONNX's own)."""
+    import onnx
+    import onnxruntime
+
+    with tempfile.TemporaryDirectory() as folder:
+        options = session_options(nchwc)
+        options.optimized_model_filepath = str(Path(folder) / "optimised.onnx")
+        onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        graph = onnx.load(options.optimized_model_filepath).graph
+    return {f"{node.domain}:{node.op_type}" for node in graph.node}
+
+
+def onnxruntime_ms(cin: int, cout: int, kernel: int, size: int, nchwc: bool
+                   ) -> tuple[float, bool]:
+    """The layer's p10 time, and whether its convolution ran in the NCHWc layout."""
+    import onnxruntime
+
+    count = copies(cin, cout, kernel, size)
+    model = onnx_bytes(_layer(cin, cout, kernel), (torch.randn(1, cin, size, size),), ["x"])
+    sessions = [onnxruntime.InferenceSession(model, session_options(nchwc),
                                              providers=["CPUExecutionProvider"])
-                for _ in range(COPIES)]
+                for _ in range(count)]
     feeds = [{"x": np.random.randn(1, cin, size, size).astype(np.float32)}
-             for _ in range(COPIES)]
-    return _p10_ms(lambda index: sessions[index].run(None, feeds[index]), COPIES)
+             for _ in range(count)]
+    milliseconds = _p10_ms(lambda index: sessions[index].run(None, feeds[index]), count)
+    return milliseconds, NCHWC_CONV in optimised_ops(model, nchwc)
 
 
 def torch_ms(cin: int, cout: int, kernel: int, size: int) -> float:
-    last = torch.channels_last
-    modules = [_conv(cin, cout, kernel).to(memory_format=last) for _ in range(COPIES)]
-    inputs = [torch.randn(1, cin, size, size).contiguous(memory_format=last)
-              for _ in range(COPIES)]
-
-    def run(index: int) -> None:
-        with torch.inference_mode():
-            modules[index](inputs[index])
-    return _p10_ms(run, COPIES)
+    """The layer's p10 time under the device model's PyTorch runtime (channels_last)."""
+    count = copies(cin, cout, kernel, size)
+    run = TorchRuntime().prepare(_layer(cin, cout, kernel), [(1, cin, size, size)], count)
+    return _p10_ms(lambda _: run(), count)
 
 
 CASES = ([(128, cout, 3, 16) for cout in (16, 24, 32, 40, 48, 56, 64)]
          + [(cin, 96, 1, 16) for cin in (96, 104, 112, 120, 128, 136, 144)]
-         + [(480, 160, 3, 1), (472, 152, 3, 1), (144, 128, 3, 1), (142, 128, 3, 1)])
+         + [(480, 160, 3, 1), (472, 152, 3, 1), (476, 154, 3, 1),
+            (144, 128, 3, 1), (136, 128, 3, 1), (142, 128, 3, 1)])
 
 
 def main() -> None:
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    print("| kernel | in | out | map | multiply-adds | ONNX Runtime | ONNX Runtime, no NCHWc "
-          "| PyTorch eager | ONNX Runtime, GMAC/s |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for cin, cout, kernel, size in CASES:
-        macs = kernel * kernel * cin * cout * size * size
-        full = onnxruntime_ms(cin, cout, kernel, size, nchwc=True)
-        plain = onnxruntime_ms(cin, cout, kernel, size, nchwc=False)
-        eager = torch_ms(cin, cout, kernel, size)
-        print(f"| {kernel}x{kernel} | {cin} | {cout} | {size}x{size} | {macs / 1e6:.2f} M | "
-              f"{full:.4f} ms | {plain:.4f} ms | {eager:.4f} ms | {macs / full / 1e6:.1f} |",
-              flush=True)
+    try:
+        print("| kernel | in | out | map | multiply-adds | ONNX Runtime | NCHWc | "
+              "ONNX Runtime, no NCHWc | PyTorch eager | ONNX Runtime, GMAC/s |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        for cin, cout, kernel, size in CASES:
+            macs = kernel * kernel * cin * cout * size * size
+            full, in_nchwc = onnxruntime_ms(cin, cout, kernel, size, nchwc=True)
+            plain, _ = onnxruntime_ms(cin, cout, kernel, size, nchwc=False)
+            eager = torch_ms(cin, cout, kernel, size)
+            print(f"| {kernel}x{kernel} | {cin} | {cout} | {size}x{size} | "
+                  f"{macs / 1e6:.2f} M | {full:.3f} ms | {'yes' if in_nchwc else 'no'} | "
+                  f"{plain:.3f} ms | {eager:.3f} ms | {macs / full / 1e6:.1f} |", flush=True)
+    finally:
+        torch.set_num_threads(threads)
 
 
 if __name__ == "__main__":

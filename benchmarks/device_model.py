@@ -92,7 +92,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runtimes", nargs="+", default=["torch", "onnxruntime"])
     parser.add_argument("--spaces", nargs="*", default=list(SPACES), choices=list(SPACES),
-                        help="none: only the presets at 224 (with --preset-sizes 224)")
+                        help="spaces whose held-out networks to predict (default: both); "
+                             "given with no name, only the presets at 224 are measured, "
+                             "which needs 224 in --preset-sizes")
     parser.add_argument("--networks", type=int, default=100,
                         help="held-out networks per space")
     parser.add_argument("--draws", type=int, default=400, help="networks profiling draws")
@@ -104,6 +106,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="write the rows as CSV")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
+    if not args.spaces and 224 not in args.preset_sizes:
+        parser.error("--spaces with no name measures only the presets at 224: "
+                     "give --preset-sizes 224, or name a space")
     # The references run with the threads the models were profiled for (profiling sets them
     # only while it runs): PyTorch's default, every core, is another device.
     torch.set_num_threads(args.threads)
@@ -144,7 +149,7 @@ def main() -> None:
               f"{row['spearman']:.3f} | {row['within_10pct_of_fastest']:.0%} | "
               f"{row['spearman_fastest']:.3f} | {row['reference_steady']:.0%} | "
               f"{row['reference_spread_p90_pct']:.1f} % | {row['profiling_s']:.0f} s |")
-    if args.out:
+    if args.out and rows:
         with args.out.open("w", newline="") as file:
             writer = csv.DictWriter(file, fieldnames=list(rows[0]))
             writer.writeheader()

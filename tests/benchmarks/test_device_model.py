@@ -1,0 +1,15 @@
+"""The device-model benchmark refuses a command line that would measure nothing."""
+
+import sys
+
+import pytest
+
+from benchmarks import device_model
+
+
+def test_no_space_and_no_224_is_refused(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["device_model.py", "--spaces", "--preset-sizes", "32"])
+    with pytest.raises(SystemExit) as exit_info:
+        device_model.main()
+    assert exit_info.value.code == 2
+    assert "--preset-sizes 224" in capsys.readouterr().err
