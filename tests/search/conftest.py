@@ -1,3 +1,4 @@
+import contextlib
 import glob
 import os
 import shutil
@@ -6,6 +7,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import optuna
 import pytest
 
 from threshsearch.train import Recipe
@@ -79,3 +81,16 @@ def searcher(tmp_path):
     made = make_searcher(make_space(tmp_path, growth=4))
     yield made
     made.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def storage_url(request, tmp_path):
+    """A storage for studies named "s": a file, or the session's PostgreSQL database, which
+    other tests share (so the study is deleted after the test)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'study.db'}"
+        return
+    url = request.getfixturevalue("postgres_url")
+    yield url
+    with contextlib.suppress(KeyError):  # a test that failed before creating it
+        optuna.delete_study(study_name="s", storage=url)

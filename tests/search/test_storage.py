@@ -1,6 +1,5 @@
 """Opening storages and writing to them: a trial's attributes written together."""
 
-import contextlib
 import datetime
 
 import optuna
@@ -8,7 +7,6 @@ import pytest
 import sqlalchemy
 
 from threshsearch.search.storage import (
-    CachedStudyStorage,
     open_storage,
     record_heartbeats,
     set_user_attrs,
@@ -16,19 +14,6 @@ from threshsearch.search.storage import (
 
 ATTRS = {"config_hash": "abc", "seed": 3, "architecture": {"stages": [{"depth": 2}]},
          "learning_curve": [{"epoch": 1, "val_accuracy": 0.5}], "reason": None}
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def storage_url(request, tmp_path):
-    """A storage for studies named "s": a file, or the session's PostgreSQL database, which
-    other tests share (so the study is deleted after the test)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'study.db'}"
-        return
-    url = request.getfixturevalue("postgres_url")
-    yield url
-    with contextlib.suppress(KeyError):  # a test that failed before creating it
-        optuna.delete_study(study_name="s", storage=url)
 
 
 def test_attributes_written_together_read_back_as_written_one_by_one(storage_url):
@@ -75,39 +60,6 @@ def test_an_in_memory_study_gets_them_too():
     trial = optuna.create_study().ask()
     set_user_attrs(trial, ATTRS)
     assert trial.user_attrs == ATTRS
-
-
-def _running_study(url, running=3):
-    storage = CachedStudyStorage(open_storage(url))
-    study = optuna.create_study(storage=storage, study_name="s")
-    trials = [study.ask() for _ in range(running)]
-    for trial in trials:
-        trial.set_user_attr("curve", list(range(50)))
-    return storage, study
-
-
-def test_asking_reads_no_running_trial_again(storage_url, monkeypatch):
-    storage, study = _running_study(storage_url)
-    study._get_trials(deepcopy=False)  # the cache holds the running trials
-    reads = []
-    read = storage._read_trials_from_remote_storage
-    monkeypatch.setattr(storage, "_read_trials_from_remote_storage",
-                        lambda study_id: reads.append(study_id) or read(study_id))
-    study.ask()
-    assert reads == []  # Optuna's cache reads the three running trials again
-    assert len(study._get_trials(deepcopy=False)) == 4
-    assert reads == [study._study_id]
-
-
-def test_a_trial_queued_by_another_driver_is_asked_first(storage_url):
-    _, study = _running_study(storage_url)
-    study._get_trials(deepcopy=False)
-    other = optuna.load_study(study_name="s", storage=CachedStudyStorage(
-        open_storage(storage_url)))
-    other.enqueue_trial({"x": 3})
-    trial = study.ask()
-    assert trial.suggest_int("x", 0, 9) == 3
-    assert [t.number for t in study.trials] == [0, 1, 2, 3]  # no new trial besides it
 
 
 def _heartbeats(storage):

@@ -24,7 +24,8 @@ from threshsearch.search.pricing import models_this_device, priced_space, record
 from threshsearch.search.progress import Progress
 from threshsearch.search.retime import retime_front
 from threshsearch.search.space import RECIPE_PARAMETERS, SearchSpace, SpaceError
-from threshsearch.search.storage import CachedStudyStorage, open_storage
+from threshsearch.search.storage import open_storage
+from threshsearch.search.studycache import CachedStudyStorage
 from threshsearch.search.trial import ShippedData, ray_trainable
 from threshsearch.search.worktime import WorkTally
 

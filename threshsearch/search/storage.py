@@ -10,7 +10,7 @@ import sqlite3
 import threading
 import time
 import warnings
-from collections.abc import Callable, Container
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,6 @@ from typing import Any
 import optuna
 import sqlalchemy
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
-from optuna.storages._cached_storage import _CachedStorage
 from optuna.storages._rdb import models as rdb_models
 from optuna.storages._rdb.storage import _create_scoped_session
 from optuna.trial import FrozenTrial, TrialState
@@ -70,25 +69,6 @@ class StudyStorage(RDBStorage):
                       if trial.datetime_start is not None
                       and trial.datetime_start < started_before]
         return stale
-
-
-class CachedStudyStorage(_CachedStorage):
-    """Optuna's cache over an RDB storage (what ``optuna.create_study`` wraps one in), whose
-    look for WAITING trials asks the database for those alone. Optuna's cache answers every
-    read of a study's trials by first reading again every trial not finished, each with all
-    its attributes; ``Study.ask`` reads the WAITING trials so, once a trial: with 64 trials
-    running that re-read was a fifth of the driver's event loop (py-spy,
-    benchmarks/scale.py), for an answer that is nearly always none. Every other read, and
-    this one where a trial waits, is Optuna's."""
-
-    def get_all_trials(self, study_id: int, deepcopy: bool = True,
-                       states: Container[TrialState] | None = None) -> list[FrozenTrial]:
-        if (states is not None and set(states) == {TrialState.WAITING}
-                and not self._backend.get_all_trials(study_id, deepcopy=False, states=states)):
-            return []
-        # Some are waiting: Optuna's read, which enters them in the cache that a trial
-        # asked from them must be in.
-        return super().get_all_trials(study_id, deepcopy=deepcopy, states=states)
 
 
 def open_storage(url: str, heartbeat_s: int | None = None, grace_s: int | None = None,

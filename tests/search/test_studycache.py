@@ -1,0 +1,126 @@
+"""The driver's cache of a study: it reads again only the unfinished trials that changed, and
+what it answers equals a fresh read after any sequence of changes by another driver."""
+
+import random
+
+import optuna
+from optuna.storages._cached_storage import _CachedStorage
+from optuna.trial import TrialState
+
+from threshsearch.search.storage import open_storage
+from threshsearch.search.studycache import CachedStudyStorage
+
+
+def _running_study(url, running=3):
+    storage = CachedStudyStorage(open_storage(url))
+    study = optuna.create_study(storage=storage, study_name="s")
+    trials = [study.ask() for _ in range(running)]
+    for trial in trials:
+        trial.set_user_attr("curve", list(range(50)))
+    return storage, study
+
+
+def test_asking_reads_no_running_trial_again(storage_url, monkeypatch):
+    storage, study = _running_study(storage_url)
+    study._get_trials(deepcopy=False)  # the cache holds the running trials
+    reads = []
+    read = storage._read_trials_from_remote_storage
+    monkeypatch.setattr(storage, "_read_trials_from_remote_storage",
+                        lambda study_id: reads.append(study_id) or read(study_id))
+    study.ask()
+    assert reads == []  # Optuna's cache reads the three running trials again
+    assert len(study._get_trials(deepcopy=False)) == 4
+    assert reads == [study._study_id]
+
+
+def test_a_trial_queued_by_another_driver_is_asked_first(storage_url):
+    _, study = _running_study(storage_url)
+    study._get_trials(deepcopy=False)
+    other = optuna.load_study(study_name="s", storage=CachedStudyStorage(
+        open_storage(storage_url)))
+    other.enqueue_trial({"x": 3})
+    trial = study.ask()
+    assert trial.suggest_int("x", 0, 9) == 3
+    assert [t.number for t in study.trials] == [0, 1, 2, 3]  # no new trial besides it
+
+
+def _whole_reads(storage, monkeypatch):
+    """The trial ids each whole read of the backend was asked for."""
+    reads = []
+    read = storage._backend._get_trials
+
+    def recording(study_id, states, included_trial_ids, trial_id_greater_than):
+        trials = read(study_id, states, included_trial_ids, trial_id_greater_than)
+        reads.append(sorted(t._trial_id for t in trials))
+        return trials
+    monkeypatch.setattr(storage._backend, "_get_trials", recording)
+    return reads
+
+
+def test_unchanged_running_trials_are_not_read_whole_again(storage_url, monkeypatch):
+    storage, study = _running_study(storage_url)
+    ids = [t._trial_id for t in study._get_trials(deepcopy=False)]
+    reads = _whole_reads(storage, monkeypatch)
+    study._get_trials(deepcopy=False)
+    assert reads == []  # Optuna's cache reads the three again
+    optuna.Trial(study, ids[1]).set_user_attr("curve", list(range(51)))
+    study._get_trials(deepcopy=False)
+    assert reads == [[ids[1]]]
+
+
+def _view(trials):
+    return [(t.number, t.state, t.params, t.user_attrs, t.system_attrs,
+             t.intermediate_values, t.values) for t in trials]
+
+
+def test_reads_equal_a_fresh_read_after_another_drivers_changes(storage_url):
+    storage = CachedStudyStorage(open_storage(storage_url))
+    study = optuna.create_study(storage=storage, study_name="s",
+                                directions=["minimize", "maximize"])
+    other = optuna.load_study(study_name="s", storage=open_storage(storage_url))
+    rng = random.Random(0)
+    running: list[optuna.Trial] = []
+    for step in range(120):
+        action = rng.choice(["ask", "enqueue", "attr", "curve", "system", "report",
+                             "param", "tell", "fail"])
+        if action == "ask" or not running:
+            running.append(other.ask())
+        elif action == "enqueue":
+            other.enqueue_trial({"x": rng.randint(0, 9)})
+        else:
+            trial = rng.choice(running)
+            if action == "attr":
+                trial.set_user_attr(f"key{step}", "v" * rng.randint(0, 9))
+            elif action == "curve":
+                curve = trial.user_attrs.get("curve", [])
+                trial.set_user_attr("curve", [*curve, step])
+            elif action == "system":
+                notes = trial.storage.get_trial(trial._trial_id).system_attrs.get("notes", [])
+                trial.storage.set_trial_system_attr(trial._trial_id, "notes", [*notes, step])
+            elif action == "report":
+                trial.storage.set_trial_intermediate_value(trial._trial_id, step, float(step))
+            elif action == "param":
+                trial.suggest_int(f"p{rng.randint(0, 2)}", 0, 9)
+            else:
+                running.remove(trial)
+                if action == "tell":
+                    other.tell(trial, [step, -step])
+                else:
+                    other.tell(trial, state=TrialState.FAIL)
+        if step % 3 == 0:  # read now and then, as a driver does between its draws
+            fresh = _CachedStorage(open_storage(storage_url))
+            study_id = study._study_id
+            assert _view(storage.get_all_trials(study_id)) == _view(
+                fresh.get_all_trials(study_id))
+
+
+def test_an_attribute_rewritten_at_the_same_length_is_read_when_the_trial_finishes(
+        storage_url):
+    _, study = _running_study(storage_url, running=1)
+    trial = optuna.Trial(study, study._get_trials(deepcopy=False)[0]._trial_id)
+    trial.set_user_attr("status", "ab")
+    study._get_trials(deepcopy=False)
+    trial.set_user_attr("status", "cd")  # the documented blind spot
+    assert study._get_trials(deepcopy=False)[0].user_attrs["status"] == "ab"
+    study.tell(trial, 1.0)
+    assert study._get_trials(deepcopy=False)[0].user_attrs["status"] == "cd"
