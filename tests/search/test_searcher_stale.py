@@ -25,6 +25,7 @@ def test_a_driver_never_fails_its_own_live_trial_as_stale(tmp_path):
 
 
 def test_results_of_a_trial_another_driver_ended_are_dropped_not_fatal(searcher, capsys):
+    searcher.curves.every_s = 0.0  # each result written: the write that finds it ended
     searcher.suggest("ray-1")
     searcher.on_trial_result("ray-1", epoch_result(1, 0.3))
     trial = searcher.pending["ray-1"]
@@ -72,8 +73,8 @@ def test_a_trial_failed_elsewhere_between_its_record_and_its_tell_is_dropped(sea
     trial = searcher.pending["ray-1"]
     write = searcher_module.set_user_attrs
 
-    def then_failed(written, attrs):
-        write(written, attrs)
+    def then_failed(written, attrs, constraints=None):
+        write(written, attrs, constraints)
         if written is trial and "status" in attrs:
             searcher.storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
     monkeypatch.setattr(searcher_module, "set_user_attrs", then_failed)

@@ -93,3 +93,27 @@ def test_a_trial_with_no_first_beat_gets_one(storage_url):
     storage.record_heartbeat(first)
     record_heartbeats(storage, [first, second])
     assert set(_heartbeats(storage)) >= {first, second}
+
+
+def test_constraints_written_with_the_attributes_read_back_as_optunas(storage_url):
+    storage = open_storage(storage_url)
+    study = optuna.create_study(storage=storage, study_name="s")
+    together, one_by_one = study.ask(), study.ask()
+    commits = []
+    sqlalchemy.event.listen(storage.engine, "commit", lambda connection: commits.append(1))
+    set_user_attrs(together, {"seed": 1}, constraints={"latency_ms": 0.5, "params_m": -2})
+    assert len(commits) == 1
+    one_by_one.set_user_attr("seed", 1)
+    one_by_one.set_constraint("latency_ms", 0.5)
+    one_by_one.set_constraint("params_m", -2)
+    for trial in (together, one_by_one):
+        study.tell(trial, 1.0)
+    reread = optuna.load_study(study_name="s", storage=storage_url).trials
+    assert reread[0].system_attrs == reread[1].system_attrs
+    assert reread[0].user_attrs == reread[1].user_attrs == {"seed": 1}
+
+
+def test_a_nan_constraint_is_refused_as_optuna_does(tmp_path):
+    trial = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path / 'study.db'}")).ask()
+    with pytest.raises(ValueError, match="latency_ms"):
+        set_user_attrs(trial, {}, constraints={"latency_ms": float("nan")})

@@ -4,12 +4,15 @@ rung evidence an early-stopping scheduler rebuilds from it when a study resumes.
 A trial's user attribute ``learning_curve`` holds one entry per reported epoch with the
 values the trial reported then (validation accuracy, losses, epoch time and throughput so
 far); its cheap metrics (profile, latency) are user attributes of their own, written with its
-first report. The report's learning curves and the dashboard read the same record.
+first report. The report's learning curves and the dashboard read the same record (a running
+trial's curve as of at most ``CURVE_WRITE_S`` ago).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +24,7 @@ from threshsearch.search.pareto import minimised
 from threshsearch.search.storage import retried_numbers, set_user_attrs
 
 LEARNING_CURVE = "learning_curve"
+CURVE_WRITE_S = 1.0  # a running trial's curve is written at most this often
 RESTARTS = "restarts"  # user attr: how often Tune re-ran the trial (its worker died)
 CURVE_FIELDS = ("epoch", "train_loss", "val_loss", "val_accuracy", "val_top5", "epoch_time_s",
                 "train_images_per_s")
@@ -36,20 +40,29 @@ def curve_entry(result: dict[str, Any]) -> dict[str, Any] | None:
 
 class LearningCurves:
     """The learning curves of the trials running now, by Ray trial id, each written to its
-    trial in the storage as its epochs come."""
+    trial in the storage with its first epoch, then at most once every ``every_s`` (so that
+    the driver's writes stay bounded however fast epochs come: at 64 workers and short
+    epochs these writes were a tenth of its event loop, py-spy, benchmarks/scale.py), and
+    whole when the trial ends (``finish``: in the trial's last write)."""
 
-    def __init__(self) -> None:
+    def __init__(self, every_s: float = CURVE_WRITE_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.every_s, self.clock = every_s, clock
         self.curves: dict[str, list[dict[str, Any]]] = {}
         self.restarts: dict[str, int] = {}
+        self.written: dict[str, float] = {}  # trial id -> when its curve was last written
+        self.unwritten: set[str] = set()  # trial ids with epochs the storage lacks
 
-    def record(self, trial_id: str, trial: optuna.Trial, result: dict[str, Any]) -> None:
-        """Add the result's epoch to the trial's stored learning curve (once). An epoch at or
-        before the last one is Tune running the trial again (its worker died) under the same
-        id: the curve starts again rather than splice two attempts."""
+    def _add(self, trial_id: str, trial: optuna.Trial, result: dict[str, Any]
+             ) -> dict[str, Any]:
+        """Add the result's epoch to the trial's curve (once); the attributes that changes,
+        none where it adds nothing. An epoch at or before the last one is Tune running the
+        trial again (its worker died) under the same id: the curve starts again rather than
+        splice two attempts."""
         entry = curve_entry(result)
         curve = self.curves.setdefault(trial_id, [])
         if entry is None or (curve and curve[-1] == entry):  # the same report, seen again
-            return
+            return {}
         if curve and curve[-1]["epoch"] >= entry["epoch"]:
             curve.clear()
             self.restarts[trial_id] = self.restarts.get(trial_id, 0) + 1
@@ -57,12 +70,38 @@ class LearningCurves:
         # Known before training: written with the first epoch.
         cheap = {} if curve else {key: result[key] for key in CHEAP_METRICS if key in result}
         curve.append(entry)
-        set_user_attrs(trial, {**cheap, LEARNING_CURVE: curve})
+        return {**cheap, LEARNING_CURVE: curve}
+
+    def record(self, trial_id: str, trial: optuna.Trial, result: dict[str, Any]) -> None:
+        """Add the result's epoch to the trial's curve, and write the curve when it has its
+        first epoch or was last written ``every_s`` ago."""
+        changed = self._add(trial_id, trial, result)
+        if not changed:
+            return
+        now = self.clock()
+        if now - self.written.get(trial_id, -math.inf) < self.every_s:
+            self.unwritten.add(trial_id)
+            return
+        set_user_attrs(trial, changed)
+        self.written[trial_id] = now
+        self.unwritten.discard(trial_id)
+
+    def finish(self, trial_id: str, trial: optuna.Trial, result: dict[str, Any]
+               ) -> dict[str, Any]:
+        """Add the trial's last result, forget the trial, and return what of its curve the
+        storage still lacks, for the trial's last write."""
+        changed = self._add(trial_id, trial, result)
+        if not changed and trial_id in self.unwritten:
+            changed = {LEARNING_CURVE: self.curves[trial_id]}
+        self.forget(trial_id)
+        return changed
 
     def forget(self, trial_id: str) -> None:
         """Drop the record of a trial that ended."""
         self.curves.pop(trial_id, None)
         self.restarts.pop(trial_id, None)
+        self.written.pop(trial_id, None)
+        self.unwritten.discard(trial_id)
 
 
 def objective_vector(values: dict[str, Any], metrics: Sequence[str],

@@ -109,12 +109,14 @@ class StudySearcher(Searcher):
         self.heartbeat = Heartbeat(self.storage, space.study.heartbeat_s)
 
     # -------------------------------------------------------- bookkeeping
-    def _end(self, trial: optuna.Trial, outcome: Outcome) -> None:
-        # Optuna's constraint API: samplers learn the infeasible region from these.
-        for key, value in (outcome.constraints or {}).items():
-            trial.set_constraint(key, value)
-        set_user_attrs(trial, {**outcome.attrs, STATUS: outcome.status,
-                               **({REASON: outcome.reason} if outcome.reason else {})})
+    def _end(self, trial: optuna.Trial, outcome: Outcome,
+             curve: dict[str, Any] | None = None) -> None:
+        """Write the trial's outcome (with ``curve``, what of its learning curve the storage
+        lacks) in one transaction, and tell it. Constraints go through Optuna's constraint
+        API, from which samplers learn the infeasible region."""
+        set_user_attrs(trial, {**(curve or {}), **outcome.attrs, STATUS: outcome.status,
+                               **({REASON: outcome.reason} if outcome.reason else {})},
+                       constraints=outcome.constraints)
         told = trial.study.tell(trial, outcome.values, state=outcome.state,
                                 skip_if_finished=True)
         if told.state != outcome.state:  # finished elsewhere between the write and the tell
@@ -318,8 +320,7 @@ class StudySearcher(Searcher):
         result = result or self.last_results.get(trial_id) or {}
         self.last_results.pop(trial_id, None)
         # Tune does not pass the searcher the result its scheduler stopped on.
-        self.curves.record(trial_id, trial, result)
-        self.curves.forget(trial_id)
+        curve = self.curves.finish(trial_id, trial, result)
         if trial.user_attrs.get(BASELINE):
             self.baseline_s += float(result.get(COMPUTE_S, 0.0))
         wall = time.perf_counter() - self.started.pop(trial_id)
@@ -328,7 +329,7 @@ class StudySearcher(Searcher):
             constraints=self.space.constraints, metric_names=self.space.metric_names,
             wall_s=wall, device_warnings=self._device_warning(result.get("device")),
             baseline=bool(trial.user_attrs.get(BASELINE)))
-        self._end(trial, outcome)
+        self._end(trial, outcome, curve)
         # After the end is told: an attempt dropped as ended elsewhere counts no work here.
         self.work.add(outcome.attrs[WORKER_TIME], wall)
         if outcome.retry:

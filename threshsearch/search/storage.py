@@ -20,6 +20,7 @@ import sqlalchemy
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages._rdb import models as rdb_models
 from optuna.storages._rdb.storage import _create_scoped_session
+from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -115,43 +116,60 @@ def rdb_backend(storage: optuna.storages.BaseStorage) -> RDBStorage | None:
     return backend if isinstance(backend, RDBStorage) else None
 
 
-def set_user_attrs(trial: optuna.Trial, attrs: dict[str, Any]) -> None:
-    """``trial.set_user_attr`` for each of ``attrs``, in one transaction on an RDB storage,
-    and on SQLite and PostgreSQL in two statements: the trial's row read once (a finished
-    trial refuses them, as Optuna does) and one upsert of every attribute. Optuna commits
-    each attribute on its own, reading the trial's row for each: the attributes a trial ends
-    with were ~25 transactions on the driver's event loop (a third of that loop's time at 64
-    workers: py-spy, benchmarks/scale.py), and on PostgreSQL two round trips an attribute
-    were most of a trial's statements (docs/benchmarks.md). Uses Optuna's RDB internals (the
-    scoped session, its models and its JSON encoding), so a change there fails tests/search/
+def set_user_attrs(trial: optuna.Trial, attrs: dict[str, Any],
+                   constraints: dict[str, float] | None = None) -> None:
+    """``trial.set_user_attr`` for each of ``attrs`` and ``trial.set_constraint`` for each of
+    ``constraints``, in one transaction on an RDB storage, and on SQLite and PostgreSQL in
+    three statements at most: the trial's row read once (a finished trial refuses them, as
+    Optuna does), one upsert of every attribute, one of every constraint. Optuna commits each
+    attribute on its own, reading the trial's row for each, and reads the whole trial before
+    each constraint: the attributes a trial ends with were ~25 transactions on the driver's
+    event loop (a third of that loop's time at 64 workers: py-spy, benchmarks/scale.py), and
+    on PostgreSQL two round trips an attribute were most of a trial's statements
+    (docs/benchmarks.md). A constraint written again replaces its value (Optuna's keeps the
+    first and warns). Uses Optuna's RDB internals (the scoped session, its models, its JSON
+    encoding and its constraints' key), so a change there fails tests/search/
     test_storage.py, not a study."""
     backend = rdb_backend(trial.storage)
     if backend is None:
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
+        for key, value in (constraints or {}).items():
+            trial.set_constraint(key, value)
         return
-    if not attrs:
+    for key, value in (constraints or {}).items():
+        if math.isnan(value):  # as Optuna's set_constraint refuses it
+            raise ValueError(f"constraint {key!r}: NaN is not allowed")
+    constraints = {f"{_CONSTRAINTS_KEY}:{key}": float(value)
+                   for key, value in (constraints or {}).items()}
+    if not attrs and not constraints:
         return
-    model = rdb_models.TrialUserAttributeModel
     insert = _upsert_dialect(backend.engine.name)
+    tables = ((rdb_models.TrialUserAttributeModel, attrs),
+              (rdb_models.TrialSystemAttributeModel, constraints))
     with _create_scoped_session(backend.scoped_session) as session:
         if insert is None:
-            for key, value in attrs.items():
-                backend._set_trial_attr_without_commit(session, model, trial._trial_id, key,
-                                                       value)
+            for model, values in tables:
+                for key, value in values.items():
+                    backend._set_trial_attr_without_commit(session, model, trial._trial_id,
+                                                           key, value)
         else:
             # Locked until the commit: another driver failing the trial as stale meanwhile
             # waits, rather than leave these attributes on a failed trial.
             row = rdb_models.TrialModel.find_or_raise_by_id(trial._trial_id, session,
                                                             for_update=True)
             backend.check_trial_is_updatable(trial._trial_id, row.state)
-            statement = insert(model).values([
-                {"trial_id": trial._trial_id, "key": key, "value_json": json.dumps(value)}
-                for key, value in attrs.items()])
-            session.execute(statement.on_conflict_do_update(
-                index_elements=[model.trial_id, model.key],
-                set_={"value_json": statement.excluded.value_json}))
+            for model, values in tables:
+                if not values:
+                    continue
+                statement = insert(model).values([
+                    {"trial_id": trial._trial_id, "key": key, "value_json": json.dumps(value)}
+                    for key, value in values.items()])
+                session.execute(statement.on_conflict_do_update(
+                    index_elements=[model.trial_id, model.key],
+                    set_={"value_json": statement.excluded.value_json}))
     trial._cached_frozen_trial.user_attrs.update(attrs)
+    trial._cached_frozen_trial.system_attrs.update(constraints)
 
 
 def _upsert_dialect(engine: str) -> Callable[..., Any] | None:
