@@ -1,15 +1,15 @@
 """Why ONNX Runtime's device model misses: a layer's cost against its channel counts, in ONNX
 Runtime (full graph optimisation, and without its NCHWc layout) and PyTorch eager, one thread,
 batch 1. The layer is the project's ``ConvBNAct`` (convolution, batch norm, ReLU) and each
-timing cycles copies of it that together exceed ``COLD_BYTES``, as the device model times
-its operations.
+timing cycles copies of it that together reach ``COLD_BYTES`` (up to ``MAX_COPIES`` copies),
+as the device model times its operations.
 
 A multiply-add count predicts a convolution's cost only if the cost grows smoothly with the
 channels. The table shows whether it does, and whether ONNX Runtime ran the convolution in
 its NCHWc layout (read from its optimised graph): the last rows are 3x3 convolutions on a 1x1
 map with channel counts that are multiples of 16, of 8 only, or of neither.
 
-    python benchmarks/channel_steps.py        # about two minutes, alone on the machine
+    python benchmarks/channel_steps.py        # about 30 s, alone on the machine
 """
 
 from __future__ import annotations
@@ -19,23 +19,25 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from threshsearch.deploy import onnx_bytes
+from threshsearch.devicemodel.calibration import BYTES
 from threshsearch.devicemodel.profiling import COLD_BYTES, MAX_COPIES
 from threshsearch.devicemodel.runtimes import TorchRuntime
 from threshsearch.nn.layers import ConvBNAct
 
 SECONDS = 0.4
-FLOAT_BYTES = 4
 NCHWC_CONV = "com.microsoft.nchwc:Conv"
 
 
 def copies(cin: int, cout: int, kernel: int, size: int) -> int:
-    """Copies of the layer whose weights, input and output add up to ``COLD_BYTES``."""
-    size_bytes = FLOAT_BYTES * (kernel * kernel * cin * cout + (cin + cout) * size * size)
+    """Copies of the layer whose weights, input and output add up to ``COLD_BYTES``, at most
+    ``MAX_COPIES``."""
+    size_bytes = BYTES * (kernel * kernel * cin * cout + (cin + cout) * size * size)
     return max(1, min(MAX_COPIES, math.ceil(COLD_BYTES / size_bytes)))
 
 
@@ -54,7 +56,7 @@ def _layer(cin: int, cout: int, kernel: int) -> torch.nn.Module:
     return ConvBNAct(cin, cout, kernel).eval()
 
 
-def session_options(nchwc: bool):
+def session_options(nchwc: bool) -> Any:
     """One thread, sequential; every graph optimisation, or every one but the layout ones
     (NCHWc) when ``nchwc`` is false."""
     import onnxruntime

@@ -149,7 +149,7 @@ def main() -> None:
               f"{row['spearman']:.3f} | {row['within_10pct_of_fastest']:.0%} | "
               f"{row['spearman_fastest']:.3f} | {row['reference_steady']:.0%} | "
               f"{row['reference_spread_p90_pct']:.1f} % | {row['profiling_s']:.0f} s |")
-    if args.out and rows:
+    if args.out:
         with args.out.open("w", newline="") as file:
             writer = csv.DictWriter(file, fieldnames=list(rows[0]))
             writer.writeheader()

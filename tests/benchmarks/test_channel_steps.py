@@ -1,6 +1,8 @@
 """The channel-steps benchmark's timers run the layer they are given, in both runtimes and both
 ONNX Runtime layouts, and its table reports the layout (structure only: no figure is checked)."""
 
+import platform
+
 import pytest
 import torch
 
@@ -56,3 +58,10 @@ def test_the_table_has_a_row_per_case_and_restores_the_threads(monkeypatch, caps
     assert len(rows) == 3 and rows[1].startswith("| 3x3 | 16 | 16 | 2x2 |")
     assert rows[1].split(" | ")[6] in {"yes", "no"}
     assert torch.get_num_threads() == threads
+
+
+@pytest.mark.skipif(platform.machine() not in {"x86_64", "AMD64"},
+                    reason="ONNX Runtime's NCHWc layout is an x86 kernel")
+def test_a_convolution_that_suits_the_layout_is_found_in_it():
+    _, in_nchwc = channel_steps.onnxruntime_ms(16, 16, 3, 4, nchwc=True)
+    assert in_nchwc is True

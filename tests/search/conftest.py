@@ -1,3 +1,6 @@
+"""Fixtures of the search tests: a throwaway PostgreSQL server, a storage URL of each
+kind, and what the tests of a search share."""
+
 import contextlib
 import glob
 import os

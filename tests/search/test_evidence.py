@@ -41,7 +41,7 @@ def test_the_curve_is_written_at_most_once_a_period_and_whole_at_the_end(tmp_pat
     assert _stored_epochs(study) == [1, 2, 3]
     last = curves.finish("ray-1", trial, _result(4))  # the same report again: nothing new
     assert [entry["epoch"] for entry in last[LEARNING_CURVE]] == [1, 2, 3, 4]
-    assert curves.curves == {} and curves.unwritten == set()
+    assert curves.curves == {} and curves.unwritten == {}
 
 
 def test_a_curve_already_written_leaves_nothing_for_the_end(tmp_path):
@@ -52,3 +52,34 @@ def test_a_curve_already_written_leaves_nothing_for_the_end(tmp_path):
     assert curves.finish("ray-1", trial, _result(1)) == {}
     assert [e["epoch"] for e in curves.finish("ray-2", study.ask(), _result(1))[
         LEARNING_CURVE]] == [1]
+
+
+def test_a_restarted_attempt_is_written_at_once_with_its_cheap_metrics(tmp_path):
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'study.db'}")
+    trial = study.ask()
+    clock = FakeClock()
+    curves = LearningCurves(every_s=1.0, clock=clock)
+    curves.record("ray-1", trial, _result(1, latency_ms=1.0))
+    clock.now = 0.2
+    curves.record("ray-1", trial, _result(2))
+    clock.now = 0.4  # the worker died; Tune runs the trial again, from epoch 1
+    curves.record("ray-1", trial, _result(1, latency_ms=2.0))
+    stored = study.trials[0].user_attrs
+    assert _stored_epochs(study) == [1] and stored["latency_ms"] == 2.0
+    assert stored["restarts"] == 1
+
+
+def test_held_back_metrics_reach_the_last_write(tmp_path):
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'study.db'}")
+    trial = study.ask()
+    clock = FakeClock()
+    curves = LearningCurves(every_s=1.0, clock=clock)
+    curves.record("ray-1", trial, _result(1, latency_ms=1.0))
+    clock.now = 0.2
+    curves.record("ray-1", trial, _result(2))
+    clock.now = 0.4
+    curves.record("ray-1", trial, _result(1, latency_ms=2.0))
+    clock.now = 0.5
+    curves.record("ray-1", trial, _result(2))
+    last = curves.finish("ray-1", trial, {})
+    assert [e["epoch"] for e in last[LEARNING_CURVE]] == [1, 2]

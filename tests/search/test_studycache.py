@@ -81,10 +81,14 @@ def test_reads_equal_a_fresh_read_after_another_drivers_changes(storage_url):
     rng = random.Random(0)
     running: list[optuna.Trial] = []
     for step in range(120):
-        action = rng.choice(["ask", "enqueue", "attr", "curve", "system", "report",
+        action = rng.choice(["ask", "own", "enqueue", "attr", "curve", "system", "report",
                              "param", "tell", "fail"])
         if action == "ask" or not running:
             running.append(other.ask())
+        elif action == "own":  # the cached driver's own trial, which it writes to as well
+            mine = study.ask()
+            mine.set_user_attr("config_hash", f"h{step}")
+            running.append(mine)
         elif action == "enqueue":
             other.enqueue_trial({"x": rng.randint(0, 9)})
         else:
@@ -124,3 +128,46 @@ def test_an_attribute_rewritten_at_the_same_length_is_read_when_the_trial_finish
     assert study._get_trials(deepcopy=False)[0].user_attrs["status"] == "ab"
     study.tell(trial, 1.0)
     assert study._get_trials(deepcopy=False)[0].user_attrs["status"] == "cd"
+
+
+def test_a_change_between_the_light_and_the_whole_read_is_read_next_time(storage_url,
+                                                                          monkeypatch):
+    storage, study = _running_study(storage_url, running=1)
+    trial = optuna.Trial(study, study._get_trials(deepcopy=False)[0]._trial_id)
+    trial.set_user_attr("status", "aa")
+    study._get_trials(deepcopy=False)
+    trial.set_user_attr("status", "bbb")
+    read = storage._backend._get_trials
+
+    def written_meanwhile(*args, **kwargs):
+        monkeypatch.setattr(storage._backend, "_get_trials", read)
+        trial.set_user_attr("status", "cccc")  # after the light query saw "bbb"
+        return read(*args, **kwargs)
+    monkeypatch.setattr(storage._backend, "_get_trials", written_meanwhile)
+    assert study._get_trials(deepcopy=False)[0].user_attrs["status"] == "cccc"
+    trial.set_user_attr("status", "ddd")  # the length the light query saw before
+    assert study._get_trials(deepcopy=False)[0].user_attrs["status"] == "ddd"
+
+
+def test_two_studies_in_one_storage_are_cached_apart(storage_url):
+    storage, study = _running_study(storage_url, running=2)
+    companion = optuna.create_study(storage=storage, study_name="s-baselines")
+    try:
+        other = optuna.load_study(study_name="s-baselines",
+                                  storage=open_storage(storage_url))
+        mine = companion.ask()
+        for reader in (study, companion):
+            reader._get_trials(deepcopy=False)
+        other.tell(mine, 1.0)
+        theirs = other.ask()
+        optuna.Trial(study, study._get_trials(deepcopy=False)[0]._trial_id).set_user_attr(
+            "curve", [])
+        fresh = _CachedStorage(open_storage(storage_url))
+        for reader in (study, companion):
+            assert _view(storage.get_all_trials(reader._study_id)) == _view(
+                fresh.get_all_trials(reader._study_id))
+        assert [t.state for t in companion.trials] == [TrialState.COMPLETE,
+                                                      TrialState.RUNNING]
+        assert theirs.number == 1
+    finally:
+        optuna.delete_study(study_name="s-baselines", storage=storage_url)

@@ -5,7 +5,7 @@ A trial's user attribute ``learning_curve`` holds one entry per reported epoch w
 values the trial reported then (validation accuracy, losses, epoch time and throughput so
 far); its cheap metrics (profile, latency) are user attributes of their own, written with its
 first report. The report's learning curves and the dashboard read the same record (a running
-trial's curve as of at most ``CURVE_WRITE_S`` ago).
+trial's epochs within ``CURVE_WRITE_S`` of its last write wait for its next epoch or end).
 """
 
 from __future__ import annotations
@@ -40,10 +40,12 @@ def curve_entry(result: dict[str, Any]) -> dict[str, Any] | None:
 
 class LearningCurves:
     """The learning curves of the trials running now, by Ray trial id, each written to its
-    trial in the storage with its first epoch, then at most once every ``every_s`` (so that
-    the driver's writes stay bounded however fast epochs come: at 64 workers and short
-    epochs these writes were a tenth of its event loop, py-spy, benchmarks/scale.py), and
-    whole when the trial ends (``finish``: in the trial's last write)."""
+    trial in the storage with its first epoch (and an attempt's first, after a restart),
+    then with an epoch that comes ``every_s`` or more after the last write (so that the
+    driver's writes stay bounded however fast epochs come: at 64 workers and short epochs
+    these writes were a tenth of its event loop, py-spy, benchmarks/scale.py), and whole
+    when the trial ends (``finish``: in the trial's last write). An epoch held back waits
+    for the next epoch or the end."""
 
     def __init__(self, every_s: float = CURVE_WRITE_S,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -51,7 +53,7 @@ class LearningCurves:
         self.curves: dict[str, list[dict[str, Any]]] = {}
         self.restarts: dict[str, int] = {}
         self.written: dict[str, float] = {}  # trial id -> when its curve was last written
-        self.unwritten: set[str] = set()  # trial ids with epochs the storage lacks
+        self.unwritten: dict[str, dict[str, Any]] = {}  # trial id -> what the storage lacks
 
     def _add(self, trial_id: str, trial: optuna.Trial, result: dict[str, Any]
              ) -> dict[str, Any]:
@@ -65,6 +67,7 @@ class LearningCurves:
             return {}
         if curve and curve[-1]["epoch"] >= entry["epoch"]:
             curve.clear()
+            self.written.pop(trial_id, None)  # the new attempt's first epoch: written now
             self.restarts[trial_id] = self.restarts.get(trial_id, 0) + 1
             trial.set_user_attr(RESTARTS, self.restarts[trial_id])
         # Known before training: written with the first epoch.
@@ -78,21 +81,19 @@ class LearningCurves:
         changed = self._add(trial_id, trial, result)
         if not changed:
             return
+        changed = {**self.unwritten.pop(trial_id, {}), **changed}
         now = self.clock()
         if now - self.written.get(trial_id, -math.inf) < self.every_s:
-            self.unwritten.add(trial_id)
+            self.unwritten[trial_id] = changed
             return
         set_user_attrs(trial, changed)
         self.written[trial_id] = now
-        self.unwritten.discard(trial_id)
 
     def finish(self, trial_id: str, trial: optuna.Trial, result: dict[str, Any]
                ) -> dict[str, Any]:
         """Add the trial's last result, forget the trial, and return what of its curve the
         storage still lacks, for the trial's last write."""
-        changed = self._add(trial_id, trial, result)
-        if not changed and trial_id in self.unwritten:
-            changed = {LEARNING_CURVE: self.curves[trial_id]}
+        changed = {**self.unwritten.get(trial_id, {}), **self._add(trial_id, trial, result)}
         self.forget(trial_id)
         return changed
 
@@ -101,7 +102,7 @@ class LearningCurves:
         self.curves.pop(trial_id, None)
         self.restarts.pop(trial_id, None)
         self.written.pop(trial_id, None)
-        self.unwritten.discard(trial_id)
+        self.unwritten.pop(trial_id, None)
 
 
 def objective_vector(values: dict[str, Any], metrics: Sequence[str],

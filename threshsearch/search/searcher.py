@@ -112,8 +112,9 @@ class StudySearcher(Searcher):
     def _end(self, trial: optuna.Trial, outcome: Outcome,
              curve: dict[str, Any] | None = None) -> None:
         """Write the trial's outcome (with ``curve``, what of its learning curve the storage
-        lacks) in one transaction, and tell it. Constraints go through Optuna's constraint
-        API, from which samplers learn the infeasible region."""
+        lacks) in one transaction, and tell it. Its constraint values are stored as Optuna's
+        ``Trial.set_constraint`` stores them, for samplers to learn the infeasible region
+        from."""
         set_user_attrs(trial, {**(curve or {}), **outcome.attrs, STATUS: outcome.status,
                                **({REASON: outcome.reason} if outcome.reason else {})},
                        constraints=outcome.constraints)

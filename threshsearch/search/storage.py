@@ -126,22 +126,23 @@ def set_user_attrs(trial: optuna.Trial, attrs: dict[str, Any],
     each constraint: the attributes a trial ends with were ~25 transactions on the driver's
     event loop (a third of that loop's time at 64 workers: py-spy, benchmarks/scale.py), and
     on PostgreSQL two round trips an attribute were most of a trial's statements
-    (docs/benchmarks.md). A constraint written again replaces its value (Optuna's keeps the
-    first and warns). Uses Optuna's RDB internals (the scoped session, its models, its JSON
+    (docs/benchmarks.md). A constraint written again replaces its value on an RDB storage
+    (Optuna's, used on other storages, keeps the first and warns); the searcher writes each
+    trial's once. Uses Optuna's RDB internals (the scoped session, its models, its JSON
     encoding and its constraints' key), so a change there fails tests/search/
     test_storage.py, not a study."""
+    values = {key: float(value) for key, value in (constraints or {}).items()}
+    for key, value in values.items():  # checked before any write, as Optuna refuses NaN
+        if math.isnan(value):
+            raise ValueError(f"constraint {key!r}: NaN is not allowed")
     backend = rdb_backend(trial.storage)
     if backend is None:
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
-        for key, value in (constraints or {}).items():
+        for key, value in values.items():
             trial.set_constraint(key, value)
         return
-    for key, value in (constraints or {}).items():
-        if math.isnan(value):  # as Optuna's set_constraint refuses it
-            raise ValueError(f"constraint {key!r}: NaN is not allowed")
-    constraints = {f"{_CONSTRAINTS_KEY}:{key}": float(value)
-                   for key, value in (constraints or {}).items()}
+    constraints = {f"{_CONSTRAINTS_KEY}:{key}": value for key, value in values.items()}
     if not attrs and not constraints:
         return
     insert = _upsert_dialect(backend.engine.name)

@@ -3,6 +3,7 @@ again only the unfinished trials that changed since it last read them."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Container
 
 import sqlalchemy
@@ -12,10 +13,23 @@ from optuna.storages._rdb import models as rdb_models
 from optuna.storages._rdb.storage import _create_scoped_session
 from optuna.trial import FrozenTrial, TrialState
 
-# What the light query says of a trial's rows: its state, then for each attribute table the
-# rows' count (params are never rewritten, intermediate values once a step) or their count
-# and the total length of their JSON (attributes are rewritten in place).
-Signature = tuple[object, ...]
+# A trial's rows in brief: its state; its params' and intermediate values' counts (params
+# are never rewritten, intermediate values once a step); its user and its system attributes'
+# counts and the total length of their JSON (attributes are rewritten in place).
+Signature = tuple[TrialState, int, int, int, int, int, int]
+
+
+def _json_length(attrs: dict[str, object]) -> int:
+    # Optuna stores an attribute as json.dumps(value), ASCII: as many bytes as characters.
+    return sum(len(json.dumps(value)) for value in attrs.values())
+
+
+def signature(trial: FrozenTrial) -> Signature:
+    """The signature of a trial as read whole; equal to the light query's for the same rows
+    (where a value's JSON does not round-trip exactly, unequal: the trial is read again)."""
+    return (trial.state, len(trial.params), len(trial.intermediate_values),
+            len(trial.user_attrs), _json_length(trial.user_attrs),
+            len(trial.system_attrs), _json_length(trial.system_attrs))
 
 
 class CachedStudyStorage(_CachedStorage):
@@ -25,20 +39,22 @@ class CachedStudyStorage(_CachedStorage):
     - Every read of a study's trials first reads again, in Optuna's cache, every unfinished
       trial with all its attributes: with 64 trials running that was a quarter of the
       driver's event loop (py-spy, benchmarks/scale.py), once a draw or more, for trials
-      most of which had not changed. Here one light query reads each unfinished trial's
-      signature (state; its params' and intermediate values' counts; its attributes' counts
-      and the total length of their JSON), and only the trials whose signature changed, and
-      new ones, are read whole. An attribute rewritten in place with a value of the same
-      length is not seen until the trial changes otherwise or finishes (a finished trial is
-      read whole once, as in Optuna); none of this project's readers of running trials
-      depends on such a value (a running trial's network, its params, its state).
+      most of which had not changed. Here one light query reads the signature of the trials
+      Optuna would read again (the unfinished ones, and every one past the last finished
+      trial read), and only the trials whose signature changed, and new ones, are read
+      whole. A trial is read whole until the data read matches the signature the light
+      query gave, so a change between the two reads is read next time. An attribute
+      rewritten in place with a value of the same length is not seen until the trial
+      changes otherwise or finishes (a finished trial is read whole once, as in Optuna);
+      none of this project's readers of running trials depends on such a value (a running
+      trial's network, its params, its state).
     - ``Study.ask``'s look for WAITING trials asks the database for those alone: nearly
       always none.
     """
 
     def __init__(self, backend: RDBStorage) -> None:
         super().__init__(backend)
-        self._signatures: dict[int, Signature] = {}  # trial id -> as last read whole
+        self._signatures: dict[int, Signature] = {}  # unfinished trial id -> as read whole
 
     def get_all_trials(self, study_id: int, deepcopy: bool = True,
                        states: Container[TrialState] | None = None) -> list[FrozenTrial]:
@@ -49,12 +65,25 @@ class CachedStudyStorage(_CachedStorage):
         # asked from them must be in.
         return super().get_all_trials(study_id, deepcopy=deepcopy, states=states)
 
+    def delete_study(self, study_id: int) -> None:
+        with self._lock:
+            ids = [trial_id for trial_id, (study, _) in
+                   self._trial_id_to_study_id_and_number.items() if study == study_id]
+        for trial_id in ids:
+            self._signatures.pop(trial_id, None)
+        super().delete_study(study_id)
+
     def _read_trials_from_remote_storage(self, study_id: int) -> None:
         with self._lock:
-            study = self._studies.setdefault(study_id, _StudyInfo())
+            first = study_id not in self._studies or not self._studies[study_id].trials
+        if first:  # nothing to compare with: Optuna's read of every trial
+            super()._read_trials_from_remote_storage(study_id)
+            return
+        with self._lock:
+            study = self._studies[study_id]
             current = self._read_signatures(study_id, study)
-            changed = {trial_id for trial_id, signature in current.items()
-                       if self._signatures.get(trial_id) != signature}
+            changed = {trial_id for trial_id, seen in current.items()
+                       if self._signatures.get(trial_id) != seen}
             if not changed:
                 return
             # Optuna's read of the given ids (those up to the bound) and of every trial past
@@ -62,39 +91,50 @@ class CachedStudyStorage(_CachedStorage):
             trials = self._backend._get_trials(study_id, states=None,
                                                included_trial_ids=changed,
                                                trial_id_greater_than=max(current))
-            # A trial that changed between the two reads keeps its older signature, and one
-            # created between them has none: both are read whole again next time.
             self._add_trials_to_cache(study_id, trials)
             for trial in trials:
-                if trial.state.is_finished():
+                trial_id = trial._trial_id
+                seen = current.get(trial_id)
+                if seen is not None and seen != signature(trial):
+                    # Changed between the two reads: read whole next time. And a trial the
+                    # light query did not see finished does not move the bound past it:
+                    # a lower id committed since (PostgreSQL's ids commit out of order)
+                    # would fall below the bound unread.
+                    self._signatures.pop(trial_id, None)
+                    study.unfinished_trial_ids.add(trial_id)
+                elif seen is None:  # created since the light query: read again with it
+                    study.unfinished_trial_ids.add(trial_id)
+                elif trial.state.is_finished():
                     study.last_finished_trial_id = max(study.last_finished_trial_id,
-                                                       trial._trial_id)
-                    study.unfinished_trial_ids.discard(trial._trial_id)
-                    self._signatures.pop(trial._trial_id, None)
+                                                       trial_id)
+                    study.unfinished_trial_ids.discard(trial_id)
+                    self._signatures.pop(trial_id, None)
                 else:
-                    study.unfinished_trial_ids.add(trial._trial_id)
-                    if trial._trial_id in current:
-                        self._signatures[trial._trial_id] = current[trial._trial_id]
+                    study.unfinished_trial_ids.add(trial_id)
+                    self._signatures[trial_id] = seen
 
     def _read_signatures(self, study_id: int, study: _StudyInfo) -> dict[int, Signature]:
         """The signature of every trial that Optuna's cache would read again: the unfinished
         ones it holds and every one past the last finished trial it read."""
         model = rdb_models.TrialModel
+        # PostgreSQL's octet_length reads a value's stored size without decompressing it.
+        length = (sqlalchemy.func.octet_length if self._backend.engine.name == "postgresql"
+                  else sqlalchemy.func.length)
         columns = [model.trial_id, model.state]
         for table, lengths in ((rdb_models.TrialParamModel, False),
                                (rdb_models.TrialIntermediateValueModel, False),
                                (rdb_models.TrialUserAttributeModel, True),
                                (rdb_models.TrialSystemAttributeModel, True)):
-            rows = sqlalchemy.select(sqlalchemy.func.count()).where(
-                table.trial_id == model.trial_id)
-            columns.append(rows.scalar_subquery())
+            columns.append(sqlalchemy.select(sqlalchemy.func.count())
+                           .where(table.trial_id == model.trial_id).scalar_subquery())
             if lengths:
                 columns.append(sqlalchemy.select(sqlalchemy.func.coalesce(
-                    sqlalchemy.func.sum(sqlalchemy.func.length(table.value_json)), 0))
+                    sqlalchemy.func.sum(length(table.value_json)), 0))
                     .where(table.trial_id == model.trial_id).scalar_subquery())
         wanted = model.trial_id > study.last_finished_trial_id
         if study.unfinished_trial_ids:
             wanted = sqlalchemy.or_(wanted, model.trial_id.in_(study.unfinished_trial_ids))
         query = sqlalchemy.select(*columns).where(model.study_id == study_id, wanted)
         with _create_scoped_session(self._backend.scoped_session) as session:
-            return {row[0]: tuple(row[1:]) for row in session.execute(query)}
+            return {row[0]: (row[1], *(int(value) for value in row[2:]))
+                    for row in session.execute(query)}
