@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import math
 import tempfile
-import time
 from collections.abc import Callable
+from itertools import cycle
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from threshsearch.deploy import onnx_bytes
 from threshsearch.devicemodel.calibration import BYTES
 from threshsearch.devicemodel.profiling import COLD_BYTES, MAX_COPIES
 from threshsearch.devicemodel.runtimes import TorchRuntime
+from threshsearch.latency import LatencySettings, time_passes
 from threshsearch.nn.layers import ConvBNAct
 
 SECONDS = 0.4
@@ -41,15 +42,10 @@ def copies(cin: int, cout: int, kernel: int, size: int) -> int:
     return max(1, min(MAX_COPIES, math.ceil(COLD_BYTES / size_bytes)))
 
 
-def _p10_ms(run: Callable[[int], object], count: int) -> float:
-    times, index = [], 0
-    end = time.perf_counter() + SECONDS
-    while time.perf_counter() < end or len(times) < 20:
-        started = time.perf_counter()
-        run(index % count)
-        times.append(time.perf_counter() - started)
-        index += 1
-    return float(np.quantile(times, 0.1) * 1000)
+def _p10_ms(run: Callable[[], object]) -> float:
+    """The p10 of single calls of ``run`` over ``SECONDS``, by the project's estimator."""
+    settings = LatencySettings(min_time_s=SECONDS, max_time_s=SECONDS)
+    return time_passes(run, settings).p10_s * 1000
 
 
 def _layer(cin: int, cout: int, kernel: int) -> torch.nn.Module:
@@ -96,15 +92,20 @@ def onnxruntime_ms(cin: int, cout: int, kernel: int, size: int, nchwc: bool
                 for _ in range(count)]
     feeds = [{"x": np.random.randn(1, cin, size, size).astype(np.float32)}
              for _ in range(count)]
-    milliseconds = _p10_ms(lambda index: sessions[index].run(None, feeds[index]), count)
+    turns = cycle(list(zip(sessions, feeds, strict=True)))
+
+    def run() -> object:
+        session, feed = next(turns)
+        return session.run(None, feed)
+    milliseconds = _p10_ms(run)
     return milliseconds, NCHWC_CONV in optimised_ops(model, nchwc)
 
 
 def torch_ms(cin: int, cout: int, kernel: int, size: int) -> float:
     """The layer's p10 time under the device model's PyTorch runtime (channels_last)."""
     count = copies(cin, cout, kernel, size)
-    run = TorchRuntime().prepare(_layer(cin, cout, kernel), [(1, cin, size, size)], count)
-    return _p10_ms(lambda _: run(), count)
+    return _p10_ms(TorchRuntime().prepare(_layer(cin, cout, kernel), [(1, cin, size, size)],
+                                          count))
 
 
 CASES = ([(128, cout, 3, 16) for cout in (16, 24, 32, 40, 48, 56, 64)]

@@ -150,8 +150,8 @@ def set_user_attrs(trial: optuna.Trial, attrs: dict[str, Any],
               (rdb_models.TrialSystemAttributeModel, constraints))
     with _create_scoped_session(backend.scoped_session) as session:
         if insert is None:
-            for model, values in tables:
-                for key, value in values.items():
+            for model, rows in tables:
+                for key, value in rows.items():
                     backend._set_trial_attr_without_commit(session, model, trial._trial_id,
                                                            key, value)
         else:
@@ -160,12 +160,12 @@ def set_user_attrs(trial: optuna.Trial, attrs: dict[str, Any],
             row = rdb_models.TrialModel.find_or_raise_by_id(trial._trial_id, session,
                                                             for_update=True)
             backend.check_trial_is_updatable(trial._trial_id, row.state)
-            for model, values in tables:
-                if not values:
+            for model, rows in tables:
+                if not rows:
                     continue
                 statement = insert(model).values([
                     {"trial_id": trial._trial_id, "key": key, "value_json": json.dumps(value)}
-                    for key, value in values.items()])
+                    for key, value in rows.items()])
                 session.execute(statement.on_conflict_do_update(
                     index_elements=[model.trial_id, model.key],
                     set_={"value_json": statement.excluded.value_json}))
