@@ -17,7 +17,10 @@ ever slows a timing, the table also compares with the fastest of the 3 measureme
     python benchmarks/device_model.py --networks 8 --draws 60 --calibration 16 \\
         --runtimes torch --preset-sizes 32               # a smoke run, a few minutes
 
-``--out rows.csv`` writes the rows; the tables go to standard output.
+``--out rows.csv`` writes the rows; the tables go to standard output. ``--unsplit`` adds, for
+a runtime with a layout rule (ONNX Runtime), rows "(unsplit)": the model fitted to the same
+timings with each group's blocked and plain operations pooled, as before the rule, against
+the same reference (the side-by-side comparison of the two).
 """
 
 from __future__ import annotations
@@ -31,11 +34,15 @@ import numpy as np
 import torch
 
 from threshsearch.devicemodel.calibration import error_summary
-from threshsearch.devicemodel.profiling import ROUNDS
+from threshsearch.devicemodel.profiling import ROUNDS, fit_device_model, time_device
 from threshsearch.devicemodel.runtimes import make_runtime
 from threshsearch.latency import LatencySettings, time_passes
 from threshsearch.nn import build_model
-from threshsearch.search.deviceprofile import preset_networks, profile_space, space_networks
+from threshsearch.search.deviceprofile import (
+    preset_networks,
+    profiled_networks,
+    space_networks,
+)
 from threshsearch.search.space import load_space
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,29 +70,41 @@ def reference_rounds(runtime, networks, input_size: int, seconds: float, repeats
     return times
 
 
-def evaluate(model, runtime, networks, input_size: int, args) -> dict:
-    predicted = [model.predict_ms(config) for config in networks]
+def evaluate(models: dict[str, object], runtime, networks, input_size: int, args
+             ) -> dict[str, dict]:
+    """Each model's figures against one reference of ``networks``."""
     rounds = reference_rounds(runtime, networks, input_size, args.reference_s, args.repeats,
                               seed=len(networks))
     median, fastest = np.median(rounds, axis=0), rounds.min(axis=0)
-    summary = error_summary(predicted, median)
-    summary["networks_count"] = summary.pop("networks")
-    against_fastest = error_summary(predicted, fastest)
     steady = np.all(np.abs(rounds / median - 1) <= 0.10, axis=0)
-    return summary | {
-        "within_10pct_of_fastest": against_fastest["within_10pct"],
-        "spearman_fastest": against_fastest["spearman"],
-        "reference_steady": float(np.mean(steady)),
-        "reference_spread_p90_pct": float(
-            np.quantile(rounds.max(axis=0) / fastest - 1, 0.9) * 100)}
+    rows = {}
+    for label, model in models.items():
+        predicted = [model.predict_ms(config) for config in networks]
+        summary = error_summary(predicted, median)
+        summary["networks_count"] = summary.pop("networks")
+        against_fastest = error_summary(predicted, fastest)
+        rows[label] = summary | {
+            "within_10pct_of_fastest": against_fastest["within_10pct"],
+            "spearman_fastest": against_fastest["spearman"],
+            "reference_steady": float(np.mean(steady)),
+            "reference_spread_p90_pct": float(
+                np.quantile(rounds.max(axis=0) / fastest - 1, 0.9) * 100)}
+    return rows
 
 
 def profile(space_path: Path, runtime_name: str, input_size: int, args) -> tuple:
+    """The space's device model, and with ``--unsplit`` (for a runtime with a layout rule)
+    the model fitted to the same timings with each group's layouts pooled; profiling's
+    seconds."""
     started = time.perf_counter()
-    model = profile_space(space_path, runtime=runtime_name, input_size=input_size,
-                          threads=args.threads, draws=args.draws,
-                          calibration_networks=args.calibration, rounds=args.rounds, seed=0)
-    return model, time.perf_counter() - started
+    networks = profiled_networks(load_space(space_path), args.draws, input_size, seed=0)
+    timings = time_device(networks, runtime=runtime_name, input_size=input_size,
+                          threads=args.threads, calibration_networks=args.calibration,
+                          rounds=args.rounds, seed=0)
+    models = {"": fit_device_model(timings, timings.layout)}
+    if args.unsplit and timings.layout is not None:
+        models[" (unsplit)"] = fit_device_model(timings, None)
+    return models, time.perf_counter() - started
 
 
 def main() -> None:
@@ -105,6 +124,9 @@ def main() -> None:
     parser.add_argument("--preset-sizes", type=int, nargs="*", default=[32, 224])
     parser.add_argument("--out", type=Path, help="write the rows as CSV")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--unsplit", action="store_true",
+                        help="also score, against the same reference, the model fitted to "
+                             "the same timings with the layout rule's groups pooled")
     args = parser.parse_args()
     if not args.spaces and 224 not in args.preset_sizes:
         parser.error("--spaces with no name measures only the presets at 224: "
@@ -114,29 +136,36 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     rows = []
+
+    def measure(runtime, runtime_name, models, networks_label, networks, input_size,
+                seconds):
+        for suffix, row in evaluate(models, runtime, networks, input_size, args).items():
+            rows.append({"runtime": runtime_name, "networks": networks_label + suffix,
+                         "profiling_s": seconds} | row)
+
     for runtime_name in args.runtimes:
         runtime = make_runtime(runtime_name, args.threads)
         for name in args.spaces:
             space = load_space(SPACES[name])
             print(f"{runtime_name} / {name}: profiling", flush=True)
-            model, seconds = profile(SPACES[name], runtime_name, 32, args)
-            print(model.summary(), model.steadiness_warning(), flush=True)
+            models, seconds = profile(SPACES[name], runtime_name, 32, args)
+            for model in models.values():
+                print(model.summary(), model.steadiness_warning(), flush=True)
             seen = {config.hash for config in space_networks(space, args.draws, 32, seed=0)}
             candidates = space_networks(space, 3 * args.networks, 32, seed=TEST_SEED)
             held_out = [config for config in candidates if config.hash not in seen]
-            rows.append({"runtime": runtime_name, "networks": name, "profiling_s": seconds}
-                        | evaluate(model, runtime, held_out[:args.networks], 32, args))
+            measure(runtime, runtime_name, models, name, held_out[:args.networks], 32,
+                    seconds)
             if name == "default" and 32 in args.preset_sizes:
-                rows.append({"runtime": runtime_name, "networks": "presets@32",
-                             "profiling_s": seconds} | evaluate(
-                    model, runtime, preset_networks(space.num_classes, 32), 32, args))
+                measure(runtime, runtime_name, models, "presets@32",
+                        preset_networks(space.num_classes, 32), 32, seconds)
         if 224 in args.preset_sizes:
             print(f"{runtime_name} / default at 224: profiling", flush=True)
-            model, seconds = profile(SPACES["default"], runtime_name, 224, args)
-            print(model.summary(), model.steadiness_warning(), flush=True)
-            rows.append({"runtime": runtime_name, "networks": "presets@224",
-                         "profiling_s": seconds} | evaluate(
-                model, runtime, preset_networks(10, 224), 224, args))
+            models, seconds = profile(SPACES["default"], runtime_name, 224, args)
+            for model in models.values():
+                print(model.summary(), model.steadiness_warning(), flush=True)
+            measure(runtime, runtime_name, models, "presets@224", preset_networks(10, 224),
+                    224, seconds)
 
     print("\n| runtime | networks | n | within ±10 % | median | p90 | max | Spearman | "
           "within ±10 % of the fastest | Spearman (fastest) | reference steady | "

@@ -94,13 +94,22 @@ def onnx_session(model: bytes | str | Path, threads: int = 1) -> Any:
     require_onnx("ONNX Runtime")
     import onnxruntime
 
+    source = model if isinstance(model, bytes) else str(model)
+    return onnxruntime.InferenceSession(source, onnx_session_options(threads),
+                                        providers=["CPUExecutionProvider"])
+
+
+def onnx_session_options(threads: int = 1) -> Any:
+    """The options of ``onnx_session``'s sessions."""
+    require_onnx("ONNX Runtime")
+    import onnxruntime
+
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
     options.log_severity_level = 3  # errors only: its notes on graph optimisation are noise
-    source = model if isinstance(model, bytes) else str(model)
-    return onnxruntime.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+    return options
 
 
 def onnx_input_shape(session: Any) -> tuple[int, ...]:

@@ -39,6 +39,23 @@ class FakeRuntime:
             self.clock.now += cost
         return run
 
+    def blocked_layout(self, in_channels: int) -> bool | None:
+        return None
+
+
+class BlockedLayoutRuntime(FakeRuntime):
+    """A fake runtime with a blocked layout for convolutions reading at most ``narrow``
+    channels or a multiple of ``multiple``."""
+
+    name = "onnxruntime"
+
+    def __init__(self, clock: FakeClock, narrow: int = 4, multiple: int = 4):
+        super().__init__(clock)
+        self.narrow, self.multiple = narrow, multiple
+
+    def blocked_layout(self, in_channels: int) -> bool | None:
+        return in_channels <= self.narrow or in_channels % self.multiple == 0
+
 
 def small_networks(count: int = 16) -> list[ArchitectureConfig]:
     """Small networks, dense, harmonic and mixed (16 of them: 12 distinct)."""

@@ -17,6 +17,8 @@ import numpy as np
 from scipy.optimize import least_squares, nnls
 from scipy.stats import spearmanr
 
+from threshsearch.devicemodel.fileformat import LayoutRule
+from threshsearch.devicemodel.layout import table_group
 from threshsearch.devicemodel.ops import Op
 
 MIB = 2**20
@@ -57,14 +59,16 @@ def fit_cost_line(ops: Sequence[Op], ms: Sequence[float]) -> list[float]:
     return [float(value) for value in _relative_fit(rows, np.asarray(ms, dtype=float), True)]
 
 
-def network_features(ops: Iterable[Op], lines: dict[str, np.ndarray]) -> np.ndarray:
-    """FEATURES of one network: its operations' summed table costs, their number, and its
-    weight and activation traffic in MiB (what the table's cold copies may over- or
-    under-state for a whole network)."""
+def network_features(ops: Iterable[Op], lines: dict[str, np.ndarray],
+                     layout: LayoutRule | None) -> np.ndarray:
+    """FEATURES of one network: its operations' summed table costs (each priced by the
+    line of its group under ``layout``), their number, and its weight and activation
+    traffic in MiB (what the table's cold copies may over- or under-state for a whole
+    network)."""
     table = count = weights = moved = 0.0
     for op in ops:
         _, op_moved, op_weights = op.features()
-        table += float(lines[op.group] @ op_row(op))
+        table += float(lines[table_group(op, layout)] @ op_row(op))
         count += 1
         weights += op_weights
         moved += op_moved

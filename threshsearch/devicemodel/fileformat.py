@@ -59,8 +59,24 @@ class Coverage(_Section):
     kinds: list[Choice(*KINDS)] = Field(description="operation kinds the table prices")
     resolutions: list[int] = Field(description="feature-map sides the table prices")
     groups: dict[str, ChannelRange] = Field(
-        description="per table group (kind@resolution): the channel counts it was timed at; "
-        "outside them its cost line is extrapolated")
+        description="per table group (see TableGroup.group): the channel counts it was "
+        "timed at; outside them its cost line is extrapolated")
+
+
+class LayoutRule(_Section):
+    """Which convolutions the runtime runs in its blocked memory layout, probed on the
+    device: the table keeps those and the others in groups of their own."""
+
+    name: Literal["nchwc"] = Field("nchwc", description="the blocked layout (ONNX Runtime's)")
+    narrow_max_channels: Int(0, 1 << 20) = Field(
+        description="a convolution reading at most this many channels runs blocked")
+    channel_multiple: Int(1, 1 << 20) = Field(
+        description="so does one reading a multiple of this many channels")
+    probed_channels: tuple[int, int] = Field(
+        description="the input channels probed (lowest, highest): the rule held for each")
+
+    def blocks(self, in_channels: int) -> bool:
+        return in_channels <= self.narrow_max_channels or in_channels % self.channel_multiple == 0
 
 
 class TableSample(_Section):
@@ -72,7 +88,8 @@ class TableSample(_Section):
 
 
 class TableGroup(_Section):
-    group: str = Field(description="kind@resolution")
+    group: str = Field(description="kind@resolution, with the layout (-nchwc, -plain) where "
+                       "the model has a layout rule")
     coefficients: list[float] = Field(
         description="ms = c0 + c1 * multiply-adds + c2 * elements moved + c3 * weights "
         "(non-negative least squares over the samples)")
@@ -122,6 +139,8 @@ class DeviceModelFile(_Section):
     runtime: RuntimeInfo
     settings: Settings
     covers: Coverage
+    layout: LayoutRule | None = Field(
+        None, description="the runtime's layout rule (None: one layout, groups not split)")
     table: list[TableGroup]
     calibration: Calibration
     held_out: HeldOutError

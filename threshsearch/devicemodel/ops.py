@@ -22,6 +22,9 @@ KINDS = ("stem_conv", "stem_pool", "dense_layer", "harmonic_layer", "harmonic_ou
          "transition_post", "transition_pre", "pool_max", "pool_avg", "head")
 ACTIVATED_KINDS = ("stem_conv", "dense_layer", "harmonic_layer", "transition_post",
                    "transition_pre")
+# Kinds whose first convolution reads the operation's in_channels.
+CONVOLUTION_KINDS = ("stem_conv", "dense_layer", "harmonic_layer", "transition_post",
+                     "transition_pre")
 
 
 @dataclass(frozen=True)
@@ -42,9 +45,16 @@ class Op:
     def group(self) -> str:
         """Operations timed together and fitted with one cost line: same kind, resolution,
         activation (named when not relu) and, for a stem convolution, kernel and stride."""
+        return self.layout_group("")
+
+    def layout_group(self, layout: str) -> str:
+        """``group``, split by the memory layout the runtime runs the operation's convolution
+        in (``layout`` its name; "" where the runtime has one layout)."""
         extra = f"-k{self.shape[0]}s{self.shape[1]}" if self.kind == "stem_conv" else ""
         if self.activation != "relu":
             extra += f"-{self.activation}"
+        if layout:
+            extra += f"-{layout}"
         return f"{self.kind}{extra}@{self.resolution}"
 
     def features(self) -> tuple[float, float, float]:

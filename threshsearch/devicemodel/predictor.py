@@ -17,6 +17,7 @@ from threshsearch.devicemodel.fileformat import (
     DeviceModelError,
     DeviceModelFile,
 )
+from threshsearch.devicemodel.layout import table_group
 from threshsearch.devicemodel.ops import network_ops
 from threshsearch.errors import UserError
 from threshsearch.profiles import Profile
@@ -50,7 +51,8 @@ class DeviceModel:
             raise ValueError(f"a profile at input size {profile.input_size} given to a device "
                              f"model made for {input_size}")
         ops = network_ops(config, input_size)
-        missing = sorted({op.group for op in ops} - self._lines.keys())
+        layout = self.data.layout
+        missing = sorted({table_group(op, layout) for op in ops} - self._lines.keys())
         if missing:
             raise UserError(
                 f"device model {self.model_id}: the network has operations the model has not "
@@ -59,7 +61,8 @@ class DeviceModel:
         # The calibration may extrapolate below what any call costs (its coefficients are
         # free in sign): never predict less than the runtime's empty call.
         floor = max(self.data.calibration.call_overhead_ms, 1e-6)
-        return max(float(network_features(ops, self._lines) @ self._calibration), floor)
+        return max(float(network_features(ops, self._lines, layout) @ self._calibration),
+                   floor)
 
     def summary(self) -> str:
         data, error = self.data, self.data.held_out

@@ -9,6 +9,10 @@ evicted them. Each operation is therefore timed cycling through copies of it (ow
 own inputs) that together exceed the caches' ``COLD_BYTES``. The calibration then absorbs what
 the sum still misses (the framework's per-call overhead, the traffic between operations).
 
+Why a layout rule: ONNX Runtime runs a convolution in its blocked layout or not by the channels
+it reads, with kernels up to 4x apart; the rule is probed first (``layout.probe_layout``) and
+each convolution kind's table groups split by it, so that one cost line never has to fit both.
+
 Why rounds: on a shared or virtual machine the speed of memory-bound work drifts for tens of
 seconds at a time (this project's 2-core VM: one network's p10 went from 11 to 21 ms and back
 within a minute, and to 180 ms in a worse spell, with nothing else running, while an L2-resident
@@ -26,7 +30,9 @@ import platform
 import socket
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import torch
@@ -43,12 +49,14 @@ from threshsearch.devicemodel.fileformat import (
     DeviceInfo,
     DeviceModelFile,
     HeldOutError,
+    LayoutRule,
     ProfilingInfo,
     RuntimeInfo,
     Settings,
     TableGroup,
     TableSample,
 )
+from threshsearch.devicemodel.layout import probe_layout, table_group
 from threshsearch.devicemodel.ops import Op, network_ops, op_module
 from threshsearch.devicemodel.predictor import DeviceModel
 from threshsearch.devicemodel.runtimes import DTYPES, Runtime, make_runtime
@@ -102,19 +110,46 @@ def _check_settings(batch_size: int, input_size: int, threads: int, dtype: str) 
                         f"{', '.join(DTYPES)}")
 
 
-def profile_device(configs: Iterable[ArchitectureConfig], *, runtime: str | Runtime = "torch",
-                   batch_size: int = 1, input_size: int = 32, threads: int = 1,
-                   dtype: str = "float32", channels_last: bool = True,
-                   calibration_networks: int = 30, samples_per_group: int = SAMPLES_PER_GROUP,
-                   rounds: int = ROUNDS, progress: bool = True, clock: Clock = time.perf_counter,
-                   seed: int = 0) -> DeviceModel:
-    """Profile this machine's CPU for the networks ``configs`` (e.g. draws from a search space
-    and the presets: the model covers the operations they contain). ``calibration_networks``
-    of them, chosen with ``seed``, are timed whole for the calibration; its error is
-    estimated by ``FOLDS``-fold cross-validation over them. Each timing is taken ``rounds``
-    times, in rounds over all of them, and its fastest round kept. ``runtime`` is a name or,
-    for tests, a Runtime; ``clock`` is for tests. Holds the device lock exclusive for each
-    timing."""
+@dataclass(frozen=True)
+class DeviceTimings:
+    """What profiling measured, before any fit: each timed operation with its fastest round
+    less the call overhead, the calibration networks with theirs, and every round of every
+    timing (the call overhead's first, then the operations', then the networks')."""
+
+    device: DeviceInfo
+    runtime: RuntimeInfo
+    settings: Settings
+    layout: LayoutRule | None  # as probed from the runtime
+    operations: list[tuple[Op, float]]
+    calibration: list[ArchitectureConfig]
+    measured_ms: np.ndarray
+    call_overhead_ms: float
+    by_round: np.ndarray
+    started: str
+    seconds: float
+    seed: int
+
+
+def profile_device(configs: Iterable[ArchitectureConfig], **settings: Any) -> DeviceModel:
+    """Profile this machine's CPU for the networks ``configs``: ``time_device`` with
+    ``settings``, then ``fit_device_model`` under the layout rule the runtime showed."""
+    timings = time_device(configs, **settings)
+    return fit_device_model(timings, timings.layout)
+
+
+def time_device(configs: Iterable[ArchitectureConfig], *, runtime: str | Runtime = "torch",
+                batch_size: int = 1, input_size: int = 32, threads: int = 1,
+                dtype: str = "float32", channels_last: bool = True,
+                calibration_networks: int = 30, samples_per_group: int = SAMPLES_PER_GROUP,
+                rounds: int = ROUNDS, progress: bool = True, clock: Clock = time.perf_counter,
+                seed: int = 0) -> DeviceTimings:
+    """Time what a device model of the networks ``configs`` needs (e.g. draws from a search
+    space and the presets: the model covers the operations they contain): up to
+    ``samples_per_group`` operations of each table group under the runtime's layout rule,
+    and ``calibration_networks`` of the networks, chosen with ``seed``, whole. Each timing is
+    taken ``rounds`` times, in rounds over all of them, and its fastest round kept.
+    ``runtime`` is a name or, for tests, a Runtime; ``clock`` is for tests. Holds the device
+    lock exclusive for each timing."""
     _check_settings(batch_size, input_size, threads, dtype)
     if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
         raise UserError(f"rounds: {rounds!r} is invalid; expected an integer >= 1")
@@ -127,20 +162,20 @@ def profile_device(configs: Iterable[ArchitectureConfig], *, runtime: str | Runt
                         f"distinct networks (--networks, and a space that has them)")
     if isinstance(runtime, str):
         runtime = make_runtime(runtime, threads, channels_last)
+    layout = probe_layout(runtime)
     groups: dict[str, set[Op]] = {}
     for config in networks:
         for op in network_ops(config, input_size):
-            groups.setdefault(op.group, set()).add(op)
-    timed_ops = {group: _spread(ops, samples_per_group) for group, ops in groups.items()}
+            groups.setdefault(table_group(op, layout), set()).add(op)
+    op_list = [op for ops in groups.values() for op in _spread(ops, samples_per_group)]
     rng = np.random.default_rng(seed)
     chosen = rng.choice(len(networks), min(calibration_networks, len(networks)), replace=False)
     calibration = [networks[int(index)] for index in sorted(chosen)]
 
     started, began = datetime.now(UTC), clock()
     previous_threads = torch.get_num_threads()
-    op_list = [(group, op) for group, ops in timed_ops.items() for op in ops]
     timings: list[Callable[[], float]] = [lambda: call_overhead_ms(runtime, batch_size, clock)]
-    timings += [lambda op=op: _time_op(runtime, op, batch_size, clock) for _, op in op_list]
+    timings += [lambda op=op: _time_op(runtime, op, batch_size, clock) for op in op_list]
     timings += [lambda config=config: _time_network(runtime, config, batch_size, input_size,
                                                     clock) for config in calibration]
     bar = tqdm(total=rounds * len(timings), desc="device-profile", unit="timing",
@@ -161,50 +196,69 @@ def profile_device(configs: Iterable[ArchitectureConfig], *, runtime: str | Runt
         torch.set_num_threads(previous_threads)
         bar.close()
     fastest = by_round.min(axis=0)
-    overhead_ms, op_ms = float(fastest[0]), fastest[1:1 + len(op_list)]
-    measured = fastest[1 + len(op_list):]
-    table_ms: dict[str, list[float]] = {group: [] for group in timed_ops}
-    for (group, _), ms in zip(op_list, op_ms, strict=True):
-        table_ms[group].append(max(0.0, float(ms) - overhead_ms))
-    lines = {group: np.asarray(fit.fit_cost_line(timed_ops[group], table_ms[group]))
-             for group in timed_ops}
-    features = np.stack([fit.network_features(network_ops(config, input_size), lines)
-                         for config in calibration])
-    folds = min(FOLDS, len(calibration))
-    held_out = fit.error_summary(
-        fit.held_out_predictions(features, measured, folds, seed), measured)
-    data = DeviceModelFile(
+    overhead_ms = float(fastest[0])
+    return DeviceTimings(
         device=DeviceInfo(kind="cpu", name=cpu_name(), hostname=socket.gethostname(),
                           logical_cores=os.cpu_count() or 1),
         runtime=RuntimeInfo(name=runtime.name, versions=runtime.versions()),
         settings=Settings(batch_size=batch_size, input_size=input_size, threads=threads,
                           dtype=dtype, channels_last=channels_last),
+        layout=layout,
+        operations=[(op, max(0.0, float(ms) - overhead_ms))
+                    for op, ms in zip(op_list, fastest[1:1 + len(op_list)], strict=True)],
+        calibration=calibration, measured_ms=fastest[1 + len(op_list):],
+        call_overhead_ms=overhead_ms, by_round=by_round,
+        started=started.isoformat(timespec="seconds"), seconds=round(clock() - began, 3),
+        seed=seed)
+
+
+def fit_device_model(timings: DeviceTimings, layout: LayoutRule | None) -> DeviceModel:
+    """The device model fitted to ``timings`` with the table's groups split by ``layout``
+    (the probed rule; None pools each group's layouts, as a runtime of one layout would)."""
+    input_size, seed = timings.settings.input_size, timings.seed
+    timed: dict[str, list[tuple[Op, float]]] = {}
+    for op, ms in timings.operations:
+        timed.setdefault(table_group(op, layout), []).append((op, ms))
+    lines = {group: np.asarray(fit.fit_cost_line([op for op, _ in pairs],
+                                                 [ms for _, ms in pairs]))
+             for group, pairs in timed.items()}
+    measured = timings.measured_ms
+    features = np.stack([fit.network_features(network_ops(config, input_size), lines, layout)
+                         for config in timings.calibration])
+    folds = min(FOLDS, len(timings.calibration))
+    held_out = fit.error_summary(
+        fit.held_out_predictions(features, measured, folds, seed), measured)
+    ops = [op for op, _ in timings.operations]
+    data = DeviceModelFile(
+        device=timings.device, runtime=timings.runtime, settings=timings.settings,
         covers=Coverage(
-            kinds=sorted({op.kind for ops in groups.values() for op in ops}),
-            resolutions=sorted({op.resolution for ops in groups.values() for op in ops}),
+            kinds=sorted({op.kind for op in ops}),
+            resolutions=sorted({op.resolution for op in ops}),
             groups={group: ChannelRange(
-                in_channels=(min(op.in_channels for op in ops),
-                             max(op.in_channels for op in ops)),
-                out_channels=(min(op.out_channels for op in ops),
-                              max(op.out_channels for op in ops)))
-                for group, ops in sorted(timed_ops.items())}),
+                in_channels=(min(op.in_channels for op, _ in pairs),
+                             max(op.in_channels for op, _ in pairs)),
+                out_channels=(min(op.out_channels for op, _ in pairs),
+                              max(op.out_channels for op, _ in pairs)))
+                for group, pairs in sorted(timed.items())}),
+        layout=layout,
         table=[TableGroup(group=group, coefficients=[float(v) for v in lines[group]],
                           samples=[TableSample(in_channels=op.in_channels,
                                                out_channels=op.out_channels,
                                                shape=list(op.shape), ms=ms)
-                                   for op, ms in zip(timed_ops[group], table_ms[group],
-                                                     strict=True)])
-               for group in sorted(timed_ops)],
+                                   for op, ms in timed[group]])
+               for group in sorted(timed)],
         calibration=Calibration(form=fit.FORM, features=list(fit.FEATURES),
                                 coefficients=fit.fit_calibration(features, measured),
-                                networks=len(calibration), call_overhead_ms=overhead_ms),
+                                networks=len(timings.calibration),
+                                call_overhead_ms=timings.call_overhead_ms),
         held_out=HeldOutError(method=f"{folds}-fold cross-validation over the calibration "
                               "networks", **held_out),
-        profiling=ProfilingInfo(started=started.isoformat(timespec="seconds"),
-                                seconds=round(clock() - began, 3),
-                                operations_timed=sum(map(len, timed_ops.values())),
-                                networks_timed=len(calibration), seed=seed, rounds=rounds,
-                                round_spread_p90_pct=round(_round_spread_p90_pct(by_round), 2)),
+        profiling=ProfilingInfo(started=timings.started, seconds=timings.seconds,
+                                operations_timed=len(timings.operations),
+                                networks_timed=len(timings.calibration), seed=seed,
+                                rounds=len(timings.by_round),
+                                round_spread_p90_pct=round(
+                                    _round_spread_p90_pct(timings.by_round), 2)),
     )
     return DeviceModel(data)
 

@@ -10,19 +10,23 @@ from __future__ import annotations
 
 import copy
 import platform
+import tempfile
 from collections.abc import Callable, Sequence
 from itertools import cycle
+from pathlib import Path
 from typing import Protocol
 
 import torch
 from torch import nn
 
-from threshsearch.deploy import onnx_bytes, onnx_session
+from threshsearch.deploy import onnx_bytes, onnx_session, onnx_session_options
 from threshsearch.errors import UserError
 
 RUNTIMES = ("torch", "onnxruntime")
 DTYPES = {"float32": torch.float32}
 ONNX_INSTALL = "pip install 'threshsearch[onnx]'"
+NCHWC_DOMAIN = "com.microsoft.nchwc"  # ONNX Runtime's operators in its blocked layout
+BLOCK_PROBE_OUT = 8
 
 
 class Runtime(Protocol):
@@ -36,6 +40,11 @@ class Runtime(Protocol):
                 ) -> Callable[[], object]:
         """A callable that runs the next of ``copies`` copies of ``module`` once, on inputs
         of ``shapes`` (batch included)."""
+        ...
+
+    def blocked_layout(self, in_channels: int) -> bool | None:
+        """Whether a 3x3 convolution reading ``in_channels`` runs in the runtime's blocked
+        memory layout (None: the runtime has one layout only)."""
         ...
 
 
@@ -83,6 +92,9 @@ class TorchRuntime:
                 return clone(*inputs)
         return run
 
+    def blocked_layout(self, in_channels: int) -> bool | None:
+        return None
+
 
 def _onnxruntime():
     try:
@@ -126,6 +138,21 @@ class OnnxRuntime:
             session, feeds = next(turns)
             return session.run(None, feeds)
         return run
+
+    def blocked_layout(self, in_channels: int) -> bool | None:
+        """Read from the graph ONNX Runtime optimises (the layout is its transformer's choice,
+        made per convolution from its channel counts and the CPU's vector width)."""
+        import onnx
+
+        conv = nn.Conv2d(in_channels, BLOCK_PROBE_OUT, 3, padding=1, bias=False)
+        model = onnx_bytes(conv.eval(), (torch.randn(1, in_channels, 4, 4),), ["x"])
+        options = onnx_session_options(self.threads)
+        with tempfile.TemporaryDirectory() as folder:
+            options.optimized_model_filepath = str(Path(folder) / "optimised.onnx")
+            self.ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+            graph = onnx.load(options.optimized_model_filepath).graph
+        return any(node.domain == NCHWC_DOMAIN and node.op_type == "Conv"
+                   for node in graph.node)
 
 
 def make_runtime(name: str, threads: int = 1, channels_last: bool = True) -> Runtime:

@@ -58,6 +58,13 @@ def preset_networks(num_classes: int, input_size: int) -> list[ArchitectureConfi
     return networks
 
 
+def profiled_networks(space: SearchSpace, draws: int, input_size: int, seed: int
+                      ) -> list[ArchitectureConfig]:
+    """The networks a profile of ``space`` covers: ``draws`` random draws and the presets."""
+    return space_networks(space, draws, input_size, seed) + preset_networks(
+        space.num_classes, input_size)
+
+
 def profile_space(space: SearchSpace | str | Path, *, runtime: str | Runtime = "torch",
                   input_size: int, batch_size: int = 1, threads: int = 1,
                   dtype: str = "float32", draws: int = SPACE_DRAWS,
@@ -67,10 +74,8 @@ def profile_space(space: SearchSpace | str | Path, *, runtime: str | Runtime = "
     """A device model of this machine for the networks of ``space`` (or the space file at
     that path)."""
     space = space if isinstance(space, SearchSpace) else load_space(space)
-    networks = space_networks(space, draws, input_size, seed)
-    networks += preset_networks(space.num_classes, input_size)
-    return profile_device(networks, runtime=runtime, batch_size=batch_size,
-                          input_size=input_size, threads=threads, dtype=dtype,
+    return profile_device(profiled_networks(space, draws, input_size, seed),
+                          runtime=runtime, batch_size=batch_size, input_size=input_size,
+                          threads=threads, dtype=dtype,
                           calibration_networks=calibration_networks, rounds=rounds,
-                          progress=progress,
-                          clock=clock, seed=seed)
+                          progress=progress, clock=clock, seed=seed)

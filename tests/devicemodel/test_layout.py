@@ -1,0 +1,105 @@
+"""The layout rule: probed from a runtime (found, absent, or no rule of the form fits), the
+table groups it splits, a model profiled with it round-tripping and pricing every network, a
+file without one read as before, and ONNX Runtime's own choice read from its graph."""
+
+import json
+import platform
+
+import pytest
+
+from tests.devicemodel.fakes import (
+    BlockedLayoutRuntime,
+    FakeClock,
+    FakeRuntime,
+    small_networks,
+)
+from threshsearch.devicemodel import load_device_model, profile_device
+from threshsearch.devicemodel.fileformat import LayoutRule
+from threshsearch.devicemodel.layout import PROBED_CHANNELS, probe_layout, table_group
+from threshsearch.devicemodel.ops import Op, network_ops
+
+
+class _Probed(FakeRuntime):
+    def __init__(self, blocked):
+        super().__init__(FakeClock())
+        self.blocked = blocked
+
+    def blocked_layout(self, in_channels: int) -> bool | None:
+        return self.blocked(in_channels)
+
+
+@pytest.mark.parametrize(("narrow", "multiple"), [(16, 4), (8, 4), (0, 8), (2, 8)])
+def test_the_rule_is_read_from_the_runtime(narrow, multiple):
+    rule = probe_layout(BlockedLayoutRuntime(FakeClock(), narrow, multiple))
+    assert (rule.narrow_max_channels, rule.channel_multiple) == (narrow, multiple)
+    assert rule.probed_channels == PROBED_CHANNELS
+
+
+@pytest.mark.parametrize("blocked", [lambda c: None, lambda c: False, lambda c: True])
+def test_one_layout_over_every_width_gives_no_rule(blocked):
+    assert probe_layout(_Probed(blocked)) is None
+
+
+def test_a_layout_no_rule_describes_warns_and_splits_nothing():
+    with pytest.warns(UserWarning, match="no rule of the form"):
+        assert probe_layout(_Probed(lambda c: c in (5, 7, 11, 13, 40))) is None
+
+
+def test_convolutions_split_by_the_rule_and_other_operations_do_not():
+    rule = LayoutRule(narrow_max_channels=16, channel_multiple=4, probed_channels=(1, 64))
+    blocked, plain = (Op("harmonic_layer", 2, width, 24, (width,)) for width in (36, 38))
+    narrow = Op("dense_layer", 4, 14, 18, (48, 4))
+    pool = Op("pool_avg", 4, 38, 38)
+    assert table_group(blocked, rule) == "harmonic_layer-nchwc@2"
+    assert table_group(plain, rule) == "harmonic_layer-plain@2"
+    assert table_group(narrow, rule) == "dense_layer-nchwc@4"
+    assert table_group(pool, rule) == pool.group == "pool_avg@4"
+    assert table_group(plain, None) == plain.group == "harmonic_layer@2"
+
+
+@pytest.fixture(scope="module")
+def split_model(tmp_path_factory):
+    clock = FakeClock()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("THRESHSEARCH_LOCK_DIR", str(tmp_path_factory.mktemp("locks")))
+        return profile_device(small_networks(), runtime=BlockedLayoutRuntime(clock),
+                              clock=clock, progress=False, calibration_networks=10)
+
+
+def test_a_model_with_a_rule_times_both_layouts_apart_and_prices_every_network(
+        split_model, tmp_path):
+    rule = split_model.data.layout
+    assert (rule.narrow_max_channels, rule.channel_multiple) == (4, 4)
+    groups = {group.group for group in split_model.data.table}
+    ops = [op for config in small_networks() for op in network_ops(config, 32)]
+    assert groups == {table_group(op, rule) for op in ops}
+    assert any("-nchwc@" in group for group in groups)
+    assert any("-plain@" in group for group in groups)
+    loaded = load_device_model(split_model.save(tmp_path / "device.json"))
+    assert loaded.data.layout == rule
+    for config in small_networks():
+        assert loaded.predict_ms(config) == split_model.predict_ms(config) > 0
+
+
+def test_a_file_without_a_rule_reads_as_one_layout(tmp_path):
+    clock = FakeClock()
+    model = profile_device(small_networks(), runtime=FakeRuntime(clock), clock=clock,
+                           progress=False, calibration_networks=10)
+    data = json.loads(model.save(tmp_path / "a.json").read_text())
+    assert data.pop("layout") is None
+    (tmp_path / "b.json").write_text(json.dumps(data))
+    loaded = load_device_model(tmp_path / "b.json")
+    assert loaded.data.layout is None
+    assert loaded.predict_ms(small_networks(1)[0]) == model.predict_ms(small_networks(1)[0])
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"),
+                    reason="ONNX Runtime's NCHWc kernels are x86's")
+def test_onnxruntime_runs_a_convolution_of_aligned_channels_blocked():
+    pytest.importorskip("onnxruntime")
+    from threshsearch.devicemodel.runtimes import OnnxRuntime, TorchRuntime
+
+    runtime = OnnxRuntime(threads=1)
+    assert runtime.blocked_layout(32) is True
+    assert runtime.blocked_layout(34) is False
+    assert TorchRuntime().blocked_layout(32) is None
