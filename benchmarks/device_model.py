@@ -20,7 +20,11 @@ ever slows a timing, the table also compares with the fastest of the 3 measureme
 ``--out rows.csv`` writes the rows; the tables go to standard output. ``--unsplit`` adds, for
 a runtime with a layout rule (ONNX Runtime), rows "(unsplit)": the model fitted to the same
 timings with each group's blocked and plain operations pooled, as before the rule, against
-the same reference (the side-by-side comparison of the two).
+the same reference (the side-by-side comparison of the two; the pooled groups hold the
+samples chosen per layout, up to twice as many as a profile without the rule would time).
+``--probes N`` (10) calibration networks are re-timed with each reference: the fastest of
+their reference rounds over the fastest of their profiling rounds is the machine's drift
+since profiling, printed beside the figures (a diagnostic, not a correction).
 """
 
 from __future__ import annotations
@@ -28,11 +32,13 @@ from __future__ import annotations
 import argparse
 import csv
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from threshsearch.config import ArchitectureConfig
 from threshsearch.devicemodel.calibration import error_summary
 from threshsearch.devicemodel.profiling import ROUNDS, fit_device_model, time_device
 from threshsearch.devicemodel.runtimes import make_runtime
@@ -70,16 +76,25 @@ def reference_rounds(runtime, networks, input_size: int, seconds: float, repeats
     return times
 
 
-def evaluate(models: dict[str, object], runtime, networks, input_size: int, args
-             ) -> dict[str, dict]:
-    """Each model's figures against one reference of ``networks``."""
-    rounds = reference_rounds(runtime, networks, input_size, args.reference_s, args.repeats,
+def evaluate(models: dict[str, object], runtime, networks, input_size: int, args,
+             probes: Sequence[tuple[ArchitectureConfig, float]]) -> dict[str, dict]:
+    """Each model's figures against one reference of ``networks``. ``probes`` (calibration
+    networks with their time at profiling, the fastest of its rounds) are re-timed in the
+    same rounds: the fastest of their reference rounds over that is the machine's drift since
+    profiling (like against like: both the fastest of their rounds), reported beside the
+    figures with the share within ±10 % of the fastest reference once the predictions are
+    scaled by it (a diagnostic; the figures themselves are not corrected)."""
+    every = list(networks) + [config for config, _ in probes]
+    rounds = reference_rounds(runtime, every, input_size, args.reference_s, args.repeats,
                               seed=len(networks))
+    drift = rounds[:, len(networks):].min(axis=0) / np.array([ms for _, ms in probes]) \
+        if probes else None
+    rounds = rounds[:, :len(networks)]
     median, fastest = np.median(rounds, axis=0), rounds.min(axis=0)
     steady = np.all(np.abs(rounds / median - 1) <= 0.10, axis=0)
     rows = {}
     for label, model in models.items():
-        predicted = [model.predict_ms(config) for config in networks]
+        predicted = np.array([model.predict_ms(config) for config in networks])
         summary = error_summary(predicted, median)
         summary["networks_count"] = summary.pop("networks")
         against_fastest = error_summary(predicted, fastest)
@@ -88,7 +103,12 @@ def evaluate(models: dict[str, object], runtime, networks, input_size: int, args
             "spearman_fastest": against_fastest["spearman"],
             "reference_steady": float(np.mean(steady)),
             "reference_spread_p90_pct": float(
-                np.quantile(rounds.max(axis=0) / fastest - 1, 0.9) * 100)}
+                np.quantile(rounds.max(axis=0) / fastest - 1, 0.9) * 100),
+            "drift_median": None if drift is None else float(np.median(drift)),
+            "drift_p10": None if drift is None else float(np.quantile(drift, 0.1)),
+            "drift_p90": None if drift is None else float(np.quantile(drift, 0.9)),
+            "within_10pct_of_fastest_after_drift": None if drift is None else error_summary(
+                predicted * np.median(drift), fastest)["within_10pct"]}
     return rows
 
 
@@ -104,7 +124,15 @@ def profile(space_path: Path, runtime_name: str, input_size: int, args) -> tuple
     models = {"": fit_device_model(timings, timings.layout)}
     if args.unsplit and timings.layout is not None:
         models[" (unsplit)"] = fit_device_model(timings, None)
-    return models, time.perf_counter() - started
+    probes = list(zip(timings.calibration, timings.measured_ms, strict=True))[:args.probes]
+    return models, probes, time.perf_counter() - started
+
+
+def _drift(row: dict) -> str:
+    if row["drift_median"] is None:
+        return "n/a | n/a"
+    return (f"{row['drift_median']:.3f} ({row['drift_p10']:.3f}-{row['drift_p90']:.3f}) | "
+            f"{row['within_10pct_of_fastest_after_drift']:.0%}")
 
 
 def main() -> None:
@@ -124,10 +152,15 @@ def main() -> None:
     parser.add_argument("--preset-sizes", type=int, nargs="*", default=[32, 224])
     parser.add_argument("--out", type=Path, help="write the rows as CSV")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--probes", type=int, default=10,
+                        help="calibration networks re-timed with each reference: the "
+                             "machine's drift since profiling")
     parser.add_argument("--unsplit", action="store_true",
                         help="also score, against the same reference, the model fitted to "
                              "the same timings with the layout rule's groups pooled")
     args = parser.parse_args()
+    if args.probes < 0:
+        parser.error(f"--probes {args.probes}: expected 0 or more")
     if not args.spaces and 224 not in args.preset_sizes:
         parser.error("--spaces with no name measures only the presets at 224: "
                      "give --preset-sizes 224, or name a space")
@@ -138,8 +171,9 @@ def main() -> None:
     rows = []
 
     def measure(runtime, runtime_name, models, networks_label, networks, input_size,
-                seconds):
-        for suffix, row in evaluate(models, runtime, networks, input_size, args).items():
+                seconds, probes):
+        for suffix, row in evaluate(models, runtime, networks, input_size, args,
+                                    probes).items():
             rows.append({"runtime": runtime_name, "networks": networks_label + suffix,
                          "profiling_s": seconds} | row)
 
@@ -148,36 +182,38 @@ def main() -> None:
         for name in args.spaces:
             space = load_space(SPACES[name])
             print(f"{runtime_name} / {name}: profiling", flush=True)
-            models, seconds = profile(SPACES[name], runtime_name, 32, args)
+            models, probes, seconds = profile(SPACES[name], runtime_name, 32, args)
             for model in models.values():
                 print(model.summary(), model.steadiness_warning(), flush=True)
             seen = {config.hash for config in space_networks(space, args.draws, 32, seed=0)}
             candidates = space_networks(space, 3 * args.networks, 32, seed=TEST_SEED)
             held_out = [config for config in candidates if config.hash not in seen]
             measure(runtime, runtime_name, models, name, held_out[:args.networks], 32,
-                    seconds)
+                    seconds, probes)
             if name == "default" and 32 in args.preset_sizes:
                 measure(runtime, runtime_name, models, "presets@32",
-                        preset_networks(space.num_classes, 32), 32, seconds)
+                        preset_networks(space.num_classes, 32), 32, seconds, probes)
         if 224 in args.preset_sizes:
             print(f"{runtime_name} / default at 224: profiling", flush=True)
-            models, seconds = profile(SPACES["default"], runtime_name, 224, args)
+            models, probes, seconds = profile(SPACES["default"], runtime_name, 224, args)
             for model in models.values():
                 print(model.summary(), model.steadiness_warning(), flush=True)
             measure(runtime, runtime_name, models, "presets@224", preset_networks(10, 224),
-                    224, seconds)
+                    224, seconds, probes)
 
     print("\n| runtime | networks | n | within ±10 % | median | p90 | max | Spearman | "
           "within ±10 % of the fastest | Spearman (fastest) | reference steady | "
-          "reference spread p90 | profiling |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "reference spread p90 | drift since profiling (p10-p90) | within ±10 % of the "
+          "fastest after the drift | profiling |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         print(f"| {row['runtime']} | {row['networks']} | {row['networks_count']} | "
               f"{row['within_10pct']:.0%} | {row['median_abs_pct']:.1f} % | "
               f"{row['p90_abs_pct']:.1f} % | {row['max_abs_pct']:.1f} % | "
               f"{row['spearman']:.3f} | {row['within_10pct_of_fastest']:.0%} | "
               f"{row['spearman_fastest']:.3f} | {row['reference_steady']:.0%} | "
-              f"{row['reference_spread_p90_pct']:.1f} % | {row['profiling_s']:.0f} s |")
+              f"{row['reference_spread_p90_pct']:.1f} % | {_drift(row)} | "
+              f"{row['profiling_s']:.0f} s |")
     if args.out:
         with args.out.open("w", newline="") as file:
             writer = csv.DictWriter(file, fieldnames=list(rows[0]))

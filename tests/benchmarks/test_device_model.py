@@ -13,3 +13,11 @@ def test_no_space_and_no_224_is_refused(monkeypatch, capsys):
         device_model.main()
     assert exit_info.value.code == 2
     assert "--preset-sizes 224" in capsys.readouterr().err
+
+
+def test_a_negative_probe_count_is_refused(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["device_model.py", "--probes", "-1"])
+    with pytest.raises(SystemExit) as exit_info:
+        device_model.main()
+    assert exit_info.value.code == 2
+    assert "--probes -1: expected 0 or more" in capsys.readouterr().err

@@ -4,11 +4,14 @@ deterministic and its result checkable."""
 
 from collections.abc import Sequence
 
+import torch
+
 from tests.helpers import TINY
 from threshsearch.config import ArchitectureConfig
 
 LAUNCH_S = 2e-4
 PER_PARAMETER_S = 1e-7
+PLAIN_FACTOR = 4.0
 
 
 class FakeClock:
@@ -39,22 +42,37 @@ class FakeRuntime:
             self.clock.now += cost
         return run
 
-    def blocked_layout(self, in_channels: int) -> bool | None:
+    def blocked_layout(self, in_channels: int, kernel: int) -> bool | None:
         return None
 
 
 class BlockedLayoutRuntime(FakeRuntime):
     """A fake runtime with a blocked layout for convolutions reading at most ``narrow``
-    channels or a multiple of ``multiple``."""
+    channels or a multiple of ``multiple`` (None: no multiple), its plain convolutions
+    PLAIN_FACTOR times dearer."""
 
     name = "onnxruntime"
 
-    def __init__(self, clock: FakeClock, narrow: int = 4, multiple: int = 4):
+    def __init__(self, clock: FakeClock, narrow: int = 4, multiple: int | None = 4):
         super().__init__(clock)
         self.narrow, self.multiple = narrow, multiple
 
-    def blocked_layout(self, in_channels: int) -> bool | None:
-        return in_channels <= self.narrow or in_channels % self.multiple == 0
+    def blocked_layout(self, in_channels: int, kernel: int) -> bool | None:
+        return self.blocks(in_channels)
+
+    def blocks(self, in_channels: int) -> bool:
+        return in_channels <= self.narrow or (
+            self.multiple is not None and in_channels % self.multiple == 0)
+
+    def prepare(self, module, shapes: Sequence[tuple[int, ...]], copies: int):
+        """Convolutions in the plain layout cost PLAIN_FACTOR times their parameters'."""
+        plain = sum(conv.weight.numel() for conv in module.modules()
+                    if isinstance(conv, torch.nn.Conv2d) and not self.blocks(conv.in_channels))
+        cost = fake_cost_s(module) + (PLAIN_FACTOR - 1) * PER_PARAMETER_S * plain
+
+        def run() -> None:
+            self.clock.now += cost
+        return run
 
 
 def small_networks(count: int = 16) -> list[ArchitectureConfig]:

@@ -70,13 +70,14 @@ class LayoutRule(_Section):
     name: Literal["nchwc"] = Field("nchwc", description="the blocked layout (ONNX Runtime's)")
     narrow_max_channels: Int(0, 1 << 20) = Field(
         description="a convolution reading at most this many channels runs blocked")
-    channel_multiple: Int(1, 1 << 20) = Field(
-        description="so does one reading a multiple of this many channels")
+    channel_multiple: Int(1, 1 << 20) | None = Field(
+        description="so does one reading a multiple of this many channels (null: no multiple)")
     probed_channels: tuple[int, int] = Field(
         description="the input channels probed (lowest, highest): the rule held for each")
 
     def blocks(self, in_channels: int) -> bool:
-        return in_channels <= self.narrow_max_channels or in_channels % self.channel_multiple == 0
+        return in_channels <= self.narrow_max_channels or (
+            self.channel_multiple is not None and in_channels % self.channel_multiple == 0)
 
 
 class TableSample(_Section):

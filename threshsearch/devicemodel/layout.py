@@ -12,35 +12,47 @@ the CPU's vector width and the library's version.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from threshsearch.devicemodel.fileformat import LayoutRule
 from threshsearch.devicemodel.ops import CONVOLUTION_KINDS, Op
-from threshsearch.devicemodel.runtimes import Runtime
+
+if TYPE_CHECKING:
+    from threshsearch.devicemodel.runtimes import Runtime
 
 PROBED_CHANNELS = (1, 64)
+PROBED_KERNELS = (1, 3)  # the 1x1 convolutions of dense layers and transitions, the 3x3 ones
 MULTIPLES = (2, 4, 8, 16, 32)
 PLAIN = "plain"
 
 
 def probe_layout(runtime: Runtime) -> LayoutRule | None:
-    """The rule by which ``runtime`` picks its blocked layout, from a convolution of every
-    input width in PROBED_CHANNELS; None when it has one layout over them all, or (with a
-    warning) when no rule of the form "at most n channels, or a multiple of m" fits."""
+    """The rule by which ``runtime`` picks its blocked layout, read from convolutions of
+    every input width in PROBED_CHANNELS and each of PROBED_KERNELS; None when it has one
+    layout over them all, or (with a warning) when the kernels disagree or no single rule of
+    the form "at most n input channels, or a multiple of m" fits."""
     low, high = PROBED_CHANNELS
-    blocked = {channels: runtime.blocked_layout(channels) for channels in range(low, high + 1)}
-    if len(set(blocked.values())) == 1:
+    by_kernel = [{channels: runtime.blocked_layout(channels, kernel)
+                  for channels in range(low, high + 1)} for kernel in PROBED_KERNELS]
+    blocked = by_kernel[0]
+    if len(set(blocked.values())) == 1 and all(other == blocked for other in by_kernel):
         return None
     narrow = low - 1
     while blocked.get(narrow + 1):
         narrow += 1
-    for multiple in MULTIPLES:
-        rule = LayoutRule(narrow_max_channels=narrow, channel_multiple=multiple,
-                          probed_channels=PROBED_CHANNELS)
-        if all(rule.blocks(channels) == is_blocked for channels, is_blocked in blocked.items()):
-            return rule
-    warnings.warn(f"{runtime.name}: its blocked layout follows no rule of the form 'at most "
-                  f"n input channels, or a multiple of m' over {low}-{high} channels; the "
-                  "device model keeps blocked and plain convolutions in the same groups",
+    rules = [LayoutRule(narrow_max_channels=narrow, channel_multiple=multiple,
+                        probed_channels=PROBED_CHANNELS) for multiple in (None, *MULTIPLES)]
+    fitting = [rule for rule in rules
+               if all(rule.blocks(channels) == is_blocked for channels, is_blocked in
+                      blocked.items())]
+    agree = all(other == blocked for other in by_kernel)
+    if len(fitting) == 1 and agree:
+        return fitting[0]
+    why = ("differs between kernel sizes" if not agree else
+           "follows no single rule of the form 'at most n, or a multiple of m'")
+    warnings.warn(f"{runtime.name}: its blocked layout over {low}-{high} input channels {why};"
+                  " the device model keeps blocked and plain convolutions in the same groups",
                   stacklevel=2)
     return None
 
@@ -50,3 +62,19 @@ def table_group(op: Op, layout: LayoutRule | None) -> str:
     if layout is None or op.kind not in CONVOLUTION_KINDS:
         return op.group
     return op.layout_group(layout.name if layout.blocks(op.in_channels) else PLAIN)
+
+
+def other_layout_groups(groups: Iterable[str], layout: LayoutRule | None) -> dict[str, str]:
+    """For each layout group missing beside a timed one of the same kind and resolution, the
+    timed one: {missing: timed}."""
+    if layout is None:
+        return {}
+    present = set(groups)
+    pairs = (f"-{layout.name}@", f"-{PLAIN}@")
+    found = {}
+    for group in sorted(present):
+        for mine, other in (pairs, pairs[::-1]):
+            sibling = group.replace(mine, other)
+            if mine in group and sibling not in present:
+                found[sibling] = group
+    return found

@@ -22,7 +22,8 @@ KINDS = ("stem_conv", "stem_pool", "dense_layer", "harmonic_layer", "harmonic_ou
          "transition_post", "transition_pre", "pool_max", "pool_avg", "head")
 ACTIVATED_KINDS = ("stem_conv", "dense_layer", "harmonic_layer", "transition_post",
                    "transition_pre")
-# Kinds whose first convolution reads the operation's in_channels.
+# Kinds whose first convolution reads the operation's in_channels (a dense layer's second, its
+# 3x3, reads the bottleneck: 4 x growth unless a space sets it, which the rule leaves aside).
 CONVOLUTION_KINDS = ("stem_conv", "dense_layer", "harmonic_layer", "transition_post",
                      "transition_pre")
 

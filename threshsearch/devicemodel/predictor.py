@@ -17,7 +17,7 @@ from threshsearch.devicemodel.fileformat import (
     DeviceModelError,
     DeviceModelFile,
 )
-from threshsearch.devicemodel.layout import table_group
+from threshsearch.devicemodel.layout import other_layout_groups, table_group
 from threshsearch.devicemodel.ops import network_ops
 from threshsearch.errors import UserError
 from threshsearch.profiles import Profile
@@ -31,11 +31,18 @@ class DeviceModel:
     def __init__(self, data: DeviceModelFile, content: dict | None = None):
         self.data = data
         self._lines = {group.group: np.asarray(group.coefficients) for group in data.table}
+        # A layout the profile never met at some kind and resolution is priced by the other
+        # layout's line there: an extrapolation, as beyond the channel counts timed.
+        for missing, timed in other_layout_groups(self._lines, data.layout).items():
+            self._lines[missing] = self._lines[timed]
         self._calibration = np.asarray(data.calibration.coefficients)
         # The id is the hash of the content as read (a file), not of a re-dump: a later
-        # version's new defaulted field must not change the id of an unchanged file.
-        self._text = json.dumps(data.model_dump(mode="json") if content is None else content,
-                                indent=1, sort_keys=True)
+        # version's new defaulted field must not change the id of an unchanged file. A model
+        # without a layout rule is written without the key, as before the rule existed, so
+        # that earlier versions read it.
+        dump = data.model_dump(mode="json", exclude={"layout"} if data.layout is None else None)
+        self._text = json.dumps(dump if content is None else content, indent=1,
+                                sort_keys=True)
 
     @property
     def model_id(self) -> str:
@@ -57,7 +64,8 @@ class DeviceModel:
             raise UserError(
                 f"device model {self.model_id}: the network has operations the model has not "
                 f"timed ({', '.join(missing)}); it covers "
-                f"{', '.join(sorted(self._lines))}; profile the device for this space")
+                f"{', '.join(group.group for group in self.data.table)}; profile the device "
+                f"for this space")
         # The calibration may extrapolate below what any call costs (its coefficients are
         # free in sign): never predict less than the runtime's empty call.
         floor = max(self.data.calibration.call_overhead_ms, 1e-6)
@@ -70,10 +78,20 @@ class DeviceModel:
         return (f"{data.device.name} ({data.device.kind}, {data.device.hostname}), "
                 f"{data.runtime.name} {data.runtime.versions.get(data.runtime.name, '')}, "
                 f"{settings.threads} thread(s), batch {settings.batch_size}, "
-                f"{settings.input_size}x{settings.input_size}, {settings.dtype}; held-out error: "
+                f"{settings.input_size}x{settings.input_size}, {settings.dtype}"
+                f"{self._layout_note()}; held-out error: "
                 f"{error.within_10pct:.0%} of {error.networks} within ±10 %, median "
                 f"{error.median_abs_pct:.1f} %, p90 {error.p90_abs_pct:.1f} %, Spearman "
                 f"{error.spearman:.3f} [model {self.model_id}]")
+
+    def _layout_note(self) -> str:
+        layout = self.data.layout
+        if layout is None:
+            return ""
+        multiples = ("" if layout.channel_multiple is None else
+                     f" or multiples of {layout.channel_multiple}")
+        return (f", {layout.name} layout for <= {layout.narrow_max_channels}{multiples} input "
+                f"channels")
 
     def steadiness_warning(self) -> str:
         """A warning when the machine was not steady while profiled ("" when it was)."""

@@ -1,6 +1,7 @@
 """Profiling a device: time the operations a set of networks is made of, fit a cost line per
-group (kind and resolution), time a few dozen of the networks whole, calibrate the table's
-sum against them, and estimate the result's error on networks held out of the fit.
+group (kind and resolution, and layout where the runtime has a rule), time a few dozen of the
+networks whole, calibrate the table's sum against them, and estimate the result's error on
+networks held out of the fit.
 
 Why operations, timed cold: a network's top-level parts timed alone and summed gave only
 0.55-0.86 of the network's latency on this project's 2-core machine, because a part timed in a
@@ -32,7 +33,6 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import numpy as np
 import torch
@@ -130,10 +130,21 @@ class DeviceTimings:
     seed: int
 
 
-def profile_device(configs: Iterable[ArchitectureConfig], **settings: Any) -> DeviceModel:
-    """Profile this machine's CPU for the networks ``configs``: ``time_device`` with
-    ``settings``, then ``fit_device_model`` under the layout rule the runtime showed."""
-    timings = time_device(configs, **settings)
+def profile_device(configs: Iterable[ArchitectureConfig], *, runtime: str | Runtime = "torch",
+                   batch_size: int = 1, input_size: int = 32, threads: int = 1,
+                   dtype: str = "float32", channels_last: bool = True,
+                   calibration_networks: int = 30, samples_per_group: int = SAMPLES_PER_GROUP,
+                   rounds: int = ROUNDS, progress: bool = True, clock: Clock = time.perf_counter,
+                   seed: int = 0) -> DeviceModel:
+    """Profile this machine's CPU for the networks ``configs``: ``time_device``, then
+    ``fit_device_model`` under the layout rule the runtime showed. The calibration's error is
+    estimated by ``FOLDS``-fold cross-validation over the networks timed whole."""
+    timings = time_device(configs, runtime=runtime, batch_size=batch_size,
+                          input_size=input_size, threads=threads, dtype=dtype,
+                          channels_last=channels_last,
+                          calibration_networks=calibration_networks,
+                          samples_per_group=samples_per_group, rounds=rounds,
+                          progress=progress, clock=clock, seed=seed)
     return fit_device_model(timings, timings.layout)
 
 
@@ -162,6 +173,7 @@ def time_device(configs: Iterable[ArchitectureConfig], *, runtime: str | Runtime
                         f"distinct networks (--networks, and a space that has them)")
     if isinstance(runtime, str):
         runtime = make_runtime(runtime, threads, channels_last)
+    started, began = datetime.now(UTC), clock()
     layout = probe_layout(runtime)
     groups: dict[str, set[Op]] = {}
     for config in networks:
@@ -172,7 +184,6 @@ def time_device(configs: Iterable[ArchitectureConfig], *, runtime: str | Runtime
     chosen = rng.choice(len(networks), min(calibration_networks, len(networks)), replace=False)
     calibration = [networks[int(index)] for index in sorted(chosen)]
 
-    started, began = datetime.now(UTC), clock()
     previous_threads = torch.get_num_threads()
     timings: list[Callable[[], float]] = [lambda: call_overhead_ms(runtime, batch_size, clock)]
     timings += [lambda op=op: _time_op(runtime, op, batch_size, clock) for op in op_list]
@@ -215,6 +226,9 @@ def time_device(configs: Iterable[ArchitectureConfig], *, runtime: str | Runtime
 def fit_device_model(timings: DeviceTimings, layout: LayoutRule | None) -> DeviceModel:
     """The device model fitted to ``timings`` with the table's groups split by ``layout``
     (the probed rule; None pools each group's layouts, as a runtime of one layout would)."""
+    if layout is not None and layout != timings.layout:
+        raise ValueError("fit_device_model: the layout must be the one the timings were "
+                         "taken under, or None")
     input_size, seed = timings.settings.input_size, timings.seed
     timed: dict[str, list[tuple[Op, float]]] = {}
     for op, ms in timings.operations:

@@ -26,7 +26,7 @@ RUNTIMES = ("torch", "onnxruntime")
 DTYPES = {"float32": torch.float32}
 ONNX_INSTALL = "pip install 'threshsearch[onnx]'"
 NCHWC_DOMAIN = "com.microsoft.nchwc"  # ONNX Runtime's operators in its blocked layout
-BLOCK_PROBE_OUT = 8
+BLOCK_PROBE_OUT = 6  # not a multiple of 4: the rule is read where outputs do not align
 
 
 class Runtime(Protocol):
@@ -42,9 +42,9 @@ class Runtime(Protocol):
         of ``shapes`` (batch included)."""
         ...
 
-    def blocked_layout(self, in_channels: int) -> bool | None:
-        """Whether a 3x3 convolution reading ``in_channels`` runs in the runtime's blocked
-        memory layout (None: the runtime has one layout only)."""
+    def blocked_layout(self, in_channels: int, kernel: int) -> bool | None:
+        """Whether a ``kernel`` x ``kernel`` convolution reading ``in_channels`` runs in the
+        runtime's blocked memory layout (None: the runtime has one layout only)."""
         ...
 
 
@@ -92,7 +92,7 @@ class TorchRuntime:
                 return clone(*inputs)
         return run
 
-    def blocked_layout(self, in_channels: int) -> bool | None:
+    def blocked_layout(self, in_channels: int, kernel: int) -> bool | None:
         return None
 
 
@@ -139,12 +139,13 @@ class OnnxRuntime:
             return session.run(None, feeds)
         return run
 
-    def blocked_layout(self, in_channels: int) -> bool | None:
+    def blocked_layout(self, in_channels: int, kernel: int) -> bool | None:
         """Read from the graph ONNX Runtime optimises (the layout is its transformer's choice,
         made per convolution from its channel counts and the CPU's vector width)."""
         import onnx
 
-        conv = nn.Conv2d(in_channels, BLOCK_PROBE_OUT, 3, padding=1, bias=False)
+        conv = nn.Conv2d(in_channels, BLOCK_PROBE_OUT, kernel, padding=kernel // 2,
+                         bias=False)
         model = onnx_bytes(conv.eval(), (torch.randn(1, in_channels, 4, 4),), ["x"])
         options = onnx_session_options(self.threads)
         with tempfile.TemporaryDirectory() as folder:
