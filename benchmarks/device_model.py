@@ -87,8 +87,8 @@ def evaluate(models: dict[str, object], runtime, networks, input_size: int, args
     every = list(networks) + [config for config, _ in probes]
     rounds = reference_rounds(runtime, every, input_size, args.reference_s, args.repeats,
                               seed=len(networks))
-    drift = rounds[:, len(networks):].min(axis=0) / np.array([ms for _, ms in probes]) \
-        if probes else None
+    drift = (rounds[:, len(networks):].min(axis=0) / np.array([ms for _, ms in probes])
+             if probes else None)
     rounds = rounds[:, :len(networks)]
     median, fastest = np.median(rounds, axis=0), rounds.min(axis=0)
     steady = np.all(np.abs(rounds / median - 1) <= 0.10, axis=0)

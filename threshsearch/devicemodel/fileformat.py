@@ -76,6 +76,7 @@ class LayoutRule(_Section):
         description="the input channels probed (lowest, highest): the rule held for each")
 
     def blocks(self, in_channels: int) -> bool:
+        """Whether a convolution reading ``in_channels`` runs in the blocked layout."""
         return in_channels <= self.narrow_max_channels or (
             self.channel_multiple is not None and in_channels % self.channel_multiple == 0)
 

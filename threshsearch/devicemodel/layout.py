@@ -36,7 +36,8 @@ def probe_layout(runtime: Runtime) -> LayoutRule | None:
     by_kernel = [{channels: runtime.blocked_layout(channels, kernel)
                   for channels in range(low, high + 1)} for kernel in PROBED_KERNELS]
     blocked = by_kernel[0]
-    if len(set(blocked.values())) == 1 and all(other == blocked for other in by_kernel):
+    agree = all(other == blocked for other in by_kernel)
+    if agree and len(set(blocked.values())) == 1:
         return None
     narrow = low - 1
     while blocked.get(narrow + 1):
@@ -46,11 +47,15 @@ def probe_layout(runtime: Runtime) -> LayoutRule | None:
     fitting = [rule for rule in rules
                if all(rule.blocks(channels) == is_blocked for channels, is_blocked in
                       blocked.items())]
-    agree = all(other == blocked for other in by_kernel)
-    if len(fitting) == 1 and agree:
+    if agree and len(fitting) == 1:
         return fitting[0]
-    why = ("differs between kernel sizes" if not agree else
-           "follows no single rule of the form 'at most n, or a multiple of m'")
+    if not agree:
+        why = "differs between kernel sizes"
+    elif fitting:
+        why = (f"fits several rules (at most {narrow}, or a multiple of any of "
+               f"{', '.join(str(rule.channel_multiple) for rule in fitting)})")
+    else:
+        why = "follows no rule of the form 'at most n, or a multiple of m'"
     warnings.warn(f"{runtime.name}: its blocked layout over {low}-{high} input channels {why};"
                   " the device model keeps blocked and plain convolutions in the same groups",
                   stacklevel=2)
@@ -71,7 +76,7 @@ def other_layout_groups(groups: Iterable[str], layout: LayoutRule | None) -> dic
         return {}
     present = set(groups)
     pairs = (f"-{layout.name}@", f"-{PLAIN}@")
-    found = {}
+    found: dict[str, str] = {}
     for group in sorted(present):
         for mine, other in (pairs, pairs[::-1]):
             sibling = group.replace(mine, other)

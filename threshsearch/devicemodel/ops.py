@@ -22,8 +22,10 @@ KINDS = ("stem_conv", "stem_pool", "dense_layer", "harmonic_layer", "harmonic_ou
          "transition_post", "transition_pre", "pool_max", "pool_avg", "head")
 ACTIVATED_KINDS = ("stem_conv", "dense_layer", "harmonic_layer", "transition_post",
                    "transition_pre")
-# Kinds whose first convolution reads the operation's in_channels (a dense layer's second, its
-# 3x3, reads the bottleneck: 4 x growth unless a space sets it, which the rule leaves aside).
+# Kinds whose first convolution reads the operation's in_channels; the layout rule classifies
+# them by it. The same kinds as ACTIVATED_KINDS, for another reason. A dense layer's second
+# convolution (its 3x3) reads the bottleneck, 4 x growth by default: aligned under a rule whose
+# multiple is 4, not always under one of 8 or 16, and not classified.
 CONVOLUTION_KINDS = ("stem_conv", "dense_layer", "harmonic_layer", "transition_post",
                      "transition_pre")
 
@@ -44,8 +46,9 @@ class Op:
 
     @property
     def group(self) -> str:
-        """Operations timed together and fitted with one cost line: same kind, resolution,
-        activation (named when not relu) and, for a stem convolution, kernel and stride."""
+        """Operations timed together and fitted with one cost line where the runtime has one
+        layout: same kind, resolution, activation (named when not relu) and, for a stem
+        convolution, kernel and stride (``layout_group`` adds the layout)."""
         return self.layout_group("")
 
     def layout_group(self, layout: str) -> str:
