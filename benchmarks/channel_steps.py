@@ -15,24 +15,21 @@ map with channel counts that are multiples of 16, of 8 only, or of neither.
 from __future__ import annotations
 
 import math
-import tempfile
 from collections.abc import Callable
 from itertools import cycle
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from threshsearch.deploy import onnx_bytes
+from threshsearch.deploy import onnx_bytes, onnx_optimised_ops, onnx_session_options
 from threshsearch.devicemodel.calibration import BYTES
 from threshsearch.devicemodel.profiling import COLD_BYTES, MAX_COPIES
-from threshsearch.devicemodel.runtimes import TorchRuntime
+from threshsearch.devicemodel.runtimes import NCHWC_CONV, TorchRuntime
 from threshsearch.latency import LatencySettings, time_passes
 from threshsearch.nn.layers import ConvBNAct
 
 SECONDS = 0.4
-NCHWC_CONV = "com.microsoft.nchwc:Conv"
 
 
 def copies(cin: int, cout: int, kernel: int, size: int) -> int:
@@ -53,31 +50,19 @@ def _layer(cin: int, cout: int, kernel: int) -> torch.nn.Module:
 
 
 def session_options(nchwc: bool) -> Any:
-    """One thread, sequential; every graph optimisation, or every one but the layout ones
-    (NCHWc) when ``nchwc`` is false."""
+    """The device model's session options (one thread, sequential) with every graph
+    optimisation, or every one but the layout ones (NCHWc) when ``nchwc`` is false."""
     import onnxruntime
 
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = options.inter_op_num_threads = 1
-    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
-    options.log_severity_level = 3
+    options = onnx_session_options(1)
     level = onnxruntime.GraphOptimizationLevel
     options.graph_optimization_level = level.ORT_ENABLE_ALL if nchwc else level.ORT_ENABLE_EXTENDED
     return options
 
 
 def optimised_ops(model: bytes, nchwc: bool) -> set[str]:
-    """The operators of ONNX Runtime's optimised graph for ``model``, as ``domain:type``
-    (an empty domain is ONNX's own)."""
-    import onnx
-    import onnxruntime
-
-    with tempfile.TemporaryDirectory() as folder:
-        options = session_options(nchwc)
-        options.optimized_model_filepath = str(Path(folder) / "optimised.onnx")
-        onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-        graph = onnx.load(options.optimized_model_filepath).graph
-    return {f"{node.domain}:{node.op_type}" for node in graph.node}
+    """The operators of ONNX Runtime's optimised graph for ``model``, as ``domain:type``."""
+    return onnx_optimised_ops(model, session_options(nchwc))
 
 
 def onnxruntime_ms(cin: int, cout: int, kernel: int, size: int, nchwc: bool

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import io
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,6 +98,20 @@ def onnx_session(model: bytes | str | Path, threads: int = 1) -> Any:
     source = model if isinstance(model, bytes) else str(model)
     return onnxruntime.InferenceSession(source, onnx_session_options(threads),
                                         providers=["CPUExecutionProvider"])
+
+
+def onnx_optimised_ops(model: bytes, options: Any) -> set[str]:
+    """The operators of the graph ONNX Runtime optimises ``model`` into under session
+    ``options``, as ``domain:type`` (an empty domain is ONNX's own)."""
+    require_onnx("ONNX Runtime")
+    import onnx
+    import onnxruntime
+
+    with tempfile.TemporaryDirectory() as folder:
+        options.optimized_model_filepath = str(Path(folder) / "optimised.onnx")
+        onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        graph = onnx.load(options.optimized_model_filepath).graph
+    return {f"{node.domain}:{node.op_type}" for node in graph.node}
 
 
 def onnx_session_options(threads: int = 1) -> Any:

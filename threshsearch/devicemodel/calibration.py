@@ -11,14 +11,12 @@ operation, operations fused by the runtime).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from scipy.optimize import least_squares, nnls
 from scipy.stats import spearmanr
 
-from threshsearch.devicemodel.fileformat import LayoutRule
-from threshsearch.devicemodel.layout import table_group
 from threshsearch.devicemodel.ops import Op
 
 MIB = 2**20
@@ -59,16 +57,16 @@ def fit_cost_line(ops: Sequence[Op], ms: Sequence[float]) -> list[float]:
     return [float(value) for value in _relative_fit(rows, np.asarray(ms, dtype=float), True)]
 
 
-def network_features(ops: Iterable[Op], lines: dict[str, np.ndarray],
-                     layout: LayoutRule | None) -> np.ndarray:
+def network_features(ops: Sequence[Op], groups: Sequence[str],
+                     lines: dict[str, np.ndarray]) -> np.ndarray:
     """FEATURES of one network: its operations' summed table costs (each priced by the
-    line of its group under ``layout``), their number, and its weight and activation
-    traffic in MiB (what the table's cold copies may over- or under-state for a whole
-    network)."""
+    line of its table group, ``groups`` in the operations' order), their number, and its
+    weight and activation traffic in MiB (what the table's cold copies may over- or
+    under-state for a whole network)."""
     table = count = weights = moved = 0.0
-    for op in ops:
+    for op, group in zip(ops, groups, strict=True):
         _, op_moved, op_weights = op.features()
-        table += float(lines[table_group(op, layout)] @ op_row(op))
+        table += float(lines[group] @ op_row(op))
         count += 1
         weights += op_weights
         moved += op_moved

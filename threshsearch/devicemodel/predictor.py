@@ -58,8 +58,8 @@ class DeviceModel:
             raise ValueError(f"a profile at input size {profile.input_size} given to a device "
                              f"model made for {input_size}")
         ops = network_ops(config, input_size)
-        layout = self.data.layout
-        missing = sorted({table_group(op, layout) for op in ops} - self._lines.keys())
+        groups = [table_group(op, self.data.layout) for op in ops]
+        missing = sorted(set(groups) - self._lines.keys())
         if missing:
             raise UserError(
                 f"device model {self.model_id}: the network has operations the model has not "
@@ -69,7 +69,7 @@ class DeviceModel:
         # The calibration may extrapolate below what any call costs (its coefficients are
         # free in sign): never predict less than the runtime's empty call.
         floor = max(self.data.calibration.call_overhead_ms, 1e-6)
-        return max(float(network_features(ops, self._lines, layout) @ self._calibration),
+        return max(float(network_features(ops, groups, self._lines) @ self._calibration),
                    floor)
 
     def summary(self) -> str:

@@ -237,7 +237,7 @@ def fit_device_model(timings: DeviceTimings, layout: LayoutRule | None) -> Devic
                                                  [ms for _, ms in pairs]))
              for group, pairs in timed.items()}
     measured = timings.measured_ms
-    features = np.stack([fit.network_features(network_ops(config, input_size), lines, layout)
+    features = np.stack([_features(network_ops(config, input_size), lines, layout)
                          for config in timings.calibration])
     folds = min(FOLDS, len(timings.calibration))
     held_out = fit.error_summary(
@@ -275,6 +275,11 @@ def fit_device_model(timings: DeviceTimings, layout: LayoutRule | None) -> Devic
                                     _round_spread_p90_pct(timings.by_round), 2)),
     )
     return DeviceModel(data)
+
+
+def _features(ops: list[Op], lines: dict[str, np.ndarray], layout: LayoutRule | None
+              ) -> np.ndarray:
+    return fit.network_features(ops, [table_group(op, layout) for op in ops], lines)
 
 
 def call_overhead_ms(runtime: Runtime, batch_size: int, clock: Clock) -> float:

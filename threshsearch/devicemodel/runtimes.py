@@ -10,22 +10,25 @@ from __future__ import annotations
 
 import copy
 import platform
-import tempfile
 from collections.abc import Callable, Sequence
 from itertools import cycle
-from pathlib import Path
 from typing import Protocol
 
 import torch
 from torch import nn
 
-from threshsearch.deploy import onnx_bytes, onnx_session, onnx_session_options
+from threshsearch.deploy import (
+    onnx_bytes,
+    onnx_optimised_ops,
+    onnx_session,
+    onnx_session_options,
+)
 from threshsearch.errors import UserError
 
 RUNTIMES = ("torch", "onnxruntime")
 DTYPES = {"float32": torch.float32}
 ONNX_INSTALL = "pip install 'threshsearch[onnx]'"
-NCHWC_DOMAIN = "com.microsoft.nchwc"  # ONNX Runtime's operators in its blocked layout
+NCHWC_CONV = "com.microsoft.nchwc:Conv"  # ONNX Runtime's convolution in its blocked layout
 BLOCK_PROBE_OUT = 6  # not a multiple of 4: the rule is read where outputs do not align
 
 
@@ -142,18 +145,10 @@ class OnnxRuntime:
     def blocked_layout(self, in_channels: int, kernel: int) -> bool | None:
         """Read from the graph ONNX Runtime optimises (the layout is its transformer's choice,
         made per convolution from its channel counts and the CPU's vector width)."""
-        import onnx
-
         conv = nn.Conv2d(in_channels, BLOCK_PROBE_OUT, kernel, padding=kernel // 2,
                          bias=False)
         model = onnx_bytes(conv.eval(), (torch.randn(1, in_channels, 4, 4),), ["x"])
-        options = onnx_session_options(self.threads)
-        with tempfile.TemporaryDirectory() as folder:
-            options.optimized_model_filepath = str(Path(folder) / "optimised.onnx")
-            self.ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-            graph = onnx.load(options.optimized_model_filepath).graph
-        return any(node.domain == NCHWC_DOMAIN and node.op_type == "Conv"
-                   for node in graph.node)
+        return NCHWC_CONV in onnx_optimised_ops(model, onnx_session_options(self.threads))
 
 
 def make_runtime(name: str, threads: int = 1, channels_last: bool = True) -> Runtime:
