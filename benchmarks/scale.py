@@ -194,6 +194,18 @@ def budget_and_draws(study) -> tuple[int, int]:
     return len(study.trials) - repeats, len(study.trials)
 
 
+def wall_ms_by_window(study, window: int) -> list[float]:
+    """Wall time per budget trial over each run of ``window`` budget trials, from the trials'
+    end times (the first window starts at the first trial's end): how the driver's pace
+    moved through the study, the storage's time included."""
+    from threshsearch.search.storage import DUPLICATE, STATUS
+
+    ends = sorted(t.datetime_complete.timestamp() for t in study.trials
+                  if t.datetime_complete and t.user_attrs.get(STATUS) != DUPLICATE)
+    return [(ends[stop] - ends[stop - window]) / window * 1e3
+            for stop in range(window, len(ends), window)]
+
+
 def run_ours(space, epoch_s: float, log: Path) -> tuple[optuna.Study, float]:
     from threshsearch.search.runner import run_search
     from threshsearch.search.surrogate import surrogate_trainable
@@ -295,12 +307,15 @@ def main() -> None:
             with meter.installed():
                 study, wall = run_ours(space, args.epoch_s, folder / "progress.log")
             peak = peak_rss_mib()
+        # Read before the storage closes: a throwaway PostgreSQL server stops with the stack.
+        trials, draws = budget_and_draws(study)
+        window = min(args.window, max(1, args.trials // 3))
+        paces = wall_ms_by_window(study, window)
+        if not args.without_ray:
             if not args.no_yardstick:  # as many trials as the budget counted here
-                plain = run_plain_tune(space, budget_and_draws(study)[0], args.workers,
-                                       args.epoch_s, folder)
+                plain = run_plain_tune(space, trials, args.workers, args.epoch_s, folder)
             ray.shutdown()
 
-    window = min(args.window, max(1, args.trials // 3))
     early_end = 1000 if args.trials >= 1000 + window else 2 * window
     late_end = meter.samples[-1][0] if meter.samples else 0
     early, late = (meter.cpu_ms_per_trial(early_end, window),
@@ -310,7 +325,6 @@ def main() -> None:
     storage_name = url.split(":", 1)[0]
     where = ("no Ray, one trial at a time" if args.without_ray else
              f"{args.workers} logical workers, {args.epoch_s * 1e3:g} ms an epoch")
-    trials, draws = budget_and_draws(study)
     print(f"\n{trials} trials ({draws - trials} repeats besides, settled on the driver), "
           f"{where}, storage {storage_name}, sampler {space.sampler_choice.kind} (this "
           f"machine: {os.cpu_count()} cores, shared)")
@@ -334,7 +348,9 @@ def main() -> None:
         print(f"| trials per second, plain Ray Tune + OptunaSearch + ASHA | "
               f"{count / seconds:.2f} ({seconds:.0f} s; driver CPU "
               f"{cpu / count * 1e3:.1f} ms a trial) |")
-    print(f"\nprogress lines: {folder / 'progress.log'}")
+    print(f"\nwall per budget trial by windows of {window} (from the trials' end times): "
+          + ", ".join(f"{ms:.0f}" for ms in paces) + " ms")
+    print(f"progress lines: {folder / 'progress.log'}")
 
 
 if __name__ == "__main__":
