@@ -195,15 +195,16 @@ def budget_and_draws(study) -> tuple[int, int]:
 
 
 def wall_ms_by_window(study, window: int) -> list[float]:
-    """Wall time per budget trial over each run of ``window`` budget trials, from the trials'
-    end times (the first window starts at the first trial's end): how the driver's pace
-    moved through the study, the storage's time included."""
+    """Wall time per budget trial over the windows of ``window`` budget trials that end at
+    the 2 ``window``-th, 3 ``window``-th, ... trial to end (each from the end of the trial
+    before it; the first ``window`` trials only start the count), from the trials' end
+    times: how the driver's pace moved through the study, the storage's time included."""
     from threshsearch.search.storage import DUPLICATE, STATUS
 
     ends = sorted(t.datetime_complete.timestamp() for t in study.trials
                   if t.datetime_complete and t.user_attrs.get(STATUS) != DUPLICATE)
-    return [(ends[stop] - ends[stop - window]) / window * 1e3
-            for stop in range(window, len(ends), window)]
+    return [(ends[last] - ends[last - window]) / window * 1e3
+            for last in range(2 * window - 1, len(ends), window)]
 
 
 def run_ours(space, epoch_s: float, log: Path) -> tuple[optuna.Study, float]:
@@ -348,7 +349,8 @@ def main() -> None:
         print(f"| trials per second, plain Ray Tune + OptunaSearch + ASHA | "
               f"{count / seconds:.2f} ({seconds:.0f} s; driver CPU "
               f"{cpu / count * 1e3:.1f} ms a trial) |")
-    print(f"\nwall per budget trial by windows of {window} (from the trials' end times): "
+    print(f"\nwall per budget trial by windows of {window}, ending at the {2 * window:,}th, "
+          f"{3 * window:,}th, ... trial (from the trials' end times): "
           + ", ".join(f"{ms:.0f}" for ms in paces) + " ms")
     print(f"progress lines: {folder / 'progress.log'}")
 

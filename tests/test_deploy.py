@@ -12,7 +12,9 @@ from threshsearch.deploy import (
     check_input,
     check_onnx,
     onnx_input_shape,
+    onnx_optimised_ops,
     onnx_session,
+    onnx_session_options,
     to_onnx,
 )
 from threshsearch.errors import UserError
@@ -46,6 +48,19 @@ def test_a_preset_exports_with_pytorchs_outputs():
     data = to_onnx(model, input_size=32)
     check = check_onnx(model, data, 32, name="threshnet79")
     assert check.max_abs_diff <= check.tolerance
+
+
+def test_the_optimised_graphs_operators_are_read_and_the_options_come_back_as_given():
+    model = to_onnx(torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8),
+                                        torch.nn.ReLU()).eval(), input_size=8)
+    options = onnx_session_options(1)
+    ops = onnx_optimised_ops(model, options)
+    assert "com.microsoft.nchwc:Conv" in ops or ":Conv" in ops
+    assert not {":BatchNormalization", ":Relu"} & ops, "folded or fused into the convolution"
+    assert options.optimized_model_filepath == ""
+    import onnxruntime  # a later session with the options is not sent to a deleted folder
+
+    onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
 def test_an_export_that_differs_from_pytorch_is_an_error_naming_the_network(tiny_config):

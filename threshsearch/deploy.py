@@ -102,15 +102,19 @@ def onnx_session(model: bytes | str | Path, threads: int = 1) -> Any:
 
 def onnx_optimised_ops(model: bytes, options: Any) -> set[str]:
     """The operators of the graph ONNX Runtime optimises ``model`` into under session
-    ``options``, as ``domain:type`` (an empty domain is ONNX's own)."""
+    ``options``, as ``domain:type`` (an empty domain is ONNX's own). ``options`` come back
+    as given (the optimised graph's path is set only for this session)."""
     require_onnx("ONNX Runtime")
     import onnx
     import onnxruntime
 
     with tempfile.TemporaryDirectory() as folder:
         options.optimized_model_filepath = str(Path(folder) / "optimised.onnx")
-        onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-        graph = onnx.load(options.optimized_model_filepath).graph
+        try:
+            onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+            graph = onnx.load(options.optimized_model_filepath).graph
+        finally:  # a session made later with these options would write into a deleted folder
+            options.optimized_model_filepath = ""
     return {f"{node.domain}:{node.op_type}" for node in graph.node}
 
 
