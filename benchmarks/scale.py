@@ -278,6 +278,9 @@ def main() -> None:
                              "this process (no Ray, no yardstick)")
     parser.add_argument("--folder", type=Path, default=Path("runs/scale"))
     args = parser.parse_args()
+    for name in ("trials", "workers", "window"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
@@ -305,6 +308,7 @@ def main() -> None:
             peak = peak_rss_mib()
         else:
             connect_ray(None, num_cpus=args.workers)
+            stack.callback(ray.shutdown)  # before the storage's server stops, error or not
             with meter.installed():
                 study, wall = run_ours(space, args.epoch_s, folder / "progress.log")
             peak = peak_rss_mib()
@@ -312,10 +316,8 @@ def main() -> None:
         trials, draws = budget_and_draws(study)
         window = min(args.window, max(1, args.trials // 3))
         paces = wall_ms_by_window(study, window)
-        if not args.without_ray:
-            if not args.no_yardstick:  # as many trials as the budget counted here
-                plain = run_plain_tune(space, trials, args.workers, args.epoch_s, folder)
-            ray.shutdown()
+        if not args.without_ray and not args.no_yardstick:  # as many trials as counted here
+            plain = run_plain_tune(space, trials, args.workers, args.epoch_s, folder)
 
     early_end = 1000 if args.trials >= 1000 + window else 2 * window
     late_end = meter.samples[-1][0] if meter.samples else 0
@@ -349,9 +351,9 @@ def main() -> None:
         print(f"| trials per second, plain Ray Tune + OptunaSearch + ASHA | "
               f"{count / seconds:.2f} ({seconds:.0f} s; driver CPU "
               f"{cpu / count * 1e3:.1f} ms a trial) |")
-    print(f"\nwall per budget trial by windows of {window}, ending at the {2 * window:,}th, "
-          f"{3 * window:,}th, ... trial (from the trials' end times): "
-          + ", ".join(f"{ms:.0f}" for ms in paces) + " ms")
+    print(f"\nwall per budget trial by windows of {window}, ending at trials {2 * window:,}, "
+          f"{3 * window:,}, ... (from the trials' end times): "
+          + (", ".join(f"{ms:.0f}" for ms in paces) + " ms" if paces else "too few trials"))
     print(f"progress lines: {folder / 'progress.log'}")
 
 

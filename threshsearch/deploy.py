@@ -108,13 +108,14 @@ def onnx_optimised_ops(model: bytes, options: Any) -> set[str]:
     import onnx
     import onnxruntime
 
+    given = options.optimized_model_filepath
     with tempfile.TemporaryDirectory() as folder:
         options.optimized_model_filepath = str(Path(folder) / "optimised.onnx")
         try:
             onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
             graph = onnx.load(options.optimized_model_filepath).graph
         finally:  # a session made later with these options would write into a deleted folder
-            options.optimized_model_filepath = ""
+            options.optimized_model_filepath = given
     return {f"{node.domain}:{node.op_type}" for node in graph.node}
 
 
