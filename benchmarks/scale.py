@@ -12,6 +12,10 @@ resident memory (sampled; and the peak), and trials per second.
     python benchmarks/scale.py --trials 2000 --without-ray             # the driver alone
     python benchmarks/scale.py --trials 10000 --storage postgresql     # the issue's size
 
+``--stored-yardstick`` runs the yardstick a second time with its Optuna study in the run's
+storage (the issue's yardstick keeps it in memory): how much of the difference between the
+two drivers is a persistent study.
+
 The surrogate's workers import no PyTorch (the driver's spec carries the profiler's figures,
 counted from the config; the yardstick's workers count them from the drawn config), so 64
 of them start in seconds and fit in a few GiB.
@@ -230,9 +234,11 @@ class DrawFrom:
                 "seed": zlib.crc32(architecture.hash.encode())}
 
 
-def run_plain_tune(space, trials: int, workers: int, epoch_s: float, folder: Path
-                   ) -> tuple[int, float, float]:
-    """The yardstick: (trials, wall seconds, driver CPU seconds)."""
+def run_plain_tune(space, trials: int, workers: int, epoch_s: float, folder: Path,
+                   storage: str | None = None) -> tuple[int, float, float]:
+    """The yardstick: (trials, wall seconds, driver CPU seconds). Its Optuna study is in
+    memory (OptunaSearch's default), or in ``storage`` (a study of its own there)."""
+    import optuna
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
@@ -247,7 +253,9 @@ def run_plain_tune(space, trials: int, workers: int, epoch_s: float, folder: Pat
 
     searcher = OptunaSearch(DrawFrom(space), metric=["val_accuracy", "memrw_mib"],
                             mode=["max", "min"],
-                            sampler=space.sampler_choice.build(space.study.seed))
+                            sampler=space.sampler_choice.build(space.study.seed),
+                            **({"storage": optuna.storages.RDBStorage(storage),
+                                "study_name": f"plain-{folder.name}"} if storage else {}))
     early = space.early_stopping
     scheduler = ASHAScheduler(metric="val_accuracy", mode="max", time_attr="epoch",
                               max_t=space.train.epochs, grace_period=early.grace_epochs,
@@ -257,7 +265,9 @@ def run_plain_tune(space, trials: int, workers: int, epoch_s: float, folder: Pat
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
                                     num_samples=trials, max_concurrent_trials=workers,
                                     reuse_actors=True),
-        run_config=tune.RunConfig(storage_path=str((folder / "plain").resolve()), verbose=0))
+        run_config=tune.RunConfig(
+            storage_path=str((folder / ("plain-stored" if storage else "plain")).resolve()),
+            verbose=0))
     cpu, start = time.process_time(), time.perf_counter()
     results = tuner.fit()
     return len(results), time.perf_counter() - start, time.process_time() - cpu
@@ -273,6 +283,9 @@ def main() -> None:
                         help="sqlite, postgresql (a throwaway local server) or a URL")
     parser.add_argument("--sampler", help="the study's sampler (the space's: auto)")
     parser.add_argument("--no-yardstick", action="store_true")
+    parser.add_argument("--stored-yardstick", action="store_true",
+                        help="also the yardstick with its Optuna study in the run's storage "
+                             "(a diagnostic: the issue's yardstick keeps it in memory)")
     parser.add_argument("--without-ray", action="store_true",
                         help="the driver's own work alone: trials one after another in "
                              "this process (no Ray, no yardstick)")
@@ -281,6 +294,9 @@ def main() -> None:
     for name in ("trials", "workers", "window"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
+    if args.stored_yardstick and (args.no_yardstick or args.without_ray):
+        parser.error("--stored-yardstick runs a yardstick: not with --no-yardstick or "
+                     "--without-ray")
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
@@ -301,7 +317,7 @@ def main() -> None:
                                        storage=url, name=f"scale-{folder.name}",
                                        **({"sampler": args.sampler} if args.sampler else {}))
         space = space.replace(study=settings)
-        meter, plain = DriverMeter(), None
+        meter, plain, stored = DriverMeter(), None, None
         if args.without_ray:
             with meter.installed():
                 study, wall = run_driver_alone(space, folder / "progress.log")
@@ -318,6 +334,8 @@ def main() -> None:
         paces = wall_ms_by_window(study, window)
         if not args.without_ray and not args.no_yardstick:  # as many trials as counted here
             plain = run_plain_tune(space, trials, args.workers, args.epoch_s, folder)
+            if args.stored_yardstick:
+                stored = run_plain_tune(space, trials, args.workers, args.epoch_s, folder, url)
 
     early_end = 1000 if args.trials >= 1000 + window else 2 * window
     late_end = meter.samples[-1][0] if meter.samples else 0
@@ -346,11 +364,12 @@ def main() -> None:
               f"MiB, peak {peak:.0f} MiB |")
     print(f"| trials per second, this driver (repeats not counted) | {trials / wall:.2f} "
           f"({wall:.0f} s) |")
-    if plain is not None:
-        count, seconds, cpu = plain
-        print(f"| trials per second, plain Ray Tune + OptunaSearch + ASHA | "
-              f"{count / seconds:.2f} ({seconds:.0f} s; driver CPU "
-              f"{cpu / count * 1e3:.1f} ms a trial) |")
+    for name, yardstick in (("", plain), (f" (its study in {storage_name})", stored)):
+        if yardstick is not None:
+            count, seconds, cpu = yardstick
+            print(f"| trials per second, plain Ray Tune + OptunaSearch{name} + ASHA | "
+                  f"{count / seconds:.2f} ({seconds:.0f} s; driver CPU "
+                  f"{cpu / count * 1e3:.1f} ms a trial) |")
     print(f"\nwall per budget trial by windows of {window}, ending at trials {2 * window:,}, "
           f"{3 * window:,}, ... (from the trials' end times): "
           + (", ".join(f"{ms:.0f}" for ms in paces) + " ms" if paces else "too few trials"))
