@@ -234,11 +234,27 @@ class DrawFrom:
                 "seed": zlib.crc32(architecture.hash.encode())}
 
 
+def stored_study(url: str) -> optuna.storages.RDBStorage:
+    """Optuna's RDB storage at ``url``, on SQLite with the driver's connection settings (a
+    lock timeout, write-ahead log, synchronous=NORMAL: SQLite's default syncs the disk at
+    every commit, which the driver's storage does not)."""
+    import optuna
+    import sqlalchemy
+
+    from threshsearch.search.storage import write_ahead_log
+
+    if not url.startswith("sqlite:///"):
+        return optuna.storages.RDBStorage(url)
+    storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+    sqlalchemy.event.listen(storage.engine, "connect", write_ahead_log)
+    storage.engine.dispose()  # reconnect with the settings
+    return storage
+
+
 def run_plain_tune(space, trials: int, workers: int, epoch_s: float, folder: Path,
                    storage: str | None = None) -> tuple[int, float, float]:
     """The yardstick: (trials, wall seconds, driver CPU seconds). Its Optuna study is in
     memory (OptunaSearch's default), or in ``storage`` (a study of its own there)."""
-    import optuna
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
@@ -254,7 +270,7 @@ def run_plain_tune(space, trials: int, workers: int, epoch_s: float, folder: Pat
     searcher = OptunaSearch(DrawFrom(space), metric=["val_accuracy", "memrw_mib"],
                             mode=["max", "min"],
                             sampler=space.sampler_choice.build(space.study.seed),
-                            **({"storage": optuna.storages.RDBStorage(storage),
+                            **({"storage": stored_study(storage),
                                 "study_name": f"plain-{folder.name}"} if storage else {}))
     early = space.early_stopping
     scheduler = ASHAScheduler(metric="val_accuracy", mode="max", time_attr="epoch",

@@ -104,7 +104,7 @@ def open_storage(url: str, heartbeat_s: int | None = None, grace_s: int | None =
             raise UserError(f"storage: cannot open {url!r} ({type(error).__name__}: "
                             f"{summary})") from None
     if on_sqlite:
-        sqlalchemy.event.listen(storage.engine, "connect", _write_ahead_log)
+        sqlalchemy.event.listen(storage.engine, "connect", write_ahead_log)
         storage.engine.dispose()  # reconnect with the pragmas
     return storage
 
@@ -184,7 +184,8 @@ def _upsert_dialect(engine: str) -> Callable[..., Any] | None:
     return None
 
 
-def _write_ahead_log(connection: Any, _: Any) -> None:
+def write_ahead_log(connection: Any, _: Any) -> None:
+    """SQLite's settings for the driver's connections (an engine's "connect" event)."""
     # WAL lets the dashboard read while the driver writes, and synchronous=NORMAL makes a
     # commit cheap (durable across a process crash; a power cut may lose the last commits).
     cursor = connection.cursor()
