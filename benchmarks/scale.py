@@ -239,15 +239,13 @@ def stored_study(url: str) -> optuna.storages.RDBStorage:
     lock timeout, write-ahead log, synchronous=NORMAL: SQLite's default syncs the disk at
     every commit, which the driver's storage does not)."""
     import optuna
-    import sqlalchemy
 
-    from threshsearch.search.storage import write_ahead_log
+    from threshsearch.search.storage import sqlite_engine_kwargs, use_sqlite_settings
 
     if not url.startswith("sqlite:///"):
         return optuna.storages.RDBStorage(url)
-    storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
-    sqlalchemy.event.listen(storage.engine, "connect", write_ahead_log)
-    storage.engine.dispose()  # reconnect with the settings
+    storage = optuna.storages.RDBStorage(url, engine_kwargs=sqlite_engine_kwargs())
+    use_sqlite_settings(storage.engine)
     return storage
 
 

@@ -4,7 +4,9 @@ times, repeats and unfinished trials left out."""
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 
-from benchmarks.scale import wall_ms_by_window
+import sqlalchemy
+
+from benchmarks.scale import stored_study, wall_ms_by_window
 from threshsearch.search.storage import DUPLICATE, STATUS
 
 
@@ -29,3 +31,9 @@ def test_each_window_is_its_budget_trials_wall_time_over_their_number():
 
 def test_fewer_budget_trials_than_two_windows_give_no_window():
     assert wall_ms_by_window(study_ending_at([0.0, 1.0, 2.0]), 2) == []
+
+
+def test_the_stored_yardstick_opens_sqlite_with_the_drivers_settings(tmp_path):
+    storage = stored_study(f"sqlite:///{tmp_path / 'plain.db'}")
+    with storage.engine.connect() as connection:
+        assert connection.execute(sqlalchemy.text("PRAGMA synchronous")).scalar() == 1  # NORMAL

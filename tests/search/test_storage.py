@@ -117,3 +117,10 @@ def test_a_nan_constraint_is_refused_as_optuna_does(tmp_path):
     trial = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path / 'study.db'}")).ask()
     with pytest.raises(ValueError, match="latency_ms"):
         set_user_attrs(trial, {}, constraints={"latency_ms": float("nan")})
+
+
+def test_an_sqlite_storage_writes_ahead_and_syncs_only_at_checkpoints(tmp_path):
+    storage = open_storage(f"sqlite:///{tmp_path / 'study.db'}")
+    with storage.engine.connect() as connection:
+        assert connection.execute(sqlalchemy.text("PRAGMA journal_mode")).scalar() == "wal"
+        assert connection.execute(sqlalchemy.text("PRAGMA synchronous")).scalar() == 1  # NORMAL

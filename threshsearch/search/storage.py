@@ -83,7 +83,7 @@ def open_storage(url: str, heartbeat_s: int | None = None, grace_s: int | None =
     on_sqlite = url.startswith("sqlite:///")
     if on_sqlite:
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        engine_kwargs = {"connect_args": {"timeout": 60}}
+        engine_kwargs = sqlite_engine_kwargs()
     for attempt in range(SCHEMA_ATTEMPTS):
         try:
             storage = StudyStorage(
@@ -104,8 +104,7 @@ def open_storage(url: str, heartbeat_s: int | None = None, grace_s: int | None =
             raise UserError(f"storage: cannot open {url!r} ({type(error).__name__}: "
                             f"{summary})") from None
     if on_sqlite:
-        sqlalchemy.event.listen(storage.engine, "connect", write_ahead_log)
-        storage.engine.dispose()  # reconnect with the pragmas
+        use_sqlite_settings(storage.engine)
     return storage
 
 
@@ -184,8 +183,20 @@ def _upsert_dialect(engine: str) -> Callable[..., Any] | None:
     return None
 
 
-def write_ahead_log(connection: Any, _: Any) -> None:
-    """SQLite's settings for the driver's connections (an engine's "connect" event)."""
+def sqlite_engine_kwargs() -> dict[str, Any]:
+    """The engine arguments of the driver's SQLite storage: a writer waits up to 60 s for
+    another's lock."""
+    return {"connect_args": {"timeout": 60}}
+
+
+def use_sqlite_settings(engine: sqlalchemy.engine.Engine) -> None:
+    """Give every connection of ``engine`` (an SQLite storage's) the driver's settings, and
+    reconnect the ones already open."""
+    sqlalchemy.event.listen(engine, "connect", _write_ahead_log)
+    engine.dispose()
+
+
+def _write_ahead_log(connection: Any, _: Any) -> None:
     # WAL lets the dashboard read while the driver writes, and synchronous=NORMAL makes a
     # commit cheap (durable across a process crash; a power cut may lose the last commits).
     cursor = connection.cursor()
