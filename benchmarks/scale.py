@@ -8,9 +8,9 @@ Measured on the driver: its process CPU time per trial (sampled as trials end, p
 against the last one), the slowest rung decision (the scheduler's ``decide``, its CPU time), its
 resident memory (sampled; and the peak), and trials per second.
 
-    python benchmarks/scale.py --trials 120 --workers 16 --window 40   # smoke: 7 minutes
-    python benchmarks/scale.py --trials 2000 --without-ray             # the driver alone
-    python benchmarks/scale.py --trials 10000 --storage postgresql     # the issue's size
+    python -m benchmarks.scale --trials 120 --workers 16 --window 40   # smoke: 7 minutes
+    python -m benchmarks.scale --trials 2000 --without-ray             # the driver alone
+    python -m benchmarks.scale --trials 10000 --storage postgresql     # the issue's size
 
 ``--stored-yardstick`` runs the yardstick a second time with its Optuna study in the run's
 storage (the issue's yardstick keeps it in memory): how much of the difference between the
@@ -40,12 +40,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from benchmarks.yardstick import run_plain_tune
 
 if TYPE_CHECKING:
     import optuna
@@ -220,71 +221,12 @@ def run_ours(space, epoch_s: float, log: Path) -> tuple[optuna.Study, float]:
     return summary.study, summary.wall_s
 
 
-class DrawFrom:
-    """OptunaSearch's define-by-run space: the space's own draw (picklable, as Tune saves
-    its searcher), handing the worker the drawn network and recipe as constants, so that
-    its workers, like this driver's, need neither the space nor PyTorch."""
+def epochs_trained(study) -> int:
+    """The epochs the study's budget trials ran (a repeat runs none)."""
+    from threshsearch.search.storage import DUPLICATE, STATUS
 
-    def __init__(self, space) -> None:
-        self.space = space
-
-    def __call__(self, trial) -> dict:
-        architecture, recipe = self.space.sample(trial)
-        return {"architecture": architecture.to_dict(), "recipe": recipe.to_dict(),
-                "seed": zlib.crc32(architecture.hash.encode())}
-
-
-def stored_study(url: str) -> optuna.storages.RDBStorage:
-    """Optuna's RDB storage at ``url``, on SQLite with the driver's connection settings (a
-    lock timeout, write-ahead log, synchronous=NORMAL: SQLite's default syncs the disk at
-    every commit, which the driver's storage does not)."""
-    import optuna
-
-    from threshsearch.search.storage import sqlite_engine_kwargs, use_sqlite_settings
-
-    if not url.startswith("sqlite:///"):
-        return optuna.storages.RDBStorage(url)
-    storage = optuna.storages.RDBStorage(url, engine_kwargs=sqlite_engine_kwargs())
-    use_sqlite_settings(storage.engine)
-    return storage
-
-
-def run_plain_tune(space, trials: int, workers: int, epoch_s: float, folder: Path,
-                   storage: str | None = None) -> tuple[int, float, float]:
-    """The yardstick: (trials, wall seconds, driver CPU seconds). Its Optuna study is in
-    memory (OptunaSearch's default), or in ``storage`` (a study of its own there)."""
-    from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
-    from ray.tune.search.optuna import OptunaSearch
-
-    from threshsearch.search.surrogate import run_surrogate
-
-    def plain(config: dict) -> None:
-        # The worker prices the network itself (no spec from a driver carries the figures).
-        spec = {"architecture": config["architecture"], "recipe": config["recipe"],
-                "seed": config["seed"], "constraints": [], "measure_latency": False}
-        run_surrogate(spec, tune.report, 32, epoch_s)
-
-    searcher = OptunaSearch(DrawFrom(space), metric=["val_accuracy", "memrw_mib"],
-                            mode=["max", "min"],
-                            sampler=space.sampler_choice.build(space.study.seed),
-                            **({"storage": stored_study(storage),
-                                "study_name": f"plain-{folder.name}"} if storage else {}))
-    early = space.early_stopping
-    scheduler = ASHAScheduler(metric="val_accuracy", mode="max", time_attr="epoch",
-                              max_t=space.train.epochs, grace_period=early.grace_epochs,
-                              reduction_factor=early.reduction_factor)
-    tuner = tune.Tuner(
-        tune.with_resources(plain, {"cpu": 1}),
-        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
-                                    num_samples=trials, max_concurrent_trials=workers,
-                                    reuse_actors=True),
-        run_config=tune.RunConfig(
-            storage_path=str((folder / ("plain-stored" if storage else "plain")).resolve()),
-            verbose=0))
-    cpu, start = time.process_time(), time.perf_counter()
-    results = tuner.fit()
-    return len(results), time.perf_counter() - start, time.process_time() - cpu
+    return sum(int(trial.user_attrs.get("epochs") or 0) for trial in study.trials
+               if trial.user_attrs.get(STATUS) != DUPLICATE)
 
 
 def main() -> None:
@@ -344,6 +286,7 @@ def main() -> None:
             peak = peak_rss_mib()
         # Read before the storage closes: a throwaway PostgreSQL server stops with the stack.
         trials, draws = budget_and_draws(study)
+        epochs = epochs_trained(study)
         window = min(args.window, max(1, args.trials // 3))
         paces = wall_ms_by_window(study, window)
         if not args.without_ray and not args.no_yardstick:  # as many trials as counted here
@@ -377,13 +320,13 @@ def main() -> None:
         print(f"| driver RSS at the first / last sample, peak | {rss[0]:.0f} / {rss[-1]:.0f} "
               f"MiB, peak {peak:.0f} MiB |")
     print(f"| trials per second, this driver (repeats not counted) | {trials / wall:.2f} "
-          f"({wall:.0f} s) |")
+          f"({wall:.0f} s; {epochs / trials:.2f} epochs a trial) |")
     for name, yardstick in (("", plain), (f" (its study in {storage_name})", stored)):
         if yardstick is not None:
-            count, seconds, cpu = yardstick
             print(f"| trials per second, plain Ray Tune + OptunaSearch{name} + ASHA | "
-                  f"{count / seconds:.2f} ({seconds:.0f} s; driver CPU "
-                  f"{cpu / count * 1e3:.1f} ms a trial) |")
+                  f"{yardstick.trials / yardstick.wall_s:.2f} ({yardstick.wall_s:.0f} s; "
+                  f"driver CPU {yardstick.driver_cpu_s / yardstick.trials * 1e3:.1f} ms, "
+                  f"{yardstick.epochs / yardstick.trials:.2f} epochs a trial) |")
     print(f"\nwall per budget trial by windows of {window}, ending at trials {2 * window:,}, "
           f"{3 * window:,}, ... (from the trials' end times): "
           + (", ".join(f"{ms:.0f}" for ms in paces) + " ms" if paces else "too few trials"))

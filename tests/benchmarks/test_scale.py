@@ -4,9 +4,7 @@ times, repeats and unfinished trials left out."""
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 
-import sqlalchemy
-
-from benchmarks.scale import stored_study, wall_ms_by_window
+from benchmarks.scale import epochs_trained, wall_ms_by_window
 from threshsearch.search.storage import DUPLICATE, STATUS
 
 
@@ -33,7 +31,10 @@ def test_fewer_budget_trials_than_two_windows_give_no_window():
     assert wall_ms_by_window(study_ending_at([0.0, 1.0, 2.0]), 2) == []
 
 
-def test_the_stored_yardstick_opens_sqlite_with_the_drivers_settings(tmp_path):
-    storage = stored_study(f"sqlite:///{tmp_path / 'plain.db'}")
-    with storage.engine.connect() as connection:
-        assert connection.execute(sqlalchemy.text("PRAGMA synchronous")).scalar() == 1  # NORMAL
+
+def test_epochs_trained_counts_the_budget_trials_epochs_not_the_repeats():
+    study = SimpleNamespace(trials=[SimpleNamespace(user_attrs={"epochs": 6}),
+                                    SimpleNamespace(user_attrs={"epochs": 2}),
+                                    SimpleNamespace(user_attrs={STATUS: DUPLICATE, "epochs": 6}),
+                                    SimpleNamespace(user_attrs={})])
+    assert epochs_trained(study) == 8

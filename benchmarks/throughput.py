@@ -1,0 +1,175 @@
+"""Trials a second against the yardstick, in rotated pairs: issue 19's comparison of this
+driver with plain Ray Tune (Tuner + OptunaSearch + ASHAScheduler, ``benchmarks.yardstick``)
+on the same surrogate trials, workers and Ray, repeated so that the machine's drift shows as
+spread instead of passing for a difference.
+
+One run of each (as ``benchmarks.scale`` makes them) gave ratios from 0.42x to 1.31x on one
+2-core machine, and the yardstick alone 1.44 to 3.51 trials a second: with 64 logical
+workers the two cores are busy throughout, mostly with Ray's workers, so a run's pace follows
+whatever else the machine does. Here pair ``i`` runs both, in an order rotated per pair (this
+driver first in even pairs), each with a study of its own; the ratio of each pair is this
+driver's trials a second over the yardstick's, and the summary is their geometric mean with a
+95 % t interval of the mean log ratio. Beside each run: the epochs a trial ran (the two
+early-stopping rules stop differently, and an epoch is most of a trial's work) and how busy
+the machine was (Linux's /proc/stat).
+
+    python -m benchmarks.throughput --pairs 4 --trials 300             # ~30 minutes here
+    python -m benchmarks.throughput --pairs 2 --trials 60 --workers 8  # smoke: ~4 minutes
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from benchmarks.scale import SPACE, budget_and_draws, epochs_trained, local_postgres, run_ours
+from benchmarks.search_quality import rotated
+from benchmarks.yardstick import run_plain_tune
+
+OURS, YARDSTICK = "this driver", "yardstick"
+
+
+@dataclass
+class Run:
+    kind: str
+    pair: int
+    trials: int
+    wall_s: float
+    epochs: int
+    busy: float | None  # the machine's busy share of its CPU time over the run
+
+    @property
+    def trials_per_s(self) -> float:
+        return self.trials / self.wall_s
+
+
+def machine_cpu_s() -> tuple[float, float] | None:
+    """(busy, total) CPU seconds of the whole machine since boot, all cores; None where
+    /proc/stat is not there to read."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(value) for value in stat.readline().split()[1:]]
+    except OSError:
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    idle = fields[3] + fields[4]  # idle and waiting for I/O
+    return (sum(fields) - idle) / ticks, sum(fields) / ticks
+
+
+def busy_share(before: tuple[float, float] | None,
+               after: tuple[float, float] | None) -> float | None:
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return (after[0] - before[0]) / (after[1] - before[1])
+
+
+def geometric_mean_interval(ratios: list[float], confidence: float = 0.95
+                            ) -> tuple[float, float, float]:
+    """(geometric mean, low, high) of ``ratios`` (one per pair): the t interval of the mean
+    of their logarithms, taken back; the interval is NaN with fewer than two ratios."""
+    logs = np.log(np.asarray(ratios, dtype=float))
+    mean = float(logs.mean())
+    if len(logs) < 2:
+        return math.exp(mean), math.nan, math.nan
+    half = float(stats.t.ppf(0.5 + confidence / 2, len(logs) - 1)
+                 * logs.std(ddof=1) / math.sqrt(len(logs)))
+    return math.exp(mean), math.exp(mean - half), math.exp(mean + half)
+
+
+def run_pair_member(kind: str, pair: int, space, args: argparse.Namespace, folder: Path,
+                    postgres: str | None) -> Run:
+    before = machine_cpu_s()
+    if kind == OURS:
+        url = postgres or f"sqlite:///{(folder / f'ours-{pair}.db').resolve()}"
+        settings = space.study.replace(n_trials=args.trials, concurrency=args.workers,
+                                       storage=url, name=f"throughput-{folder.name}-{pair}")
+        study, wall = run_ours(space.replace(study=settings), args.epoch_s,
+                               folder / f"progress-{pair}.log")
+        trials, _ = budget_and_draws(study)
+        epochs = epochs_trained(study)
+    else:
+        run = run_plain_tune(space, args.trials, args.workers, args.epoch_s,
+                             folder / f"pair-{pair}")
+        trials, wall, epochs = run.trials, run.wall_s, run.epochs
+    return Run(kind, pair, trials, wall, epochs, busy_share(before, machine_cpu_s()))
+
+
+def pair_table(runs: list[Run]) -> str:
+    rows = ["| pair | order | this driver: trials/s, epochs a trial | yardstick: trials/s, "
+            "epochs a trial | ratio | machine busy (this driver, yardstick) |",
+            "|---|---|---|---|---|---|"]
+    for pair in sorted({run.pair for run in runs}):
+        ours, plain = (next(run for run in runs if run.pair == pair and run.kind == kind)
+                       for kind in (OURS, YARDSTICK))
+        first = min((ours, plain), key=runs.index)
+        busy = ", ".join("-" if run.busy is None else f"{run.busy:.0%}" for run in (ours, plain))
+        rows.append(f"| {pair + 1} | {first.kind} first | {ours.trials_per_s:.2f}, "
+                    f"{ours.epochs / ours.trials:.2f} | {plain.trials_per_s:.2f}, "
+                    f"{plain.epochs / plain.trials:.2f} | "
+                    f"{ours.trials_per_s / plain.trials_per_s:.2f}x | {busy} |")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=4)
+    parser.add_argument("--trials", type=int, default=300, help="trials a run")
+    parser.add_argument("--workers", type=int, default=64)
+    parser.add_argument("--epoch-s", type=float, default=0.02)
+    parser.add_argument("--storage", choices=("sqlite", "postgresql"), default="sqlite",
+                        help="this driver's storage: a file a run, or a throwaway local "
+                             "PostgreSQL server (the yardstick's study is in memory)")
+    parser.add_argument("--folder", type=Path, default=Path("runs/throughput"))
+    args = parser.parse_args()
+    for name in ("pairs", "trials", "workers"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
+    if args.epoch_s < 0:
+        parser.error(f"--epoch-s must be at least 0, got {args.epoch_s}")
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    import ray
+
+    from threshsearch.search.cluster import connect_ray, quiet_ray
+    from threshsearch.search.space import load_space
+
+    quiet_ray()
+    folder = args.folder / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    folder.mkdir(parents=True)
+    space = load_space(SPACE)
+    runs: list[Run] = []
+    with contextlib.ExitStack() as stack:
+        postgres = (stack.enter_context(local_postgres()) if args.storage == "postgresql"
+                    else None)
+        connect_ray(None, num_cpus=args.workers)
+        stack.callback(ray.shutdown)  # before the storage's server stops, error or not
+        for pair in range(args.pairs):
+            for kind in rotated([OURS, YARDSTICK], pair):
+                run = run_pair_member(kind, pair, space, args, folder, postgres)
+                runs.append(run)
+                print(f"pair {pair + 1}/{args.pairs}, {kind}: {run.trials} trials in "
+                      f"{run.wall_s:.0f} s, {run.trials_per_s:.2f} a second", flush=True)
+
+    ratios = [ours.trials_per_s / plain.trials_per_s
+              for ours, plain in zip(*([run for run in runs if run.kind == kind]
+                                       for kind in (OURS, YARDSTICK)), strict=True)]
+    mean, low, high = geometric_mean_interval(ratios)
+    print(f"\n{args.pairs} pairs of {args.trials} trials, {args.workers} logical workers, "
+          f"{args.epoch_s * 1e3:g} ms an epoch, this driver on {args.storage} (this machine: "
+          f"{os.cpu_count()} cores)")
+    print(pair_table(runs))
+    print(f"\nthis driver / yardstick, trials a second: geometric mean {mean:.2f}x, 95 % t "
+          f"interval [{low:.2f}, {high:.2f}] over {len(ratios)} pairs")
+    print(f"runs: {folder}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""The throughput benchmark's arithmetic: the geometric mean of the pairs' ratios and its
+t interval, the machine's busy share, the pairs' table, and its refusals before any run."""
+
+import math
+import sys
+
+import pytest
+
+from benchmarks import throughput
+from benchmarks.throughput import OURS, YARDSTICK, Run, busy_share, geometric_mean_interval
+
+
+def test_the_interval_is_the_t_interval_of_the_mean_log_ratio():
+    mean, low, high = geometric_mean_interval([0.5, 2.0, 1.0])
+    assert mean == pytest.approx(1.0)
+    # logs: -ln 2, ln 2, 0; sd ln 2; t(0.975, 2 d.f.) = 4.303
+    half = 4.302653 * math.log(2) / math.sqrt(3)
+    assert (low, high) == pytest.approx((math.exp(-half), math.exp(half)), rel=1e-5)
+
+
+def test_equal_ratios_give_a_degenerate_interval_and_one_ratio_none():
+    assert geometric_mean_interval([1.2, 1.2]) == pytest.approx((1.2, 1.2, 1.2))
+    mean, low, high = geometric_mean_interval([0.8])
+    assert mean == pytest.approx(0.8) and math.isnan(low) and math.isnan(high)
+
+
+def test_busy_share_is_the_busy_part_of_the_cpu_time_between_two_readings():
+    assert busy_share((10.0, 40.0), (25.0, 60.0)) == pytest.approx(0.75)
+    assert busy_share(None, (25.0, 60.0)) is None
+    assert busy_share((10.0, 40.0), (10.0, 40.0)) is None
+
+
+def test_the_table_pairs_each_run_with_its_partner_in_the_order_they_ran():
+    runs = [Run(OURS, 0, 100, 50.0, 300, 0.99), Run(YARDSTICK, 0, 100, 25.0, 250, None),
+            Run(YARDSTICK, 1, 100, 40.0, 250, 1.0), Run(OURS, 1, 100, 40.0, 300, 1.0)]
+    lines = throughput.pair_table(runs).splitlines()
+    assert lines[2] == ("| 1 | this driver first | 2.00, 3.00 | 4.00, 2.50 | 0.50x | "
+                        "99%, - |")
+    assert lines[3] == "| 2 | yardstick first | 2.50, 3.00 | 2.50, 2.50 | 1.00x | 100%, 100% |"
+
+
+@pytest.mark.parametrize("argument", ["--pairs=0", "--trials=0", "--workers=0", "--epoch-s=-1"])
+def test_bad_counts_are_refused_before_any_run(monkeypatch, capsys, argument):
+    monkeypatch.setattr(sys, "argv", ["throughput", argument])
+    with pytest.raises(SystemExit):
+        throughput.main()
+    assert argument.split("=")[0] in capsys.readouterr().err
