@@ -1,14 +1,17 @@
 """The driver's cache of a study: it reads again only the unfinished trials that changed, and
-what it answers equals a fresh read after any sequence of changes by another driver."""
+what it answers equals a fresh read after any sequence of changes by another driver; a
+draw's parameters are written together, as Optuna would have written them one by one."""
 
 import random
 
 import optuna
+import pytest
+import sqlalchemy
 from optuna.storages._cached_storage import _CachedStorage
 from optuna.trial import TrialState
 
 from threshsearch.search.storage import open_storage
-from threshsearch.search.studycache import CachedStudyStorage
+from threshsearch.search.studycache import CachedStudyStorage, params_held
 
 
 def _running_study(url, running=3):
@@ -171,3 +174,64 @@ def test_two_studies_in_one_storage_are_cached_apart(storage_url):
         assert theirs.number == 1
     finally:
         optuna.delete_study(study_name="s-baselines", storage=storage_url)
+
+
+def _draw(trial):
+    return (trial.suggest_int("depth", 1, 4), trial.suggest_float("lr", 1e-4, 1e-1, log=True),
+            trial.suggest_categorical("growth", [8, 12, 16]))
+
+
+def test_held_params_are_one_transaction_and_read_back_as_written_one_by_one(storage_url):
+    storage = CachedStudyStorage(open_storage(storage_url))
+    study = optuna.create_study(storage=storage, study_name="s",
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+    _draw(study.ask())  # the study knows the distributions, as after its first draw
+    held, one_by_one = study.ask(), study.ask()
+    commits = []
+    sqlalchemy.event.listen(storage._backend.engine, "commit",
+                            lambda connection: commits.append(1))
+    with params_held(held):
+        drawn = _draw(held)
+        assert commits == []
+    assert len(commits) == 1
+    _draw(one_by_one)
+    assert len(commits) == 1 + 3
+    fresh = optuna.load_study(study_name="s", storage=open_storage(storage_url)).trials
+    assert tuple(fresh[1].params[name] for name in ("depth", "lr", "growth")) == drawn
+    assert fresh[1].distributions == fresh[2].distributions
+    assert held.params == fresh[1].params
+
+
+def test_a_held_param_incompatible_with_the_studys_is_refused_when_set(storage_url):
+    storage = CachedStudyStorage(open_storage(storage_url))
+    study = optuna.create_study(storage=storage, study_name="s")
+    _draw(study.ask())
+    trial = study.ask()
+    with pytest.raises(ValueError), params_held(trial):
+        trial.suggest_categorical("depth", ["a", "b"])
+    # And one the study has only in the database (another driver's) at the write.
+    fresh = CachedStudyStorage(open_storage(storage_url))
+    again = optuna.load_study(study_name="s", storage=fresh).ask()
+    assert not fresh._studies[again.study._study_id].param_distribution  # read at the write
+    with pytest.raises(ValueError), params_held(again):
+        again.suggest_categorical("growth", ["x"])
+    assert optuna.load_study(study_name="s", storage=storage_url).trials[2].params == {}
+
+
+def test_a_trial_finished_by_another_driver_during_the_draw_refuses_its_params(storage_url):
+    storage = CachedStudyStorage(open_storage(storage_url))
+    study = optuna.create_study(storage=storage, study_name="s")
+    trial = study.ask()
+    other = optuna.load_study(study_name="s", storage=open_storage(storage_url))
+    with pytest.raises(optuna.exceptions.UpdateFinishedTrialError), params_held(trial):
+        _draw(trial)
+        other.tell(trial.number, state=TrialState.FAIL)  # failed as stale meanwhile
+    assert optuna.load_study(study_name="s", storage=storage_url).trials[0].params == {}
+
+
+def test_params_are_written_one_by_one_where_the_study_has_no_driver_cache():
+    study = optuna.create_study()
+    trial = study.ask()
+    with params_held(trial):
+        _draw(trial)
+        assert len(study.trials[0].params) == 3

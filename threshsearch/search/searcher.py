@@ -55,6 +55,7 @@ from threshsearch.search.storage import (
     queue_retry,
     set_user_attrs,
 )
+from threshsearch.search.studycache import params_held
 from threshsearch.search.worktime import WORKER_TIME, WorkTally
 
 WAIT_POLL_S = 1.0  # how often to look again while waiting for other drivers' trials
@@ -231,7 +232,8 @@ class StudySearcher(Searcher):
             for key in trial.user_attrs:
                 trial.set_user_attr(key, [] if key == LEARNING_CURVE else None)
         try:
-            config, recipe = self.space.sample(trial)
+            with params_held(trial):  # one write of the draw's parameters, not one each
+                config, recipe = self.space.sample(trial)
             config.check_input_size(self.input_size)
         except ConfigError as error:
             self._end(trial, Outcome(TrialState.FAIL, "failed",
