@@ -229,6 +229,15 @@ def epochs_trained(study) -> int:
                if trial.user_attrs.get(STATUS) != DUPLICATE)
 
 
+def refuse_counts_below_one(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                            names: tuple[str, ...]) -> None:
+    """Exit with argparse's usage error when one of the ``names`` counts is below 1."""
+    for name in names:
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1, got "
+                         f"{getattr(args, name)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=300)
@@ -247,9 +256,7 @@ def main() -> None:
                              "this process (no Ray, no yardstick)")
     parser.add_argument("--folder", type=Path, default=Path("runs/scale"))
     args = parser.parse_args()
-    for name in ("trials", "workers", "window"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
+    refuse_counts_below_one(parser, args, ("trials", "workers", "window"))
     if args.stored_yardstick and (args.no_yardstick or args.without_ray):
         parser.error("--stored-yardstick runs a yardstick: not with --no-yardstick or "
                      "--without-ray")

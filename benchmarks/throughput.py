@@ -30,7 +30,14 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from benchmarks.scale import SPACE, budget_and_draws, epochs_trained, local_postgres, run_ours
+from benchmarks.scale import (
+    SPACE,
+    budget_and_draws,
+    epochs_trained,
+    local_postgres,
+    refuse_counts_below_one,
+    run_ours,
+)
 from benchmarks.search_quality import rotated
 from benchmarks.yardstick import run_plain_tune
 
@@ -129,9 +136,7 @@ def main() -> None:
                              "PostgreSQL server (the yardstick's study is in memory)")
     parser.add_argument("--folder", type=Path, default=Path("runs/throughput"))
     args = parser.parse_args()
-    for name in ("pairs", "trials", "workers"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
+    refuse_counts_below_one(parser, args, ("pairs", "trials", "workers"))
     if args.epoch_s < 0:
         parser.error(f"--epoch-s must be at least 0, got {args.epoch_s}")
 
