@@ -6,15 +6,18 @@ spread instead of passing for a difference.
 One run of each (as ``benchmarks.scale`` makes them) gave ratios from 0.42x to 1.31x on one
 2-core machine, and the yardstick alone 1.44 to 3.51 trials a second: with 64 logical
 workers the two cores are busy throughout, mostly with Ray's workers, so a run's pace follows
-whatever else the machine does. Here pair ``i`` runs both, in an order rotated per pair (this
-driver first in even pairs), each with a study of its own; the ratio of each pair is this
-driver's trials a second over the yardstick's, and the summary is their geometric mean with a
-95 % t interval of the mean log ratio. Beside each run: the epochs a trial ran (the two
-early-stopping rules stop differently, and an epoch is most of a trial's work) and how busy
-the machine was (Linux's /proc/stat).
+whatever else the machine does. Here each pair runs both, in an order rotated per pair (this
+driver first in the first, third, ... pair), each with a study of its own; the ratio of each
+pair is this driver's trials a second over the yardstick's, and the summary is their
+geometric mean with a 95 % t interval of the mean log ratio. Beside each run: the epochs a
+trial ran (the two early-stopping rules stop differently, and an epoch is most of a trial's
+work), how busy the machine was and how much of its time the hypervisor gave to other
+guests (Linux's /proc/stat). The
+first run of a session also starts Ray's worker processes cold; an even number of pairs
+balances the orders.
 
-    python -m benchmarks.throughput --pairs 4 --trials 300             # ~30 minutes here
-    python -m benchmarks.throughput --pairs 2 --trials 60 --workers 8  # smoke: ~4 minutes
+    python -m benchmarks.throughput --pairs 4 --trials 300             # ~36 minutes here
+    python -m benchmarks.throughput --pairs 2 --trials 60 --workers 8  # smoke: ~2 minutes
 """
 
 from __future__ import annotations
@@ -51,31 +54,36 @@ class Run:
     trials: int
     wall_s: float
     epochs: int
-    busy: float | None  # the machine's busy share of its CPU time over the run
+    shares: tuple[float, float] | None  # the machine's busy and stolen shares of its CPU time
 
     @property
     def trials_per_s(self) -> float:
         return self.trials / self.wall_s
 
 
-def machine_cpu_s() -> tuple[float, float] | None:
-    """(busy, total) CPU seconds of the whole machine since boot, all cores; None where
-    /proc/stat is not there to read."""
+def machine_cpu_s() -> tuple[float, float, float] | None:
+    """(busy, stolen, total) CPU seconds of the whole machine since boot, all cores: busy
+    is user, nice, system and interrupts; stolen is the time a hypervisor gave to other
+    guests; total adds idle and I/O wait (guests' time is already inside user and nice).
+    None where /proc/stat is not there to read."""
     try:
         with open("/proc/stat") as stat:
-            fields = [int(value) for value in stat.readline().split()[1:]]
-    except OSError:
+            user, nice, system, idle, iowait, irq, softirq, steal = (
+                int(value) for value in stat.readline().split()[1:9])
+    except (OSError, ValueError):
         return None
     ticks = os.sysconf("SC_CLK_TCK")
-    idle = fields[3] + fields[4]  # idle and waiting for I/O
-    return (sum(fields) - idle) / ticks, sum(fields) / ticks
+    busy = user + nice + system + irq + softirq
+    return busy / ticks, steal / ticks, (busy + steal + idle + iowait) / ticks
 
 
-def busy_share(before: tuple[float, float] | None,
-               after: tuple[float, float] | None) -> float | None:
-    if before is None or after is None or after[1] <= before[1]:
+def cpu_shares(before: tuple[float, float, float] | None,
+               after: tuple[float, float, float] | None) -> tuple[float, float] | None:
+    """The busy and stolen shares of the machine's CPU time between two readings."""
+    if before is None or after is None or after[2] <= before[2]:
         return None
-    return (after[0] - before[0]) / (after[1] - before[1])
+    total = after[2] - before[2]
+    return (after[0] - before[0]) / total, (after[1] - before[1]) / total
 
 
 def geometric_mean_interval(ratios: list[float], confidence: float = 0.95
@@ -106,18 +114,19 @@ def run_pair_member(kind: str, pair: int, space, args: argparse.Namespace, folde
         run = run_plain_tune(space, args.trials, args.workers, args.epoch_s,
                              folder / f"pair-{pair}")
         trials, wall, epochs = run.trials, run.wall_s, run.epochs
-    return Run(kind, pair, trials, wall, epochs, busy_share(before, machine_cpu_s()))
+    return Run(kind, pair, trials, wall, epochs, cpu_shares(before, machine_cpu_s()))
 
 
 def pair_table(runs: list[Run]) -> str:
     rows = ["| pair | order | this driver: trials/s, epochs a trial | yardstick: trials/s, "
-            "epochs a trial | ratio | machine busy (this driver, yardstick) |",
+            "epochs a trial | ratio | machine busy, stolen (this driver; yardstick) |",
             "|---|---|---|---|---|---|"]
     for pair in sorted({run.pair for run in runs}):
         ours, plain = (next(run for run in runs if run.pair == pair and run.kind == kind)
                        for kind in (OURS, YARDSTICK))
         first = min((ours, plain), key=runs.index)
-        busy = ", ".join("-" if run.busy is None else f"{run.busy:.0%}" for run in (ours, plain))
+        busy = "; ".join("-" if run.shares is None else
+                         f"{run.shares[0]:.0%}, {run.shares[1]:.0%}" for run in (ours, plain))
         rows.append(f"| {pair + 1} | {first.kind} first | {ours.trials_per_s:.2f}, "
                     f"{ours.epochs / ours.trials:.2f} | {plain.trials_per_s:.2f}, "
                     f"{plain.epochs / plain.trials:.2f} | "

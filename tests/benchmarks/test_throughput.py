@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from benchmarks import throughput
-from benchmarks.throughput import OURS, YARDSTICK, Run, busy_share, geometric_mean_interval
+from benchmarks.throughput import OURS, YARDSTICK, Run, cpu_shares, geometric_mean_interval
 
 
 def test_the_interval_is_the_t_interval_of_the_mean_log_ratio():
@@ -24,19 +24,20 @@ def test_equal_ratios_give_a_degenerate_interval_and_one_ratio_none():
     assert mean == pytest.approx(0.8) and math.isnan(low) and math.isnan(high)
 
 
-def test_busy_share_is_the_busy_part_of_the_cpu_time_between_two_readings():
-    assert busy_share((10.0, 40.0), (25.0, 60.0)) == pytest.approx(0.75)
-    assert busy_share(None, (25.0, 60.0)) is None
-    assert busy_share((10.0, 40.0), (10.0, 40.0)) is None
+def test_the_shares_are_the_busy_and_stolen_parts_of_the_cpu_time_between_two_readings():
+    assert cpu_shares((10.0, 1.0, 40.0), (25.0, 3.0, 60.0)) == pytest.approx((0.75, 0.1))
+    assert cpu_shares(None, (25.0, 3.0, 60.0)) is None
+    assert cpu_shares((10.0, 1.0, 40.0), (10.0, 1.0, 40.0)) is None
 
 
 def test_the_table_pairs_each_run_with_its_partner_in_the_order_they_ran():
-    runs = [Run(OURS, 0, 100, 50.0, 300, 0.99), Run(YARDSTICK, 0, 100, 25.0, 250, None),
-            Run(YARDSTICK, 1, 100, 40.0, 250, 1.0), Run(OURS, 1, 100, 40.0, 300, 1.0)]
+    runs = [Run(OURS, 0, 100, 50.0, 300, (0.99, 0.02)), Run(YARDSTICK, 0, 100, 25.0, 250, None),
+            Run(YARDSTICK, 1, 100, 40.0, 250, (1.0, 0.0)), Run(OURS, 1, 100, 40.0, 300, (1.0, 0.0))]
     lines = throughput.pair_table(runs).splitlines()
     assert lines[2] == ("| 1 | this driver first | 2.00, 3.00 | 4.00, 2.50 | 0.50x | "
-                        "99%, - |")
-    assert lines[3] == "| 2 | yardstick first | 2.50, 3.00 | 2.50, 2.50 | 1.00x | 100%, 100% |"
+                        "99%, 2%; - |")
+    assert lines[3] == ("| 2 | yardstick first | 2.50, 3.00 | 2.50, 2.50 | 1.00x | "
+                        "100%, 0%; 100%, 0% |")
 
 
 @pytest.mark.parametrize("argument", ["--pairs=0", "--trials=0", "--workers=0", "--epoch-s=-1"])

@@ -399,3 +399,16 @@ def test_an_auto_device_model_is_profiled_once_and_kept_with_the_study(tmp_path,
     assert recorded["id"] == first.device_model.model_id
     # The file a confirmation reads the model back from: the one auto made.
     assert recorded["path"] == str((space.study_dir / MODEL_FILE).resolve())
+
+
+def test_a_draws_parameters_are_written_in_one_transaction(searcher, monkeypatch):
+    from threshsearch.search.studycache import CachedStudyStorage
+
+    writes = []
+    write = CachedStudyStorage._write_held
+    monkeypatch.setattr(CachedStudyStorage, "_write_held",
+                        lambda storage, trial_id: writes.append(
+                            dict(storage._held.get(trial_id, {}))) or write(storage, trial_id))
+    assert isinstance(searcher.suggest("ray-1"), dict)
+    drawn = stored(searcher, 0).params
+    assert len(writes) == 1 and set(writes[0]) == set(drawn) and len(drawn) > 1

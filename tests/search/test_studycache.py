@@ -187,13 +187,15 @@ def test_held_params_are_one_transaction_and_read_back_as_written_one_by_one(sto
                                 sampler=optuna.samplers.RandomSampler(seed=0))
     _draw(study.ask())  # the study knows the distributions, as after its first draw
     held, one_by_one = study.ask(), study.ask()
-    commits = []
-    sqlalchemy.event.listen(storage._backend.engine, "commit",
-                            lambda connection: commits.append(1))
+    commits, statements = [], []
+    engine = storage._backend.engine
+    sqlalchemy.event.listen(engine, "commit", lambda connection: commits.append(1))
+    sqlalchemy.event.listen(engine, "before_cursor_execute", lambda *args: statements.append(1))
     with params_held(held):
         drawn = _draw(held)
-        assert commits == []
+        assert commits == [] and statements == []
     assert len(commits) == 1
+    assert len(statements) == 2  # the trial's row, one INSERT of the three
     _draw(one_by_one)
     assert len(commits) == 1 + 3
     fresh = optuna.load_study(study_name="s", storage=open_storage(storage_url)).trials
@@ -215,7 +217,8 @@ def test_a_held_param_incompatible_with_the_studys_is_refused_when_set(storage_u
     assert not fresh._studies[again.study._study_id].param_distribution  # read at the write
     with pytest.raises(ValueError), params_held(again):
         again.suggest_categorical("growth", ["x"])
-    assert optuna.load_study(study_name="s", storage=storage_url).trials[2].params == {}
+    trials = optuna.load_study(study_name="s", storage=storage_url).trials
+    assert trials[1].params == trials[2].params == {}
 
 
 def test_a_trial_finished_by_another_driver_during_the_draw_refuses_its_params(storage_url):
@@ -235,3 +238,26 @@ def test_params_are_written_one_by_one_where_the_study_has_no_driver_cache():
     with params_held(trial):
         _draw(trial)
         assert len(study.trials[0].params) == 3
+
+
+def test_params_drawn_before_an_error_are_written_as_optuna_would_have(storage_url):
+    storage = CachedStudyStorage(open_storage(storage_url))
+    study = optuna.create_study(storage=storage, study_name="s")
+    trial = study.ask()
+    with pytest.raises(RuntimeError), params_held(trial):
+        depth = trial.suggest_int("depth", 1, 4)
+        raise RuntimeError("an unbuildable draw")
+    assert optuna.load_study(study_name="s", storage=storage_url).trials[0].params == {
+        "depth": depth}
+
+
+def test_a_hold_within_a_hold_of_the_same_trial_is_the_outer_one(storage_url):
+    storage = CachedStudyStorage(open_storage(storage_url))
+    study = optuna.create_study(storage=storage, study_name="s")
+    trial = study.ask()
+    with params_held(trial):
+        trial.suggest_int("depth", 1, 4)
+        with params_held(trial):
+            trial.suggest_int("growth", 8, 16)
+        assert study.trials[0].params == {}  # nothing written before the outer hold ends
+    assert set(study.trials[0].params) == {"depth", "growth"}

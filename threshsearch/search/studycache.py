@@ -73,20 +73,28 @@ class CachedStudyStorage(_CachedStorage):
     @contextlib.contextmanager
     def holding_params(self, trial_id: int) -> Iterator[None]:
         """The parameters set on ``trial_id`` within, written in one transaction as it ends
-        (an error too): the trial's row read once, one insert of them all. Optuna writes
-        each in a transaction of its own that reads the trial's row again: seven for a draw
-        of benchmarks/scale.yaml's space (per trial of the driver alone there: 21 commits
-        and 69 statements before, 15 and 63 since). A distribution incompatible with one the
-        study knows is refused when set, as Optuna does; a trial another driver finished
-        meanwhile (failed as stale) refuses the write at the end, with Optuna's error.
-        Another driver sees the draw's parameters all at once, not one by one."""
+        (on an error too, as Optuna would have written those drawn; not on an interrupt):
+        the trial's row read once, one INSERT of them all. Optuna writes each in a
+        transaction of its own that reads the trial's row again: seven for a draw of
+        benchmarks/scale.yaml's space. A distribution incompatible with one the study knows
+        is refused when set, as Optuna does; a trial another driver finished meanwhile
+        (failed as stale) refuses the write, with Optuna's error (the same check as
+        Optuna's, which SQLite cannot lock against a write between the read and the
+        insert). Another driver sees the draw's parameters all at once, not one by one.
+        A hold within a hold of the same trial is the outer one."""
+        if trial_id in self._held:
+            yield
+            return
         self._held[trial_id] = {}
         try:
             yield
-        finally:
-            held = self._held.pop(trial_id)
-            if held:
-                self._write_params(trial_id, held)
+        except Exception:
+            self._write_held(trial_id)
+            raise
+        except BaseException:
+            self._held.pop(trial_id, None)
+            raise
+        self._write_held(trial_id)
 
     def set_trial_param(self, trial_id: int, param_name: str, param_value_internal: float,
                         distribution: BaseDistribution) -> None:
@@ -101,8 +109,10 @@ class CachedStudyStorage(_CachedStorage):
             check_distribution_compatibility(known, distribution)
         held[param_name] = (param_value_internal, distribution)
 
-    def _write_params(self, trial_id: int,
-                      held: dict[str, tuple[float, BaseDistribution]]) -> None:
+    def _write_held(self, trial_id: int) -> None:
+        held = self._held.pop(trial_id, {})
+        if not held:
+            return
         with self._lock:
             study_id, _ = self._trial_id_to_study_id_and_number[trial_id]
             known = dict(self._studies[study_id].param_distribution)
@@ -119,9 +129,9 @@ class CachedStudyStorage(_CachedStorage):
                     if previous is not None:
                         check_distribution_compatibility(json_to_distribution(previous[0]),
                                                          distribution)
-            session.add_all([rdb_models.TrialParamModel(
-                trial_id=trial_id, param_name=name, param_value=value,
-                distribution_json=distribution_to_json(distribution))
+            session.execute(sqlalchemy.insert(rdb_models.TrialParamModel), [
+                {"trial_id": trial_id, "param_name": name, "param_value": value,
+                 "distribution_json": distribution_to_json(distribution)}
                 for name, (value, distribution) in held.items()])
         with self._lock:
             for name, (_, distribution) in held.items():
