@@ -190,23 +190,32 @@ def run_driver_alone(space: SearchSpace, log: Path) -> tuple[optuna.Study, float
     return study, time.perf_counter() - start
 
 
-def budget_and_draws(study) -> tuple[int, int]:
-    """(trials the budget counts, draws): a repeat of a network already tried is a draw the
-    driver settles from the record, outside the budget."""
+def budget_and_draws(trials: list[optuna.trial.FrozenTrial]) -> tuple[int, int]:
+    """(trials the budget counts, draws) of a study's ``trials``: a repeat of a network
+    already tried is a draw the driver settles from the record, outside the budget."""
     from threshsearch.search.storage import DUPLICATE, STATUS
 
-    repeats = sum(t.user_attrs.get(STATUS) == DUPLICATE for t in study.trials)
-    return len(study.trials) - repeats, len(study.trials)
+    repeats = sum(t.user_attrs.get(STATUS) == DUPLICATE for t in trials)
+    return len(trials) - repeats, len(trials)
 
 
-def wall_ms_by_window(study, window: int) -> list[float]:
+def epochs_trained(trials: list[optuna.trial.FrozenTrial]) -> int:
+    """The epochs a study's budget ``trials`` ran (a repeat runs none)."""
+    from threshsearch.search.storage import DUPLICATE, STATUS
+
+    return sum(int(trial.user_attrs.get("epochs") or 0) for trial in trials
+               if trial.user_attrs.get(STATUS) != DUPLICATE)
+
+
+def wall_ms_by_window(trials: list[optuna.trial.FrozenTrial], window: int) -> list[float]:
     """Wall time per budget trial over the windows of ``window`` budget trials that end at
     the 2 ``window``-th, 3 ``window``-th, ... trial to end (each from the end of the trial
-    before it; the first ``window`` trials only start the count), from the trials' end
-    times: how the driver's pace moved through the study, the storage's time included."""
+    before it; the first ``window`` trials only start the count), from a study's
+    ``trials``' end times: how the driver's pace moved through the study, the storage's
+    time included."""
     from threshsearch.search.storage import DUPLICATE, STATUS
 
-    ends = sorted(t.datetime_complete.timestamp() for t in study.trials
+    ends = sorted(t.datetime_complete.timestamp() for t in trials
                   if t.datetime_complete and t.user_attrs.get(STATUS) != DUPLICATE)
     return [(ends[last] - ends[last - window]) / window * 1e3
             for last in range(2 * window - 1, len(ends), window)]
@@ -219,14 +228,6 @@ def run_ours(space, epoch_s: float, log: Path) -> tuple[optuna.Study, float]:
     with open(log, "w") as stream, contextlib.redirect_stdout(stream):  # the progress lines
         summary = run_search(space, trainable=surrogate_trainable(32, epoch_s))
     return summary.study, summary.wall_s
-
-
-def epochs_trained(study) -> int:
-    """The epochs the study's budget trials ran (a repeat runs none)."""
-    from threshsearch.search.storage import DUPLICATE, STATUS
-
-    return sum(int(trial.user_attrs.get("epochs") or 0) for trial in study.trials
-               if trial.user_attrs.get(STATUS) != DUPLICATE)
 
 
 def refuse_counts_below_one(parser: argparse.ArgumentParser, args: argparse.Namespace,
@@ -292,10 +293,11 @@ def main() -> None:
                 study, wall = run_ours(space, args.epoch_s, folder / "progress.log")
             peak = peak_rss_mib()
         # Read before the storage closes: a throwaway PostgreSQL server stops with the stack.
-        trials, draws = budget_and_draws(study)
-        epochs = epochs_trained(study)
+        stored_trials = study.get_trials(deepcopy=False)
+        trials, draws = budget_and_draws(stored_trials)
+        epochs = epochs_trained(stored_trials)
         window = min(args.window, max(1, args.trials // 3))
-        paces = wall_ms_by_window(study, window)
+        paces = wall_ms_by_window(stored_trials, window)
         if not args.without_ray and not args.no_yardstick:  # as many trials as counted here
             plain = run_plain_tune(space, trials, args.workers, args.epoch_s, folder)
             if args.stored_yardstick:

@@ -108,8 +108,9 @@ def run_pair_member(kind: str, pair: int, space, args: argparse.Namespace, folde
                                        storage=url, name=f"throughput-{folder.name}-{pair}")
         study, wall = run_ours(space.replace(study=settings), args.epoch_s,
                                folder / f"progress-{pair}.log")
-        trials, _ = budget_and_draws(study)
-        epochs = epochs_trained(study)
+        stored = study.get_trials(deepcopy=False)
+        trials, _ = budget_and_draws(stored)
+        epochs = epochs_trained(stored)
     else:
         run = run_plain_tune(space, args.trials, args.workers, args.epoch_s,
                              folder / f"pair-{pair}")
@@ -117,17 +118,22 @@ def run_pair_member(kind: str, pair: int, space, args: argparse.Namespace, folde
     return Run(kind, pair, trials, wall, epochs, cpu_shares(before, machine_cpu_s()))
 
 
+def paired(runs: list[Run]) -> list[tuple[Run, Run]]:
+    """(this driver's run, the yardstick's) of each pair, in the pairs' order."""
+    return [tuple(next(run for run in runs if run.pair == pair and run.kind == kind)
+                  for kind in (OURS, YARDSTICK))
+            for pair in sorted({run.pair for run in runs})]
+
+
 def pair_table(runs: list[Run]) -> str:
     rows = ["| pair | order | this driver: trials/s, epochs a trial | yardstick: trials/s, "
             "epochs a trial | ratio | machine busy, stolen (this driver; yardstick) |",
             "|---|---|---|---|---|---|"]
-    for pair in sorted({run.pair for run in runs}):
-        ours, plain = (next(run for run in runs if run.pair == pair and run.kind == kind)
-                       for kind in (OURS, YARDSTICK))
+    for ours, plain in paired(runs):
         first = min((ours, plain), key=runs.index)
         busy = "; ".join("-" if run.shares is None else
                          f"{run.shares[0]:.0%}, {run.shares[1]:.0%}" for run in (ours, plain))
-        rows.append(f"| {pair + 1} | {first.kind} first | {ours.trials_per_s:.2f}, "
+        rows.append(f"| {ours.pair + 1} | {first.kind} first | {ours.trials_per_s:.2f}, "
                     f"{ours.epochs / ours.trials:.2f} | {plain.trials_per_s:.2f}, "
                     f"{plain.epochs / plain.trials:.2f} | "
                     f"{ours.trials_per_s / plain.trials_per_s:.2f}x | {busy} |")
@@ -172,9 +178,7 @@ def main() -> None:
                 print(f"pair {pair + 1}/{args.pairs}, {kind}: {run.trials} trials in "
                       f"{run.wall_s:.0f} s, {run.trials_per_s:.2f} a second", flush=True)
 
-    ratios = [ours.trials_per_s / plain.trials_per_s
-              for ours, plain in zip(*([run for run in runs if run.kind == kind]
-                                       for kind in (OURS, YARDSTICK)), strict=True)]
+    ratios = [ours.trials_per_s / plain.trials_per_s for ours, plain in paired(runs)]
     mean, low, high = geometric_mean_interval(ratios)
     print(f"\n{args.pairs} pairs of {args.trials} trials, {args.workers} logical workers, "
           f"{args.epoch_s * 1e3:g} ms an epoch, this driver on {args.storage} (this machine: "

@@ -23,12 +23,12 @@ def test_each_window_is_its_budget_trials_wall_time_over_their_number():
     # Budget trials end 0.1 s apart, then 0.3 s apart; a repeat ends among them.
     ends = [0.1 * i for i in range(5)] + [0.4 + 0.3 * i for i in range(1, 6)]
     study = study_ending_at([*ends[:5], 0.45, *ends[5:]], repeats=frozenset({5}), running=2)
-    paces = wall_ms_by_window(study, 2)
+    paces = wall_ms_by_window(study.trials, 2)
     assert [round(ms) for ms in paces] == [100, 200, 300, 300]
 
 
 def test_fewer_budget_trials_than_two_windows_give_no_window():
-    assert wall_ms_by_window(study_ending_at([0.0, 1.0, 2.0]), 2) == []
+    assert wall_ms_by_window(study_ending_at([0.0, 1.0, 2.0]).trials, 2) == []
 
 
 
@@ -37,4 +37,4 @@ def test_epochs_trained_counts_the_budget_trials_epochs_not_the_repeats():
                                     SimpleNamespace(user_attrs={"epochs": 2}),
                                     SimpleNamespace(user_attrs={STATUS: DUPLICATE, "epochs": 6}),
                                     SimpleNamespace(user_attrs={})])
-    assert epochs_trained(study) == 8
+    assert epochs_trained(study.trials) == 8
