@@ -13,8 +13,8 @@ geometric mean with a 95 % t interval of the mean log ratio. Beside each run: th
 trial ran (the two early-stopping rules stop differently, and an epoch is most of a trial's
 work), how busy the machine was and how much of its time the hypervisor gave to other
 guests (Linux's /proc/stat). The
-first run of a session also starts Ray's worker processes cold; an even number of pairs
-balances the orders.
+first run of a session, always this driver's, also starts Ray's worker processes cold; an
+even number of pairs balances the orders.
 
     python -m benchmarks.throughput --pairs 4 --trials 300             # ~36 minutes here
     python -m benchmarks.throughput --pairs 2 --trials 60 --workers 8  # smoke: ~2 minutes
@@ -64,7 +64,8 @@ class Run:
 def machine_cpu_s() -> tuple[float, float, float] | None:
     """(busy, stolen, total) CPU seconds of the whole machine since boot, all cores: busy
     is user, nice, system and interrupts; stolen is the time a hypervisor gave to other
-    guests; total adds idle and I/O wait (guests' time is already inside user and nice).
+    guests; total is busy, stolen, idle and I/O wait (guests' time is already inside user
+    and nice).
     None where /proc/stat is not there to read."""
     try:
         with open("/proc/stat") as stat:
@@ -120,8 +121,10 @@ def run_pair_member(kind: str, pair: int, space, args: argparse.Namespace, folde
 
 def paired(runs: list[Run]) -> list[tuple[Run, Run]]:
     """(this driver's run, the yardstick's) of each pair, in the pairs' order."""
-    return [tuple(next(run for run in runs if run.pair == pair and run.kind == kind)
-                  for kind in (OURS, YARDSTICK))
+    def member(pair: int, kind: str) -> Run:
+        return next(run for run in runs if run.pair == pair and run.kind == kind)
+
+    return [(member(pair, OURS), member(pair, YARDSTICK))
             for pair in sorted({run.pair for run in runs})]
 
 

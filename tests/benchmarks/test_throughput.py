@@ -1,7 +1,9 @@
 """The throughput benchmark's arithmetic: the geometric mean of the pairs' ratios and its
 t interval, the machine's busy share, the pairs' table, and its refusals before any run."""
 
+import io
 import math
+import os
 import sys
 
 import pytest
@@ -28,6 +30,15 @@ def test_the_shares_are_the_busy_and_stolen_parts_of_the_cpu_time_between_two_re
     assert cpu_shares((10.0, 1.0, 40.0), (25.0, 3.0, 60.0)) == pytest.approx((0.75, 0.1))
     assert cpu_shares(None, (25.0, 3.0, 60.0)) is None
     assert cpu_shares((10.0, 1.0, 40.0), (10.0, 1.0, 40.0)) is None
+
+
+def test_the_machines_cpu_time_is_read_from_proc_stat_in_the_kernels_field_order(monkeypatch):
+    # user nice system idle iowait irq softirq steal guest guest_nice
+    monkeypatch.setattr("builtins.open", lambda path: io.StringIO("cpu  1 2 3 4 5 6 7 8 9 10\n"))
+    ticks = os.sysconf("SC_CLK_TCK")
+    assert throughput.machine_cpu_s() == pytest.approx((19 / ticks, 8 / ticks, 36 / ticks))
+    monkeypatch.setattr("builtins.open", lambda path: io.StringIO("cpu  1 2 3\n"))
+    assert throughput.machine_cpu_s() is None
 
 
 def test_the_table_pairs_each_run_with_its_partner_in_the_order_they_ran():

@@ -261,3 +261,14 @@ def test_a_hold_within_a_hold_of_the_same_trial_is_the_outer_one(storage_url):
             trial.suggest_int("growth", 8, 16)
         assert study.trials[0].params == {}  # nothing written before the outer hold ends
     assert set(study.trials[0].params) == {"depth", "growth"}
+
+
+def test_params_held_through_an_interrupt_are_not_written(storage_url):
+    storage = CachedStudyStorage(open_storage(storage_url))
+    study = optuna.create_study(storage=storage, study_name="s")
+    trial = study.ask()
+    with pytest.raises(KeyboardInterrupt), params_held(trial):
+        trial.suggest_int("depth", 1, 4)
+        raise KeyboardInterrupt
+    assert optuna.load_study(study_name="s", storage=storage_url).trials[0].params == {}
+    assert trial._trial_id not in storage._held
