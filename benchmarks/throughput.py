@@ -12,11 +12,14 @@ pair is this driver's trials a second over the yardstick's, and the summary is t
 geometric mean with a 95 % t interval of the mean log ratio. Beside each run: the epochs a
 trial ran (the two early-stopping rules stop differently, and an epoch is most of a trial's
 work), how busy the machine was and how much of its time the hypervisor gave to other
-guests (Linux's /proc/stat). The
+guests (Linux's /proc/stat), and how many Ray worker processes the run started: on two
+cores, with trials far shorter than a worker's start, Tune keeps asking Ray for new workers
+and handing the trials reused ones instead, and starting those processes takes most of the
+machine (docs/benchmarks.md, "What a 64-worker run measures on two cores"). The
 first run of a session, always this driver's, also starts Ray's worker processes cold; an
 even number of pairs balances the orders.
 
-    python -m benchmarks.throughput --pairs 4 --trials 300             # ~36 minutes here
+    python -m benchmarks.throughput --pairs 4 --trials 300             # 20-36 minutes here
     python -m benchmarks.throughput --pairs 2 --trials 60 --workers 8  # smoke: ~2 minutes
 """
 
@@ -26,6 +29,7 @@ import argparse
 import contextlib
 import math
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +59,7 @@ class Run:
     wall_s: float
     epochs: int
     shares: tuple[float, float] | None  # the machine's busy and stolen shares of its CPU time
+    workers_started: int  # Ray worker processes started during the run
 
     @property
     def trials_per_s(self) -> float:
@@ -87,6 +92,88 @@ def cpu_shares(before: tuple[float, float, float] | None,
     return (after[0] - before[0]) / total, (after[1] - before[1]) / total
 
 
+RAY_WORKER_MARKS = ("ray::", "default_worker.py")  # named once started; while starting
+
+
+class WorkerStarts:
+    """Counts the Ray worker processes this process's Ray starts while it runs: new
+    processes (found in /proc every ``every_s``) that descend from this one (a local Ray's
+    raylet is its child, the workers the raylet's: another Ray on the machine is left out)
+    and whose command line is a Ray worker's (its agents left out). A lower bound: a process
+    started and ended between two looks is missed (a worker takes seconds to start here).
+    A process seen before it has exec'd into the worker is looked at again for a few
+    rounds."""
+
+    def __init__(self, every_s: float = 0.5, rounds: int = 4) -> None:
+        self.every_s, self.rounds = every_s, rounds
+        self.started = 0
+        self._root = os.getpid()
+        self._stop = threading.Event()
+        self._seen = self._pids()
+        self._unsure: dict[int, int] = {}  # pid: rounds left to look at it again
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    @staticmethod
+    def _pids() -> set[int]:
+        with contextlib.suppress(OSError):
+            return {int(name) for name in os.listdir("/proc") if name.isdigit()}
+        return set()
+
+    @staticmethod
+    def _read(pid: int, name: str) -> str | None:
+        try:
+            with open(f"/proc/{pid}/{name}", "rb") as file:
+                return file.read().decode(errors="replace")
+        except OSError:
+            return None  # gone
+
+    def _descends(self, pid: int) -> bool:
+        for _ in range(16):  # raylet, worker: a few generations at most
+            if pid == self._root:
+                return True
+            stat = self._read(pid, "stat")
+            if stat is None or pid <= 1:
+                return False
+            pid = int(stat[stat.rindex(")") + 2:].split()[1])  # the parent, past the name
+        return False
+
+    def _is_worker(self, pid: int) -> bool | None:
+        """True or False, or None for a process gone or not yet exec'd into a worker."""
+        command = self._read(pid, "cmdline")
+        if command is None:
+            return None
+        if any(mark in command for mark in RAY_WORKER_MARKS) and "Agent" not in command:
+            return self._descends(pid)
+        return None
+
+    def _look(self) -> None:
+        pids = self._pids()
+        for pid in pids - self._seen:
+            self._unsure[pid] = self.rounds
+        self._seen = pids  # only the living: a pid used again later is a new process
+        for pid in list(self._unsure):
+            worker = self._is_worker(pid)
+            if worker:
+                self.started += 1
+            if worker is not None or pid not in pids or self._unsure[pid] <= 1:
+                del self._unsure[pid]
+            else:
+                self._unsure[pid] -= 1
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.every_s):
+            self._look()
+
+    def __enter__(self) -> WorkerStarts:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._look()
+
+
 def geometric_mean_interval(ratios: list[float], confidence: float = 0.95
                             ) -> tuple[float, float, float]:
     """(geometric mean, low, high) of ``ratios`` (one per pair): the t interval of the mean
@@ -103,6 +190,15 @@ def geometric_mean_interval(ratios: list[float], confidence: float = 0.95
 def run_pair_member(kind: str, pair: int, space, args: argparse.Namespace, folder: Path,
                     postgres: str | None) -> Run:
     before = machine_cpu_s()
+    with WorkerStarts() as starts:
+        trials, wall, epochs = run_driver(kind, pair, space, args, folder, postgres)
+    return Run(kind, pair, trials, wall, epochs, cpu_shares(before, machine_cpu_s()),
+               starts.started)
+
+
+def run_driver(kind: str, pair: int, space, args: argparse.Namespace, folder: Path,
+               postgres: str | None) -> tuple[int, float, int]:
+    """(budget trials, wall seconds, epochs) of one run of ``kind``."""
     if kind == OURS:
         url = postgres or f"sqlite:///{(folder / f'ours-{pair}.db').resolve()}"
         settings = space.study.replace(n_trials=args.trials, concurrency=args.workers,
@@ -116,7 +212,7 @@ def run_pair_member(kind: str, pair: int, space, args: argparse.Namespace, folde
         run = run_plain_tune(space, args.trials, args.workers, args.epoch_s,
                              folder / f"pair-{pair}")
         trials, wall, epochs = run.trials, run.wall_s, run.epochs
-    return Run(kind, pair, trials, wall, epochs, cpu_shares(before, machine_cpu_s()))
+    return trials, wall, epochs
 
 
 def paired(runs: list[Run]) -> list[tuple[Run, Run]]:
@@ -130,8 +226,9 @@ def paired(runs: list[Run]) -> list[tuple[Run, Run]]:
 
 def pair_table(runs: list[Run]) -> str:
     rows = ["| pair | order | this driver: trials/s, epochs a trial | yardstick: trials/s, "
-            "epochs a trial | ratio | machine busy, stolen (this driver; yardstick) |",
-            "|---|---|---|---|---|---|"]
+            "epochs a trial | ratio | machine busy, stolen (this driver; yardstick) | "
+            "Ray worker processes started (this driver; yardstick) |",
+            "|---|---|---|---|---|---|---|"]
     for ours, plain in paired(runs):
         first = min((ours, plain), key=runs.index)
         busy = "; ".join("-" if run.shares is None else
@@ -139,7 +236,8 @@ def pair_table(runs: list[Run]) -> str:
         rows.append(f"| {ours.pair + 1} | {first.kind} first | {ours.trials_per_s:.2f}, "
                     f"{ours.epochs / ours.trials:.2f} | {plain.trials_per_s:.2f}, "
                     f"{plain.epochs / plain.trials:.2f} | "
-                    f"{ours.trials_per_s / plain.trials_per_s:.2f}x | {busy} |")
+                    f"{ours.trials_per_s / plain.trials_per_s:.2f}x | {busy} | "
+                    f"{ours.workers_started}; {plain.workers_started} |")
     return "\n".join(rows)
 
 

@@ -1,15 +1,25 @@
 """The throughput benchmark's arithmetic: the geometric mean of the pairs' ratios and its
-t interval, the machine's busy share, the pairs' table, and its refusals before any run."""
+t interval, the machine's busy share, the Ray worker processes started, the pairs' table, and
+its refusals before any run."""
 
 import io
 import math
 import os
+import subprocess
 import sys
+import time
 
 import pytest
 
 from benchmarks import throughput
-from benchmarks.throughput import OURS, YARDSTICK, Run, cpu_shares, geometric_mean_interval
+from benchmarks.throughput import (
+    OURS,
+    YARDSTICK,
+    Run,
+    WorkerStarts,
+    cpu_shares,
+    geometric_mean_interval,
+)
 
 
 def test_the_interval_is_the_t_interval_of_the_mean_log_ratio():
@@ -42,13 +52,15 @@ def test_the_machines_cpu_time_is_read_from_proc_stat_in_the_kernels_field_order
 
 
 def test_the_table_pairs_each_run_with_its_partner_in_the_order_they_ran():
-    runs = [Run(OURS, 0, 100, 50.0, 300, (0.99, 0.02)), Run(YARDSTICK, 0, 100, 25.0, 250, None),
-            Run(YARDSTICK, 1, 100, 40.0, 250, (1.0, 0.0)), Run(OURS, 1, 100, 40.0, 300, (1.0, 0.0))]
+    runs = [Run(OURS, 0, 100, 50.0, 300, (0.99, 0.02), 70),
+            Run(YARDSTICK, 0, 100, 25.0, 250, None, 64),
+            Run(YARDSTICK, 1, 100, 40.0, 250, (1.0, 0.0), 90),
+            Run(OURS, 1, 100, 40.0, 300, (1.0, 0.0), 80)]
     lines = throughput.pair_table(runs).splitlines()
     assert lines[2] == ("| 1 | this driver first | 2.00, 3.00 | 4.00, 2.50 | 0.50x | "
-                        "99%, 2%; - |")
+                        "99%, 2%; - | 70; 64 |")
     assert lines[3] == ("| 2 | yardstick first | 2.50, 3.00 | 2.50, 2.50 | 1.00x | "
-                        "100%, 0%; 100%, 0% |")
+                        "100%, 0%; 100%, 0% | 80; 90 |")
 
 
 @pytest.mark.parametrize("argument", ["--pairs=0", "--trials=0", "--workers=0", "--epoch-s=-1"])
@@ -57,3 +69,26 @@ def test_bad_counts_are_refused_before_any_run(monkeypatch, capsys, argument):
     with pytest.raises(SystemExit):
         throughput.main()
     assert argument.split("=")[0] in capsys.readouterr().err
+
+
+def test_only_ray_worker_processes_started_meanwhile_below_this_one_are_counted():
+    code = "import time; time.sleep(3)"
+
+    def sleeper(*words: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-c", code, *words])
+
+    def orphan() -> subprocess.Popen:
+        """A worker's command line in a process that is no descendant: the shell's ``&``
+        leaves it to init (the shell's own command line spells the name in two parts)."""
+        return subprocess.Popen(["sh", "-c", f"{sys.executable} -c '{code}' "
+                                             f"default_$(echo worker).py &"])
+
+    before = sleeper("default_worker.py")  # a worker's command line, but already running
+    with WorkerStarts(every_s=0.05) as starts:
+        started = [sleeper("default_worker.py"), sleeper("ray::IDLE"), sleeper("other"),
+                   sleeper("ray::RuntimeEnvAgent"), orphan()]
+        time.sleep(0.5)
+    for process in (before, *started):
+        process.kill()
+        process.wait()
+    assert starts.started == 2
