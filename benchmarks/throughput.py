@@ -12,10 +12,11 @@ pair is this driver's trials a second over the yardstick's, and the summary is t
 geometric mean with a 95 % t interval of the mean log ratio. Beside each run: the epochs a
 trial ran (the two early-stopping rules stop differently, and an epoch is most of a trial's
 work), how busy the machine was and how much of its time the hypervisor gave to other
-guests (Linux's /proc/stat), and how many Ray worker processes the run started: on two
-cores, with trials far shorter than a worker's start, Tune keeps asking Ray for new workers
-and handing the trials reused ones instead, and starting those processes takes most of the
-machine (docs/benchmarks.md, "What a 64-worker run measures on two cores"). The
+guests (Linux's /proc/stat), and how many Ray worker processes the run started (at least):
+on two cores, with trials far shorter than a worker's start, Tune asks Ray for new workers,
+then hands the trials reused ones and cancels the requests, and the processes Ray starts
+meanwhile take much of the machine (docs/benchmarks.md, "What a 64-worker run measures on
+two cores"). The
 first run of a session, always this driver's, also starts Ray's worker processes cold; an
 even number of pairs balances the orders.
 
@@ -59,7 +60,7 @@ class Run:
     wall_s: float
     epochs: int
     shares: tuple[float, float] | None  # the machine's busy and stolen shares of its CPU time
-    workers_started: int  # Ray worker processes started during the run
+    workers_started: int | None  # Ray worker processes started during the run
 
     @property
     def trials_per_s(self) -> float:
@@ -92,77 +93,110 @@ def cpu_shares(before: tuple[float, float, float] | None,
     return (after[0] - before[0]) / total, (after[1] - before[1]) / total
 
 
-RAY_WORKER_MARKS = ("ray::", "default_worker.py")  # named once started; while starting
+RAY_AGENTS = {"ray::DashboardAgent", "ray::RuntimeEnvAgent"}  # Ray's own, not workers
+
+
+def is_ray_worker(argv: list[str]) -> bool:
+    """A Ray worker's command line: ``ray::<what it runs>`` once started (Ray's agents
+    excepted), ``python .../default_worker.py ...`` while it starts (the raylet's own line
+    names that script only inside a longer argument)."""
+    if not argv:
+        return False
+    if argv[0].startswith("ray::"):
+        return argv[0].split()[0] not in RAY_AGENTS
+    return any(arg.endswith("default_worker.py") for arg in argv[1:])
 
 
 class WorkerStarts:
     """Counts the Ray worker processes this process's Ray starts while it runs: new
     processes (found in /proc every ``every_s``) that descend from this one (a local Ray's
-    raylet is its child, the workers the raylet's: another Ray on the machine is left out)
-    and whose command line is a Ray worker's (its agents left out). A lower bound: a process
-    started and ended between two looks is missed (a worker takes seconds to start here).
-    A process seen before it has exec'd into the worker is looked at again for a few
-    rounds."""
+    raylet is its child, the workers the raylet's: another Ray on the machine is left out),
+    whose command line is a Ray worker's and whose parent is no worker (a worker's own
+    children keep its name). A lower bound: a process started and ended between two looks
+    is missed (a worker takes seconds to start here). A process seen before it has exec'd
+    into the worker is looked at again for ``rounds`` looks. ``started`` is None where
+    /proc could not be read throughout."""
 
     def __init__(self, every_s: float = 0.5, rounds: int = 4) -> None:
         self.every_s, self.rounds = every_s, rounds
-        self.started = 0
+        self.count = 0
+        self.error: str | None = None
         self._root = os.getpid()
         self._stop = threading.Event()
-        self._seen = self._pids()
-        self._unsure: dict[int, int] = {}  # pid: rounds left to look at it again
+        try:
+            self._seen = self._pids()
+        except OSError as error:  # no /proc here
+            self._seen, self.error = set(), f"{type(error).__name__}: {error}"
+        self._workers: set[int] = set()
+        self._unsure: dict[int, int] = {}  # pid: looks left at it
         self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    @property
+    def started(self) -> int | None:
+        return None if self.error else self.count
 
     @staticmethod
     def _pids() -> set[int]:
-        with contextlib.suppress(OSError):
-            return {int(name) for name in os.listdir("/proc") if name.isdigit()}
-        return set()
+        return {int(name) for name in os.listdir("/proc") if name.isdigit()}
 
     @staticmethod
     def _read(pid: int, name: str) -> str | None:
         try:
             with open(f"/proc/{pid}/{name}", "rb") as file:
                 return file.read().decode(errors="replace")
-        except OSError:
+        except (FileNotFoundError, ProcessLookupError):
             return None  # gone
+
+    def _parent(self, pid: int) -> int | None:
+        stat = self._read(pid, "stat")
+        # the parent is the second field after the name, which may hold spaces and ")"
+        return None if stat is None else int(stat[stat.rindex(")") + 2:].split()[1])
 
     def _descends(self, pid: int) -> bool:
         for _ in range(16):  # raylet, worker: a few generations at most
             if pid == self._root:
                 return True
-            stat = self._read(pid, "stat")
-            if stat is None or pid <= 1:
+            parent = self._parent(pid)
+            if parent is None or pid <= 1:
                 return False
-            pid = int(stat[stat.rindex(")") + 2:].split()[1])  # the parent, past the name
+            pid = parent
         return False
 
-    def _is_worker(self, pid: int) -> bool | None:
-        """True or False, or None for a process gone or not yet exec'd into a worker."""
+    def _judge(self, pid: int) -> bool | None:
+        """True: a new worker of this Ray; False: gone, or a worker's command line in no
+        process of this Ray; None: no worker's command line (yet: it may not have exec'd)."""
         command = self._read(pid, "cmdline")
         if command is None:
+            return False
+        if not is_ray_worker(command.split("\0")):
             return None
-        if any(mark in command for mark in RAY_WORKER_MARKS) and "Agent" not in command:
-            return self._descends(pid)
-        return None
+        return self._parent(pid) not in self._workers and self._descends(pid)
 
     def _look(self) -> None:
         pids = self._pids()
         for pid in pids - self._seen:
             self._unsure[pid] = self.rounds
         self._seen = pids  # only the living: a pid used again later is a new process
+        self._workers &= pids
         for pid in list(self._unsure):
-            worker = self._is_worker(pid)
-            if worker:
-                self.started += 1
-            if worker is not None or pid not in pids or self._unsure[pid] <= 1:
+            verdict = self._judge(pid)
+            if verdict:
+                self.count += 1
+                self._workers.add(pid)
+            if verdict is not None or self._unsure[pid] <= 1:
                 del self._unsure[pid]
             else:
                 self._unsure[pid] -= 1
 
     def _watch(self) -> None:
-        while not self._stop.wait(self.every_s):
+        if self.error:
+            return
+        try:
+            while not self._stop.wait(self.every_s):
+                self._look()
             self._look()
+        except Exception as error:  # a failed look ends the count, not the benchmark
+            self.error = " ".join(f"{type(error).__name__}: {error}".split())[:200]
 
     def __enter__(self) -> WorkerStarts:
         self._thread.start()
@@ -171,7 +205,6 @@ class WorkerStarts:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self._look()
 
 
 def geometric_mean_interval(ratios: list[float], confidence: float = 0.95
@@ -224,6 +257,10 @@ def paired(runs: list[Run]) -> list[tuple[Run, Run]]:
             for pair in sorted({run.pair for run in runs})]
 
 
+def started(run: Run) -> str:
+    return "-" if run.workers_started is None else str(run.workers_started)
+
+
 def pair_table(runs: list[Run]) -> str:
     rows = ["| pair | order | this driver: trials/s, epochs a trial | yardstick: trials/s, "
             "epochs a trial | ratio | machine busy, stolen (this driver; yardstick) | "
@@ -237,7 +274,7 @@ def pair_table(runs: list[Run]) -> str:
                     f"{ours.epochs / ours.trials:.2f} | {plain.trials_per_s:.2f}, "
                     f"{plain.epochs / plain.trials:.2f} | "
                     f"{ours.trials_per_s / plain.trials_per_s:.2f}x | {busy} | "
-                    f"{ours.workers_started}; {plain.workers_started} |")
+                    f"{started(ours)}; {started(plain)} |")
     return "\n".join(rows)
 
 

@@ -5,6 +5,8 @@ its refusals before any run."""
 import io
 import math
 import os
+import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -19,6 +21,7 @@ from benchmarks.throughput import (
     WorkerStarts,
     cpu_shares,
     geometric_mean_interval,
+    is_ray_worker,
 )
 
 
@@ -71,24 +74,44 @@ def test_bad_counts_are_refused_before_any_run(monkeypatch, capsys, argument):
     assert argument.split("=")[0] in capsys.readouterr().err
 
 
+def test_ray_workers_are_told_by_their_command_line():
+    assert is_ray_worker(["ray::IDLE"]) and is_ray_worker(["ray::ImplicitFunc.train", ""])
+    assert is_ray_worker(["/venv/bin/python", "/ray/setup_worker.py",
+                          "/ray/_private/workers/default_worker.py", "--node-ip-address=x"])
+    assert not is_ray_worker(["ray::RuntimeEnvAgent"]) and not is_ray_worker([])
+    # The raylet names the worker script inside one longer argument.
+    assert not is_ray_worker(["/ray/raylet", "--python_worker_command=/venv/bin/python "
+                              "/ray/default_worker.py --node-ip-address=x"])
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads Linux's /proc")
 def test_only_ray_worker_processes_started_meanwhile_below_this_one_are_counted():
-    code = "import time; time.sleep(3)"
+    python = shlex.quote(sys.executable)
+    code = "'import time; time.sleep(3)'"
+    worker = "default_$(echo worker).py"  # the shell's own command line spells it in parts
 
-    def sleeper(*words: str) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-c", code, *words])
+    def sleeper(*words: str, title: str | None = None) -> subprocess.Popen:
+        """A process of a few seconds; ``title`` its argv[0], as Ray titles a worker."""
+        return subprocess.Popen([title or sys.executable, "-c", code.strip("'"), *words],
+                                executable=sys.executable)
 
-    def orphan() -> subprocess.Popen:
-        """A worker's command line in a process that is no descendant: the shell's ``&``
-        leaves it to init (the shell's own command line spells the name in two parts)."""
-        return subprocess.Popen(["sh", "-c", f"{sys.executable} -c '{code}' "
-                                             f"default_$(echo worker).py &"])
+    def shell(line: str) -> subprocess.Popen:
+        return subprocess.Popen(["sh", "-c", line], stdout=subprocess.PIPE, text=True)
 
     before = sleeper("default_worker.py")  # a worker's command line, but already running
-    with WorkerStarts(every_s=0.05) as starts:
-        started = [sleeper("default_worker.py"), sleeper("ray::IDLE"), sleeper("other"),
-                   sleeper("ray::RuntimeEnvAgent"), orphan()]
-        time.sleep(0.5)
-    for process in (before, *started):
+    with WorkerStarts(every_s=0.05, rounds=40) as starts:
+        started = [sleeper("default_worker.py"), sleeper(title="ray::IDLE"), sleeper("other"),
+                   sleeper(title="ray::RuntimeEnvAgent"), sleeper("ray::IDLE"),
+                   # exec'd into a worker's command line only after it was first seen
+                   shell(f"sleep 0.3; exec {python} -c {code} {worker}")]
+        # left to init before it takes a worker's command line: no descendant
+        orphan = shell(f"(sleep 0.3; exec {python} -c {code} {worker}) & echo $!")
+        orphan_pid = int(orphan.stdout.readline())
+        time.sleep(1.0)
+        with open(f"/proc/{orphan_pid}/cmdline", "rb") as cmdline:
+            assert b"default_worker.py" in cmdline.read()  # it ran, as a worker would look
+    for process in (before, *started, orphan):
         process.kill()
         process.wait()
-    assert starts.started == 2
+    os.kill(orphan_pid, signal.SIGKILL)
+    assert starts.started == 3  # the first two and the late one
