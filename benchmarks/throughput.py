@@ -9,7 +9,8 @@ workers the two cores are busy throughout, mostly with Ray's workers, so a run's
 whatever else the machine does. Here each pair runs both, in an order rotated per pair (this
 driver first in the first, third, ... pair), each with a study of its own; the ratio of each
 pair is this driver's trials a second over the yardstick's, and the summary is their
-geometric mean with a 95 % t interval of the mean log ratio. Beside each run: the epochs a
+geometric mean with a 95 % t interval of the mean log ratio (and the same of epochs a second,
+the work the trials did). Beside each run: the epochs a
 trial ran (the two early-stopping rules stop differently, and an epoch is most of a trial's
 work), how busy the machine was and how much of its time the hypervisor gave to other
 guests (Linux's /proc/stat), and how many Ray worker processes the run started (at least):
@@ -32,6 +33,7 @@ import math
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +67,10 @@ class Run:
     @property
     def trials_per_s(self) -> float:
         return self.trials / self.wall_s
+
+    @property
+    def epochs_per_s(self) -> float:
+        return self.epochs / self.wall_s
 
 
 def machine_cpu_s() -> tuple[float, float, float] | None:
@@ -257,6 +263,14 @@ def paired(runs: list[Run]) -> list[tuple[Run, Run]]:
             for pair in sorted({run.pair for run in runs})]
 
 
+def ratio_line(runs: list[Run], what: str, rate: Callable[[Run], float]) -> str:
+    """The pairs' ratios of ``rate`` (this driver's over the yardstick's), summarised."""
+    ratios = [rate(ours) / rate(plain) for ours, plain in paired(runs)]
+    mean, low, high = geometric_mean_interval(ratios)
+    return (f"this driver / yardstick, {what}: geometric mean {mean:.2f}x, 95 % t interval "
+            f"[{low:.2f}, {high:.2f}] over {len(ratios)} pairs")
+
+
 def started(run: Run) -> str:
     return "-" if run.workers_started is None else str(run.workers_started)
 
@@ -316,14 +330,14 @@ def main() -> None:
                 print(f"pair {pair + 1}/{args.pairs}, {kind}: {run.trials} trials in "
                       f"{run.wall_s:.0f} s, {run.trials_per_s:.2f} a second", flush=True)
 
-    ratios = [ours.trials_per_s / plain.trials_per_s for ours, plain in paired(runs)]
-    mean, low, high = geometric_mean_interval(ratios)
     print(f"\n{args.pairs} pairs of {args.trials} trials, {args.workers} logical workers, "
           f"{args.epoch_s * 1e3:g} ms an epoch, this driver on {args.storage} (this machine: "
           f"{os.cpu_count()} cores)")
     print(pair_table(runs))
-    print(f"\nthis driver / yardstick, trials a second: geometric mean {mean:.2f}x, 95 % t "
-          f"interval [{low:.2f}, {high:.2f}] over {len(ratios)} pairs")
+    print()
+    print(ratio_line(runs, "trials a second", lambda run: run.trials_per_s))
+    # The work the trials did: the two early-stopping rules keep different shares of epochs.
+    print(ratio_line(runs, "epochs a second", lambda run: run.epochs_per_s))
     print(f"runs: {folder}")
 
 

@@ -64,6 +64,19 @@ def test_the_table_pairs_each_run_with_its_partner_in_the_order_they_ran():
                         "99%, 2%; - | 70; 64 |")
     assert lines[3] == ("| 2 | yardstick first | 2.50, 3.00 | 2.50, 2.50 | 1.00x | "
                         "100%, 0%; 100%, 0% | 80; 90 |")
+    runs[1].workers_started = None  # /proc could not be read
+    assert throughput.pair_table(runs).splitlines()[2].endswith("| 70; - |")
+
+
+def test_the_summaries_are_of_trials_and_of_epochs_a_second():
+    runs = [Run(OURS, 0, 100, 50.0, 300, None, 1), Run(YARDSTICK, 0, 100, 25.0, 250, None, 1),
+            Run(YARDSTICK, 1, 100, 40.0, 250, None, 1), Run(OURS, 1, 100, 40.0, 300, None, 1)]
+    trials = throughput.ratio_line(runs, "trials a second", lambda run: run.trials_per_s)
+    epochs = throughput.ratio_line(runs, "epochs a second", lambda run: run.epochs_per_s)
+    # trials: 0.5x and 1.0x, geometric mean 0.71x; epochs: 0.6x and 1.2x, 0.85x
+    assert trials.startswith("this driver / yardstick, trials a second: geometric mean 0.71x")
+    assert epochs.startswith("this driver / yardstick, epochs a second: geometric mean 0.85x")
+    assert trials.endswith("over 2 pairs")
 
 
 @pytest.mark.parametrize("argument", ["--pairs=0", "--trials=0", "--workers=0", "--epoch-s=-1"])
