@@ -158,14 +158,14 @@ class WorkerStarts:
         # the parent is the second field after the name, which may hold spaces and ")"
         return None if stat is None else int(stat[stat.rindex(")") + 2:].split()[1])
 
-    def _descends(self, pid: int) -> bool:
+    def _descends(self, pid: int | None) -> bool:
+        """Whether ``pid`` is this process or below it (None: a process gone)."""
         for _ in range(16):  # raylet, worker: a few generations at most
             if pid == self._root:
                 return True
-            parent = self._parent(pid)
-            if parent is None or pid <= 1:
+            if pid is None or pid <= 1:
                 return False
-            pid = parent
+            pid = self._parent(pid)
         return False
 
     def _judge(self, pid: int) -> bool | None:
@@ -176,7 +176,8 @@ class WorkerStarts:
             return False
         if not is_ray_worker(command.split("\0")):
             return None
-        return self._parent(pid) not in self._workers and self._descends(pid)
+        parent = self._parent(pid)  # read once: the first step of the descent
+        return parent not in self._workers and self._descends(parent)
 
     def _look(self) -> None:
         pids = self._pids()

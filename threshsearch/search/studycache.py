@@ -102,20 +102,23 @@ class CachedStudyStorage(_CachedStorage):
         if held is None:
             super().set_trial_param(trial_id, param_name, param_value_internal, distribution)
             return
-        with self._lock:
-            study_id, _ = self._trial_id_to_study_id_and_number[trial_id]
-            known = self._studies[study_id].param_distribution.get(param_name)
+        _, distributions = self._known_distributions(trial_id)
+        known = distributions.get(param_name)
         if known is not None:
             check_distribution_compatibility(known, distribution)
         held[param_name] = (param_value_internal, distribution)
+
+    def _known_distributions(self, trial_id: int) -> tuple[int, dict[str, BaseDistribution]]:
+        """(study id, a copy of the distributions this cache knows in the trial's study)."""
+        with self._lock:
+            study_id, _ = self._trial_id_to_study_id_and_number[trial_id]
+            return study_id, dict(self._studies[study_id].param_distribution)
 
     def _write_held(self, trial_id: int) -> None:
         held = self._held.pop(trial_id, {})
         if not held:
             return
-        with self._lock:
-            study_id, _ = self._trial_id_to_study_id_and_number[trial_id]
-            known = dict(self._studies[study_id].param_distribution)
+        study_id, known = self._known_distributions(trial_id)
         with _create_scoped_session(self._backend.scoped_session) as session:
             row = rdb_models.TrialModel.find_or_raise_by_id(trial_id, session, for_update=True)
             self._backend.check_trial_is_updatable(trial_id, row.state)
