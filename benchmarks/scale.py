@@ -6,11 +6,13 @@ workers, and, in the same run, the same surrogate under plain Ray Tune (Tuner + 
 Measured on the driver: its process CPU time per trial (sampled as trials end, per window of
 ``--window`` trials: the window ending at the 1,000th trial, or at a third of a smaller run,
 against the last one), the slowest rung decision (the scheduler's ``decide``, its CPU time), its
-resident memory (sampled; and the peak), and trials per second.
+resident memory (sampled; and the peak), and trials per second. The samples are written to
+the run's folder as they are taken (``driver.csv``): a run stopped before its end keeps them.
 
     python -m benchmarks.scale --trials 120 --workers 16 --window 40   # smoke: 7 minutes
     python -m benchmarks.scale --trials 2000 --without-ray             # the driver alone
     python -m benchmarks.scale --trials 10000 --storage postgresql     # the issue's size
+    python -m benchmarks.scale --from-samples runs/scale/RUN/driver.csv  # a run cut short
 
 ``--stored-yardstick`` runs the yardstick a second time with its Optuna study in the run's
 storage (the issue's yardstick keeps it in memory): how much of the difference between the
@@ -55,6 +57,9 @@ if TYPE_CHECKING:
 
 SPACE = Path(__file__).with_name("scale.yaml")
 PAGE = os.sysconf("SC_PAGE_SIZE")
+SAMPLE_COLUMNS = ("trials_ended", "cpu_s", "rss_mib", "decisions", "decisions_cpu_s",
+                  "slowest_decision_s", "decisions_over_50ms")
+SLOW_DECISION_S = 0.05  # the issue's bound on one rung decision
 
 
 def rss_mib() -> float:
@@ -106,11 +111,15 @@ def local_postgres() -> Iterator[str]:
 
 class DriverMeter:
     """Samples of the driver as trials end, and the scheduler's decision times: installed
-    around the searcher's and the scheduler's methods for one run."""
+    around the searcher's and the scheduler's methods for one run. With ``log``, each sample
+    is also appended to that file as it is taken (a line naming the run's ``trials`` and
+    ``window``, then SAMPLE_COLUMNS, the decisions so far included), so that a run stopped
+    or crashed before its end still leaves its figures (``--from-samples``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, log: Path | None = None, trials: int = 0, window: int = 1) -> None:
         self.samples: list[tuple[int, float, float]] = []  # (trials ended, cpu s, rss MiB)
         self.decisions: list[float] = []  # CPU seconds of each rung decision
+        self.log, self.trials, self.window = log, trials, window
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
@@ -118,20 +127,34 @@ class DriverMeter:
         from threshsearch.search.searcher import StudySearcher
 
         complete, decide = StudySearcher.on_trial_complete, ParetoSuccessiveHalving.decide
+        stream = None if self.log is None else open(self.log, "w", buffering=1)  # noqa: SIM115
+        if stream is not None:
+            stream.write(f"# trials={self.trials} window={self.window}\n"
+                         + ",".join(SAMPLE_COLUMNS) + "\n")
+        # Kept as they come: a sum over every decision at each sample would cost the
+        # driver more as the run goes on, inside the very windows being compared.
+        total, slowest, over = 0.0, 0.0, 0
 
         def timed_decide(scheduler, *args, **kwargs):
+            nonlocal total, slowest, over
             # CPU time of the deciding thread: on a shared machine wall time would count
             # the moments the OS gave the core to someone else.
             start = time.thread_time()
             try:
                 return decide(scheduler, *args, **kwargs)
             finally:
-                self.decisions.append(time.thread_time() - start)
+                took = time.thread_time() - start
+                self.decisions.append(took)
+                total, slowest, over = total + took, max(slowest, took), \
+                    over + (took > SLOW_DECISION_S)
 
         def sampled_complete(searcher, *args, **kwargs):
             complete(searcher, *args, **kwargs)
-            self.samples.append((searcher.index.counts().finished, time.process_time(),
-                                 rss_mib()))
+            sample = (searcher.index.counts().finished, time.process_time(), rss_mib())
+            self.samples.append(sample)
+            if stream is not None:
+                stream.write(f"{sample[0]},{sample[1]!r},{sample[2]!r},"
+                             f"{len(self.decisions)},{total!r},{slowest!r},{over}\n")
 
         StudySearcher.on_trial_complete = sampled_complete
         ParetoSuccessiveHalving.decide = timed_decide
@@ -140,15 +163,86 @@ class DriverMeter:
         finally:
             StudySearcher.on_trial_complete = complete
             ParetoSuccessiveHalving.decide = decide
+            if stream is not None:
+                stream.close()
 
-    def cpu_ms_per_trial(self, end: int, window: int) -> float | None:
-        """Driver CPU per trial over the ``window`` trials ending at the ``end``-th."""
-        ends = np.array([count for count, _, _ in self.samples])
-        cpu = np.array([seconds for _, seconds, _ in self.samples])
-        last, first = np.searchsorted(ends, end), np.searchsorted(ends, end - window)
-        if last >= len(ends) or first >= last:
+    def decision_line(self) -> str | None:
+        """The table's line on rung decisions, None when there were none."""
+        if not self.decisions:
             return None
-        return (cpu[last] - cpu[first]) / (ends[last] - ends[first]) * 1e3
+        decisions = np.array(self.decisions) * 1e3
+        return decision_line(len(decisions), decisions.sum(), decisions.max(),
+                             int((decisions > SLOW_DECISION_S * 1e3).sum()))
+
+
+def cpu_ms_per_trial(samples: list[tuple[int, float, float]], end: int,
+                     window: int) -> float | None:
+    """Driver CPU per trial over the ``window`` trials ending at the ``end``-th, from
+    ``samples`` (trials ended, CPU seconds, RSS) in the order taken."""
+    ends = np.array([count for count, _, _ in samples])
+    cpu = np.array([seconds for _, seconds, _ in samples])
+    last, first = np.searchsorted(ends, end), np.searchsorted(ends, end - window)
+    if last >= len(ends) or first >= last:
+        return None
+    return (cpu[last] - cpu[first]) / (ends[last] - ends[first]) * 1e3
+
+
+def decision_line(count: int, total_ms: float, slowest_ms: float, over: int) -> str:
+    """The table's line on ``count`` rung decisions of ``total_ms`` CPU time in all."""
+    return (f"| rung decisions (CPU time) | {count}, mean {total_ms / count:.2f} ms, slowest "
+            f"{slowest_ms:.1f} ms, {over} over {SLOW_DECISION_S * 1e3:g} ms |")
+
+
+def driver_lines(samples: list[tuple[int, float, float]], window: int, trials: int,
+                 decisions: str | None, peak_mib: float | None) -> list[str]:
+    """The table's lines on the driver: CPU per trial in the window ending at the 1,000th
+    trial (or at twice the window in a run of fewer than 1,000 + ``window`` ``trials``)
+    against the last window, the rung decisions' line, and memory."""
+    early_end = 1000 if trials >= 1000 + window else 2 * window
+    late_end = samples[-1][0] if samples else 0
+    early, late = (cpu_ms_per_trial(samples, early_end, window),
+                   cpu_ms_per_trial(samples, late_end, window))
+    lines = []
+    if early is not None and late is not None:
+        lines += [f"| driver CPU per trial, trials {early_end - window + 1}-{early_end} | "
+                  f"{early:.1f} ms |",
+                  f"| driver CPU per trial, trials {late_end - window + 1}-{late_end} | "
+                  f"{late:.1f} ms |",
+                  f"| ratio, last window / early window | {late / early:.2f}x |"]
+    if decisions is not None:
+        lines.append(decisions)
+    if samples:
+        peak_text = "" if peak_mib is None else f", peak {peak_mib:.0f} MiB"
+        lines.append(f"| driver RSS at the first / last sample"
+                     f"{', peak' if peak_text else ''} | {samples[0][2]:.0f} / "
+                     f"{samples[-1][2]:.0f} MiB{peak_text} |")
+    return lines
+
+
+def summarise_samples(path: Path) -> list[str]:
+    """The driver's lines from a run's samples file (``DriverMeter``'s log), as the run
+    printed them or, for a run stopped early, over the windows it reached (decisions taken
+    after its last sample left out)."""
+    with open(path) as stream:
+        lines = stream.readlines()
+    run = lines[0].split() if lines else []
+    try:
+        trials, window = (int(run[index].split("=")[1]) for index in (1, 2))
+    except (IndexError, ValueError):
+        trials = window = None
+    if (trials is None or run[0] != "#" or len(lines) < 2
+            or lines[1].strip() != ",".join(SAMPLE_COLUMNS)):
+        sys.exit(f"{path}: not a driver-samples file (expected '# trials=N window=W', then "
+                 f"the columns {','.join(SAMPLE_COLUMNS)})")
+    # A run killed while writing leaves its last line without its end.
+    rows = [line.split(",") for line in lines[2:] if line.endswith("\n")]
+    samples = [(int(row[0]), float(row[1]), float(row[2])) for row in rows]
+    last = rows[-1] if rows else None
+    decisions = (decision_line(int(last[3]), float(last[4]) * 1e3, float(last[5]) * 1e3,
+                               int(last[6])) if last and int(last[3]) else None)
+    reached = samples[-1][0] if samples else 0
+    return [f"{reached} of {trials} trials ended in {path}", "| figure | value |", "|---|---|",
+            *driver_lines(samples, window, trials, decisions, None)]
 
 
 def run_driver_alone(space: SearchSpace, log: Path) -> tuple[optuna.Study, float]:
@@ -256,7 +350,13 @@ def main() -> None:
                         help="the driver's own work alone: trials one after another in "
                              "this process (no Ray, no yardstick)")
     parser.add_argument("--folder", type=Path, default=Path("runs/scale"))
+    parser.add_argument("--from-samples", type=Path, metavar="CSV",
+                        help="only print the driver's figures from a run's driver.csv (one "
+                             "stopped before its end included)")
     args = parser.parse_args()
+    if args.from_samples is not None:
+        print("\n".join(summarise_samples(args.from_samples)))
+        return
     refuse_counts_below_one(parser, args, ("trials", "workers", "window"))
     if args.stored_yardstick and (args.no_yardstick or args.without_ray):
         parser.error("--stored-yardstick runs a yardstick: not with --no-yardstick or "
@@ -281,7 +381,9 @@ def main() -> None:
                                        storage=url, name=f"scale-{folder.name}",
                                        **({"sampler": args.sampler} if args.sampler else {}))
         space = space.replace(study=settings)
-        meter, plain, stored = DriverMeter(), None, None
+        window = min(args.window, max(1, args.trials // 3))
+        meter = DriverMeter(folder / "driver.csv", args.trials, window)
+        plain, stored = None, None
         if args.without_ray:
             with meter.installed():
                 study, wall = run_driver_alone(space, folder / "progress.log")
@@ -296,19 +398,12 @@ def main() -> None:
         stored_trials = study.get_trials(deepcopy=False)
         trials, draws = budget_and_draws(stored_trials)
         epochs = epochs_trained(stored_trials)
-        window = min(args.window, max(1, args.trials // 3))
         paces = wall_ms_by_window(stored_trials, window)
         if not args.without_ray and not args.no_yardstick:  # as many trials as counted here
             plain = run_plain_tune(space, trials, args.workers, args.epoch_s, folder)
             if args.stored_yardstick:
                 stored = run_plain_tune(space, trials, args.workers, args.epoch_s, folder, url)
 
-    early_end = 1000 if args.trials >= 1000 + window else 2 * window
-    late_end = meter.samples[-1][0] if meter.samples else 0
-    early, late = (meter.cpu_ms_per_trial(early_end, window),
-                   meter.cpu_ms_per_trial(late_end, window))
-    decisions = np.array(meter.decisions) * 1e3
-    rss = [mib for _, _, mib in meter.samples]
     storage_name = url.split(":", 1)[0]
     where = ("no Ray, one trial at a time" if args.without_ray else
              f"{args.workers} logical workers, {args.epoch_s * 1e3:g} ms an epoch")
@@ -316,18 +411,8 @@ def main() -> None:
           f"{where}, storage {storage_name}, sampler {space.sampler_choice.kind} (this "
           f"machine: {os.cpu_count()} cores, shared)")
     print("| figure | value |\n|---|---|")
-    if early is not None and late is not None:
-        print(f"| driver CPU per trial, trials {early_end - window + 1}-{early_end} | "
-              f"{early:.1f} ms |")
-        print(f"| driver CPU per trial, trials {late_end - window + 1}-{late_end} | "
-              f"{late:.1f} ms |")
-        print(f"| ratio, last window / early window | {late / early:.2f}x |")
-    if len(decisions):
-        print(f"| rung decisions (CPU time) | {len(decisions)}, mean {decisions.mean():.2f} ms, "
-              f"slowest {decisions.max():.1f} ms, {(decisions > 50).sum()} over 50 ms |")
-    if rss:
-        print(f"| driver RSS at the first / last sample, peak | {rss[0]:.0f} / {rss[-1]:.0f} "
-              f"MiB, peak {peak:.0f} MiB |")
+    print("\n".join(driver_lines(meter.samples, window, args.trials, meter.decision_line(),
+                                 peak)))
     print(f"| trials per second, this driver (repeats not counted) | {trials / wall:.2f} "
           f"({wall:.0f} s; {epochs / trials:.2f} epochs a trial) |")
     for name, yardstick in (("", plain), (f" (its study in {storage_name})", stored)):
