@@ -1,6 +1,7 @@
 """Early-stopping schedulers for Ray Tune, chosen by the space's ``early_stopping.kind``:
 ``pareto`` (successive halving ranked on every objective), ``asha`` (the same, ranked on
-validation accuracy alone) and ``none``. Imported by the driver only: it imports Ray."""
+validation accuracy alone) and ``none`` (first in, first out; all three choose the next trial
+to run as ``fifo.LiveFIFOScheduler`` does). Imported by the driver only: it imports Ray."""
 
 from __future__ import annotations
 
@@ -8,14 +9,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from optuna.trial import FrozenTrial
-from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+from ray.tune.schedulers import TrialScheduler
 
 from threshsearch.search.evidence import rung_evidence
 from threshsearch.search.objectives import METRICS
+from threshsearch.search.schedulers.fifo import LiveFIFOScheduler
 from threshsearch.search.schedulers.pareto import ParetoSuccessiveHalving, rung_milestones
 from threshsearch.search.space import SearchSpace
 
-__all__ = ["EarlyStopper", "ParetoSuccessiveHalving", "make_early_stopper", "rung_milestones"]
+__all__ = ["EarlyStopper", "LiveFIFOScheduler", "ParetoSuccessiveHalving", "make_early_stopper",
+           "rung_milestones"]
 
 
 @dataclass
@@ -40,7 +43,7 @@ def make_early_stopper(space: SearchSpace, trials: Sequence[FrozenTrial]) -> Ear
     """The space's scheduler, its rungs rebuilt from the trials already in the study."""
     early = space.early_stopping
     if early.kind == "none":
-        return EarlyStopper(FIFOScheduler())
+        return EarlyStopper(LiveFIFOScheduler())
     metrics, directions = ranked_objectives(space)
     milestones = rung_milestones(early.grace_epochs, early.reduction_factor, space.train.epochs)
     evidence = rung_evidence(trials, metrics, directions, milestones)

@@ -21,11 +21,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from ray.tune.experiment import Trial
-from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+from ray.tune.schedulers import TrialScheduler
 
 from threshsearch.search.evidence import RungRecord, objective_vector
 from threshsearch.search.pareto import pareto_fronts
 from threshsearch.search.reports import BASELINE
+from threshsearch.search.schedulers.fifo import LiveFIFOScheduler
 
 
 def rung_milestones(grace_epochs: int, reduction_factor: int, max_epochs: int) -> list[int]:
@@ -37,7 +38,7 @@ def rung_milestones(grace_epochs: int, reduction_factor: int, max_epochs: int) -
     return milestones
 
 
-class ParetoSuccessiveHalving(FIFOScheduler):
+class ParetoSuccessiveHalving(LiveFIFOScheduler):
     """See the module docstring. ``evidence`` seeds the rungs (a resumed study's records);
     ``stop_reasons`` maps each stopped Ray trial id to why, in words."""
 
