@@ -13,6 +13,7 @@ def test_a_simulated_run_ends_with_its_running_trials_alone_live():
     assert len(trials) == 300
     assert [trial.status for trial in trials[-7:]] == [Trial.RUNNING] * 7
     assert {trial.status for trial in trials[:-7]} == {Trial.TERMINATED}
+    # The run asked for a choice after each addition: the ended trials are gone already.
+    assert list(live._live) == trials[-7:]
     assert live.choose_trial_to_run(controller) is FIFOScheduler().choose_trial_to_run(
         controller) is None
-    assert list(live._live) == trials[-7:]

@@ -4,30 +4,37 @@ run."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler
+
+if TYPE_CHECKING:
+    from ray.tune.execution.tune_controller import TuneController
 
 ENDED = (Trial.TERMINATED, Trial.ERROR)
 
 
 class LiveFIFOScheduler(FIFOScheduler):
-    """FIFOScheduler's choice (the first PENDING trial in the order Tune added them, else the
-    first PAUSED one) made over the trials not yet ended, kept in that order as they are
-    added. FIFOScheduler reads every trial of the run, twice, at every step of Tune's loop:
-    through Ray at 4,800 trials that took about 6 % of the driver's time (py-spy,
+    """FIFOScheduler's choice (the first PENDING trial in the order of Tune's trial list,
+    else the first PAUSED one) made over the trials not yet ended, kept in that order as they
+    are added. FIFOScheduler reads every trial of the run, twice, at every step of Tune's
+    loop: through Ray at 4,800 trials that took about 6 % of the driver's time (py-spy,
     docs/benchmarks.md, "Driver at scale"), a share that grows with the run. A trial that has
-    ended does not come back within a run (Tune sends a trial it retries back to PENDING
-    without ending it), so it leaves at the first look after it ends."""
+    ended stays ended within a run, so it leaves at the first look after it ends; a trial
+    Tune retries is not one: Tune moves it to the end of its list and adds it again (ERROR
+    and back to PENDING in one step), and so does this list."""
 
     def __init__(self) -> None:
         super().__init__()
-        self._live: dict[Trial, None] = {}  # a dict for its order: the order trials came
+        self._live: dict[Trial, None] = {}  # a dict for its order: the order of Tune's list
 
-    def on_trial_add(self, tune_controller, trial: Trial) -> None:
+    def on_trial_add(self, tune_controller: TuneController, trial: Trial) -> None:
         super().on_trial_add(tune_controller, trial)
+        self._live.pop(trial, None)  # added again (a retry): now last, as in Tune's list
         self._live[trial] = None
 
-    def choose_trial_to_run(self, tune_controller) -> Trial | None:
+    def choose_trial_to_run(self, tune_controller: TuneController) -> Trial | None:
         for trial in [trial for trial in self._live if trial.status in ENDED]:
             del self._live[trial]
         for status in (Trial.PENDING, Trial.PAUSED):
