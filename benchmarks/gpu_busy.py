@@ -9,39 +9,25 @@ import os
 import shutil
 import statistics
 import subprocess
-import threading
 import time
 from collections.abc import Callable
 
 import torch
 
+from benchmarks.periodic import Periodic
 
-class BusySampler:
-    """Reads a busy percentage every ``period_s`` in a thread, with wall-clock stamps."""
+
+class BusySampler(Periodic):
+    """Reads a busy percentage every ``period_s`` in a thread, with wall-clock stamps; a
+    broken reader ends sampling (``error`` says why)."""
 
     def __init__(self, read: Callable[[], float], period_s: float):
+        super().__init__(period_s, at_start=True, at_exit=False)
         self.read, self.period_s = read, period_s
         self.samples: list[tuple[float, float]] = []
-        self.error: str | None = None  # why sampling stopped early, if it did
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.samples.append((time.time(), self.read()))
-            except Exception as error:  # a broken reader ends sampling, not the run
-                self.error = " ".join(f"{type(error).__name__}: {error}".split())[:200]
-                return
-            self._stop.wait(self.period_s)
-
-    def __enter__(self) -> BusySampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+    def _tick(self) -> None:
+        self.samples.append((time.time(), self.read()))
 
     def share(self, start: float, end: float) -> float | None:
         """The mean busy share of the samples taken from ``start`` to ``end``."""

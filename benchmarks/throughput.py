@@ -31,7 +31,6 @@ import argparse
 import contextlib
 import math
 import os
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from benchmarks.periodic import Periodic
 from benchmarks.scale import (
     SPACE,
     budget_and_draws,
@@ -113,7 +113,7 @@ def is_ray_worker(argv: list[str]) -> bool:
     return any(arg.endswith("default_worker.py") for arg in argv[1:])
 
 
-class WorkerStarts:
+class WorkerStarts(Periodic):
     """Counts the Ray worker processes this process's Ray starts while it runs: new
     processes (found in /proc every ``every_s``) that descend from this one (a local Ray's
     raylet is its child, the workers the raylet's: another Ray on the machine is left out),
@@ -124,18 +124,16 @@ class WorkerStarts:
     /proc could not be read throughout."""
 
     def __init__(self, every_s: float = 0.5, rounds: int = 4) -> None:
-        self.every_s, self.rounds = every_s, rounds
+        super().__init__(every_s, at_start=False, at_exit=True)
+        self.rounds = rounds
         self.count = 0
-        self.error: str | None = None
         self._root = os.getpid()
-        self._stop = threading.Event()
         try:
             self._seen = self._pids()
         except OSError as error:  # no /proc here
             self._seen, self.error = set(), f"{type(error).__name__}: {error}"
         self._workers: set[int] = set()
         self._unsure: dict[int, int] = {}  # pid: looks left at it
-        self._thread = threading.Thread(target=self._watch, daemon=True)
 
     @property
     def started(self) -> int | None:
@@ -179,7 +177,7 @@ class WorkerStarts:
         parent = self._parent(pid)  # read once: the first step of the descent
         return parent not in self._workers and self._descends(parent)
 
-    def _look(self) -> None:
+    def _tick(self) -> None:
         pids = self._pids()
         for pid in pids - self._seen:
             self._unsure[pid] = self.rounds
@@ -194,24 +192,6 @@ class WorkerStarts:
                 del self._unsure[pid]
             else:
                 self._unsure[pid] -= 1
-
-    def _watch(self) -> None:
-        if self.error:
-            return
-        try:
-            while not self._stop.wait(self.every_s):
-                self._look()
-            self._look()
-        except Exception as error:  # a failed look ends the count, not the benchmark
-            self.error = " ".join(f"{type(error).__name__}: {error}".split())[:200]
-
-    def __enter__(self) -> WorkerStarts:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def geometric_mean_interval(ratios: list[float], confidence: float = 0.95
