@@ -23,7 +23,7 @@ class BusySampler(Periodic):
 
     def __init__(self, read: Callable[[], float], period_s: float):
         super().__init__(period_s, at_start=True, at_exit=False)
-        self.read, self.period_s = read, period_s
+        self.read = read
         self.samples: list[tuple[float, float]] = []
 
     def _tick(self) -> None:

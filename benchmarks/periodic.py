@@ -27,7 +27,7 @@ class Periodic:
         if self.error:
             return
         try:
-            if self.at_start:
+            if self.at_start and not self._stop.is_set():  # not if left before it began
                 self._tick()
             while not self._stop.wait(self.every_s):
                 self._tick()

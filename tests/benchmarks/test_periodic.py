@@ -38,3 +38,27 @@ def test_an_error_before_entering_means_no_call():
     with counting:
         pass
     assert counting.calls == 0 and counting.error == "no /proc"
+
+
+def test_no_call_at_start_once_it_is_told_to_stop():
+    counting = Counting(at_start=True, at_exit=False)
+    counting._stop.set()  # left before its thread began
+    with counting:
+        pass
+    assert counting.calls == 0
+
+
+def test_a_failure_between_start_and_exit_ends_the_calls_there():
+    class ThirdFails(Periodic):
+        def __init__(self):
+            super().__init__(0.001, at_start=True, at_exit=True)
+            self.calls = 0
+
+        def _tick(self) -> None:
+            self.calls += 1
+            if self.calls == 3:
+                raise ValueError("x" * 300)
+
+    with ThirdFails() as failing:
+        failing._thread.join(timeout=10)  # it ends by itself at the third call
+    assert failing.calls == 3 and failing.error == ("ValueError: " + "x" * 300)[:200]
