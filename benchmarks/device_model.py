@@ -22,6 +22,11 @@ a runtime with a layout rule (ONNX Runtime), rows "(unsplit)": the model fitted 
 timings with each group's blocked and plain operations pooled, as before the rule, against
 the same reference (the side-by-side comparison of the two; the pooled groups hold the
 samples chosen per layout, up to twice as many as a profile without the rule would time).
+``--first-round`` adds rows "(first round)": the model fitted to the first profiling round's
+timings alone, as a profile of one round would have made it (its profiling time: the
+profile's divided by its rounds). ``--half-timings`` adds rows "(half timings)": a second
+profile, after the first, whose timings each stop at half the time floor and cap. Both are
+scored against the same reference as the profile itself.
 ``--probes N`` (10) calibration networks are re-timed with each reference: the fastest of
 their reference rounds over the fastest of their profiling rounds is the machine's drift
 since profiling, printed beside the figures (a diagnostic, not a correction).
@@ -33,6 +38,7 @@ import argparse
 import csv
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +46,14 @@ import torch
 
 from threshsearch.config import ArchitectureConfig
 from threshsearch.devicemodel.calibration import error_summary
-from threshsearch.devicemodel.profiling import ROUNDS, fit_device_model, time_device
+from threshsearch.devicemodel.profiling import (
+    NETWORK_TIMING,
+    OPERATION_TIMING,
+    ROUNDS,
+    DeviceTimings,
+    fit_device_model,
+    time_device,
+)
 from threshsearch.devicemodel.runtimes import make_runtime
 from threshsearch.latency import LatencySettings, time_passes
 from threshsearch.nn import build_model
@@ -93,7 +106,7 @@ def evaluate(models: dict[str, object], runtime, networks, input_size: int, args
     median, fastest = np.median(rounds, axis=0), rounds.min(axis=0)
     steady = np.all(np.abs(rounds / median - 1) <= 0.10, axis=0)
     rows = {}
-    for label, model in models.items():
+    for label, (model, _) in models.items():
         predicted = np.array([model.predict_ms(config) for config in networks])
         summary = error_summary(predicted, median)
         summary["networks_count"] = summary.pop("networks")
@@ -112,20 +125,51 @@ def evaluate(models: dict[str, object], runtime, networks, input_size: int, args
     return rows
 
 
+def half_length(settings: LatencySettings) -> LatencySettings:
+    """``settings`` with its time floor and cap halved (the same passes minimum)."""
+    return replace(settings, min_time_s=settings.min_time_s / 2,
+                   max_time_s=settings.max_time_s / 2)
+
+
+def first_round(timings: DeviceTimings) -> DeviceTimings:
+    """``timings`` as if profiling had stopped after its first round."""
+    first = timings.by_round[0]
+    operations = len(timings.operations)
+    return replace(timings, by_round=timings.by_round[:1], call_overhead_ms=float(first[0]),
+                   operations=[(op, max(0.0, float(ms) - first[0])) for (op, _), ms in zip(
+                       timings.operations, first[1:1 + operations], strict=True)],
+                   measured_ms=first[1 + operations:])
+
+
 def profile(space_path: Path, runtime_name: str, input_size: int, args) -> tuple:
-    """The space's device model, and with ``--unsplit`` (for a runtime with a layout rule)
-    the model fitted to the same timings with each group's layouts pooled; profiling's
-    seconds."""
-    started = time.perf_counter()
+    """The space's device models by label (the row's suffix), each with its profiling
+    seconds: the profile; with ``--unsplit`` (for a runtime with a layout rule) the model
+    fitted to the same timings with each group's layouts pooled; with ``--first-round`` the
+    model fitted to the first round's timings alone (its seconds: the profile's share of
+    one round); with ``--half-timings`` a second profile whose timings are half as long.
+    And the probes: calibration networks with their time at profiling."""
     networks = profiled_networks(load_space(space_path), args.draws, input_size, seed=0)
-    timings = time_device(networks, runtime=runtime_name, input_size=input_size,
-                          threads=args.threads, calibration_networks=args.calibration,
-                          rounds=args.rounds, seed=0)
-    models = {"": fit_device_model(timings, timings.layout)}
+
+    def timed(**timing) -> tuple[DeviceTimings, float]:
+        started = time.perf_counter()
+        timings = time_device(networks, runtime=runtime_name, input_size=input_size,
+                              threads=args.threads, calibration_networks=args.calibration,
+                              rounds=args.rounds, seed=0, **timing)
+        return timings, time.perf_counter() - started
+
+    timings, seconds = timed()
+    models = {"": (fit_device_model(timings, timings.layout), seconds)}
     if args.unsplit and timings.layout is not None:
-        models[" (unsplit)"] = fit_device_model(timings, None)
+        models[" (unsplit)"] = (fit_device_model(timings, None), seconds)
+    if args.first_round:
+        models[" (first round)"] = (fit_device_model(first_round(timings), timings.layout),
+                                    seconds / args.rounds)
+    if args.half_timings:
+        half, half_seconds = timed(operation_timing=half_length(OPERATION_TIMING),
+                                   network_timing=half_length(NETWORK_TIMING))
+        models[" (half timings)"] = (fit_device_model(half, half.layout), half_seconds)
     probes = list(zip(timings.calibration, timings.measured_ms, strict=True))[:args.probes]
-    return models, probes, time.perf_counter() - started
+    return models, probes
 
 
 def _drift(row: dict) -> str:
@@ -158,7 +202,14 @@ def main() -> None:
     parser.add_argument("--unsplit", action="store_true",
                         help="also score, against the same reference, the model fitted to "
                              "the same timings with the layout rule's groups pooled")
+    parser.add_argument("--first-round", action="store_true",
+                        help="also score the model fitted to the first profiling round alone")
+    parser.add_argument("--half-timings", action="store_true",
+                        help="also profile with each timing's time floor and cap halved and "
+                             "score that model against the same reference")
     args = parser.parse_args()
+    if args.first_round and args.rounds < 2:
+        parser.error("--first-round compares with a profile of --rounds 2 or more")
     if args.probes < 0:
         parser.error(f"--probes {args.probes}: expected 0 or more")
     if not args.spaces and 224 not in args.preset_sizes:
@@ -170,36 +221,34 @@ def main() -> None:
 
     rows = []
 
-    def measure(runtime, runtime_name, models, networks_label, networks, input_size,
-                seconds, probes):
+    def measure(runtime, runtime_name, models, networks_label, networks, input_size, probes):
         for suffix, row in evaluate(models, runtime, networks, input_size, args,
                                     probes).items():
             rows.append({"runtime": runtime_name, "networks": networks_label + suffix,
-                         "profiling_s": seconds} | row)
+                         "profiling_s": models[suffix][1]} | row)
 
     for runtime_name in args.runtimes:
         runtime = make_runtime(runtime_name, args.threads)
         for name in args.spaces:
             space = load_space(SPACES[name])
             print(f"{runtime_name} / {name}: profiling", flush=True)
-            models, probes, seconds = profile(SPACES[name], runtime_name, 32, args)
-            for model in models.values():
+            models, probes = profile(SPACES[name], runtime_name, 32, args)
+            for model, _ in models.values():
                 print(model.summary(), model.steadiness_warning(), flush=True)
             seen = {config.hash for config in space_networks(space, args.draws, 32, seed=0)}
             candidates = space_networks(space, 3 * args.networks, 32, seed=TEST_SEED)
             held_out = [config for config in candidates if config.hash not in seen]
-            measure(runtime, runtime_name, models, name, held_out[:args.networks], 32,
-                    seconds, probes)
+            measure(runtime, runtime_name, models, name, held_out[:args.networks], 32, probes)
             if name == "default" and 32 in args.preset_sizes:
                 measure(runtime, runtime_name, models, "presets@32",
-                        preset_networks(space.num_classes, 32), 32, seconds, probes)
+                        preset_networks(space.num_classes, 32), 32, probes)
         if 224 in args.preset_sizes:
             print(f"{runtime_name} / default at 224: profiling", flush=True)
-            models, probes, seconds = profile(SPACES["default"], runtime_name, 224, args)
-            for model in models.values():
+            models, probes = profile(SPACES["default"], runtime_name, 224, args)
+            for model, _ in models.values():
                 print(model.summary(), model.steadiness_warning(), flush=True)
             measure(runtime, runtime_name, models, "presets@224", preset_networks(10, 224),
-                    224, seconds, probes)
+                    224, probes)
 
     print("\n| runtime | networks | n | within ±10 % | median | p90 | max | Spearman | "
           "within ±10 % of the fastest | Spearman (fastest) | reference steady | "

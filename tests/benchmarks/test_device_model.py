@@ -27,3 +27,34 @@ def test_a_negative_probe_count_is_refused(monkeypatch, capsys):
         device_model.main()
     assert exit_info.value.code == 2
     assert "--probes -1: expected 0 or more" in capsys.readouterr().err
+
+
+def test_the_first_round_alone_is_what_a_profile_of_one_round_would_have_timed():
+    from tests.devicemodel.fakes import FakeClock, FakeRuntime, SlowSpellRuntime, small_networks
+    from threshsearch.devicemodel.profiling import time_device
+
+    def timed(runtime, rounds):
+        clock = FakeClock()
+        return time_device(small_networks(), runtime=runtime(clock), clock=clock,
+                           progress=False, calibration_networks=10, rounds=rounds)
+    per_round = timed(FakeRuntime, 1).by_round.shape[1]
+
+    def spelled(clock):  # the first round runs 3x slower than the second
+        return SlowSpellRuntime(clock, per_round)
+    unlucky = timed(spelled, 1)
+    first = device_model.first_round(timed(spelled, 2))
+    assert first.by_round.shape == (1, per_round)
+    assert first.call_overhead_ms == pytest.approx(unlucky.call_overhead_ms, rel=1e-6)
+    assert [ms for _, ms in first.operations] == pytest.approx(
+        [ms for _, ms in unlucky.operations], rel=1e-6)
+    assert first.measured_ms == pytest.approx(unlucky.measured_ms, rel=1e-6)
+    assert first.measured_ms != pytest.approx(timed(FakeRuntime, 1).measured_ms, rel=0.5)
+
+
+def test_first_round_needs_a_profile_of_two_rounds(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["device_model.py", "--first-round", "--rounds", "1"])
+    monkeypatch.setattr(device_model, "time_device", _never)
+    with pytest.raises(SystemExit) as exit_info:
+        device_model.main()
+    assert exit_info.value.code == 2
+    assert "--first-round compares with a profile of --rounds 2" in capsys.readouterr().err

@@ -106,3 +106,28 @@ def test_small_operations_are_cycled_through_copies_and_large_ones_are_not():
     assert all(copies_for(op, 1) > 1 for op in ops)  # tiny: each far below the caches
     big = max(ops, key=lambda op: op.features()[1])
     assert copies_for(big, 100_000) == 1
+
+
+
+def test_timings_stop_as_their_settings_say():
+    from dataclasses import replace
+
+    from threshsearch.devicemodel.profiling import NETWORK_TIMING, OPERATION_TIMING, time_device
+
+    def halved(settings):
+        return replace(settings, min_time_s=settings.min_time_s / 2,
+                       max_time_s=settings.max_time_s / 2)
+
+    def timed(**settings):
+        clock = FakeClock()
+        return time_device(small_networks(), runtime=FakeRuntime(clock), clock=clock,
+                           progress=False, calibration_networks=10, **settings)
+    full = timed()
+    half = timed(operation_timing=halved(OPERATION_TIMING),
+                 network_timing=halved(NETWORK_TIMING))
+    # The fake device's passes all take the same time: every estimate settles at its floor
+    # (the warm-ups, not halved, keep the ratio above one half).
+    assert half.seconds < 0.7 * full.seconds
+    assert [ms for _, ms in half.operations] == pytest.approx(
+        [ms for _, ms in full.operations], rel=1e-6)
+    assert half.measured_ms == pytest.approx(full.measured_ms, rel=1e-6)

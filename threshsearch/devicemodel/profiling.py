@@ -153,12 +153,14 @@ def time_device(configs: Iterable[ArchitectureConfig], *, runtime: str | Runtime
                 dtype: str = "float32", channels_last: bool = True,
                 calibration_networks: int = 30, samples_per_group: int = SAMPLES_PER_GROUP,
                 rounds: int = ROUNDS, progress: bool = True, clock: Clock = time.perf_counter,
-                seed: int = 0) -> DeviceTimings:
+                seed: int = 0, operation_timing: LatencySettings = OPERATION_TIMING,
+                network_timing: LatencySettings = NETWORK_TIMING) -> DeviceTimings:
     """Time what a device model of the networks ``configs`` needs (e.g. draws from a search
     space and the presets: the model covers the operations they contain): up to
     ``samples_per_group`` operations of each table group under the runtime's layout rule,
     and ``calibration_networks`` of the networks, chosen with ``seed``, whole. Each timing is
-    taken ``rounds`` times, in rounds over all of them, and its fastest round kept.
+    taken ``rounds`` times, in rounds over all of them, and its fastest round kept; an
+    operation's timing and a network's stop as ``operation_timing`` and ``network_timing`` say.
     ``runtime`` is a name or, for tests, a Runtime; ``clock`` is for tests. Holds the device
     lock exclusive for each timing."""
     _check_settings(batch_size, input_size, threads, dtype)
@@ -186,9 +188,11 @@ def time_device(configs: Iterable[ArchitectureConfig], *, runtime: str | Runtime
 
     previous_threads = torch.get_num_threads()
     timings: list[Callable[[], float]] = [lambda: call_overhead_ms(runtime, batch_size, clock)]
-    timings += [lambda op=op: _time_op(runtime, op, batch_size, clock) for op in op_list]
+    timings += [lambda op=op: _time_op(runtime, op, batch_size, operation_timing, clock)
+                for op in op_list]
     timings += [lambda config=config: _time_network(runtime, config, batch_size, input_size,
-                                                    clock) for config in calibration]
+                                                    network_timing, clock)
+                for config in calibration]
     bar = tqdm(total=rounds * len(timings), desc="device-profile", unit="timing",
                disable=not progress)
     lock = device_lock(device_key(torch.device("cpu")), LockSettings.from_env(os.environ))
@@ -298,14 +302,15 @@ def _round_spread_p90_pct(by_round: np.ndarray) -> float:
     return float(np.quantile(spreads, 0.9) * 100)
 
 
-def _time_op(runtime: Runtime, op: Op, batch_size: int, clock: Clock) -> float:
+def _time_op(runtime: Runtime, op: Op, batch_size: int, settings: LatencySettings,
+             clock: Clock) -> float:
     module, shapes = op_module(op)
     run = runtime.prepare(module, [(batch_size, *shape) for shape in shapes],
                           copies_for(op, batch_size))
-    return time_passes(run, OPERATION_TIMING, clock).p10_s * 1000
+    return time_passes(run, settings, clock).p10_s * 1000
 
 
 def _time_network(runtime: Runtime, config: ArchitectureConfig, batch_size: int,
-                  input_size: int, clock: Clock) -> float:
+                  input_size: int, settings: LatencySettings, clock: Clock) -> float:
     run = runtime.prepare(build_model(config), [(batch_size, 3, input_size, input_size)], 1)
-    return time_passes(run, NETWORK_TIMING, clock).p10_s * 1000
+    return time_passes(run, settings, clock).p10_s * 1000
