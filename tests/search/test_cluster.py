@@ -184,3 +184,27 @@ def test_a_bad_image_folder_is_named_before_ray_starts(tmp_path):
     data = {**TINY_SPACE, "data": {"dataset": "folder", "root": str(tmp_path / "none")}}
     with pytest.raises(SpaceError, match=r"data\.root: dataset folder: no class folders"):
         SearchSpace.from_dict(data)
+
+
+def test_tune_writes_its_experiment_state_at_the_start_and_when_forced_only(local_ray, tmp_path,
+                                                                            monkeypatch):
+    import os
+
+    from ray.train._internal.storage import StorageContext
+    from ray.tune.execution import experiment_state
+
+    from threshsearch.search.cluster import quiet_ray
+
+    monkeypatch.delenv("TUNE_GLOBAL_CHECKPOINT_S", raising=False)
+    quiet_ray()
+    now = [0.0]
+    monkeypatch.setattr(experiment_state.time, "monotonic", lambda: now[0])
+    manager = experiment_state._ExperimentCheckpointManager(
+        storage=StorageContext(storage_path=str(tmp_path), experiment_dir_name="run"),
+        checkpoint_period=os.environ["TUNE_GLOBAL_CHECKPOINT_S"])
+    writes = []
+    for _ in range(4):  # an hour apart: Tune's default period (10 s or more) writes each time
+        manager.sync_up_experiment_state(save_fn=lambda: writes.append("periodic"))
+        now[0] += 3600
+    manager.sync_up_experiment_state(save_fn=lambda: writes.append("forced"), force=True)
+    assert writes == ["periodic", "forced"]
