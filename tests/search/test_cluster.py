@@ -189,16 +189,19 @@ def test_a_bad_image_folder_is_named_before_ray_starts(tmp_path):
 def test_tune_writes_its_experiment_state_at_the_start_and_when_forced_only(local_ray, tmp_path,
                                                                             monkeypatch):
     import os
+    from types import SimpleNamespace
 
     from ray.train._internal.storage import StorageContext
     from ray.tune.execution import experiment_state
 
     from threshsearch.search.cluster import quiet_ray
 
-    monkeypatch.delenv("TUNE_GLOBAL_CHECKPOINT_S", raising=False)
+    # Set, then removed: the monkeypatch puts back afterwards what was there before.
+    monkeypatch.setenv("TUNE_GLOBAL_CHECKPOINT_S", "auto")
+    monkeypatch.delenv("TUNE_GLOBAL_CHECKPOINT_S")
     quiet_ray()
-    now = [0.0]
-    monkeypatch.setattr(experiment_state.time, "monotonic", lambda: now[0])
+    now = [0.0]  # Tune's module alone gets this clock, not the process
+    monkeypatch.setattr(experiment_state, "time", SimpleNamespace(monotonic=lambda: now[0]))
     manager = experiment_state._ExperimentCheckpointManager(
         storage=StorageContext(storage_path=str(tmp_path), experiment_dir_name="run"),
         checkpoint_period=os.environ["TUNE_GLOBAL_CHECKPOINT_S"])

@@ -27,7 +27,15 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def finished_study(tmp_path_factory):
+def earlier_tune_runs() -> set:
+    """Tune's run folders of every study in studies/ before this module's first run."""
+    from pathlib import Path
+
+    return set(Path("studies").glob("*/ray/run-*"))
+
+
+@pytest.fixture(scope="module")
+def finished_study(tmp_path_factory, earlier_tune_runs):
     ensure_local_ray()
     from threshsearch.search.runner import run_search
 
@@ -124,6 +132,20 @@ def test_the_workers_time_is_accounted_per_trial_and_per_run(finished_study):
             if t.user_attrs.get(WORKER_TIME)))
     assert summary.work.seconds[OUTSIDE] > 0
     assert sum(summary.work.shares().values()) == pytest.approx(1.0)
+
+
+def test_tune_keeps_no_statistics_of_an_ended_trial(finished_study, earlier_tune_runs):
+    import json
+
+    space, summary = finished_study
+    first = min(set((space.study_dir / "ray").glob("run-*")) - earlier_tune_runs)
+    states = list(first.glob("experiment_state-*.json"))
+    assert len(states) == 1  # written at the run's end, with every trial in it
+    trials = json.loads(states[0].read_text())["trial_data"]
+    trained = [t for t in summary.study.trials if t.user_attrs.get("status") == "complete"]
+    reported = [json.loads(run_metadata) for _, run_metadata in trials]
+    assert len([m for m in reported if "val_accuracy" in m["last_result"]]) >= len(trained)
+    assert all(m["metric_analysis"] == {} and m["metric_n_steps"] == {} for m in reported)
 
 
 def test_rerunning_resumes_and_never_trains_a_config_twice(finished_study):

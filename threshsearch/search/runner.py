@@ -1,8 +1,9 @@
 """The search run: open the study, start or join Ray, run the trials under Ray Tune with the
 study's searcher and early stopping, re-time the front.
 
-The searcher (``search/searcher.py``), the cluster checks (``search/cluster.py``) and the
-progress printer (``search/progress.py``) are rooms of their own; this module only puts them
+The searcher (``search/searcher.py``), the cluster checks (``search/cluster.py``), the
+progress printer (``search/progress.py``) and what Tune may forget of an ended trial
+(``search/endedtrials.py``) are rooms of their own; this module only puts them
 together. Importing it does not import Ray.
 """
 
@@ -116,6 +117,7 @@ def run_search(space: SearchSpace, address: str | None = None, quiet: bool = Fal
     import ray
     from ray import tune
 
+    from threshsearch.search.endedtrials import DropEndedTrialStatistics
     from threshsearch.search.schedulers import make_early_stopper
     from threshsearch.search.searcher import StudySearcher
 
@@ -164,7 +166,8 @@ def run_search(space: SearchSpace, address: str | None = None, quiet: bool = Fal
                                             time_budget_s=space.study.timeout_s),
                 run_config=tune.RunConfig(name=f"run-{time.strftime('%Y%m%d-%H%M%S')}",
                                           storage_path=str(experiment), verbose=0,
-                                          failure_config=tune.FailureConfig(max_failures=1)),
+                                          failure_config=tune.FailureConfig(max_failures=1),
+                                          callbacks=[DropEndedTrialStatistics()]),
             )
             start = time.perf_counter()
             tuner.fit()
