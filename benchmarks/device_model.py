@@ -25,7 +25,8 @@ samples chosen per layout, up to twice as many as a profile without the rule wou
 ``--first-round`` adds rows "(first round)": the model fitted to the first profiling round's
 timings alone, as a profile of one round would have made it (its profiling time: the
 profile's divided by its rounds). ``--half-timings`` adds rows "(half timings)": a second
-profile, after the first, whose timings each stop at half the time floor and cap. Both are
+profile, after the first, whose operations' and networks' timings each stop at half the time
+floor and cap (the one timing of the call overhead as before). Both are
 scored against the same reference as the profile itself.
 ``--probes N`` (10) calibration networks are re-timed with each reference: the fastest of
 their reference rounds over the fastest of their profiling rounds is the machine's drift
@@ -38,13 +39,14 @@ import argparse
 import csv
 import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from threshsearch.config import ArchitectureConfig
+from threshsearch.devicemodel import DeviceModel
 from threshsearch.devicemodel.calibration import error_summary
 from threshsearch.devicemodel.profiling import (
     NETWORK_TIMING,
@@ -89,24 +91,24 @@ def reference_rounds(runtime, networks, input_size: int, seconds: float, repeats
     return times
 
 
-def evaluate(models: dict[str, object], runtime, networks, input_size: int, args,
-             probes: Sequence[tuple[ArchitectureConfig, float]]) -> dict[str, dict]:
+def evaluate(models: dict[str, Profiled], runtime, networks, input_size: int, args,
+             probes: Sequence[ArchitectureConfig]) -> dict[str, dict]:
     """Each model's figures against one reference of ``networks``. ``probes`` (calibration
-    networks with their time at profiling, the fastest of its rounds) are re-timed in the
-    same rounds: the fastest of their reference rounds over that is the machine's drift since
-    profiling (like against like: both the fastest of their rounds), reported beside the
+    networks, the same for every model) are re-timed in the same rounds: the fastest of their
+    reference rounds over their time in the model's own profile (the fastest of its rounds)
+    is the machine's drift since that profile (like against like), reported beside the
     figures with the share within ±10 % of the fastest reference once the predictions are
     scaled by it (a diagnostic; the figures themselves are not corrected)."""
-    every = list(networks) + [config for config, _ in probes]
-    rounds = reference_rounds(runtime, every, input_size, args.reference_s, args.repeats,
-                              seed=len(networks))
-    drift = (rounds[:, len(networks):].min(axis=0) / np.array([ms for _, ms in probes])
-             if probes else None)
+    rounds = reference_rounds(runtime, list(networks) + list(probes), input_size,
+                              args.reference_s, args.repeats, seed=len(networks))
+    retimed = rounds[:, len(networks):].min(axis=0)
     rounds = rounds[:, :len(networks)]
     median, fastest = np.median(rounds, axis=0), rounds.min(axis=0)
     steady = np.all(np.abs(rounds / median - 1) <= 0.10, axis=0)
     rows = {}
-    for label, (model, _) in models.items():
+    for label, profiled in models.items():
+        model = profiled.model
+        drift = retimed / profiled.probe_ms if len(probes) else None
         predicted = np.array([model.predict_ms(config) for config in networks])
         summary = error_summary(predicted, median)
         summary["networks_count"] = summary.pop("networks")
@@ -125,6 +127,15 @@ def evaluate(models: dict[str, object], runtime, networks, input_size: int, args
     return rows
 
 
+@dataclass(frozen=True)
+class Profiled:
+    """A device model as scored: its profile's seconds and the probes' times in it."""
+
+    model: DeviceModel
+    seconds: float
+    probe_ms: np.ndarray
+
+
 def half_length(settings: LatencySettings) -> LatencySettings:
     """``settings`` with its time floor and cap halved (the same passes minimum)."""
     return replace(settings, min_time_s=settings.min_time_s / 2,
@@ -132,44 +143,53 @@ def half_length(settings: LatencySettings) -> LatencySettings:
 
 
 def first_round(timings: DeviceTimings) -> DeviceTimings:
-    """``timings`` as if profiling had stopped after its first round."""
+    """``timings`` as if profiling had stopped after its first round (its ``seconds`` an
+    estimate: the profile's, shared evenly between its rounds)."""
     first = timings.by_round[0]
     operations = len(timings.operations)
     return replace(timings, by_round=timings.by_round[:1], call_overhead_ms=float(first[0]),
                    operations=[(op, max(0.0, float(ms) - first[0])) for (op, _), ms in zip(
                        timings.operations, first[1:1 + operations], strict=True)],
-                   measured_ms=first[1 + operations:])
+                   measured_ms=first[1 + operations:],
+                   seconds=round(timings.seconds / len(timings.by_round), 3))
 
 
-def profile(space_path: Path, runtime_name: str, input_size: int, args) -> tuple:
-    """The space's device models by label (the row's suffix), each with its profiling
-    seconds: the profile; with ``--unsplit`` (for a runtime with a layout rule) the model
-    fitted to the same timings with each group's layouts pooled; with ``--first-round`` the
-    model fitted to the first round's timings alone (its seconds: the profile's share of
-    one round); with ``--half-timings`` a second profile whose timings are half as long.
-    And the probes: calibration networks with their time at profiling."""
+def profile(space_path: Path, runtime_name: str, input_size: int, args
+            ) -> tuple[dict[str, Profiled], list[ArchitectureConfig]]:
+    """The space's device models by label (the row's suffix): the profile; with
+    ``--unsplit`` (for a runtime with a layout rule) the model fitted to the same timings
+    with each group's layouts pooled; with ``--first-round`` the model fitted to the first
+    round's timings alone (its seconds estimated: the drawing of the networks and the
+    profile's share of one round); with ``--half-timings`` a second profile whose
+    operations' and networks' timings stop at half the floor and cap. And the probes: the
+    first ``--probes`` calibration networks (the same in every profile: one seed)."""
+    started = time.perf_counter()
     networks = profiled_networks(load_space(space_path), args.draws, input_size, seed=0)
+    drawn_s = time.perf_counter() - started
 
     def timed(**timing) -> tuple[DeviceTimings, float]:
         started = time.perf_counter()
         timings = time_device(networks, runtime=runtime_name, input_size=input_size,
                               threads=args.threads, calibration_networks=args.calibration,
                               rounds=args.rounds, seed=0, **timing)
-        return timings, time.perf_counter() - started
+        return timings, drawn_s + time.perf_counter() - started
+
+    def scored(timings: DeviceTimings, layout, seconds: float) -> Profiled:
+        return Profiled(fit_device_model(timings, layout), seconds,
+                        timings.measured_ms[:args.probes])
 
     timings, seconds = timed()
-    models = {"": (fit_device_model(timings, timings.layout), seconds)}
+    models = {"": scored(timings, timings.layout, seconds)}
     if args.unsplit and timings.layout is not None:
-        models[" (unsplit)"] = (fit_device_model(timings, None), seconds)
+        models[" (unsplit)"] = scored(timings, None, seconds)
     if args.first_round:
-        models[" (first round)"] = (fit_device_model(first_round(timings), timings.layout),
-                                    seconds / args.rounds)
+        models[" (first round)"] = scored(first_round(timings), timings.layout,
+                                          drawn_s + (seconds - drawn_s) / args.rounds)
     if args.half_timings:
         half, half_seconds = timed(operation_timing=half_length(OPERATION_TIMING),
                                    network_timing=half_length(NETWORK_TIMING))
-        models[" (half timings)"] = (fit_device_model(half, half.layout), half_seconds)
-    probes = list(zip(timings.calibration, timings.measured_ms, strict=True))[:args.probes]
-    return models, probes
+        models[" (half timings)"] = scored(half, half.layout, half_seconds)
+    return models, timings.calibration[:args.probes]
 
 
 def _drift(row: dict) -> str:
@@ -225,7 +245,7 @@ def main() -> None:
         for suffix, row in evaluate(models, runtime, networks, input_size, args,
                                     probes).items():
             rows.append({"runtime": runtime_name, "networks": networks_label + suffix,
-                         "profiling_s": models[suffix][1]} | row)
+                         "profiling_s": models[suffix].seconds} | row)
 
     for runtime_name in args.runtimes:
         runtime = make_runtime(runtime_name, args.threads)
@@ -233,8 +253,8 @@ def main() -> None:
             space = load_space(SPACES[name])
             print(f"{runtime_name} / {name}: profiling", flush=True)
             models, probes = profile(SPACES[name], runtime_name, 32, args)
-            for model, _ in models.values():
-                print(model.summary(), model.steadiness_warning(), flush=True)
+            for profiled in models.values():
+                print(profiled.model.summary(), profiled.model.steadiness_warning(), flush=True)
             seen = {config.hash for config in space_networks(space, args.draws, 32, seed=0)}
             candidates = space_networks(space, 3 * args.networks, 32, seed=TEST_SEED)
             held_out = [config for config in candidates if config.hash not in seen]
@@ -245,8 +265,8 @@ def main() -> None:
         if 224 in args.preset_sizes:
             print(f"{runtime_name} / default at 224: profiling", flush=True)
             models, probes = profile(SPACES["default"], runtime_name, 224, args)
-            for model, _ in models.values():
-                print(model.summary(), model.steadiness_warning(), flush=True)
+            for profiled in models.values():
+                print(profiled.model.summary(), profiled.model.steadiness_warning(), flush=True)
             measure(runtime, runtime_name, models, "presets@224", preset_networks(10, 224),
                     224, probes)
 

@@ -58,3 +58,27 @@ def test_first_round_needs_a_profile_of_two_rounds(monkeypatch, capsys):
         device_model.main()
     assert exit_info.value.code == 2
     assert "--first-round compares with a profile of --rounds 2" in capsys.readouterr().err
+
+
+def test_each_model_s_drift_is_against_its_own_profile(monkeypatch):
+    from argparse import Namespace
+
+    import numpy as np
+
+    from tests.devicemodel.fakes import small_networks
+
+    networks, probes = small_networks()[:4], small_networks()[4:6]
+    # Reference rounds: the networks at 1 ms, the two probes at 2 and 4 ms.
+    monkeypatch.setattr(device_model, "reference_rounds",
+                        lambda *args, **kwargs: np.tile([1.0] * 4 + [2.0, 4.0], (3, 1)))
+
+    class Flat:
+        def predict_ms(self, config):
+            return 1.0
+    models = {"": device_model.Profiled(Flat(), 10.0, np.array([2.0, 4.0])),
+              " (first round)": device_model.Profiled(Flat(), 5.0, np.array([4.0, 8.0]))}
+    args = Namespace(reference_s=1.0, repeats=3)
+    rows = device_model.evaluate(models, None, networks, 32, args, probes)
+    assert rows[""]["drift_median"] == pytest.approx(1.0)
+    assert rows[" (first round)"]["drift_median"] == pytest.approx(0.5)
+    assert rows[""]["within_10pct"] == 1.0
