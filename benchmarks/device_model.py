@@ -23,11 +23,11 @@ timings with each group's blocked and plain operations pooled, as before the rul
 the same reference (the side-by-side comparison of the two; the pooled groups hold the
 samples chosen per layout, up to twice as many as a profile without the rule would time).
 ``--first-round`` adds rows "(first round)": the model fitted to the first profiling round's
-timings alone, as a profile of one round would have made it (its profiling time: the
-profile's divided by its rounds). ``--half-timings`` adds rows "(half timings)": a second
-profile, after the first, whose operations' and networks' timings each stop at half the time
-floor and cap (the one timing of the call overhead as before). Both are
-scored against the same reference as the profile itself.
+timings alone, as a profile of one round would have made it (its profiling time estimated:
+the drawing of the networks and the profile's timing divided by its rounds).
+``--half-timings`` adds rows "(half timings)": a second profile, after the first, whose
+operations' and networks' timings each stop at half the time floor and cap (the one timing of
+the call overhead as before). Both are scored against the same reference as the profile.
 ``--probes N`` (10) calibration networks are re-timed with each reference: the fastest of
 their reference rounds over the fastest of their profiling rounds is the machine's drift
 since profiling, printed beside the figures (a diagnostic, not a correction).

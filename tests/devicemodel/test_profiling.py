@@ -108,7 +108,6 @@ def test_small_operations_are_cycled_through_copies_and_large_ones_are_not():
     assert copies_for(big, 100_000) == 1
 
 
-
 def test_timings_stop_as_their_settings_say():
     from dataclasses import replace
 

@@ -186,7 +186,7 @@ def test_a_bad_image_folder_is_named_before_ray_starts(tmp_path):
         SearchSpace.from_dict(data)
 
 
-def test_tune_writes_its_experiment_state_at_the_start_and_when_forced_only(local_ray, tmp_path,
+def test_tune_writes_its_experiment_state_every_five_minutes_and_when_forced(local_ray, tmp_path,
                                                                             monkeypatch):
     import os
     from types import SimpleNamespace
@@ -206,8 +206,8 @@ def test_tune_writes_its_experiment_state_at_the_start_and_when_forced_only(loca
         storage=StorageContext(storage_path=str(tmp_path), experiment_dir_name="run"),
         checkpoint_period=os.environ["TUNE_GLOBAL_CHECKPOINT_S"])
     writes = []
-    for _ in range(4):  # an hour apart: Tune's default period (10 s or more) writes each time
-        manager.sync_up_experiment_state(save_fn=lambda: writes.append("periodic"))
-        now[0] += 3600
+    for _ in range(10):  # a minute apart: Tune's default period (10 s) would write at each
+        manager.sync_up_experiment_state(save_fn=lambda: writes.append(now[0]))
+        now[0] += 60
     manager.sync_up_experiment_state(save_fn=lambda: writes.append("forced"), force=True)
-    assert writes == ["periodic", "forced"]
+    assert writes == [0.0, 300.0, "forced"]

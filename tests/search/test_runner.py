@@ -1,8 +1,10 @@
 """End-to-end searches on a real (local) Ray: small spaces on synthetic data."""
 
+import shutil
 import signal
 import subprocess
 from collections import Counter
+from pathlib import Path
 
 import optuna
 import pytest
@@ -27,20 +29,15 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def earlier_tune_runs() -> set:
-    """Tune's run folders of every study in studies/ before this module's first run."""
-    from pathlib import Path
-
-    return set(Path("studies").glob("*/ray/run-*"))
-
-
-@pytest.fixture(scope="module")
-def finished_study(tmp_path_factory, earlier_tune_runs):
+def finished_study(tmp_path_factory):
     ensure_local_ray()
     from threshsearch.search.runner import run_search
 
     folder = tmp_path_factory.mktemp("study")
-    path = write_space(folder)
+    # A study folder of its own (studies/<name>/ under the cwd), emptied first: other
+    # modules' searches, in parallel, use the tiny space's name.
+    shutil.rmtree(Path("studies") / "runner", ignore_errors=True)
+    path = write_space(folder, name="runner")
     data = yaml.safe_load(path.read_text())
     # A bound no trial meets makes the trials measure latency (and the front re-timed).
     data["constraints"].append({"metric": "latency_ms", "max": 1e6})
@@ -134,11 +131,11 @@ def test_the_workers_time_is_accounted_per_trial_and_per_run(finished_study):
     assert sum(summary.work.shares().values()) == pytest.approx(1.0)
 
 
-def test_tune_keeps_no_statistics_of_an_ended_trial(finished_study, earlier_tune_runs):
+def test_tune_keeps_no_statistics_of_an_ended_trial(finished_study):
     import json
 
     space, summary = finished_study
-    first = min(set((space.study_dir / "ray").glob("run-*")) - earlier_tune_runs)
+    first = min((space.study_dir / "ray").glob("run-*"))  # the fixture's: the study's first
     states = list(first.glob("experiment_state-*.json"))
     assert len(states) == 1  # written at the run's end, with every trial in it
     trials = json.loads(states[0].read_text())["trial_data"]

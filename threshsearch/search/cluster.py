@@ -14,9 +14,12 @@ from threshsearch.data import ImageDataset
 from threshsearch.errors import UserError
 from threshsearch.search.space import SearchSpace
 
+EXPERIMENT_STATE_PERIOD_S = 300  # Tune's default: 10 s, or longer as its writes grow
+
 
 def quiet_ray() -> None:
-    """Ray and Tune settings for a driver: no log flood, relative paths kept."""
+    """Ray and Tune settings for a driver: no log flood, relative paths kept, Tune's
+    experiment state written seldom."""
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")  # relative paths keep working
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
@@ -29,8 +32,9 @@ def quiet_ray() -> None:
     # The study in its storage is the run's whole state (rerunning resumes from it) and Tune's
     # experiment state is never read back, yet Tune rewrites every trial into it every 10 s or
     # more: a cost of the driver's that grows with the study (441 MB a write at 10,000 trials).
-    # Written once at the start and once at the end.
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "inf")
+    # Every 5 minutes, not only at the end: a write is also when Tune copies failed trials'
+    # error files into studies/<name>/ray/.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", str(EXPERIMENT_STATE_PERIOD_S))
 
 
 OBJECT_STORE_SHARE = 0.5  # of the smallest trial node's object store a shipped dataset may use
