@@ -1,4 +1,5 @@
-"""The device-model benchmark refuses a command line that would measure nothing."""
+"""The device-model benchmark: command lines that would measure nothing refused, the
+first round of a profile as a one-round profile, each model's drift against its own profile."""
 
 import sys
 
@@ -11,22 +12,19 @@ def _never(*args, **kwargs):
     raise AssertionError("the benchmark profiled instead of refusing its command line")
 
 
-def test_no_space_and_no_224_is_refused(monkeypatch, capsys):
-    monkeypatch.setattr(sys, "argv", ["device_model.py", "--spaces", "--preset-sizes", "32"])
+@pytest.mark.parametrize("argv, message", [
+    (["--spaces", "--preset-sizes", "32"], "--preset-sizes 224"),
+    (["--probes", "-1"], "--probes -1: expected 0 or more"),
+    (["--first-round", "--rounds", "1"], "--first-round compares with a profile of --rounds 2"),
+])
+def test_a_command_line_that_would_measure_nothing_is_refused(monkeypatch, capsys, argv,
+                                                               message):
+    monkeypatch.setattr(sys, "argv", ["device_model.py", *argv])
     monkeypatch.setattr(device_model, "time_device", _never)
     with pytest.raises(SystemExit) as exit_info:
         device_model.main()
     assert exit_info.value.code == 2
-    assert "--preset-sizes 224" in capsys.readouterr().err
-
-
-def test_a_negative_probe_count_is_refused(monkeypatch, capsys):
-    monkeypatch.setattr(sys, "argv", ["device_model.py", "--probes", "-1"])
-    monkeypatch.setattr(device_model, "time_device", _never)
-    with pytest.raises(SystemExit) as exit_info:
-        device_model.main()
-    assert exit_info.value.code == 2
-    assert "--probes -1: expected 0 or more" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
 
 
 def test_the_first_round_alone_is_what_a_profile_of_one_round_would_have_timed():
@@ -49,15 +47,6 @@ def test_the_first_round_alone_is_what_a_profile_of_one_round_would_have_timed()
         [ms for _, ms in unlucky.operations], rel=1e-6)
     assert first.measured_ms == pytest.approx(unlucky.measured_ms, rel=1e-6)
     assert first.measured_ms != pytest.approx(timed(FakeRuntime, 1).measured_ms, rel=0.5)
-
-
-def test_first_round_needs_a_profile_of_two_rounds(monkeypatch, capsys):
-    monkeypatch.setattr(sys, "argv", ["device_model.py", "--first-round", "--rounds", "1"])
-    monkeypatch.setattr(device_model, "time_device", _never)
-    with pytest.raises(SystemExit) as exit_info:
-        device_model.main()
-    assert exit_info.value.code == 2
-    assert "--first-round compares with a profile of --rounds 2" in capsys.readouterr().err
 
 
 def test_each_model_s_drift_is_against_its_own_profile(monkeypatch):
