@@ -28,25 +28,21 @@ def test_a_command_line_that_would_measure_nothing_is_refused(monkeypatch, capsy
 
 
 def test_the_first_round_alone_is_what_a_profile_of_one_round_would_have_timed():
-    from tests.devicemodel.fakes import FakeClock, FakeRuntime, SlowSpellRuntime, small_networks
-    from threshsearch.devicemodel.profiling import time_device
+    from tests.devicemodel.fakes import SlowSpellRuntime, fake_timings
 
-    def timed(runtime, rounds):
-        clock = FakeClock()
-        return time_device(small_networks(), runtime=runtime(clock), clock=clock,
-                           progress=False, calibration_networks=10, rounds=rounds)
-    per_round = timed(FakeRuntime, 1).by_round.shape[1]
+    steady = fake_timings(rounds=1)
+    per_round = steady.by_round.shape[1]
 
     def spelled(clock):  # the first round runs 3x slower than the second
         return SlowSpellRuntime(clock, per_round)
-    unlucky = timed(spelled, 1)
-    first = device_model.first_round(timed(spelled, 2))
+    unlucky = fake_timings(spelled, rounds=1)
+    first = device_model.first_round(fake_timings(spelled, rounds=2))
     assert first.by_round.shape == (1, per_round)
     assert first.call_overhead_ms == pytest.approx(unlucky.call_overhead_ms, rel=1e-6)
     assert [ms for _, ms in first.operations] == pytest.approx(
         [ms for _, ms in unlucky.operations], rel=1e-6)
     assert first.measured_ms == pytest.approx(unlucky.measured_ms, rel=1e-6)
-    assert first.measured_ms != pytest.approx(timed(FakeRuntime, 1).measured_ms, rel=0.5)
+    assert first.measured_ms != pytest.approx(steady.measured_ms, rel=0.5)
 
 
 def test_each_model_s_drift_is_against_its_own_profile(monkeypatch):

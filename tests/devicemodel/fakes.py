@@ -1,8 +1,8 @@
 """A fake clock and a fake runtime: each call of a prepared module advances the clock by a
 cost fixed by the module's parameters (0.2 ms + 0.1 µs per parameter), so that profiling is
-deterministic and its result checkable."""
+deterministic and its result checkable; and the small networks timed on them."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -101,3 +101,14 @@ class SlowSpellRuntime(FakeRuntime):
         def run() -> None:
             self.clock.now += cost
         return run
+
+
+def fake_timings(runtime: type[FakeRuntime] | Callable[[FakeClock], FakeRuntime] = FakeRuntime,
+                 **settings):
+    """``time_device`` of the small networks on a fresh fake clock and ``runtime`` (a class or
+    a factory taking the clock), 10 of them timed whole, with ``settings``."""
+    from threshsearch.devicemodel.profiling import time_device
+
+    clock = FakeClock()
+    return time_device(small_networks(), runtime=runtime(clock), clock=clock, progress=False,
+                       calibration_networks=10, **settings)

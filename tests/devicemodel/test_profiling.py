@@ -8,6 +8,7 @@ from tests.devicemodel.fakes import (
     FakeRuntime,
     SlowSpellRuntime,
     fake_cost_s,
+    fake_timings,
     small_networks,
 )
 from threshsearch.devicemodel import profile_device
@@ -111,19 +112,14 @@ def test_small_operations_are_cycled_through_copies_and_large_ones_are_not():
 def test_timings_stop_as_their_settings_say():
     from dataclasses import replace
 
-    from threshsearch.devicemodel.profiling import NETWORK_TIMING, OPERATION_TIMING, time_device
+    from threshsearch.devicemodel.profiling import NETWORK_TIMING, OPERATION_TIMING
 
     def halved(settings):
         return replace(settings, min_time_s=settings.min_time_s / 2,
                        max_time_s=settings.max_time_s / 2)
-
-    def timed(**settings):
-        clock = FakeClock()
-        return time_device(small_networks(), runtime=FakeRuntime(clock), clock=clock,
-                           progress=False, calibration_networks=10, **settings)
-    full = timed()
-    half = timed(operation_timing=halved(OPERATION_TIMING),
-                 network_timing=halved(NETWORK_TIMING))
+    full = fake_timings()
+    half = fake_timings(operation_timing=halved(OPERATION_TIMING),
+                        network_timing=halved(NETWORK_TIMING))
     # The fake device's passes all take the same time: every estimate settles at its floor
     # (the warm-ups, not halved, keep the ratio above one half).
     assert half.seconds < 0.7 * full.seconds
