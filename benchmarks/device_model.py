@@ -183,8 +183,8 @@ def profile(space_path: Path, runtime_name: str, input_size: int, args
     if args.unsplit and timings.layout is not None:
         models[" (unsplit)"] = scored(timings, None, seconds)
     if args.first_round:
-        models[" (first round)"] = scored(first_round(timings), timings.layout,
-                                          drawn_s + (seconds - drawn_s) / args.rounds)
+        first = first_round(timings)
+        models[" (first round)"] = scored(first, timings.layout, drawn_s + first.seconds)
     if args.half_timings:
         half, half_seconds = timed(operation_timing=half_length(OPERATION_TIMING),
                                    network_timing=half_length(NETWORK_TIMING))

@@ -36,8 +36,10 @@ def test_the_first_round_alone_is_what_a_profile_of_one_round_would_have_timed()
     def spelled(clock):  # the first round runs 3x slower than the second
         return SlowSpellRuntime(clock, per_round)
     unlucky = fake_timings(spelled, rounds=1)
-    first = device_model.first_round(fake_timings(spelled, rounds=2))
+    both = fake_timings(spelled, rounds=2)
+    first = device_model.first_round(both)
     assert first.by_round.shape == (1, per_round)
+    assert first.seconds == pytest.approx(both.seconds / 2, abs=1e-3)  # an even share
     assert first.call_overhead_ms == pytest.approx(unlucky.call_overhead_ms, rel=1e-6)
     assert [ms for _, ms in first.operations] == pytest.approx(
         [ms for _, ms in unlucky.operations], rel=1e-6)
