@@ -23,8 +23,11 @@ timings with each group's blocked and plain operations pooled, as before the rul
 the same reference (the side-by-side comparison of the two; the pooled groups hold the
 samples chosen per layout, up to twice as many as a profile without the rule would time).
 ``--first-round`` adds rows "(first round)": the model fitted to the first profiling round's
-timings alone, as a profile of one round would have made it (its profiling time estimated:
-the drawing of the networks and the profile's timing divided by its rounds).
+timings alone, as a profile of one round would have made it (its profiling time: the
+drawing of the networks, what no timing took, and the first round's timings' seconds).
+``--smaller N K`` (repeatable) adds rows "(N networks, K operations a group)": the model
+fitted to the first N calibration networks and K of each table group's timed operations,
+from the same timings (its profiling time counted the same way from the timings it keeps).
 ``--half-timings`` adds rows "(half timings)": a second profile, after the first, whose
 operations' and networks' timings each stop at half the time floor and cap (the one timing of
 the call overhead as before). Both are scored against the same reference as the profile.
@@ -48,11 +51,15 @@ import torch
 from threshsearch.config import ArchitectureConfig
 from threshsearch.devicemodel import DeviceModel
 from threshsearch.devicemodel.calibration import error_summary
+from threshsearch.devicemodel.layout import table_group
+from threshsearch.devicemodel.ops import Op
 from threshsearch.devicemodel.profiling import (
+    MIN_CALIBRATION_NETWORKS,
     NETWORK_TIMING,
     OPERATION_TIMING,
     ROUNDS,
     DeviceTimings,
+    evenly_spread,
     fit_device_model,
     time_device,
 )
@@ -142,16 +149,45 @@ def half_length(settings: LatencySettings) -> LatencySettings:
                    max_time_s=settings.max_time_s / 2)
 
 
+def _outside_timings_s(timings: DeviceTimings) -> float:
+    """The profile's seconds that no timing took (probing the layout, listing operations)."""
+    return timings.seconds - float(timings.seconds_by_round.sum())
+
+
 def first_round(timings: DeviceTimings) -> DeviceTimings:
-    """``timings`` as if profiling had stopped after its first round (its ``seconds`` an
-    estimate: the profile's, shared evenly between its rounds)."""
+    """``timings`` as if profiling had stopped after its first round."""
     first = timings.by_round[0]
     operations = len(timings.operations)
-    return replace(timings, by_round=timings.by_round[:1], call_overhead_ms=float(first[0]),
+    return replace(timings, by_round=timings.by_round[:1],
+                   seconds_by_round=timings.seconds_by_round[:1],
+                   call_overhead_ms=float(first[0]),
                    operations=[(op, max(0.0, float(ms) - first[0])) for (op, _), ms in zip(
                        timings.operations, first[1:1 + operations], strict=True)],
                    measured_ms=first[1 + operations:],
-                   seconds=round(timings.seconds / len(timings.by_round), 3))
+                   seconds=round(_outside_timings_s(timings)
+                                 + float(timings.seconds_by_round[0].sum()), 3))
+
+
+def smaller(timings: DeviceTimings, networks: int, operations: int) -> DeviceTimings:
+    """``timings`` as if profiling had timed only the first ``networks`` of its calibration
+    networks and, of each table group's operations, ``operations`` evenly spread over those
+    it timed (profiling spreads its choice over all the group's operations: an
+    approximation), in as many rounds."""
+    groups: dict[str, list[Op]] = {}
+    for op, _ in timings.operations:
+        groups.setdefault(table_group(op, timings.layout), []).append(op)
+    kept_ops = {op for ops in groups.values() for op in evenly_spread(ops, operations)}
+    kept_indices = [index for index, (op, _) in enumerate(timings.operations)
+                    if op in kept_ops]
+    first_network = 1 + len(timings.operations)
+    columns = [0, *(1 + index for index in kept_indices),
+               *range(first_network, first_network + networks)]
+    spent = timings.seconds_by_round[:, columns]
+    return replace(timings, operations=[timings.operations[index] for index in kept_indices],
+                   calibration=timings.calibration[:networks],
+                   measured_ms=timings.measured_ms[:networks],
+                   by_round=timings.by_round[:, columns], seconds_by_round=spent,
+                   seconds=round(_outside_timings_s(timings) + float(spent.sum()), 3))
 
 
 def profile(space_path: Path, runtime_name: str, input_size: int, args
@@ -159,10 +195,12 @@ def profile(space_path: Path, runtime_name: str, input_size: int, args
     """The space's device models by label (the row's suffix): the profile; with
     ``--unsplit`` (for a runtime with a layout rule) the model fitted to the same timings
     with each group's layouts pooled; with ``--first-round`` the model fitted to the first
-    round's timings alone (its seconds estimated: the drawing of the networks and the
-    profile's share of one round); with ``--half-timings`` a second profile whose
-    operations' and networks' timings stop at half the floor and cap. And the probes: the
-    first ``--probes`` calibration networks (the same in every profile: one seed)."""
+    round's timings alone; with ``--smaller N K`` the model fitted to N of the calibration
+    networks and K operations a table group of the same timings (each with the seconds
+    its timings took, and the drawing of the networks); with ``--half-timings`` a second
+    profile whose operations' and networks' timings stop at half the floor and cap. And the
+    probes: the first ``--probes`` calibration networks (the same in every profile: one
+    seed)."""
     started = time.perf_counter()
     networks = profiled_networks(load_space(space_path), args.draws, input_size, seed=0)
     drawn_s = time.perf_counter() - started
@@ -185,6 +223,10 @@ def profile(space_path: Path, runtime_name: str, input_size: int, args
     if args.first_round:
         first = first_round(timings)
         models[" (first round)"] = scored(first, timings.layout, drawn_s + first.seconds)
+    for count, per_group in args.smaller:
+        fewer = smaller(timings, count, per_group)
+        models[f" ({count} networks, {per_group} operations a group)"] = scored(
+            fewer, timings.layout, drawn_s + fewer.seconds)
     if args.half_timings:
         half, half_seconds = timed(operation_timing=half_length(OPERATION_TIMING),
                                    network_timing=half_length(NETWORK_TIMING))
@@ -224,6 +266,10 @@ def main() -> None:
                              "the same timings with the layout rule's groups pooled")
     parser.add_argument("--first-round", action="store_true",
                         help="also score the model fitted to the first profiling round alone")
+    parser.add_argument("--smaller", nargs=2, type=int, action="append", default=[],
+                        metavar=("NETWORKS", "OPERATIONS"),
+                        help="also score the model fitted to NETWORKS of the calibration "
+                             "networks and OPERATIONS a table group of the same timings")
     parser.add_argument("--half-timings", action="store_true",
                         help="also profile with each timing's time floor and cap halved and "
                              "score that model against the same reference")
@@ -232,6 +278,14 @@ def main() -> None:
         parser.error("--first-round compares with a profile of --rounds 2 or more")
     if args.probes < 0:
         parser.error(f"--probes {args.probes}: expected 0 or more")
+    for count, per_group in args.smaller:
+        if not max(MIN_CALIBRATION_NETWORKS, args.probes) <= count <= args.calibration:
+            parser.error(f"--smaller {count} {per_group}: expected from "
+                         f"{max(MIN_CALIBRATION_NETWORKS, args.probes)} (the calibration's "
+                         f"least, and --probes) to {args.calibration} (--calibration) networks")
+        if per_group < 1:
+            parser.error(f"--smaller {count} {per_group}: expected 1 or more operations "
+                         f"a group")
     if not args.spaces and 224 not in args.preset_sizes:
         parser.error("--spaces with no name measures only the presets at 224: "
                      "give --preset-sizes 224, or name a space")

@@ -1,5 +1,6 @@
 """The device-model benchmark: command lines that would measure nothing refused, the
-first round of a profile as a one-round profile, each model's drift against its own profile."""
+first round of a profile as a one-round profile, a smaller profile from the same timings,
+each model's drift against its own profile."""
 
 import sys
 
@@ -16,6 +17,9 @@ def _never(*args, **kwargs):
     (["--spaces", "--preset-sizes", "32"], "--preset-sizes 224"),
     (["--probes", "-1"], "--probes -1: expected 0 or more"),
     (["--first-round", "--rounds", "1"], "--first-round compares with a profile of --rounds 2"),
+    (["--smaller", "8", "4"], "--smaller 8 4: expected from 10"),
+    (["--smaller", "41", "4"], "to 40 (--calibration) networks"),
+    (["--smaller", "20", "0"], "--smaller 20 0: expected 1 or more operations"),
 ])
 def test_a_command_line_that_would_measure_nothing_is_refused(monkeypatch, capsys, argv,
                                                                message):
@@ -39,7 +43,8 @@ def test_the_first_round_alone_is_what_a_profile_of_one_round_would_have_timed()
     both = fake_timings(spelled, rounds=2)
     first = device_model.first_round(both)
     assert first.by_round.shape == (1, per_round)
-    assert first.seconds == pytest.approx(both.seconds / 2, abs=1e-3)  # an even share
+    assert first.seconds == pytest.approx(unlucky.seconds, abs=1e-3)
+    assert first.seconds != pytest.approx(both.seconds / 2, abs=1e-3)
     assert first.call_overhead_ms == pytest.approx(unlucky.call_overhead_ms, rel=1e-6)
     assert [ms for _, ms in first.operations] == pytest.approx(
         [ms for _, ms in unlucky.operations], rel=1e-6)
@@ -69,3 +74,28 @@ def test_each_model_s_drift_is_against_its_own_profile(monkeypatch):
     assert rows[""]["drift_median"] == pytest.approx(1.0)
     assert rows[" (first round)"]["drift_median"] == pytest.approx(0.5)
     assert rows[""]["within_10pct"] == 1.0
+
+
+def test_a_smaller_profile_keeps_the_first_networks_and_a_spread_of_each_group():
+    from tests.devicemodel.fakes import fake_timings
+    from threshsearch.devicemodel.layout import table_group
+    from threshsearch.devicemodel.profiling import fit_device_model
+
+    timings = fake_timings(samples_per_group=4)
+    fewer = device_model.smaller(timings, 6, 2)
+    groups = {table_group(op, timings.layout) for op, _ in timings.operations}
+    kept = {}
+    for op, _ in fewer.operations:
+        kept.setdefault(table_group(op, fewer.layout), []).append(op)
+    assert set(kept) == groups and all(1 <= len(ops) <= 2 for ops in kept.values())
+    assert len(fewer.operations) < len(timings.operations)
+    assert set(fewer.operations) <= set(timings.operations)  # with the profile's figures
+    assert fewer.calibration == timings.calibration[:6]
+    assert list(fewer.measured_ms) == list(timings.measured_ms[:6])
+    columns = fewer.by_round.shape[1]
+    assert columns == 1 + len(fewer.operations) + 6 == fewer.seconds_by_round.shape[1]
+    # Its seconds: what no timing took, and the seconds of the timings it kept.
+    outside = timings.seconds - timings.seconds_by_round.sum()
+    assert fewer.seconds == pytest.approx(outside + fewer.seconds_by_round.sum(), abs=1e-3)
+    assert fewer.seconds < timings.seconds
+    assert fit_device_model(fewer, fewer.layout).data.calibration.networks == 6

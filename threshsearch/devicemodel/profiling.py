@@ -93,7 +93,7 @@ def copies_for(op: Op, batch_size: int) -> int:
     return max(1, min(MAX_COPIES, math.ceil(COLD_BYTES / max(size, 1))))
 
 
-def _spread(ops: set[Op], count: int) -> list[Op]:
+def evenly_spread(ops: Iterable[Op], count: int) -> list[Op]:
     """Up to ``count`` of ``ops``, from the cheapest to the costliest, evenly spaced."""
     ordered = sorted(ops, key=lambda op: (op.features(), op.in_channels, op.shape))
     picks = np.unique(np.linspace(0, len(ordered) - 1, min(count, len(ordered))).round())
@@ -114,7 +114,8 @@ def _check_settings(batch_size: int, input_size: int, threads: int, dtype: str) 
 class DeviceTimings:
     """What profiling measured, before any fit: each timed operation with its fastest round
     less the call overhead, the calibration networks with theirs, and every round of every
-    timing (the call overhead's first, then the operations', then the networks')."""
+    timing (the call overhead's first, then the operations', then the networks'), with the
+    seconds each took in each round (``seconds`` is the whole profile's)."""
 
     device: DeviceInfo
     runtime: RuntimeInfo
@@ -125,6 +126,7 @@ class DeviceTimings:
     measured_ms: np.ndarray
     call_overhead_ms: float
     by_round: np.ndarray
+    seconds_by_round: np.ndarray
     started: str
     seconds: float
     seed: int
@@ -181,7 +183,7 @@ def time_device(configs: Iterable[ArchitectureConfig], *, runtime: str | Runtime
     for config in networks:
         for op in network_ops(config, input_size):
             groups.setdefault(table_group(op, layout), set()).add(op)
-    op_list = [op for ops in groups.values() for op in _spread(ops, samples_per_group)]
+    op_list = [op for ops in groups.values() for op in evenly_spread(ops, samples_per_group)]
     rng = np.random.default_rng(seed)
     chosen = rng.choice(len(networks), min(calibration_networks, len(networks)), replace=False)
     calibration = [networks[int(index)] for index in sorted(chosen)]
@@ -199,13 +201,16 @@ def time_device(configs: Iterable[ArchitectureConfig], *, runtime: str | Runtime
     try:
         torch.set_num_threads(threads)
         by_round = np.empty((rounds, len(timings)))
+        seconds_by_round = np.empty((rounds, len(timings)))
         for round_index in range(rounds):
             for index in rng.permutation(len(timings)):
                 # Exclusive for each timing, not for the whole profile: trials on the node
                 # pause for one timing at a time, never long enough for their lock wait to
                 # give up.
+                before = clock()
                 with lock.exclusive():
                     by_round[round_index, index] = timings[index]()
+                seconds_by_round[round_index, index] = clock() - before
                 bar.update()
     finally:
         torch.set_num_threads(previous_threads)
@@ -222,7 +227,7 @@ def time_device(configs: Iterable[ArchitectureConfig], *, runtime: str | Runtime
         operations=[(op, max(0.0, float(ms) - overhead_ms))
                     for op, ms in zip(op_list, fastest[1:1 + len(op_list)], strict=True)],
         calibration=calibration, measured_ms=fastest[1 + len(op_list):],
-        call_overhead_ms=overhead_ms, by_round=by_round,
+        call_overhead_ms=overhead_ms, by_round=by_round, seconds_by_round=seconds_by_round,
         started=started.isoformat(timespec="seconds"), seconds=round(clock() - began, 3),
         seed=seed)
 
