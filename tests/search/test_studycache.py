@@ -1,6 +1,7 @@
 """The driver's cache of a study: it reads again only the unfinished trials that changed, and
-what it answers equals a fresh read after any sequence of changes by another driver; a
-draw's parameters are written together, as Optuna would have written them one by one."""
+what it answers, for any states, equals a fresh read after any sequence of changes by
+another driver, with no pass over its settled trials; a draw's parameters are written
+together, as Optuna would have written them one by one."""
 
 import random
 
@@ -85,7 +86,7 @@ def test_reads_equal_a_fresh_read_after_another_drivers_changes(storage_url):
     running: list[optuna.Trial] = []
     for step in range(120):
         action = rng.choice(["ask", "own", "enqueue", "attr", "curve", "system", "report",
-                             "param", "tell", "fail"])
+                             "param", "tell", "fail", "prune"])
         if action == "ask" or not running:
             running.append(other.ask())
         elif action == "own":  # the cached driver's own trial, which it writes to as well
@@ -113,12 +114,49 @@ def test_reads_equal_a_fresh_read_after_another_drivers_changes(storage_url):
                 if action == "tell":
                     other.tell(trial, [step, -step])
                 else:
-                    other.tell(trial, state=TrialState.FAIL)
+                    other.tell(trial, state=TrialState[action.upper().replace(
+                        "PRUNE", "PRUNED")])
         if step % 3 == 0:  # read now and then, as a driver does between its draws
             fresh = _CachedStorage(open_storage(storage_url))
             study_id = study._study_id
-            assert _view(storage.get_all_trials(study_id)) == _view(
-                fresh.get_all_trials(study_id))
+            for states in _STATES[step % len(_STATES)]:
+                assert _view(storage.get_all_trials(study_id, states=states)) == _view(
+                    fresh.get_all_trials(study_id, states=states))
+                assert _view(storage.trials_in_order(study_id, states)) == _view(
+                    fresh.get_all_trials(study_id, states=states))
+    assert storage._in_order[study._study_id].settled > 0
+
+
+# Reads of several states, in turns: a set first asked for late starts from the settled.
+_STATES = [(None,), (None, (TrialState.COMPLETE,)),
+           ((TrialState.COMPLETE, TrialState.PRUNED), (TrialState.RUNNING,)),
+           ((TrialState.FAIL, TrialState.COMPLETE, TrialState.WAITING), None)]
+
+
+def test_settled_trials_are_not_gone_through_again(storage_url, monkeypatch):
+    storage = CachedStudyStorage(open_storage(storage_url))
+    study = optuna.create_study(storage=storage, study_name="s")
+    for value in range(6):
+        study.tell(study.ask(), value)
+    running = study.ask()
+    states = (TrialState.COMPLETE, TrialState.RUNNING)
+    storage.get_all_trials(study._study_id, deepcopy=False, states=states)
+    assert storage._in_order[study._study_id].settled == 6
+    settled = study._get_trials(deepcopy=False)[:6]  # the cache's own
+    for trial in settled:  # a pass over the settled trials would read their state
+        monkeypatch.setattr(trial, "state", _Unreadable())
+    study.tell(running, 6)
+    trials = storage.get_all_trials(study._study_id, deepcopy=False, states=states)
+    assert all(got is held for got, held in zip(trials[:6], settled, strict=True))
+    assert [t.number for t in trials[6:]] == [running.number]
+    assert storage._in_order[study._study_id].settled == 7
+
+
+class _Unreadable:
+    def __eq__(self, other):
+        raise AssertionError("a settled trial's state was read again")
+
+    __hash__ = None
 
 
 def test_an_attribute_rewritten_at_the_same_length_is_read_when_the_trial_finishes(

@@ -1,12 +1,15 @@
 """The driver's cache of a study's trials: Optuna's cache over an RDB storage, which reads
-again only the unfinished trials that changed since it last read them, and writes a draw's
-parameters together."""
+again only the unfinished trials that changed since it last read them, hands out its trials
+in order without sorting or filtering the whole study, and writes a draw's parameters
+together."""
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 from collections.abc import Container, Iterator
+from dataclasses import dataclass, field
 
 import optuna
 import sqlalchemy
@@ -41,6 +44,18 @@ def signature(trial: FrozenTrial) -> Signature:
             len(trial.system_attrs), _json_length(trial.system_attrs))
 
 
+States = frozenset[TrialState] | None  # a read's states; None: every state
+
+
+@dataclass
+class _InOrder:
+    """A study's trials numbered below ``settled``, all finished and never to be read again,
+    in order, for each set of states a reader asked for."""
+
+    settled: int = 0
+    lists: dict[States, list[FrozenTrial]] = field(default_factory=dict)
+
+
 class CachedStudyStorage(_CachedStorage):
     """Optuna's cache over an RDB storage (what ``optuna.create_study`` wraps one in), with
     two reads cut:
@@ -60,6 +75,11 @@ class CachedStudyStorage(_CachedStorage):
     - ``Study.ask``'s look for WAITING trials asks the database for those alone: nearly
       always none.
 
+    And in memory: Optuna's cache filtered and sorted the whole study at each read (several
+    a draw: the sampler's search space, the draw's own read), which grew with the study.
+    Here the finished trials that will not be read again (``trials_in_order``) are kept in
+    order per set of states, and a read goes through the rest only.
+
     And one write cut: within ``holding_params``, the parameters a draw sets are written
     together when it ends (see there).
     """
@@ -67,6 +87,7 @@ class CachedStudyStorage(_CachedStorage):
     def __init__(self, backend: RDBStorage) -> None:
         super().__init__(backend)
         self._signatures: dict[int, Signature] = {}  # unfinished trial id -> as read whole
+        self._in_order: dict[int, _InOrder] = {}  # study id -> its settled trials
         # trial id -> the parameters set on it since its hold began, not yet written
         self._held: dict[int, dict[str, tuple[float, BaseDistribution]]] = {}
 
@@ -147,10 +168,50 @@ class CachedStudyStorage(_CachedStorage):
             return []
         # Some are waiting: the full read, which enters them in the cache that a trial
         # asked from them must be in.
-        return super().get_all_trials(study_id, deepcopy=deepcopy, states=states)
+        self._read_trials_from_remote_storage(study_id)
+        trials = self.trials_in_order(study_id, states)
+        return copy.deepcopy(trials) if deepcopy else trials
+
+    def trials_in_order(self, study_id: int, states: Container[TrialState] | None = None
+                        ) -> list[FrozenTrial]:
+        """The study's trials in ``states`` (None: all) as the cache holds them now, in
+        order of number (no read of the storage; a new list, the cache's trials). A trial
+        is settled once it and every trial numbered below it are in the cache, finished and
+        past the last finished trial read (never read again, so never replaced there);
+        only the trials past the settled ones are gone through at each call."""
+        key = None if states is None else frozenset(states)
+        with self._lock:
+            study = self._studies.get(study_id)
+            if study is None:
+                return []
+            trials = study.trials
+            order = self._in_order.setdefault(study_id, _InOrder())
+            settled = order.settled
+            while (settled in trials and trials[settled].state.is_finished()
+                   and trials[settled]._trial_id <= study.last_finished_trial_id
+                   and trials[settled]._trial_id not in study.unfinished_trial_ids):
+                settled += 1
+            for kept, held in order.lists.items():
+                held.extend(trials[number] for number in range(order.settled, settled)
+                            if kept is None or trials[number].state in kept)
+            order.settled = settled
+            if key not in order.lists:
+                order.lists[key] = [trials[number] for number in range(settled)
+                                    if key is None or trials[number].state in key]
+            past = []
+            remaining, number = len(trials) - settled, settled
+            while remaining:  # numbers can skip where another driver's trial is not read
+                trial = trials.get(number)
+                if trial is not None:
+                    remaining -= 1
+                    if key is None or trial.state in key:
+                        past.append(trial)
+                number += 1
+            return order.lists[key] + past
 
     def delete_study(self, study_id: int) -> None:
         with self._lock:
+            self._in_order.pop(study_id, None)
             ids = [trial_id for trial_id, (study, _) in
                    self._trial_id_to_study_id_and_number.items() if study == study_id]
         for trial_id in ids:
