@@ -1,6 +1,7 @@
 """The scale benchmark's pace by windows (wall time per budget trial from the trials' end
 times, repeats and unfinished trials left out) and the driver's samples, streamed to a file
-as they are taken and summarised from it as from the run."""
+as they are taken and summarised from it as from the run: the pace probe's CPU left out of
+the driver's and given beside it, the model's asks counted."""
 
 from datetime import datetime, timedelta
 from types import SimpleNamespace
@@ -15,6 +16,7 @@ from benchmarks.scale import (
     summarise_samples,
     wall_ms_by_window,
 )
+from threshsearch.search.samplers.fitonce import FittedOnceTPE
 from threshsearch.search.schedulers.pareto import ParetoSuccessiveHalving
 from threshsearch.search.searcher import StudySearcher
 from threshsearch.search.storage import DUPLICATE, STATUS
@@ -58,19 +60,36 @@ def searcher_with(finished: int) -> SimpleNamespace:
 
 
 def metered_run(tmp_path, monkeypatch, trials: int, window: int,
-                during=lambda finished: None) -> DriverMeter:
-    """A meter installed around stand-ins for the searcher's and scheduler's methods, through
-    ``trials`` trial ends with two rung decisions each, each trial 10 ms of driver CPU more
-    than the one before; ``during`` is called after each trial end, inside the run."""
-    clock = iter(0.005 * finished * (finished + 1) for finished in range(1, trials + 1))
-    monkeypatch.setattr(scale.time, "process_time", lambda: next(clock))
+                during=lambda finished: None, probe_s=lambda probe: 0.0,
+                asks=lambda finished: 0) -> DriverMeter:
+    """A meter installed around stand-ins for the searcher's, scheduler's and model's
+    methods, through ``trials`` trial ends with two rung decisions each, each trial 10 ms of
+    driver CPU more than the one before, and ``asks(finished)`` asks of the model; the pace
+    probe's ``probe``-th run takes ``probe_s(probe)`` CPU seconds (counted in the process's
+    CPU too); ``during`` is called after each trial end, inside the run."""
+    spent = {"probes": 0, "probe_s": 0.0}
+
+    def probe() -> float:
+        spent["probes"] += 1
+        took = probe_s(spent["probes"])
+        spent["probe_s"] += took
+        return took
+
+    finished_now = {"trials": 0}
+    monkeypatch.setattr(scale.time, "process_time", lambda: 0.005 * finished_now["trials"] * (
+        finished_now["trials"] + 1) + spent["probe_s"])
+    monkeypatch.setattr(scale, "pace_probe", probe)
     monkeypatch.setattr(StudySearcher, "on_trial_complete", lambda self, *args: None)
     monkeypatch.setattr(ParetoSuccessiveHalving, "decide", lambda self, *args: "CONTINUE")
+    monkeypatch.setattr(FittedOnceTPE, "sample_relative", lambda self, *args: {})
     meter = DriverMeter(tmp_path / "driver.csv", trials, window)
     with meter.installed():
         for finished in range(1, trials + 1):
+            for _ in range(asks(finished)):
+                FittedOnceTPE.sample_relative(None)
             ParetoSuccessiveHalving.decide(None, "t", 1, ())
             ParetoSuccessiveHalving.decide(None, "t", 2, ())
+            finished_now["trials"] = finished
             StudySearcher.on_trial_complete(searcher_with(finished), "t")
             during(finished)
     return meter
@@ -115,3 +134,36 @@ def test_another_file_is_refused_with_the_expected_form(tmp_path):
         other.write_text(text)
         with pytest.raises(SystemExit, match="trials_ended,cpu_s"):
             summarise_samples(other)
+
+
+def test_the_probe_is_left_out_of_the_driver_and_gives_the_machine_s_pace(tmp_path,
+                                                                          monkeypatch):
+    monkeypatch.setattr(scale, "PROBE_EVERY", 2)
+    # A machine slowing down: the k-th probe takes k + 2 ms; the model asked 2 times a trial
+    # up to the 20th, 3 after.
+    meter = metered_run(tmp_path, monkeypatch, 30, 10,
+                        probe_s=lambda probe: (probe + 2) / 1000,
+                        asks=lambda finished: 2 if finished <= 20 else 3)
+    lines = summarise_samples(tmp_path / "driver.csv")
+    assert lines[3:] == driver_lines(meter.samples, 10, 30, meter.decision_line(), None)
+    assert lines[3:5] == ["| driver CPU per trial, trials 11-20 | 155.0 ms |",
+                          "| driver CPU per trial, trials 21-30 | 255.0 ms |"]
+    # Probes 6-10 in the first window (10 ms on average), 11-15 in the last (15 ms).
+    assert lines[6] == ("| the pace probe's CPU, early / last window | 10.00 / 15.00 ms "
+                        "(1.50x: the machine's pace) |")
+    assert lines[7].endswith(f"| {255 / 155 / 1.5:.2f}x |")
+    assert lines[8] == "| the sampler's model asked a trial, early / last window | 2.00 / 3.00 |"
+
+
+def test_a_file_from_before_the_probe_is_read_without_it(tmp_path, monkeypatch):
+    metered_run(tmp_path, monkeypatch, 30, 10)
+    log = tmp_path / "driver.csv"
+    rows = log.read_text().splitlines()
+    earlier = [rows[0], ",".join(scale.EARLIER_COLUMNS),
+               *(",".join(row.split(",")[:7]) for row in rows[2:])]
+    log.write_text("\n".join(earlier) + "\n")
+    lines = summarise_samples(log)
+    assert lines[3:6] == ["| driver CPU per trial, trials 11-20 | 155.0 ms |",
+                          "| driver CPU per trial, trials 21-30 | 255.0 ms |",
+                          "| ratio, last window / early window | 1.65x |"]
+    assert "pace probe" not in "\n".join(lines)
