@@ -24,10 +24,11 @@ the same reference (the side-by-side comparison of the two; the pooled groups ho
 samples chosen per layout, up to twice as many as a profile without the rule would time).
 ``--first-round`` adds rows "(first round)": the model fitted to the first profiling round's
 timings alone, as a profile of one round would have made it (its profiling time: the
-drawing of the networks, what no timing took, and the first round's timings' seconds).
+profile's, less the seconds its other rounds' timings took).
 ``--smaller N K`` (repeatable) adds rows "(N networks, K operations a group)": the model
 fitted to the first N calibration networks and K of each table group's timed operations,
-from the same timings (its profiling time counted the same way from the timings it keeps).
+from the same timings (its profiling time: the profile's less the seconds of the timings it
+drops).
 ``--half-timings`` adds rows "(half timings)": a second profile, after the first, whose
 operations' and networks' timings each stop at half the time floor and cap (the one timing of
 the call overhead as before). Both are scored against the same reference as the profile.
@@ -149,23 +150,23 @@ def half_length(settings: LatencySettings) -> LatencySettings:
                    max_time_s=settings.max_time_s / 2)
 
 
-def _outside_timings_s(timings: DeviceTimings) -> float:
-    """The profile's seconds that no timing took (probing the layout, listing operations)."""
-    return timings.seconds - float(timings.seconds_by_round.sum())
+def less_dropped(seconds: float, full: DeviceTimings, kept_s: np.ndarray) -> float:
+    """``seconds`` (the full profile's, however counted) less the seconds of its timings
+    that a profile keeping only those that took ``kept_s`` (by round) would not have taken."""
+    return round(seconds - float(full.seconds_by_round.sum() - kept_s.sum()), 3)
 
 
 def first_round(timings: DeviceTimings) -> DeviceTimings:
     """``timings`` as if profiling had stopped after its first round."""
     first = timings.by_round[0]
     operations = len(timings.operations)
-    return replace(timings, by_round=timings.by_round[:1],
-                   seconds_by_round=timings.seconds_by_round[:1],
+    kept_s = timings.seconds_by_round[:1]
+    return replace(timings, by_round=timings.by_round[:1], seconds_by_round=kept_s,
                    call_overhead_ms=float(first[0]),
                    operations=[(op, max(0.0, float(ms) - first[0])) for (op, _), ms in zip(
                        timings.operations, first[1:1 + operations], strict=True)],
                    measured_ms=first[1 + operations:],
-                   seconds=round(_outside_timings_s(timings)
-                                 + float(timings.seconds_by_round[0].sum()), 3))
+                   seconds=less_dropped(timings.seconds, timings, kept_s))
 
 
 def smaller(timings: DeviceTimings, networks: int, operations: int) -> DeviceTimings:
@@ -173,6 +174,9 @@ def smaller(timings: DeviceTimings, networks: int, operations: int) -> DeviceTim
     networks and, of each table group's operations, ``operations`` evenly spread over those
     it timed (profiling spreads its choice over all the group's operations: an
     approximation), in as many rounds."""
+    if networks > len(timings.calibration):
+        raise ValueError(f"smaller: {networks} networks asked, the profile timed "
+                         f"{len(timings.calibration)} whole")
     groups: dict[str, list[Op]] = {}
     for op, _ in timings.operations:
         groups.setdefault(table_group(op, timings.layout), []).append(op)
@@ -182,12 +186,12 @@ def smaller(timings: DeviceTimings, networks: int, operations: int) -> DeviceTim
     first_network = 1 + len(timings.operations)
     columns = [0, *(1 + index for index in kept_indices),
                *range(first_network, first_network + networks)]
-    spent = timings.seconds_by_round[:, columns]
+    kept_s = timings.seconds_by_round[:, columns]
     return replace(timings, operations=[timings.operations[index] for index in kept_indices],
                    calibration=timings.calibration[:networks],
                    measured_ms=timings.measured_ms[:networks],
-                   by_round=timings.by_round[:, columns], seconds_by_round=spent,
-                   seconds=round(_outside_timings_s(timings) + float(spent.sum()), 3))
+                   by_round=timings.by_round[:, columns], seconds_by_round=kept_s,
+                   seconds=less_dropped(timings.seconds, timings, kept_s))
 
 
 def profile(space_path: Path, runtime_name: str, input_size: int, args
@@ -196,8 +200,8 @@ def profile(space_path: Path, runtime_name: str, input_size: int, args
     ``--unsplit`` (for a runtime with a layout rule) the model fitted to the same timings
     with each group's layouts pooled; with ``--first-round`` the model fitted to the first
     round's timings alone; with ``--smaller N K`` the model fitted to N of the calibration
-    networks and K operations a table group of the same timings (each with the seconds
-    its timings took, and the drawing of the networks); with ``--half-timings`` a second
+    networks and K operations a table group of the same timings (each with the profile's
+    seconds less those of the timings it drops); with ``--half-timings`` a second
     profile whose operations' and networks' timings stop at half the floor and cap. And the
     probes: the first ``--probes`` calibration networks (the same in every profile: one
     seed)."""
@@ -222,11 +226,12 @@ def profile(space_path: Path, runtime_name: str, input_size: int, args
         models[" (unsplit)"] = scored(timings, None, seconds)
     if args.first_round:
         first = first_round(timings)
-        models[" (first round)"] = scored(first, timings.layout, drawn_s + first.seconds)
+        models[" (first round)"] = scored(first, timings.layout, less_dropped(
+            seconds, timings, first.seconds_by_round))
     for count, per_group in args.smaller:
         fewer = smaller(timings, count, per_group)
         models[f" ({count} networks, {per_group} operations a group)"] = scored(
-            fewer, timings.layout, drawn_s + fewer.seconds)
+            fewer, timings.layout, less_dropped(seconds, timings, fewer.seconds_by_round))
     if args.half_timings:
         half, half_seconds = timed(operation_timing=half_length(OPERATION_TIMING),
                                    network_timing=half_length(NETWORK_TIMING))

@@ -161,6 +161,7 @@ class DriverMeter:
 
         complete, decide = StudySearcher.on_trial_complete, ParetoSuccessiveHalving.decide
         ask = FittedOnceTPE.sample_relative
+        own_ask = "sample_relative" in vars(FittedOnceTPE)  # else inherited: restored so
         stream = None if self.log is None else open(self.log, "w", buffering=1)  # noqa: SIM115
         if stream is not None:
             stream.write(f"# trials={self.trials} window={self.window}\n"
@@ -192,7 +193,9 @@ class DriverMeter:
             nonlocal probe_cpu, probes
             complete(searcher, *args, **kwargs)
             finished = searcher.index.counts().finished
-            if finished % PROBE_EVERY == 0:
+            # Once each PROBE_EVERY trials ended (the count also moves outside this method:
+            # a draw settled on the driver, a repeat, ends no Tune trial).
+            if finished // PROBE_EVERY > probes:
                 probe_cpu, probes = probe_cpu + pace_probe(), probes + 1
             sample = Sample(finished, time.process_time(), rss_mib(), probe_cpu, probes, asks)
             self.samples.append(sample)
@@ -209,7 +212,10 @@ class DriverMeter:
         finally:
             StudySearcher.on_trial_complete = complete
             ParetoSuccessiveHalving.decide = decide
-            FittedOnceTPE.sample_relative = ask
+            if own_ask:
+                FittedOnceTPE.sample_relative = ask
+            else:
+                del FittedOnceTPE.sample_relative
             if stream is not None:
                 stream.close()
 

@@ -31,14 +31,26 @@ def test_a_command_line_that_would_measure_nothing_is_refused(monkeypatch, capsy
     assert message in capsys.readouterr().err
 
 
+class _SlowProbe:
+    """A fake runtime whose layout probe takes 10 ms a convolution: profiling seconds that
+    no timing takes."""
+
+    def blocked_layout(self, in_channels: int, kernel: int) -> bool | None:
+        self.clock.now += 0.01
+        return None
+
+
 def test_the_first_round_alone_is_what_a_profile_of_one_round_would_have_timed():
     from tests.devicemodel.fakes import SlowSpellRuntime, fake_timings
 
     steady = fake_timings(rounds=1)
     per_round = steady.by_round.shape[1]
 
+    class Spelled(_SlowProbe, SlowSpellRuntime):
+        pass
+
     def spelled(clock):  # the first round runs 3x slower than the second
-        return SlowSpellRuntime(clock, per_round)
+        return Spelled(clock, per_round)
     unlucky = fake_timings(spelled, rounds=1)
     both = fake_timings(spelled, rounds=2)
     first = device_model.first_round(both)
@@ -77,11 +89,14 @@ def test_each_model_s_drift_is_against_its_own_profile(monkeypatch):
 
 
 def test_a_smaller_profile_keeps_the_first_networks_and_a_spread_of_each_group():
-    from tests.devicemodel.fakes import fake_timings
+    from tests.devicemodel.fakes import FakeRuntime, fake_timings
     from threshsearch.devicemodel.layout import table_group
     from threshsearch.devicemodel.profiling import fit_device_model
 
-    timings = fake_timings(samples_per_group=4)
+    class Probing(_SlowProbe, FakeRuntime):
+        pass
+
+    timings = fake_timings(Probing, samples_per_group=4)
     fewer = device_model.smaller(timings, 6, 2)
     groups = {table_group(op, timings.layout) for op, _ in timings.operations}
     kept = {}
@@ -92,10 +107,19 @@ def test_a_smaller_profile_keeps_the_first_networks_and_a_spread_of_each_group()
     assert set(fewer.operations) <= set(timings.operations)  # with the profile's figures
     assert fewer.calibration == timings.calibration[:6]
     assert list(fewer.measured_ms) == list(timings.measured_ms[:6])
-    columns = fewer.by_round.shape[1]
-    assert columns == 1 + len(fewer.operations) + 6 == fewer.seconds_by_round.shape[1]
-    # Its seconds: what no timing took, and the seconds of the timings it kept.
-    outside = timings.seconds - timings.seconds_by_round.sum()
-    assert fewer.seconds == pytest.approx(outside + fewer.seconds_by_round.sum(), abs=1e-3)
-    assert fewer.seconds < timings.seconds
+    # Each round's columns are the kept timings': the call overhead, operations, networks.
+    fastest = fewer.by_round.min(axis=0)
+    count = len(fewer.operations)
+    assert fastest[0] == fewer.call_overhead_ms
+    assert fastest[1:1 + count] - fastest[0] == pytest.approx([ms for _, ms in fewer.operations])
+    assert fastest[1 + count:] == pytest.approx(fewer.measured_ms)
+    # Its seconds: the profile's, less the seconds of the timings it dropped.
+    kept_columns = [0, *(1 + timings.operations.index(pair) for pair in fewer.operations),
+                    *range(1 + len(timings.operations), 1 + len(timings.operations) + 6)]
+    dropped = [column for column in range(timings.by_round.shape[1])
+               if column not in kept_columns]
+    assert fewer.seconds == pytest.approx(
+        timings.seconds - timings.seconds_by_round[:, dropped].sum(), abs=1e-3)
     assert fit_device_model(fewer, fewer.layout).data.calibration.networks == 6
+    with pytest.raises(ValueError, match="11 networks asked, the profile timed 10"):
+        device_model.smaller(timings, 11, 2)

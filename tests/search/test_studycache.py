@@ -310,3 +310,17 @@ def test_params_held_through_an_interrupt_are_not_written(storage_url):
         raise KeyboardInterrupt
     assert optuna.load_study(study_name="s", storage=storage_url).trials[0].params == {}
     assert trial._trial_id not in storage._held
+
+
+def test_a_trial_another_driver_made_and_not_read_here_is_skipped(storage_url):
+    storage = CachedStudyStorage(open_storage(storage_url))
+    study = optuna.create_study(storage=storage, study_name="s")
+    study.tell(study.ask(), 0.0)
+    study._get_trials(deepcopy=False)  # trial 0 read finished
+    other = optuna.load_study(study_name="s", storage=open_storage(storage_url))
+    other.ask()  # trial 1, not read here
+    study.ask()  # trial 2, in the cache as it is made
+    study_id = study._study_id
+    assert [t.number for t in storage.trials_in_order(study_id)] == [0, 2]
+    assert [t.number for t in storage.trials_in_order(study_id, (TrialState.RUNNING,))] == [2]
+    assert [t.number for t in storage.get_all_trials(study_id)] == [0, 1, 2]  # read now

@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-from collections.abc import Container, Iterator
+from collections.abc import Container, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import optuna
@@ -23,6 +23,7 @@ from optuna.storages import RDBStorage
 from optuna.storages._cached_storage import _CachedStorage, _StudyInfo
 from optuna.storages._rdb import models as rdb_models
 from optuna.storages._rdb.storage import _create_scoped_session
+from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 # A trial's rows in brief: its state; its params' and intermediate values' counts (params
@@ -200,7 +201,7 @@ class CachedStudyStorage(_CachedStorage):
                                     if key is None or trials[number].state in key]
             past = []
             remaining, number = len(trials) - settled, settled
-            while remaining:  # numbers can skip where another driver's trial is not read
+            while remaining > 0:  # numbers can skip where another driver's trial is unread
                 trial = trials.get(number)
                 if trial is not None:
                     remaining -= 1
@@ -208,6 +209,13 @@ class CachedStudyStorage(_CachedStorage):
                         past.append(trial)
                 number += 1
             return order.lists[key] + past
+
+    def create_new_study(self, directions: Sequence[StudyDirection],
+                         study_name: str | None = None) -> int:
+        study_id = super().create_new_study(directions, study_name)
+        with self._lock:  # SQLite may give a deleted study's id again
+            self._in_order.pop(study_id, None)
+        return study_id
 
     def delete_study(self, study_id: int) -> None:
         with self._lock:

@@ -1,5 +1,6 @@
 """A viewing sampler's model reads the study through the view in both of its draws, and
-hears every other call unchanged."""
+hears every other call unchanged; a study read once takes its lists of some states from the
+driver's cache."""
 
 import optuna
 
@@ -109,3 +110,33 @@ def test_a_new_read_or_a_new_state_is_arranged_again():
     study.tell(trial, 2.0)
     numbers = [t.number for t in viewing.view(read_once(study))._get_trials(deepcopy=False)]
     assert viewing.arranged == 3 and numbers == [0, 1]
+
+
+def test_a_study_read_once_takes_its_lists_of_states_from_the_drivers_cache(tmp_path,
+                                                                            monkeypatch):
+    from optuna.trial import TrialState
+
+    from threshsearch.search.storage import open_storage
+    from threshsearch.search.studycache import CachedStudyStorage
+
+    storage = CachedStudyStorage(open_storage(f"sqlite:///{tmp_path / 'study.db'}"))
+    study = optuna.create_study(storage=storage)
+    for value in range(4):
+        study.tell(study.ask(), value)
+    study.tell(study.ask(), state=TrialState.PRUNED)
+    study.ask()
+    asked = []
+    in_order = storage.trials_in_order
+    monkeypatch.setattr(storage, "trials_in_order", lambda *args: asked.append(args[1:])
+                        or in_order(*args))
+    held = read_once(study)
+    everything = held._get_trials(deepcopy=False)
+    states = (TrialState.COMPLETE, TrialState.PRUNED)
+    stopped = held._get_trials(deepcopy=False, states=states)
+    # The first read (all states), then the list of some states from the cache as well,
+    # not by a pass over the first read.
+    assert asked == [(None,), (states,)]
+    assert [t.number for t in stopped] == [0, 1, 2, 3, 4]
+    assert all(got is held_there for got, held_there in zip(
+        stopped, [t for t in everything if t.state in states], strict=True))
+    assert held._get_trials(deepcopy=False, states=states) is stopped and len(asked) == 2
