@@ -27,6 +27,7 @@ SAMPLE_COLUMNS = ("trials_ended", "cpu_s", "rss_mib", "decisions", "decisions_cp
                   "model_asks")
 EARLIER_COLUMNS = SAMPLE_COLUMNS[:7]  # files of runs before the probe: read, without it
 PROBE_EVERY = 25  # trial ends between two runs of the pace probe
+SLOW_DECISION_S = 0.05  # the issue's bound on one rung decision
 
 
 class Sample(NamedTuple):
@@ -52,12 +53,24 @@ def pace_probe() -> float:
                for index in range(3000)]
     sorted(records, key=lambda record: (record["state"], -record["value"]))
     return time.thread_time() - start
-SLOW_DECISION_S = 0.05  # the issue's bound on one rung decision
-
-
 def rss_mib() -> float:
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * PAGE / 2**20
+
+
+@contextlib.contextmanager
+def _patched(owner: type, name: str, replacement: object) -> Iterator[None]:
+    """``owner.name`` replaced within, then as it was: its own again, or inherited again."""
+    own = name in vars(owner)
+    found = vars(owner).get(name)
+    setattr(owner, name, replacement)
+    try:
+        yield
+    finally:
+        if own:
+            setattr(owner, name, found)
+        else:
+            delattr(owner, name)
 
 
 class DriverMeter:
@@ -80,7 +93,6 @@ class DriverMeter:
 
         complete, decide = StudySearcher.on_trial_complete, ParetoSuccessiveHalving.decide
         ask = FittedOnceTPE.sample_relative
-        own_ask = "sample_relative" in vars(FittedOnceTPE)  # else inherited: restored so
         stream = None if self.log is None else open(self.log, "w", buffering=1)  # noqa: SIM115
         if stream is not None:
             stream.write(f"# trials={self.trials} window={self.window}\n"
@@ -123,20 +135,14 @@ class DriverMeter:
                              f"{len(self.decisions)},{total!r},{slowest!r},{over},"
                              f"{probe_cpu!r},{probes},{asks}\n")
 
-        StudySearcher.on_trial_complete = sampled_complete
-        ParetoSuccessiveHalving.decide = timed_decide
-        FittedOnceTPE.sample_relative = counted_ask
-        try:
-            yield
-        finally:
-            StudySearcher.on_trial_complete = complete
-            ParetoSuccessiveHalving.decide = decide
-            if own_ask:
-                FittedOnceTPE.sample_relative = ask
-            else:
-                del FittedOnceTPE.sample_relative
+        with contextlib.ExitStack() as patches:
+            patches.enter_context(_patched(StudySearcher, "on_trial_complete",
+                                           sampled_complete))
+            patches.enter_context(_patched(ParetoSuccessiveHalving, "decide", timed_decide))
+            patches.enter_context(_patched(FittedOnceTPE, "sample_relative", counted_ask))
             if stream is not None:
-                stream.close()
+                patches.callback(stream.close)
+            yield
 
     def decision_line(self) -> str | None:
         """The table's line on rung decisions, None when there were none."""

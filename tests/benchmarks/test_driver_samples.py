@@ -127,3 +127,13 @@ def test_a_file_from_before_the_probe_is_read_without_it(tmp_path, monkeypatch):
                           "| driver CPU per trial, trials 21-30 | 255.0 ms |",
                           "| ratio, last window / early window | 1.65x |"]
     assert "pace probe" not in "\n".join(lines)
+
+
+def test_the_meter_leaves_the_methods_as_it_found_them(tmp_path):
+    # The model's method is inherited (from Optuna's TPESampler): inherited again after.
+    classes = (StudySearcher, ParetoSuccessiveHalving, FittedOnceTPE)
+    before = [dict(vars(cls)) for cls in classes]
+    with DriverMeter(tmp_path / "driver.csv", 1, 1).installed():
+        assert "sample_relative" in vars(FittedOnceTPE)
+        assert vars(StudySearcher)["on_trial_complete"] is not before[0]["on_trial_complete"]
+    assert [dict(vars(cls)) for cls in classes] == before

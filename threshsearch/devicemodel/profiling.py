@@ -204,10 +204,10 @@ def time_device(configs: Iterable[ArchitectureConfig], *, runtime: str | Runtime
         seconds_by_round = np.empty((rounds, len(timings)))
         for round_index in range(rounds):
             for index in rng.permutation(len(timings)):
+                before = clock()  # its seconds: the lock's wait included
                 # Exclusive for each timing, not for the whole profile: trials on the node
                 # pause for one timing at a time, never long enough for their lock wait to
                 # give up.
-                before = clock()
                 with lock.exclusive():
                     by_round[round_index, index] = timings[index]()
                 seconds_by_round[round_index, index] = clock() - before

@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-from collections.abc import Container, Iterator, Sequence
+from collections.abc import Collection, Container, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import optuna
@@ -167,18 +167,18 @@ class CachedStudyStorage(_CachedStorage):
         if (states is not None and set(states) == {TrialState.WAITING}
                 and not self._backend.get_all_trials(study_id, deepcopy=False, states=states)):
             return []
-        # Some are waiting: the full read, which enters them in the cache that a trial
-        # asked from them must be in.
+        # Every other read, and one of WAITING trials when some are waiting: the full read,
+        # which enters them in the cache that a trial asked from them must be in.
         self._read_trials_from_remote_storage(study_id)
         trials = self.trials_in_order(study_id, states)
         return copy.deepcopy(trials) if deepcopy else trials
 
-    def trials_in_order(self, study_id: int, states: Container[TrialState] | None = None
+    def trials_in_order(self, study_id: int, states: Collection[TrialState] | None = None
                         ) -> list[FrozenTrial]:
         """The study's trials in ``states`` (None: all) as the cache holds them now, in
         order of number (no read of the storage; a new list, the cache's trials). A trial
         is settled once it and every trial numbered below it are in the cache, finished and
-        past the last finished trial read (never read again, so never replaced there);
+        no later than the last finished trial read (never read again, so never replaced);
         only the trials past the settled ones are gone through at each call."""
         key = None if states is None else frozenset(states)
         with self._lock:

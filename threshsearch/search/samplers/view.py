@@ -37,8 +37,9 @@ def read_once(study: Study) -> Study:
     that asks its model several times reads the storage once, and the views above it
     arrange it once. (TPE with the constant liar reads past Optuna's per-trial cache, a
     whole storage sync per ask: most of a draw's cost at 10,000 trials.) A list of some
-    states comes from the driver's cache where the study has it (``studycache``: no pass over
-    the whole study), else from the first read. The first read is
+    states comes from the driver's cache as it holds the study then, where the study has
+    one (``studycache``: no pass over its settled trials; nothing reads the storage between
+    the first read and it within a draw), else from the first read. The first read is
     Optuna's per-trial cache (reset at each ask, filled at its first read): in one driver
     nothing starts or ends during a draw; trials another driver starts meanwhile are seen
     at the next draw."""
@@ -51,7 +52,6 @@ def read_once(study: Study) -> Study:
             read[None] = study._get_trials(deepcopy=False, use_cache=True)
         key = None if states is None else frozenset(states)
         if key not in read:
-            # The driver's cache keeps its settled trials by states: no pass over the study.
             read[key] = (study._storage.trials_in_order(study._study_id, states)
                          if isinstance(study._storage, CachedStudyStorage)
                          else [t for t in read[None] if t.state in states])
