@@ -150,23 +150,9 @@ def half_length(settings: LatencySettings) -> LatencySettings:
                    max_time_s=settings.max_time_s / 2)
 
 
-def less_dropped(seconds: float, full: DeviceTimings, kept_s: np.ndarray) -> float:
-    """``seconds`` (the full profile's, however counted) less the seconds of its timings
-    that a profile keeping only those that took ``kept_s`` (by round) would not have taken."""
-    return round(seconds - float(full.seconds_by_round.sum() - kept_s.sum()), 3)
-
-
 def first_round(timings: DeviceTimings) -> DeviceTimings:
     """``timings`` as if profiling had stopped after its first round."""
-    first = timings.by_round[0]
-    operations = len(timings.operations)
-    kept_s = timings.seconds_by_round[:1]
-    return replace(timings, by_round=timings.by_round[:1], seconds_by_round=kept_s,
-                   call_overhead_ms=float(first[0]),
-                   operations=[(op, max(0.0, float(ms) - first[0])) for (op, _), ms in zip(
-                       timings.operations, first[1:1 + operations], strict=True)],
-                   measured_ms=first[1 + operations:],
-                   seconds=less_dropped(timings.seconds, timings, kept_s))
+    return timings.kept(1, range(len(timings.operations)), len(timings.calibration))
 
 
 def smaller(timings: DeviceTimings, networks: int, operations: int) -> DeviceTimings:
@@ -174,24 +160,13 @@ def smaller(timings: DeviceTimings, networks: int, operations: int) -> DeviceTim
     networks and, of each table group's operations, ``operations`` evenly spread over those
     it timed (profiling spreads its choice over all the group's operations: an
     approximation), in as many rounds."""
-    if networks > len(timings.calibration):
-        raise ValueError(f"smaller: {networks} networks asked, the profile timed "
-                         f"{len(timings.calibration)} whole")
     groups: dict[str, list[Op]] = {}
     for op, _ in timings.operations:
         groups.setdefault(table_group(op, timings.layout), []).append(op)
     kept_ops = {op for ops in groups.values() for op in evenly_spread(ops, operations)}
-    kept_indices = [index for index, (op, _) in enumerate(timings.operations)
-                    if op in kept_ops]
-    first_network = 1 + len(timings.operations)
-    columns = [0, *(1 + index for index in kept_indices),
-               *range(first_network, first_network + networks)]
-    kept_s = timings.seconds_by_round[:, columns]
-    return replace(timings, operations=[timings.operations[index] for index in kept_indices],
-                   calibration=timings.calibration[:networks],
-                   measured_ms=timings.measured_ms[:networks],
-                   by_round=timings.by_round[:, columns], seconds_by_round=kept_s,
-                   seconds=less_dropped(timings.seconds, timings, kept_s))
+    return timings.kept(len(timings.by_round), [
+        index for index, (op, _) in enumerate(timings.operations) if op in kept_ops],
+        networks)
 
 
 def profile(space_path: Path, runtime_name: str, input_size: int, args
@@ -226,12 +201,12 @@ def profile(space_path: Path, runtime_name: str, input_size: int, args
         models[" (unsplit)"] = scored(timings, None, seconds)
     if args.first_round:
         first = first_round(timings)
-        models[" (first round)"] = scored(first, timings.layout, less_dropped(
-            seconds, timings, first.seconds_by_round))
+        models[" (first round)"] = scored(first, timings.layout,
+                                          seconds - timings.seconds + first.seconds)
     for count, per_group in args.smaller:
         fewer = smaller(timings, count, per_group)
         models[f" ({count} networks, {per_group} operations a group)"] = scored(
-            fewer, timings.layout, less_dropped(seconds, timings, fewer.seconds_by_round))
+            fewer, timings.layout, seconds - timings.seconds + fewer.seconds)
     if args.half_timings:
         half, half_seconds = timed(operation_timing=half_length(OPERATION_TIMING),
                                    network_timing=half_length(NETWORK_TIMING))

@@ -1,5 +1,6 @@
 """Profiling on a fake clock and a fake runtime: the table and the calibration are
-deterministic, and recover the fake device's costs for networks held out of the fit."""
+deterministic, and recover the fake device's costs for networks held out of the fit; its
+timings kept in part are what profiling would have made of the part."""
 
 import pytest
 
@@ -126,3 +127,26 @@ def test_timings_stop_as_their_settings_say():
     assert [ms for _, ms in half.operations] == pytest.approx(
         [ms for _, ms in full.operations], rel=1e-6)
     assert half.measured_ms == pytest.approx(full.measured_ms, rel=1e-6)
+
+
+def test_timings_kept_whole_are_the_timings_and_fewer_are_taken_from_the_kept_rounds():
+    import numpy as np
+
+    timings = fake_timings(rounds=2)
+    count, networks = len(timings.operations), len(timings.calibration)
+    whole = timings.kept(2, range(count), networks)
+    assert whole.operations == timings.operations and whole.seconds == timings.seconds
+    assert np.array_equal(whole.measured_ms, timings.measured_ms)
+    assert np.array_equal(whole.seconds_by_round, timings.seconds_by_round)
+    fewer = timings.kept(1, [0, count - 1], 3)
+    assert fewer.call_overhead_ms == timings.by_round[0, 0]
+    assert [ms for _, ms in fewer.operations] == pytest.approx(
+        [max(0.0, timings.by_round[0, column] - timings.by_round[0, 0])
+         for column in (1, count)])
+    assert fewer.measured_ms == pytest.approx(timings.by_round[0, 1 + count:4 + count])
+    assert fewer.seconds == pytest.approx(
+        timings.seconds - timings.seconds_by_round.sum()
+        + timings.seconds_by_round[0, [0, 1, count, *range(1 + count, 4 + count)]].sum(),
+        abs=1e-3)
+    with pytest.raises(ValueError, match="11 networks asked, the profile timed 10"):
+        timings.kept(2, [], 11)

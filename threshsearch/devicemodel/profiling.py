@@ -30,8 +30,8 @@ import os
 import platform
 import socket
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -131,6 +131,40 @@ class DeviceTimings:
     seconds: float
     seed: int
 
+    def kept(self, rounds: int, operations: Sequence[int], networks: int) -> DeviceTimings:
+        """These timings as if profiling had taken only its first ``rounds`` rounds, the
+        operations at the indices ``operations`` and its first ``networks`` calibration
+        networks: each figure the fastest of the rounds kept, as profiling takes it, and the
+        seconds the profile's less those of the timings dropped."""
+        if networks > len(self.calibration):
+            raise ValueError(f"{networks} networks asked, the profile timed "
+                             f"{len(self.calibration)} whole")
+        first_network = 1 + len(self.operations)
+        columns = [0, *(1 + index for index in operations),
+                   *range(first_network, first_network + networks)]
+        by_round = self.by_round[:rounds, columns]
+        spent = self.seconds_by_round[:rounds, columns]
+        overhead_ms, timed, measured_ms = fastest_figures(
+            [self.operations[index][0] for index in operations], by_round)
+        return replace(self, operations=timed, calibration=self.calibration[:networks],
+                       measured_ms=measured_ms, call_overhead_ms=overhead_ms,
+                       by_round=by_round, seconds_by_round=spent,
+                       seconds=round(self.seconds - float(
+                           self.seconds_by_round.sum() - spent.sum()), 3))
+
+
+def fastest_figures(ops: Sequence[Op], by_round: np.ndarray
+                    ) -> tuple[float, list[tuple[Op, float]], np.ndarray]:
+    """From every round of every timing (the call overhead's first, then ``ops``', then the
+    networks'): the call overhead, each operation less it, and the networks' times, each
+    the fastest of its rounds (disturbance only ever slows a timing)."""
+    fastest = by_round.min(axis=0)
+    overhead_ms = float(fastest[0])
+    return (overhead_ms,
+            [(op, max(0.0, float(ms) - overhead_ms))
+             for op, ms in zip(ops, fastest[1:1 + len(ops)], strict=True)],
+            fastest[1 + len(ops):])
+
 
 def profile_device(configs: Iterable[ArchitectureConfig], *, runtime: str | Runtime = "torch",
                    batch_size: int = 1, input_size: int = 32, threads: int = 1,
@@ -215,8 +249,7 @@ def time_device(configs: Iterable[ArchitectureConfig], *, runtime: str | Runtime
     finally:
         torch.set_num_threads(previous_threads)
         bar.close()
-    fastest = by_round.min(axis=0)
-    overhead_ms = float(fastest[0])
+    overhead_ms, timed, measured_ms = fastest_figures(op_list, by_round)
     return DeviceTimings(
         device=DeviceInfo(kind="cpu", name=cpu_name(), hostname=socket.gethostname(),
                           logical_cores=os.cpu_count() or 1),
@@ -224,9 +257,7 @@ def time_device(configs: Iterable[ArchitectureConfig], *, runtime: str | Runtime
         settings=Settings(batch_size=batch_size, input_size=input_size, threads=threads,
                           dtype=dtype, channels_last=channels_last),
         layout=layout,
-        operations=[(op, max(0.0, float(ms) - overhead_ms))
-                    for op, ms in zip(op_list, fastest[1:1 + len(op_list)], strict=True)],
-        calibration=calibration, measured_ms=fastest[1 + len(op_list):],
+        operations=timed, calibration=calibration, measured_ms=measured_ms,
         call_overhead_ms=overhead_ms, by_round=by_round, seconds_by_round=seconds_by_round,
         started=started.isoformat(timespec="seconds"), seconds=round(clock() - began, 3),
         seed=seed)
