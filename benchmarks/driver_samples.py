@@ -15,7 +15,7 @@ import contextlib
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -53,6 +53,8 @@ def pace_probe() -> float:
                for index in range(3000)]
     sorted(records, key=lambda record: (record["state"], -record["value"]))
     return time.thread_time() - start
+
+
 def rss_mib() -> float:
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * PAGE / 2**20
@@ -153,42 +155,36 @@ class DriverMeter:
                              int((decisions > SLOW_DECISION_S * 1e3).sum()))
 
 
-def _window(samples: list[Sample], end: int, window: int) -> tuple[Sample, Sample] | None:
-    """The samples that open and close the ``window`` trials ending at the ``end``-th."""
+def _per(samples: list[Sample], end: int, window: int, amount: Callable[[Sample], float],
+         count: Callable[[Sample], float]) -> float | None:
+    """How much ``amount`` grew for each unit ``count`` grew over the ``window`` trials
+    ending at the ``end``-th, from ``samples`` in the order taken (None: the samples do not
+    reach that window, or ``count`` did not move in it)."""
     ends = np.array([sample.trials for sample in samples])
     last, first = np.searchsorted(ends, end), np.searchsorted(ends, end - window)
     if last >= len(ends) or first >= last:
         return None
-    return samples[first], samples[last]
+    opened, closed = samples[first], samples[last]
+    moved = count(closed) - count(opened)
+    return (amount(closed) - amount(opened)) / moved if moved else None
 
 
 def cpu_ms_per_trial(samples: list[Sample], end: int, window: int) -> float | None:
-    """Driver CPU per trial over the ``window`` trials ending at the ``end``-th, from
-    ``samples`` in the order taken, the pace probe's left out."""
-    opened = _window(samples, end, window)
-    if opened is None:
-        return None
-    first, last = opened
-    return ((last.cpu_s - first.cpu_s) - (last.probe_cpu_s - first.probe_cpu_s)) / (
-        last.trials - first.trials) * 1e3
+    """Driver CPU per trial over the ``window`` trials ending at the ``end``-th, the pace
+    probe's left out."""
+    per = _per(samples, end, window, lambda s: s.cpu_s - s.probe_cpu_s, lambda s: s.trials)
+    return None if per is None else per * 1e3
 
 
 def probe_ms(samples: list[Sample], end: int, window: int) -> float | None:
     """The pace probe's mean CPU ms over its runs in that window (None: no run)."""
-    opened = _window(samples, end, window)
-    if opened is None or opened[1].probes == opened[0].probes:
-        return None
-    first, last = opened
-    return (last.probe_cpu_s - first.probe_cpu_s) / (last.probes - first.probes) * 1e3
+    per = _per(samples, end, window, lambda s: s.probe_cpu_s, lambda s: s.probes)
+    return None if per is None else per * 1e3
 
 
 def asks_per_trial(samples: list[Sample], end: int, window: int) -> float | None:
     """The sampler's model's asks per trial ended in that window."""
-    opened = _window(samples, end, window)
-    if opened is None:
-        return None
-    first, last = opened
-    return (last.asks - first.asks) / (last.trials - first.trials)
+    return _per(samples, end, window, lambda s: s.asks, lambda s: s.trials)
 
 
 def decision_line(count: int, total_ms: float, slowest_ms: float, over: int) -> str:

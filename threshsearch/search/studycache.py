@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-from collections.abc import Collection, Container, Iterator, Sequence
+from collections.abc import Collection, Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import optuna
@@ -55,6 +55,13 @@ class _InOrder:
 
     settled: int = 0
     lists: dict[States, list[FrozenTrial]] = field(default_factory=dict)
+
+
+def _in_states(trials: dict[int, FrozenTrial], numbers: Iterable[int], states: States
+               ) -> list[FrozenTrial]:
+    """The trials numbered ``numbers`` that are in ``states`` (None: all), in that order."""
+    return [trials[number] for number in numbers
+            if states is None or trials[number].state in states]
 
 
 class CachedStudyStorage(_CachedStorage):
@@ -193,22 +200,18 @@ class CachedStudyStorage(_CachedStorage):
                    and trials[settled]._trial_id not in study.unfinished_trial_ids):
                 settled += 1
             for kept, held in order.lists.items():
-                held.extend(trials[number] for number in range(order.settled, settled)
-                            if kept is None or trials[number].state in kept)
+                held.extend(_in_states(trials, range(order.settled, settled), kept))
             order.settled = settled
             if key not in order.lists:
-                order.lists[key] = [trials[number] for number in range(settled)
-                                    if key is None or trials[number].state in key]
+                order.lists[key] = _in_states(trials, range(settled), key)
             past = []
             remaining, number = len(trials) - settled, settled
             while remaining > 0:  # numbers can skip where another driver's trial is unread
-                trial = trials.get(number)
-                if trial is not None:
+                if number in trials:
                     remaining -= 1
-                    if key is None or trial.state in key:
-                        past.append(trial)
+                    past.append(number)
                 number += 1
-            return order.lists[key] + past
+            return order.lists[key] + _in_states(trials, past, key)
 
     def create_new_study(self, directions: Sequence[StudyDirection],
                          study_name: str | None = None) -> int:
