@@ -196,17 +196,21 @@ def profile(space_path: Path, runtime_name: str, input_size: int, args
                         timings.measured_ms[:args.probes])
 
     timings, seconds = timed()
+
+    def less_dropped(kept: DeviceTimings) -> float:  # the row's seconds, as kept's own
+        return round(seconds - float(timings.seconds_by_round.sum()
+                                     - kept.seconds_by_round.sum()), 3)
+
     models = {"": scored(timings, timings.layout, seconds)}
     if args.unsplit and timings.layout is not None:
         models[" (unsplit)"] = scored(timings, None, seconds)
     if args.first_round:
         first = first_round(timings)
-        models[" (first round)"] = scored(first, timings.layout,
-                                          seconds - timings.seconds + first.seconds)
+        models[" (first round)"] = scored(first, timings.layout, less_dropped(first))
     for count, per_group in args.smaller:
         fewer = smaller(timings, count, per_group)
         models[f" ({count} networks, {per_group} operations a group)"] = scored(
-            fewer, timings.layout, seconds - timings.seconds + fewer.seconds)
+            fewer, timings.layout, less_dropped(fewer))
     if args.half_timings:
         half, half_seconds = timed(operation_timing=half_length(OPERATION_TIMING),
                                    network_timing=half_length(NETWORK_TIMING))

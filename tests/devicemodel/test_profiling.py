@@ -132,18 +132,24 @@ def test_timings_stop_as_their_settings_say():
 def test_timings_kept_whole_are_the_timings_and_fewer_are_taken_from_the_kept_rounds():
     import numpy as np
 
-    timings = fake_timings(rounds=2)
+    per_round = fake_timings(rounds=1).by_round.shape[1]
+    # The first round runs 3x slower than the second: its figures are not the fastest.
+    timings = fake_timings(lambda clock: SlowSpellRuntime(clock, per_round), rounds=2)
     count, networks = len(timings.operations), len(timings.calibration)
     whole = timings.kept(2, range(count), networks)
     assert whole.operations == timings.operations and whole.seconds == timings.seconds
     assert np.array_equal(whole.measured_ms, timings.measured_ms)
     assert np.array_equal(whole.seconds_by_round, timings.seconds_by_round)
     fewer = timings.kept(1, [0, count - 1], 3)
-    assert fewer.call_overhead_ms == timings.by_round[0, 0]
+    first = timings.by_round[0]
+    assert fewer.call_overhead_ms == first[0] != timings.call_overhead_ms
+    assert [op for op, _ in fewer.operations] == [timings.operations[0][0],
+                                                  timings.operations[-1][0]]
     assert [ms for _, ms in fewer.operations] == pytest.approx(
-        [max(0.0, timings.by_round[0, column] - timings.by_round[0, 0])
-         for column in (1, count)])
-    assert fewer.measured_ms == pytest.approx(timings.by_round[0, 1 + count:4 + count])
+        [max(0.0, first[column] - first[0]) for column in (1, count)])
+    assert fewer.calibration == timings.calibration[:3]
+    assert fewer.measured_ms == pytest.approx(first[1 + count:4 + count])
+    assert fewer.measured_ms != pytest.approx(timings.measured_ms[:3], rel=0.5)
     assert fewer.seconds == pytest.approx(
         timings.seconds - timings.seconds_by_round.sum()
         + timings.seconds_by_round[0, [0, 1, count, *range(1 + count, 4 + count)]].sum(),
