@@ -35,7 +35,7 @@ def scanned_tally(trials):
 def scanned_twin(trials, number, config_hash):
     return next((t.number for t in trials
                  if t.user_attrs.get("config_hash") == config_hash and t.number != number
-                 and (trial_status(t) in ("complete", "pruned", "infeasible", "duplicate")
+                 and (trial_status(t) in ("complete", "pruned", "infeasible")
                       or (trial_status(t) == "running" and t.number < number))), None)
 
 
@@ -117,3 +117,21 @@ def test_a_heartbeat_retry_is_known_as_one_without_reading_it_again():
     index.claim(trial)
     assert trial.number == 1 and trial.number in index.heartbeat_retries
     assert index.counts().finished == 0, "the failed attempt is counted by its retry"
+
+
+def test_a_duplicate_of_a_running_trial_that_then_failed_does_not_block_its_network():
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    index = TrialIndex(study, [])
+    first, second = study.ask(), study.ask()
+    for trial in (first, second):
+        index.claim(trial)
+        trial.set_user_attr("config_hash", "a")
+        index.drew(trial, "a")
+    # The second drew the first's network while it ran: a duplicate, failed as its twin
+    # stood then; then the first fails.
+    for trial, status in ((second, "duplicate"), (first, "failed")):
+        trial.set_user_attr(STATUS, status)
+        study.tell(trial, state=TrialState.FAIL)
+        index.ended(trial, status, TrialState.FAIL, None)
+    assert index.twin(2, "a") is None, "the network failed: a new draw of it runs"
+    assert_matches_a_scan(index, study)

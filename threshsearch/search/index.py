@@ -23,7 +23,9 @@ from optuna.trial import FrozenTrial, TrialState
 from threshsearch.search.storage import CONFIG_HASH, DUPLICATE, TIMED_OUT_OF, trial_status
 
 UNFINISHED = ("running", "waiting")
-SETTLED = ("complete", "pruned", "infeasible", DUPLICATE)  # a twin of these is not run again
+# A twin of these is not run again. Not a duplicate: it ended as its twin stood then (a
+# duplicate of a running trial ends failed), and the twin itself decides.
+SETTLED = ("complete", "pruned", "infeasible")
 RETRIED = "retried"  # the tally's key for a failed trial that a later trial re-runs
 HEARTBEAT_RETRY = "failed_trial"  # Optuna's system attr on a heartbeat retry
 
