@@ -204,6 +204,27 @@ def test_a_killed_driver_resumes_with_nothing_lost(tmp_path, local_ray, capsys):
     assert len(trained) == len(set(trained))
 
 
+def test_the_trials_the_time_budget_cuts_end_timed_out_and_are_queued_again(local_ray,
+                                                                            tmp_path):
+    from threshsearch.search.runner import run_search
+    from threshsearch.search.surrogate import surrogate_trainable
+
+    path = write_space(tmp_path, n_trials=4, concurrency=2, timeout_s=6)
+    data = yaml.safe_load(path.read_text())
+    data["train"]["epochs"] = 200  # a second an epoch: no trial ends before the budget
+    data["early_stopping"] = {"kind": "none"}
+    data["constraints"] = []
+    path.write_text(yaml.safe_dump(data))
+    study = run_search(load_space(path), quiet=True,
+                       trainable=surrogate_trainable(32, 1.0)).study
+    trials = study.get_trials()
+    assert not [t.number for t in trials if t.state == TrialState.RUNNING], \
+        "Tune stops the workers at the budget without telling the searcher"
+    cut = [t.number for t in trials if t.user_attrs.get("status") == "timed_out"]
+    assert cut and set(cut) == retried_numbers(trials)
+    assert sum(t.state == TrialState.WAITING for t in trials) == len(cut)
+
+
 def test_pareto_early_stopping_prunes_yet_keeps_the_cheapest_network(local_ray, tmp_path):
     from threshsearch.search.runner import run_search
     from threshsearch.search.schedulers import make_early_stopper

@@ -33,13 +33,29 @@ def test_a_trial_cut_by_the_time_budget_is_retried_not_settled(searcher):
     assert cut.user_attrs["status"] == "timed_out"
     # FAIL: samplers leave it out, rather than learn from it as a bad (PRUNED) network.
     assert cut.state == TrialState.FAIL
-    assert cut.user_attrs["reason"].startswith("stopped when the time budget ran out")
+    assert cut.user_attrs["reason"].startswith("cut short when the run ended")
     retry = stored(searcher, 1)
     assert retry.state == TrialState.WAITING and retry.params == cut.params
     assert retried_numbers(searcher.study.get_trials()) == {0}
     again = searcher.suggest("ray-2")
     assert again is not None and again["architecture"] == spec["architecture"], \
         "the next trial trains the cut network; it is no duplicate of it"
+
+
+def test_trials_tune_leaves_running_at_the_runs_end_are_cut_and_queued_again(searcher):
+    # Tune stops the workers at the time budget (or an interrupt) without telling the
+    # searcher: what it left pending is ended here.
+    specs = [searcher.suggest(f"ray-{index}") for index in range(2)]
+    searcher.on_trial_result("ray-0", epoch_result(1, 0.3))
+    searcher.end_cut_trials()
+    assert not searcher.pending
+    for spec in specs:
+        cut = stored(searcher, spec["number"])
+        assert (cut.state, cut.user_attrs["status"]) == (TrialState.FAIL, "timed_out")
+    assert stored(searcher, specs[0]["number"]).user_attrs["stopped_at_epoch"] == 1
+    assert retried_numbers(searcher.study.get_trials()) == {spec["number"] for spec in specs}
+    waiting = searcher.study.get_trials(states=(TrialState.WAITING,))
+    assert len(waiting) == 2
 
 
 def test_a_retried_attempt_restarts_its_learning_curve(searcher):

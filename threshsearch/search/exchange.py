@@ -3,10 +3,11 @@
 A trial ends in the state it earned: COMPLETE with its objectives when it trained to the end;
 PRUNED when early stopping stopped it (Ray's own OptunaSearch would tell such a trial COMPLETE
 with truncated values) or when it broke a constraint, with the constraint's values told to
-the sampler; FAIL with a reason when it raised. A trial the time budget cut short is FAIL with
-status ``timed_out`` (samplers leave FAIL trials out: the network is not bad, only
-unfinished) and is queued again, to run first when the study resumes. A trial that drew a
-config the study evaluated already is not run: it ends as its twin did, status ``duplicate``.
+the sampler; FAIL with a reason when it raised. A trial the time budget (or an interrupt)
+cut short is FAIL with status ``timed_out`` (samplers leave FAIL trials out: the network is
+not bad, only unfinished) and is queued again, to run first when the study resumes. A trial
+that drew a config the study evaluated already is not run: it ends as its twin did, status
+``duplicate``.
 Imports no Ray: ``StudySearcher`` applies what is decided here.
 """
 
@@ -125,11 +126,12 @@ def trial_outcome(result: dict[str, Any], *, error: bool, stop_reason: str | Non
     if stop_reason is not None:
         return Outcome(TrialState.PRUNED, "pruned", {**attrs, STOPPED_AT: epochs},
                        reason=stop_reason, constraints=told)
-    # Cut by the time budget (or the run's end): unfinished, not bad. FAIL keeps it from
+    # Cut by the time budget (or an interrupt): unfinished, not bad. FAIL keeps it from
     # the samplers; the retry trains the network when the study resumes.
     return Outcome(TrialState.FAIL, TIMED_OUT, {**attrs, STOPPED_AT: epochs},
-                   reason=f"stopped when the time budget ran out, after epoch {epochs}; "
-                          f"queued to run again when the study resumes",
+                   reason=f"cut short when the run ended (its time budget, or an "
+                          f"interrupt), after epoch {epochs}; queued to run again when "
+                          f"the study resumes",
                    constraints=told, retry=not baseline)
 
 

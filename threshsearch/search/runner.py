@@ -182,6 +182,7 @@ def run_search(space: SearchSpace, address: str | None = None, quiet: bool = Fal
                              device_model=model.model_id)
         finally:
             if searcher is not None:
+                searcher.end_cut_trials()
                 searcher.close()
     searcher.index.refresh()
     counts = searcher.index.counts()

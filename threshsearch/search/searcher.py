@@ -352,6 +352,15 @@ class StudySearcher(Searcher):
                 f"latencies and training speeds are not comparable; give every trial one "
                 f"kind of node (resources.gpus, or a cluster of alike nodes)"]
 
+    def end_cut_trials(self) -> None:
+        """End the trials still pending when the run ended (its time budget, or an
+        interrupt) as cut short, and queue them again: Tune stops their workers without
+        telling the searcher, which would leave them RUNNING in the storage until another
+        driver's stale check failed them."""
+        with self.lock:
+            for trial_id in list(self.pending):
+                self.on_trial_complete(trial_id)
+
     def close(self) -> None:
         self.heartbeat.close()
 

@@ -36,7 +36,7 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 SCHEMA_ATTEMPTS = 4
 STATUS = "status"  # user attr: complete, pruned, timed_out, failed, infeasible, duplicate
-TIMED_OUT = "timed_out"  # a trial the time budget cut short: FAIL in Optuna, queued again
+TIMED_OUT = "timed_out"  # a trial the run's end cut short: FAIL in Optuna, queued again
 DUPLICATE = "duplicate"  # a trial that drew a network already tried: not trained, no budget
 BASELINES_SUFFIX = "-baselines"  # a study's companion of baselines is named <study>-baselines
 CONFIRM_SUFFIX = "-confirm"  # its companion of confirmation records (threshsearch confirm)
