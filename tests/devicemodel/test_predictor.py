@@ -33,6 +33,18 @@ def test_the_file_round_trips(model, tmp_path):
     assert "\n" not in model.summary() and "1 thread(s), batch 1, 32x32" in model.summary()
 
 
+def test_a_save_that_must_not_replace_keeps_the_file_there_and_leaves_no_temporary(
+        model, tmp_path):
+    path = tmp_path / "device.json"
+    path.write_text("another driver's model")
+    with pytest.raises(FileExistsError):
+        model.save(path, replace=False)
+    assert path.read_text() == "another driver's model"
+    model.save(path)
+    assert load_device_model(path).model_id == model.model_id
+    assert [p.name for p in tmp_path.iterdir()] == ["device.json"]
+
+
 def test_another_content_has_another_id(model, tmp_path):
     data = json.loads(model.save(tmp_path / "a.json").read_text())
     data["settings"]["threads"] = 2
@@ -43,12 +55,15 @@ def test_another_content_has_another_id(model, tmp_path):
 @pytest.mark.parametrize(("content", "message"), [
     (None, "cannot read the device model"),
     ("{not json", "not JSON"),
+    (b"\x80\x81 not text", "not JSON"),
     ('{"stages": []}', "not a device model"),
     ('{"format": "threshsearch-device-model", "format_version": 99}', "format_version 99"),
 ])
 def test_files_that_are_no_device_model_are_refused_in_one_line(tmp_path, content, message):
     path = tmp_path / "device.json"
-    if content is not None:
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
         path.write_text(content)
     with pytest.raises(UserError, match=message) as error:
         load_device_model(path)

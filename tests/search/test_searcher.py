@@ -1,6 +1,7 @@
 """The study's searcher without Ray running: what it stores for each way a trial ends, and
 what a resumed study's scheduler starts from."""
 
+import json
 import time
 from datetime import datetime, timedelta
 
@@ -21,7 +22,7 @@ from threshsearch.search import storage as storage_module
 from threshsearch.search.progress import Progress
 from threshsearch.search.runner import open_study
 from threshsearch.search.searcher import EXHAUSTED_AFTER
-from threshsearch.search.space import load_space
+from threshsearch.search.space import SpaceError, load_space
 from threshsearch.search.storage import retried_numbers
 
 
@@ -378,26 +379,37 @@ def test_a_study_priced_by_one_device_model_refuses_another(tmp_path, device_mod
     open_study(with_device_model(space, device_model_file))  # the same model resumes
 
 
-def test_an_auto_device_model_is_profiled_once_and_kept_with_the_study(tmp_path, monkeypatch,
-                                                                       capsys):
+def auto_priced_space(tmp_path, monkeypatch, profiled, meanwhile=None):
+    """A space with ``device_model: auto``, profiled on a fake clock (each profiling's
+    settings appended to ``profiled``); ``meanwhile(path, model)`` runs as a profiling ends:
+    another driver of the study writing its model first."""
     from tests.search.helpers import fake_profiling
     from threshsearch.search import deviceprofile
-    from threshsearch.search.pricing import MODEL_FILE, priced_space
 
-    profiled = []
     real = deviceprofile.profile_space
 
     def on_a_fake_clock(space, **settings):
         profiled.append(settings)
-        return real(space, **{**settings, **fake_profiling(), "draws": 16,
-                              "calibration_networks": 10})
+        model = real(space, **{**settings, **fake_profiling(), "draws": 16,
+                               "calibration_networks": 10})
+        if meanwhile is not None:
+            meanwhile(space.study_dir / "device-model.json", model)
+        return model
 
     monkeypatch.setattr(deviceprofile, "profile_space", on_a_fake_clock)
     monkeypatch.chdir(tmp_path)  # the study folder, studies/<name>/, is under the cwd
     monkeypatch.setenv("THRESHSEARCH_LOCK_DIR", str(tmp_path / "locks"))
-    space = with_device_model(make_space(tmp_path, growth=4), "auto",
-                              objectives=[{"metric": "val_accuracy"},
-                                          {"metric": "predicted_latency_ms"}])
+    return with_device_model(make_space(tmp_path, growth=4), "auto",
+                             objectives=[{"metric": "val_accuracy"},
+                                         {"metric": "predicted_latency_ms"}])
+
+
+def test_an_auto_device_model_is_profiled_once_and_kept_with_the_study(tmp_path, monkeypatch,
+                                                                       capsys):
+    from threshsearch.search.pricing import MODEL_FILE, priced_space
+
+    profiled = []
+    space = auto_priced_space(tmp_path, monkeypatch, profiled)
     assert space.device_model is None  # not profiled until a run starts
     first = priced_space(space, 32)
     assert "profiling this machine's CPU for the space, once" in capsys.readouterr().out
@@ -415,8 +427,32 @@ def test_an_auto_device_model_is_profiled_once_and_kept_with_the_study(tmp_path,
     assert recorded["id"] == first.device_model.model_id
     # The file a confirmation reads the model back from: the one auto made.
     assert recorded["path"] == str((space.study_dir / MODEL_FILE).resolve())
+    # Reused for a space whose trials would run otherwise: refused, saying what it was for.
+    data = yaml.safe_load(space.source.read_text())
+    data["resources"]["cpus"] = 2
+    space.source.write_text(yaml.safe_dump(data))
+    with pytest.raises(SpaceError, match=r"profiled for data\.latency_batch_size 1 and 1 "
+                                         r"thread\(s\).* asks for 1 and 2"):
+        priced_space(load_space(space.source), 32, quiet=True)
 
 
+def test_an_auto_device_model_another_driver_wrote_meanwhile_is_the_one_used(tmp_path,
+                                                                              monkeypatch):
+    from threshsearch.devicemodel import load_device_model
+    from threshsearch.search.pricing import priced_space
+
+    def another_driver_writes(path, model):
+        # Its own profile of the same machine: other timings, another model.
+        data = json.loads(model.save(tmp_path / "theirs.json").read_text())
+        data["device"]["name"] += " (another driver's profile)"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data))
+
+    space = auto_priced_space(tmp_path, monkeypatch, [], another_driver_writes)
+    mine = priced_space(space, 32, quiet=True).device_model
+    theirs = load_device_model(space.study_dir / "device-model.json")
+    assert "another driver's" in theirs.data.device.name
+    assert mine.model_id == theirs.model_id
 def test_a_draws_parameters_are_written_in_one_transaction(searcher, monkeypatch):
     from threshsearch.search.studycache import CachedStudyStorage
 

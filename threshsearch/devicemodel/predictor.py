@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -121,9 +123,21 @@ class DeviceModel:
         return (f"{self.data.runtime.name}, batch {settings.batch_size}, input "
                 f"{settings.input_size}, {settings.dtype}, {settings.threads} thread(s)")
 
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | Path, replace: bool = True) -> Path:
+        """Write the model to ``path`` whole or not at all: a reader never sees half a file.
+        With ``replace`` False, a file already at ``path`` is kept (FileExistsError)."""
         path = Path(path)
-        path.write_text(self._text + "\n")
+        with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.",
+                                         delete=False) as file:
+            file.write(self._text + "\n")
+        written = Path(file.name)
+        try:
+            if replace:
+                os.replace(written, path)
+            else:
+                os.link(written, path)  # fails on an existing file, as no check-then-write
+        finally:
+            written.unlink(missing_ok=True)
         return path
 
 
@@ -131,7 +145,7 @@ def load_device_model(path: str | Path) -> DeviceModel:
     """Read a device-model file; every problem is one line naming the file."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_bytes()
     except OSError as error:
         raise UserError(f"{path}: cannot read the device model ({error.strerror})") from None
     try:

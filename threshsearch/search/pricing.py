@@ -84,6 +84,7 @@ def priced_space(space: SearchSpace, input_size: int, quiet: bool = False) -> Se
     if space.measurement.device_model != AUTO_DEVICE_MODEL:
         return space
     path = model_path(space)
+    threads = max(1, int(space.resources.cpus))
     if not path.exists():
         from threshsearch.search.deviceprofile import profile_space
 
@@ -92,10 +93,24 @@ def priced_space(space: SearchSpace, input_size: int, quiet: bool = False) -> Se
                   f"{path})", flush=True)
         model = profile_space(space, input_size=input_size,
                               batch_size=space.data.latency_batch_size,
-                              threads=max(1, int(space.resources.cpus)), progress=not quiet)
+                              threads=threads, progress=not quiet)
         path.parent.mkdir(parents=True, exist_ok=True)
-        model.save(path)
+        try:
+            model.save(path, replace=False)
+        except FileExistsError:
+            # Another driver of the study profiled meanwhile and wrote first: every driver
+            # prices with the one model the study records.
+            if not quiet:
+                print(f"device model: another driver wrote {path} meanwhile; its model is "
+                      f"used")
     model = load_device_model(path)
+    made = model.data.settings
+    if (made.batch_size, made.threads) != (space.data.latency_batch_size, threads):
+        raise SpaceError(f"measurement.device_model: auto: the study's device model ({path}) "
+                         f"was profiled for data.latency_batch_size {made.batch_size} and "
+                         f"{made.threads} thread(s) (resources.cpus); this space asks for "
+                         f"{space.data.latency_batch_size} and {threads}: set them back, or "
+                         f"use another study.name")
     if not quiet:
         print(f"device model: {model.summary()}")
         if warning := model.steadiness_warning():
