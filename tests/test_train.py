@@ -1,3 +1,5 @@
+import re
+
 import pytest
 import torch
 
@@ -88,6 +90,24 @@ def test_resume_continues_exactly_where_it_stopped(tiny_config, tmp_path):
     resumed = resumed_trainer.fit(epochs=3, resume=True)
     assert [e.epoch for e in resumed.epochs] == [1, 2, 3]
     assert resumed.final.val_loss == pytest.approx(straight.final.val_loss, rel=1e-5)
+
+
+@pytest.mark.parametrize(("changes", "named"), [
+    ({"recipe": Recipe(batch_size=50, epochs=3, lr=1e-3)}, r"recipe\.lr 0\.01 there, 0\.001 here"),
+    ({"metadata": {"config_hash": "another", "dataset": "synthetic"}},
+     r"config_hash 'abc' there, 'another' here"),
+])
+def test_resume_refuses_a_checkpoint_another_run_wrote(tiny_config, tmp_path, changes, named):
+    checkpoint = tmp_path / "checkpoint.pt"
+    metadata = {"config_hash": "abc", "dataset": "synthetic"}
+    make_trainer(tiny_config, checkpoint=checkpoint, metadata=metadata).fit(epochs=1)
+    other = make_trainer(tiny_config, checkpoint=checkpoint,
+                         **{"metadata": metadata, **changes})
+    refusal = f"checkpoint {re.escape(str(checkpoint))}: written by another run \\({named}\\)"
+    with pytest.raises(UserError, match=refusal):
+        other.fit(epochs=2, resume=True)
+    resumed = make_trainer(tiny_config, checkpoint=checkpoint, metadata=metadata)
+    assert [e.epoch for e in resumed.fit(epochs=2, resume=True).epochs] == [1, 2]
 
 
 class Payload:

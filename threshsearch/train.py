@@ -260,6 +260,7 @@ class Trainer:
 
     def load(self, path: Path) -> None:
         state = load_checkpoint(path, self.device)
+        self._check_same_run(state, path)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -267,6 +268,17 @@ class Trainer:
         self.generator.set_state(state["generator"].cpu())
         torch.set_rng_state(state["torch_rng"].cpu())
         self.history = [EpochMetrics(**epoch) for epoch in state["history"]]
+
+    def _check_same_run(self, state: dict[str, Any], path: Path) -> None:
+        """Refuse a checkpoint another run wrote (another network, dataset or recipe): its
+        weights could load and train on under settings they were never trained with."""
+        pairs = [(f"recipe.{key}", old, new) for key, old, new in
+                 _differences(state.get("recipe") or {}, self.recipe.to_dict())]
+        pairs += _differences(state.get("metadata") or {}, self.metadata)
+        if pairs:
+            differ = "; ".join(f"{key} {old!r} there, {new!r} here" for key, old, new in pairs)
+            raise UserError(f"checkpoint {path}: written by another run ({differ}); resume "
+                            f"with the settings it was written with, or choose another --out")
 
     # ----------------------------------------------------------------- training
     def _paused_s(self) -> float:
@@ -366,6 +378,12 @@ class Trainer:
         _, result.test_accuracy, result.test_top5 = evaluate(
             self.model, self.dataset.test, self.normalize, amp_dtype=self.amp_dtype)
         return result
+
+
+def _differences(there: dict[str, Any], here: dict[str, Any]
+                 ) -> list[tuple[str, Any, Any]]:
+    return [(key, there.get(key), here.get(key)) for key in sorted(there.keys() | here.keys())
+            if there.get(key) != here.get(key)]
 
 
 def save_atomically(state: dict[str, Any], path: str | Path) -> None:
