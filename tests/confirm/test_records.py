@@ -2,11 +2,14 @@
 
 import optuna
 from optuna.storages import fail_stale_trials
+from optuna.trial import TrialState
 
 from tests.confirm.helpers import KEY, add_record, pair
 from tests.search.helpers import age_heartbeats
 from threshsearch.confirm.records import (
     completed_records,
+    finish_record,
+    interrupt_record,
     load_confirm_study,
     open_confirm_study,
     start_record,
@@ -54,3 +57,19 @@ def test_the_companion_is_not_a_study_to_choose(tmp_path):
     open_confirm_study(study, storage)
     assert load_study(url).study_name == "s"
     assert load_confirm_study(study).study_name == "s-confirm"
+
+
+def test_a_record_another_driver_ended_meanwhile_keeps_its_end(tmp_path):
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    storage = open_storage(url, heartbeat_s=1, grace_s=3, retry_stale=False)
+    study = optuna.create_study(study_name="s", storage=storage)
+    confirm = open_confirm_study(study, storage)
+    records = [start_record(confirm, pair("trial 1", seed), KEY, "synthetic")
+               for seed in (10, 11)]
+    age_heartbeats(url, 4)
+    fail_stale_trials(confirm)  # another driver found them stale
+    assert finish_record(records[0], {"test_accuracy": 0.9}, 1.0) is None
+    interrupt_record(records[1])
+    for record in confirm.get_trials():
+        assert record.state == TrialState.FAIL and "test_accuracy" not in record.user_attrs
+        assert record.user_attrs.get("reason") != "interrupted"

@@ -119,6 +119,36 @@ def test_a_ray_confirmation_with_two_seeds_resumes_what_was_left(study, capsys, 
     assert "confirmed (search: the search's recipe; test split):" in out
 
 
+@pytest.mark.slow
+def test_a_confirmation_interrupted_before_any_result_leaves_the_latest_one_shown(
+        study, local_ray, monkeypatch):
+    import ray
+
+    from threshsearch.confirm.records import LATEST
+    from threshsearch.confirm.run import run_confirmation
+
+    _, space, made = study
+    members = [t.number for t in pareto_trials(made)][:1]
+    protocol = get_protocol("search", "synthetic").with_options(seeds=1, epochs=1,
+                                                               baselines=())
+    plan = plan_confirmation(made, protocol, members)
+    storage = open_storage(space.storage_url)
+    confirm = open_confirm_study(made, storage)
+    before = confirm.user_attrs.get(LATEST)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ray, "wait", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_confirmation(made, space.storage_url, plan, quiet=True)
+    confirm = load_confirm_study(made)
+    assert confirm.user_attrs.get(LATEST) == before, "no result: the report shows the last one"
+    records = [r for r in confirm.get_trials() if r.user_attrs["protocol"] == protocol.key]
+    assert records and all(r.state.name == "FAIL" and r.user_attrs["reason"] == "interrupted"
+                           for r in records)
+
+
 def test_a_plan_carries_the_studys_predicted_latency_for_every_network(tmp_path,
                                                                        device_model_file):
     from threshsearch.config import ArchitectureConfig

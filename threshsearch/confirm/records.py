@@ -120,22 +120,43 @@ def start_record(confirm: optuna.Study, pair: Pair, protocol_key: str, dataset: 
     return record
 
 
-def finish_record(record: optuna.Trial, result: dict[str, Any], wall_s: float) -> bool:
+def finish_record(record: optuna.Trial, result: dict[str, Any], wall_s: float) -> bool | None:
     """Store a pair's result (a worker's figures, or ``FAILED`` and its reason) in its
-    record and end it; True when it completed."""
+    record and end it; True when it completed, None when another driver had ended the record
+    meanwhile (found its heartbeat stale): the result is not written over its record."""
     keep = {key: result[key] for key in (*METRICS, METRIC, "test_top5", "epochs", "device",
                                          "versions", LATENCY, WARNINGS, NODE, COMPUTE_S)
             if key in result}
-    for key, value in {**keep, "wall_s": wall_s}.items():
-        record.set_user_attr(key, value)
-    if FAILED in result:
-        record.set_user_attr(STATUS, "failed")
-        record.set_user_attr(REASON, result[FAILED])
-        record.study.tell(record, state=TrialState.FAIL)
-        return False
-    record.set_user_attr(STATUS, "complete")
-    record.study.tell(record, [float(result[METRIC])])
+    try:
+        for key, value in {**keep, "wall_s": wall_s}.items():
+            record.set_user_attr(key, value)
+        if FAILED in result:
+            record.set_user_attr(STATUS, "failed")
+            record.set_user_attr(REASON, result[FAILED])
+            record.study.tell(record, state=TrialState.FAIL)
+            return False
+        record.set_user_attr(STATUS, "complete")
+        record.study.tell(record, [float(result[METRIC])])
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return None
     return True
+
+
+def interrupt_record(record: optuna.Trial) -> None:
+    """End the record of a pair the run left unfinished as failed, so that a rerun trains
+    the pair again at once; one another driver ended meanwhile is left as it is."""
+    try:
+        record.set_user_attr(REASON, "interrupted")
+        record.study.tell(record, state=TrialState.FAIL)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        pass
+
+
+def mark_latest(confirm: optuna.Study, name: str, key: str, seeds: list[int]) -> None:
+    """Make this protocol the confirmation the report and verdict show: once it has a
+    result, so that one interrupted before any does not hide the one before it."""
+    confirm.set_user_attr(LATEST, {"name": name, "key": key,
+                                   "description": f"{name}: {key}", "seeds": seeds})
 
 
 def latest_protocol(confirm: optuna.Study) -> dict[str, Any] | None:

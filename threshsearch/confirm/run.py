@@ -21,9 +21,10 @@ from tqdm import tqdm
 from threshsearch.config import ArchitectureConfig, ConfigError
 from threshsearch.confirm.protocols import Protocol, confirmation_seeds, study_seed
 from threshsearch.confirm.records import (
-    LATEST,
     Pair,
     finish_record,
+    interrupt_record,
+    mark_latest,
     network_label,
     open_confirm_study,
     start_record,
@@ -37,7 +38,7 @@ from threshsearch.search.baselines import baseline_trials, load_baselines_study
 from threshsearch.search.objectives import DEVICE_MODEL, PREDICTED_LATENCY
 from threshsearch.search.pricing import study_device_model
 from threshsearch.search.reports import COMPUTE_S, FAILED
-from threshsearch.search.storage import REASON, Heartbeat, open_storage, pareto_trials
+from threshsearch.search.storage import Heartbeat, open_storage, pareto_trials
 from threshsearch.search.trial import ShippedData
 from threshsearch.train import Recipe, get_recipe
 
@@ -211,12 +212,11 @@ def run_confirmation(study: optuna.Study, storage_url: str, plan: Plan,
     storage = open_storage(storage_url, heartbeat_s, grace_s, retry_stale=False)
     confirm = open_confirm_study(study, storage)
     protocol = plan.protocol
-    confirm.set_user_attr(LATEST, {"name": protocol.name, "key": protocol.key,
-                                   "description": f"{protocol.name}: {protocol.key}",
-                                   "seeds": plan.seeds})
     fail_stale_trials(confirm)
     todo, elsewhere = still_to_train(confirm, plan.pairs, protocol.key)
     summary = ConfirmSummary(0, 0, len(plan.pairs) - len(todo) - len(elsewhere), 0.0)
+    if summary.already_done:
+        mark_latest(confirm, protocol.name, protocol.key, plan.seeds)
     task = ray.remote(num_cpus=plan.cpus, num_gpus=plan.gpus, max_retries=1)(ray_confirm_pair)
     shipped = ShippedData(f"{dataset.name}-{uuid.uuid4().hex[:12]}", ray.put(dataset))
     common = {"device": plan.device, "measurement": plan.measurement,
@@ -244,7 +244,7 @@ def run_confirmation(study: optuna.Study, storage_url: str, plan: Plan,
                 todo, elsewhere = free, held
                 continue
             ready, _ = ray.wait(list(running), num_returns=1)
-            pair, record, started = running.pop(ready[0])
+            pair, record, started = running[ready[0]]
             try:
                 result = ray.get(ready[0])
             except ray.exceptions.RayError as error:  # the worker died twice
@@ -252,18 +252,25 @@ def run_confirmation(study: optuna.Study, storage_url: str, plan: Plan,
             if pair.config_hash in plan.predicted:
                 result = {**result, PREDICTED_LATENCY: plan.predicted[pair.config_hash]}
             completed = finish_record(record, result, time.perf_counter() - started)
+            # Dropped once its record is ended: an interrupt before then fails the record.
+            del running[ready[0]]
             heartbeat.remove(record._trial_id)
+            bar.update(1)
+            if completed is None:
+                bar.write(f"warning: {pair.network} seed {pair.seed}: its record was ended "
+                          f"by another driver while it trained here (found stale: no "
+                          f"heartbeat within grace_s); this result is dropped")
+                continue
+            if completed:
+                mark_latest(confirm, protocol.name, protocol.key, plan.seeds)
             summary.trained += completed
             summary.failed += not completed
-            bar.update(1)
             if not quiet:
                 bar.write(_describe(pair, result))
     finally:
         bar.close()
         heartbeat.close()
         for _, record, _ in running.values():
-            # Interrupted: failed now, so a rerun trains these pairs again at once.
-            record.set_user_attr(REASON, "interrupted")
-            record.study.tell(record, state=TrialState.FAIL)
+            interrupt_record(record)
     summary.wall_s = time.perf_counter() - start
     return summary
