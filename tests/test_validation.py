@@ -33,6 +33,12 @@ def test_the_shipped_schemas_are_what_the_command_writes(tmp_path, kind, model, 
     jsonschema.Draft202012Validator.check_schema(shipped(kind))
 
 
+def test_the_command_refuses_an_out_in_a_missing_folder(tmp_path, capsys):
+    out = tmp_path / "missing" / "space.json"
+    assert main(["schema", "space", "--out", str(out)]) == 2
+    assert f"its folder {out.parent} does not exist" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("path", SPACES, ids=lambda path: path.name)
 def test_every_shipped_space_validates_against_the_schema_and_names_it(path):
     text = path.read_text()

@@ -8,6 +8,7 @@ from threshsearch.cli import main
 from threshsearch.devicemodel import load_device_model
 from threshsearch.devicemodel import profiling as profiling_module
 from threshsearch.latency import LatencySettings
+from threshsearch.search import deviceprofile as deviceprofile_module
 from threshsearch.search.deviceprofile import preset_networks, space_networks
 from threshsearch.search.space import load_space
 
@@ -58,3 +59,18 @@ def test_the_command_refuses_a_bad_setting_in_one_line(tmp_path, capsys):
                  "--threads", "0"]) == 2
     assert capsys.readouterr().err.strip() == (
         "threshsearch device-profile: error: threads: 0 is invalid; expected an integer >= 1")
+
+
+@pytest.mark.parametrize(("out", "message"), [
+    ("missing/d.json", "its folder {tmp}/missing does not exist"),
+    ("", "{tmp} is a folder; expected a file path"),
+])
+def test_the_command_refuses_an_out_it_cannot_write_before_profiling(tmp_path, monkeypatch,
+                                                                     capsys, out, message):
+    def never(*args, **kwargs):
+        raise AssertionError("profiled before --out was checked")
+
+    monkeypatch.setattr(deviceprofile_module, "profile_space", never)
+    assert main(["device-profile", "--space", QUICKSTART, "--out",
+                 str(tmp_path / out) if out else str(tmp_path)]) == 2
+    assert message.format(tmp=tmp_path) in capsys.readouterr().err

@@ -149,6 +149,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
     print(f"wrote {out}/metrics.json, epochs.csv, checkpoint.pt")
     return 0 if result.status == "completed" else 1
 
+def output_file(path: str, flag: str) -> Path:
+    """``path`` as a file to write, checked before any work: its folder exists and it is not
+    a folder itself."""
+    out = Path(path)
+    if out.is_dir():
+        raise UserError(f"{flag}: {path} is a folder; expected a file path such as "
+                        f"{out / 'out.json'}")
+    if not out.resolve().parent.is_dir():
+        raise UserError(f"{flag}: {path}: its folder {out.parent} does not exist; create it "
+                        f"or give another path")
+    return out
+
+
 def _cmd_schema(args: argparse.Namespace) -> int:
     if args.kind == "space":
         from threshsearch.search.space import SearchSpace as model
@@ -158,7 +171,7 @@ def _cmd_schema(args: argparse.Namespace) -> int:
         from threshsearch.config import ArchitectureConfig as model
     text = model.json_schema()
     if args.out:
-        Path(args.out).write_text(text)
+        output_file(args.out, "--out").write_text(text)
         print(f"wrote {args.out}")
     else:
         print(text, end="")
@@ -168,12 +181,13 @@ def _cmd_device_profile(args: argparse.Namespace) -> int:
     from threshsearch.data import INPUT_SIZE
     from threshsearch.search.deviceprofile import profile_space
 
+    out = output_file(args.out, "--out")  # before minutes of profiling, not after
     model = profile_space(args.space, runtime=args.runtime, threads=args.threads,
                           batch_size=args.batch_size, input_size=args.input_size or INPUT_SIZE,
                           dtype=args.dtype, draws=args.draws,
                           calibration_networks=args.networks, rounds=args.rounds,
                           seed=args.seed)
-    model.save(args.out)
+    model.save(out)
     profiling = model.data.profiling
     print(f"wrote {args.out}: {profiling.operations_timed} operations and "
           f"{profiling.networks_timed} networks timed in {profiling.seconds:.0f} s")
