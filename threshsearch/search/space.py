@@ -158,12 +158,23 @@ class SearchSpace(Section):
         """Stage lists must cover the largest stage count; stems must be known styles."""
         given = self.parameters.given()
         stages = given.get("num_stages")
-        if isinstance(stages, IntRange | FloatRange):
-            most = int(stages.high)
-        elif isinstance(stages, Categorical):
-            most = max(stages.choices)
+        if isinstance(stages, FloatRange):
+            raise problem("a float range is invalid; expected a whole number of stages: an "
+                          "integer, {type: int, ...} or categorical integers",
+                          "space.num_stages")
+        counts = (stages.choices if isinstance(stages, Categorical)
+                  else (stages.low,) if isinstance(stages, IntRange)
+                  else (stages,) if stages is not None else ())
+        for count in counts:
+            if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+                raise problem(f"{show(count)} is invalid; expected a whole number of stages "
+                              f">= 1", "space.num_stages")
+        if isinstance(stages, IntRange):
+            most = stages.high
+        elif counts:
+            most = max(counts)
         else:
-            most = stages if isinstance(stages, int) else len(get_preset(self.base).stages)
+            most = len(get_preset(self.base).stages)
         for name in STAGE_PARAMETERS:
             value = given.get(name)
             if isinstance(value, tuple) and len(value) < most:
