@@ -41,6 +41,23 @@ def test_run_rejects_a_bad_trial_count(capsys):
     assert "--n-trials: 0" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", ["trials", "report"])
+def test_a_study_that_never_ran_says_what_to_run_and_makes_no_database(capsys, tmp_path,
+                                                                       command):
+    path = tmp_path / "space.yaml"
+    data = {**TINY_SPACE, "study": {**TINY_SPACE["study"],
+                                    "storage": f"sqlite:///{tmp_path / 'study.db'}"}}
+    path.write_text(yaml.safe_dump(data))
+    assert main([command, "--space", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "nothing has run with this storage yet; run `threshsearch run --space" in err
+    assert "--study" not in err and not (tmp_path / "study.db").exists()
+    optuna.create_study(study_name="other", storage=data["study"]["storage"])
+    assert main([command, "--space", str(path)]) == 2
+    assert (f"--space {path}: no study 'tiny' in the storage; expected one of other; run "
+            f"`threshsearch run --space {path}` first") in capsys.readouterr().err
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -124,3 +124,11 @@ def test_an_sqlite_storage_writes_ahead_and_syncs_only_at_checkpoints(tmp_path):
     with storage.engine.connect() as connection:
         assert connection.execute(sqlalchemy.text("PRAGMA journal_mode")).scalar() == "wal"
         assert connection.execute(sqlalchemy.text("PRAGMA synchronous")).scalar() == 1  # NORMAL
+
+
+def test_a_sqlite_path_under_the_home_folder_is_expanded(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    optuna.create_study(study_name="s", storage=open_storage("sqlite:///~/studies/s.db"))
+    assert (tmp_path / "home" / "studies" / "s.db").exists()
+    assert not (tmp_path / "~").exists()

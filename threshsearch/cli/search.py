@@ -186,10 +186,12 @@ def open_study_source(args: argparse.Namespace):
 
     if args.space:
         space = load_space(args.space)
-        url, name = space.storage_url, space.study.name
+        study = load_study(space.storage_url, space.study.name, f"--space {args.space}",
+                           f"; run `threshsearch run --space {args.space}` first")
+        url = space.storage_url
     else:
-        url, name = args.storage, args.study
-    study = load_study(url, name)
+        url = args.storage
+        study = load_study(url, args.study)
     return study, url, Path("studies") / study.study_name
 
 def source_flags(args: argparse.Namespace) -> str:

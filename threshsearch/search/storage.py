@@ -80,9 +80,11 @@ def open_storage(url: str, heartbeat_s: int | None = None, grace_s: int | None =
     started) is failed by ``fail_stale_trials`` and, with ``retry_stale``, queued again as a
     new trial."""
     engine_kwargs = {}
-    on_sqlite = url.startswith("sqlite:///")
+    file = sqlite_file(url)
+    on_sqlite = file is not None
     if on_sqlite:
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        url = f"sqlite:///{file}"
+        file.parent.mkdir(parents=True, exist_ok=True)
         engine_kwargs = sqlite_engine_kwargs()
     for attempt in range(SCHEMA_ATTEMPTS):
         try:
@@ -106,6 +108,14 @@ def open_storage(url: str, heartbeat_s: int | None = None, grace_s: int | None =
     if on_sqlite:
         use_sqlite_settings(storage.engine)
     return storage
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL, ``~`` expanded as a shell would; None for
+    another kind of storage."""
+    if not url.startswith("sqlite:///"):
+        return None
+    return Path(url.removeprefix("sqlite:///")).expanduser()
 
 
 def rdb_backend(storage: optuna.storages.BaseStorage) -> RDBStorage | None:
@@ -205,9 +215,16 @@ def _write_ahead_log(connection: Any, _: Any) -> None:
     cursor.close()
 
 
-def load_study(storage: str | RDBStorage, name: str | None = None) -> optuna.Study:
-    """An existing study; with no name, the storage's only study."""
+def load_study(storage: str | RDBStorage, name: str | None = None, flag: str = "--study",
+               hint: str = "") -> optuna.Study:
+    """An existing study; with no name, the storage's only study. ``flag`` names what chose
+    the study in an error, ``hint`` ends it (what to run first). A SQLite file that does not
+    exist is an error, not an empty database made."""
     if isinstance(storage, str):
+        file = sqlite_file(storage)
+        if file is not None and not file.exists():
+            raise UserError(f"storage: {storage}: no such database file ({file}): nothing "
+                            f"has run with this storage yet{hint}")
         storage = open_storage(storage)
     names = optuna.get_all_study_names(storage)
     if name is None:
@@ -215,13 +232,15 @@ def load_study(storage: str | RDBStorage, name: str | None = None) -> optuna.Stu
         names = [n for n in names if not any(n.endswith(suffix)
                                              and n.removesuffix(suffix) in names
                                              for suffix in COMPANION_SUFFIXES)]
+        if not names:
+            raise UserError(f"storage: no study in it yet{hint}")
         if len(names) != 1:
-            raise UserError(f"--study: the storage holds {len(names)} studies "
-                            f"({', '.join(names) or 'none'}); name one")
+            raise UserError(f"{flag}: the storage holds {len(names)} studies "
+                            f"({', '.join(names)}); name one")
         name = names[0]
     if name not in names:
-        raise UserError(f"--study: no study {name!r} in the storage; expected one of "
-                        f"{', '.join(names) or '(none)'}")
+        raise UserError(f"{flag}: no study {name!r} in the storage; expected one of "
+                        f"{', '.join(names) or '(none)'}{hint}")
     return optuna.load_study(study_name=name, storage=storage)
 
 
