@@ -122,6 +122,13 @@ def test_a_test_fraction_beside_a_test_folder_is_refused(tmp_path):
         load_dataset("folder", tmp_path, test_fraction=0.2)
 
 
+def test_split_folders_without_train_are_refused_not_read_as_classes(tmp_path):
+    make_classes(tmp_path / "val", per_class=2)
+    make_classes(tmp_path / "test", per_class=2)
+    with pytest.raises(DataError, match=r"has val/ and test/ but no train/ beside it"):
+        load_dataset("folder", tmp_path)
+
+
 def test_a_folder_it_may_not_read_is_one_line_naming_it(tmp_path, monkeypatch):
     from pathlib import Path
 

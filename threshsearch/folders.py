@@ -46,6 +46,12 @@ def folder_classes(root: str | Path) -> list[str]:
     else of the root, sorted, hidden and system folders left out. DataError when none."""
     root = Path(root)
     base = root / "train" if (root / "train").is_dir() else root
+    splits = [name for name in SPLIT_FOLDERS[1:] if (root / name).is_dir()]
+    if base == root and splits:
+        # Read as classes, val/ and test/ would be two classes of mixed images.
+        raise DataError(f"dataset folder: {root} has {' and '.join(f'{s}/' for s in splits)} "
+                        f"but no train/ beside it; expected {root}/train/<class>/<image>, or "
+                        f"the class folders directly under {root} with no split folders")
     try:
         classes = sorted(p.name for p in base.iterdir()
                          if p.is_dir() and not is_hidden_or_system(p.name)) \
