@@ -36,6 +36,21 @@ def test_profile_torchvision_model_equals_the_preset(capsys):
     assert "config_hash" not in theirs
 
 
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--model", "torchvision:densenet121", "--input-size", "8"],
+     "--input-size: torchvision:densenet121 cannot run on 8x8 images (Given input size"),
+    (["--model", "torchvision:resnet18", "--num-classes", "0"],
+     "--num-classes: 0 is invalid; expected an integer >= 1"),
+    (["--preset", "threshnet79", "--input-size", "-3"],
+     "--input-size: -3 is invalid; expected an integer >= 1"),
+])
+def test_profile_refuses_sizes_a_model_cannot_have_in_one_line(capsys, argv, message):
+    code, out, err = run_cli(capsys, "profile", *argv)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1
+    assert err.startswith(f"threshsearch profile: error: {message}")
+
+
 def test_profile_human_table_and_per_layer(capsys):
     code, out, _ = run_cli(capsys, "profile", "--preset", "hardnet68", "--input-size", "32",
                            "--per-layer")

@@ -57,11 +57,19 @@ def _cmd_profile(args: argparse.Namespace) -> int:
     from threshsearch.profiler import profile_model
 
     num_classes = args.num_classes
+    for flag, value in (("--num-classes", num_classes), ("--input-size", args.input_size)):
+        if value is not None and value < 1:
+            raise UserError(f"{flag}: {value} is invalid; expected an integer >= 1")
     if args.model:
         if not args.model.startswith("torchvision:"):
             raise UserError(f"--model: {args.model!r} is not of the form torchvision:NAME")
-        result = profile_model(_torchvision_model(args.model, num_classes or 1000),
-                               args.input_size)
+        model = _torchvision_model(args.model, num_classes or 1000)
+        try:
+            result = profile_model(model, args.input_size)
+        except RuntimeError as error:  # an input its layers shrink to nothing
+            reason = " ".join(str(error).split())[:200]
+            raise UserError(f"--input-size: {args.model} cannot run on {args.input_size}x"
+                            f"{args.input_size} images ({reason})") from None
         label, config_hash = args.model, None
     else:
         config = load_config(args.preset or args.config, num_classes)
