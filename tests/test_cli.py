@@ -51,6 +51,17 @@ def test_profile_refuses_sizes_a_model_cannot_have_in_one_line(capsys, argv, mes
     assert err.startswith(f"threshsearch profile: error: {message}")
 
 
+@pytest.mark.parametrize(("argv", "message"), [
+    (["bench", "--repeats", "0"], "--repeats: 0 is invalid; expected an integer >= 1"),
+    (["bench", "--train-batch", "0"], "--train-batch: 0 is invalid; expected an integer >= 1"),
+    (["trials", "--space", "search_spaces/quickstart.yaml", "--study", "x"],
+     "--study: goes with --storage"),
+])
+def test_flags_out_of_range_or_of_no_use_are_refused_before_any_work(capsys, argv, message):
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
 def test_profile_human_table_and_per_layer(capsys):
     code, out, _ = run_cli(capsys, "profile", "--preset", "hardnet68", "--input-size", "32",
                            "--per-layer")

@@ -96,6 +96,18 @@ def test_dashboard_serves_the_study_and_its_objective_names(tmp_path):
         server.wait(timeout=30)
 
 
+def test_dashboard_on_a_port_in_use_says_so_in_one_line(capsys, tmp_path):
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["dashboard", "--storage", url, "--port", str(port)]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # below the web server's banner
+    assert last.startswith(f"threshsearch dashboard: error: --port: cannot serve on "
+                           f"127.0.0.1:{port} (Address already in use)")
+
+
 def test_dashboard_refuses_a_public_address_without_the_flag(capsys, tmp_path):
     url = f"sqlite:///{tmp_path / 'study.db'}"
     assert main(["dashboard", "--storage", url, "--host", "0.0.0.0"]) == 2

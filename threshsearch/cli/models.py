@@ -214,6 +214,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                                 else [32])
     if any(size < 32 for size in sizes):
         raise UserError(f"--input-size: {sizes} is invalid; the presets need 32 or more")
+    for flag, value in (("--repeats", args.repeats), ("--train-batch", args.train_batch)):
+        if value is not None and value < 1:
+            raise UserError(f"{flag}: {value} is invalid; expected an integer >= 1")
     if not args.json:
         print(f"benchmarking on {resolve_device(args.device)} with "
               f"{torch.get_num_threads()} threads at {sizes}...", file=sys.stderr)

@@ -169,7 +169,12 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
               file=sys.stderr)
     print(f"optuna-dashboard for {url} on http://{args.host}:{args.port}/ (Ctrl-C stops it)",
           flush=True)
-    run_server(open_storage(url), host=args.host, port=args.port)
+    storage = open_storage(url)
+    try:
+        run_server(storage, host=args.host, port=args.port)
+    except OSError as error:  # the port taken, or the address not this machine's
+        raise UserError(f"--port: cannot serve on {args.host}:{args.port} ({error.strerror}); "
+                        f"choose another --port or --host") from None
     return 0
 
 def add_study_source(parser: argparse.ArgumentParser) -> None:
@@ -184,6 +189,9 @@ def open_study_source(args: argparse.Namespace):
     from threshsearch.search.space import load_space
     from threshsearch.search.storage import load_study
 
+    if args.space and args.study:
+        raise UserError(f"--study: goes with --storage; the study of --space {args.space} is "
+                        f"its study.name")
     if args.space:
         space = load_space(args.space)
         study = load_study(space.storage_url, space.study.name, f"--space {args.space}",
