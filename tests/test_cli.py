@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -182,6 +183,26 @@ def test_killed_training_resumes_from_the_last_saved_epoch(capsys, tmp_path):
     after = csv_path.read_text().splitlines()[1:]
     assert len(after) == 4
     assert after[:len(before)] == before
+
+
+def test_train_of_an_exported_result_uses_its_studys_folder_and_test_split(capsys,
+                                                                           tmp_path):
+    import yaml
+
+    from tests.test_folders import make_classes
+
+    make_classes(tmp_path / "images", per_class=10)
+    document = yaml.safe_load(Path("tests/fixtures/exported/trial-0000.yaml").read_text())
+    document["data"] |= {"dataset": "folder", "root": str(tmp_path / "images"),
+                         "test_fraction": 0.2, "num_classes": 2}
+    result = tmp_path / "result.yaml"
+    result.write_text(yaml.safe_dump(document))
+    code, _, err = run_cli(capsys, "train", "--config", str(result), "--epochs", "1",
+                           "--out", str(tmp_path / "run"), "--quiet")
+    assert code == 0, err
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["dataset"] == "folder"
+    assert metrics["test_split"].startswith("held out: 0.2 of each class")
 
 
 def test_train_refuses_a_test_fraction_it_cannot_use(capsys):

@@ -122,9 +122,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
         recipe = exported.recipe
     recipe = recipe.override(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
     out = args.out or f"runs/{Path(spec).stem}-{dataset}-seed{seed}"
-    if not 0 <= args.test_fraction < MAX_TEST_FRACTION or (args.test_fraction
-                                                           and dataset != "folder"):
-        raise UserError(f"--test-fraction: {args.test_fraction:g} is invalid; expected "
+    # Its study's data, where it trains on the same dataset: the folder and the test split
+    # the search held out.
+    section = exported.document.get("data") if exported else None
+    studied = section if isinstance(section, dict) and dataset == exported.dataset else {}
+    data_root = args.data_root or studied.get("root") or "data"
+    test_fraction = (args.test_fraction if args.test_fraction is not None
+                     else studied.get("test_fraction") or 0.0)
+    if not 0 <= test_fraction < MAX_TEST_FRACTION or (test_fraction and dataset != "folder"):
+        raise UserError(f"--test-fraction: {test_fraction:g} is invalid; expected "
                         f"0 <= F < {MAX_TEST_FRACTION} with --dataset folder, else 0")
     bars: list[tqdm] = []  # opened at the first epoch, so errors before it print cleanly
 
@@ -140,8 +146,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     try:
         result = train(spec, dataset=dataset, recipe=recipe, device=args.device,
-                       seed=seed, out=out, resume=args.resume, data_root=args.data_root,
-                       test_fraction=args.test_fraction, callbacks=[progress])
+                       seed=seed, out=out, resume=args.resume, data_root=data_root,
+                       test_fraction=test_fraction, callbacks=[progress])
     finally:
         for bar in bars:
             bar.close()
@@ -269,11 +275,13 @@ def register(commands: argparse._SubParsersAction) -> None:
                             "(default: runs/<name>-<dataset>-seed<seed>)")
     train.add_argument("--resume", action="store_true",
                        help="continue from the checkpoint under --out")
-    train.add_argument("--data-root", default="data", metavar="DIR",
-                       help="where torchvision datasets are (downloaded on first use)")
-    train.add_argument("--test-fraction", type=float, default=0.0, metavar="F",
+    train.add_argument("--data-root", metavar="DIR",
+                       help="where the dataset is: torchvision's (downloaded on first use) "
+                            "or the image folder (default: an exported result's, else data)")
+    train.add_argument("--test-fraction", type=float, metavar="F",
                        help="--dataset folder without a test/ folder: hold out this share of "
-                            "each class as the test split (default 0: test on validation)")
+                            "each class as the test split (default: an exported result's, "
+                            "else 0: test on validation)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(handler=_cmd_train)
 
