@@ -5,7 +5,7 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from tests.search.helpers import TINY_SPACE, budget_used
+from tests.search.helpers import TINY_SPACE, age_heartbeats, budget_used
 from threshsearch.search.baselines import (
     PAPER_BASELINES,
     baseline_trials,
@@ -112,6 +112,36 @@ def _drive(space, fail_baselines=False):
     finally:
         searcher.close()
     return study
+
+
+def test_a_live_drivers_baseline_is_left_to_it_and_a_dead_ones_is_trained_again_clean(
+        tmp_path):
+    space = _offline_space(tmp_path, ["threshnet79", "hardnet68"])
+    study = open_study(space)
+    companion = open_baselines_study(study, space.metric_names, space.directions)
+
+    def driver():
+        return StudySearcher(space, study, 32, Progress(space, quiet=True), {}, companion)
+
+    first = driver()
+    try:
+        assert first.suggest("a")[BASELINE] == "threshnet79"
+        first.pending["a"].set_user_attr("learning_curve", [{"epoch": 1}])
+        second = driver()
+        second.close()
+        assert second.baseline_queue == ["hardnet68"], "threshnet79 is the first's to train"
+    finally:
+        first.close()  # the first driver dies
+    age_heartbeats(space.storage_url, space.study.grace_s + 1)
+    third = driver()
+    try:
+        assert third.baseline_queue == ["threshnet79", "hardnet68"]
+        assert third.suggest("c")[BASELINE] == "threshnet79"
+        retry = companion._storage.get_trial(third.pending["c"]._trial_id)
+    finally:
+        third.close()
+    assert "failed_trial" in retry.system_attrs, "Optuna's retry of the dead attempt"
+    assert retry.user_attrs["learning_curve"] == [], "not the dead attempt's curve"
 
 
 def test_a_failed_baseline_is_recorded_and_the_search_goes_on(tmp_path):

@@ -4,7 +4,8 @@ timing, so that the front can be read against them.
 They live in a companion study in the same storage (``<study>-baselines``, named in the main
 study's user attribute ``baselines_study``), never in the main study: a sampler fits its
 model to the main study's trials, and a preset is not a point of the search space. Each
-baseline is trained once per study; a rerun trains only those not yet COMPLETE.
+baseline is trained once per study; a rerun trains only those not yet COMPLETE (nor running
+under another driver).
 
 ``verdict`` says, for each baseline, which front members dominate it and by how much.
 """
@@ -70,10 +71,12 @@ def load_baselines_study(study: optuna.Study) -> optuna.Study | None:
 
 
 def still_to_train(companion: optuna.Study, names: Sequence[str]) -> list[str]:
-    """The baselines without a COMPLETE trial (failed ones are tried again)."""
-    done = {t.user_attrs.get(BASELINE) for t in companion.get_trials(deepcopy=False)
-            if t.state == TrialState.COMPLETE}
-    return [name for name in names if name not in done]
+    """The baselines without a COMPLETE trial and not RUNNING under another live driver of
+    the study (whose stale trials the caller has failed first); failed ones are tried
+    again, so two drivers started together do not both train them."""
+    taken = {t.user_attrs.get(BASELINE) for t in companion.get_trials(deepcopy=False)
+             if t.state in (TrialState.COMPLETE, TrialState.RUNNING)}
+    return [name for name in names if name not in taken]
 
 
 def baseline_trials(companion: optuna.Study | None) -> dict[str, FrozenTrial]:

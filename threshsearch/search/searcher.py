@@ -33,7 +33,7 @@ from threshsearch.presets import get_preset
 from threshsearch.search.baselines import still_to_train
 from threshsearch.search.evidence import LEARNING_CURVE, LearningCurves
 from threshsearch.search.exchange import Outcome, duplicate_outcome, trial_outcome, trial_spec
-from threshsearch.search.index import TrialIndex
+from threshsearch.search.index import HEARTBEAT_RETRY, TrialIndex
 from threshsearch.search.objectives import DEVICE_MODEL, PREDICTED_LATENCY
 from threshsearch.search.progress import Progress, metric_summary
 from threshsearch.search.reports import (
@@ -66,6 +66,13 @@ DEVICES = "devices"  # study user attr: the devices its trials ran on, when more
 EXHAUSTED_AFTER = 50
 
 
+def _start_clean(trial: optuna.Trial) -> None:
+    """Blank what Optuna's heartbeat retry copied of the dead attempt's record, or its
+    partial learning curve and figures would pass for this attempt's."""
+    set_user_attrs(trial, {key: [] if key == LEARNING_CURVE else None
+                           for key in trial.user_attrs})
+
+
 class StudySearcher(Searcher):
     """The study's Ray Tune searcher. ``stop_reasons`` is the early-stopping scheduler's
     account of the trials it stopped, by Ray trial id. With ``baselines`` (the companion
@@ -95,6 +102,8 @@ class StudySearcher(Searcher):
         self.priced_constraints = tuple(constraint for constraint in space.constraints
                                         if constraint.metric in known)
         self.baselines = baselines
+        if baselines is not None:
+            fail_stale_trials(baselines)  # a dead driver's baselines are this one's to train
         self.baseline_queue = (still_to_train(baselines, space.baselines)
                                if baselines is not None else [])
         self.baseline_s = 0.0  # compute seconds the baselines took
@@ -200,6 +209,8 @@ class StudySearcher(Searcher):
         failed before training (a device model that cannot price it)."""
         trial = self.baselines.ask()
         self._beat(trial, True)
+        if HEARTBEAT_RETRY in self.baselines._storage.get_trial(trial._trial_id).system_attrs:
+            _start_clean(trial)  # a dead driver's baseline, queued again by Optuna
         config = get_preset(name, self.space.num_classes)
         trial.set_user_attr(BASELINE, name)
         trial.set_user_attr(CONFIG_HASH, config.hash)
@@ -227,10 +238,7 @@ class StudySearcher(Searcher):
     def _prepare(self, trial: optuna.Trial) -> dict[str, Any] | None:
         """The trial's spec, or None when it was settled without running."""
         if trial.number in self.index.heartbeat_retries:
-            # Optuna's heartbeat retry copies the dead attempt's record: start clean, or
-            # its partial learning curve would pass for this attempt's.
-            for key in trial.user_attrs:
-                trial.set_user_attr(key, [] if key == LEARNING_CURVE else None)
+            _start_clean(trial)
         try:
             with params_held(trial):  # one write of the draw's parameters, not one each
                 config, recipe = self.space.sample(trial)
