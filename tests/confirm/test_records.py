@@ -73,3 +73,22 @@ def test_a_record_another_driver_ended_meanwhile_keeps_its_end(tmp_path):
     for record in confirm.get_trials():
         assert record.state == TrialState.FAIL and "test_accuracy" not in record.user_attrs
         assert record.user_attrs.get("reason") != "interrupted"
+
+
+def test_a_record_failed_between_its_writes_and_its_end_keeps_that_end(tmp_path, monkeypatch):
+    storage = open_storage(f"sqlite:///{tmp_path / 'study.db'}")
+    study = optuna.create_study(study_name="s", storage=storage)
+    confirm = open_confirm_study(study, storage)
+    records = [start_record(confirm, pair("trial 1", seed), KEY, "synthetic")
+               for seed in (10, 11)]
+    tell = optuna.Study.tell
+
+    def failed_just_before(self, trial, *args, **kwargs):
+        # Another driver's stale check, between this driver's attribute writes and its tell.
+        storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        return tell(self, trial, *args, **kwargs)
+
+    monkeypatch.setattr(optuna.Study, "tell", failed_just_before)
+    assert finish_record(records[0], {"test_accuracy": 0.9}, 1.0) is None
+    interrupt_record(records[1])
+    assert [r.state for r in confirm.get_trials()] == [TrialState.FAIL, TrialState.FAIL]

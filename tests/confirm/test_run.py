@@ -139,7 +139,8 @@ def test_a_confirmation_interrupted_before_any_result_leaves_the_latest_one_show
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(ray, "wait", interrupted)
+    # While a pair's result is fetched: the pair is still the run's to end.
+    monkeypatch.setattr(ray, "get", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run_confirmation(made, space.storage_url, plan, quiet=True)
     confirm = load_confirm_study(made)

@@ -2,6 +2,7 @@
 device model, another format version, made for other settings), and its coverage check."""
 
 import json
+import os
 
 import pytest
 
@@ -43,6 +44,9 @@ def test_a_save_that_must_not_replace_keeps_the_file_there_and_leaves_no_tempora
     model.save(path)
     assert load_device_model(path).model_id == model.model_id
     assert [p.name for p in tmp_path.iterdir()] == ["device.json"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask, "as open() makes a file"
 
 
 def test_another_content_has_another_id(model, tmp_path):

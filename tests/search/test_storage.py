@@ -132,3 +132,12 @@ def test_a_sqlite_path_under_the_home_folder_is_expanded(tmp_path, monkeypatch):
     optuna.create_study(study_name="s", storage=open_storage("sqlite:///~/studies/s.db"))
     assert (tmp_path / "home" / "studies" / "s.db").exists()
     assert not (tmp_path / "~").exists()
+
+
+def test_a_sqlite_url_keeps_its_query_and_reads_its_file_without_it(tmp_path):
+    from threshsearch.search.storage import load_study
+
+    url = f"sqlite:///{tmp_path / 's.db'}?timeout=30"
+    optuna.create_study(study_name="s", storage=open_storage(url))
+    assert (tmp_path / "s.db").exists()
+    assert load_study(url).study_name == "s"

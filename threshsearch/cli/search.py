@@ -4,6 +4,7 @@ names its study (--space or --storage and --study)."""
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from pathlib import Path
 
@@ -173,8 +174,9 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
     try:
         run_server(storage, host=args.host, port=args.port)
     except OSError as error:  # the port taken, or the address not this machine's
-        raise UserError(f"--port: cannot serve on {args.host}:{args.port} ({error.strerror}); "
-                        f"choose another --port or --host") from None
+        flag = "--port" if error.errno == errno.EADDRINUSE else "--host"
+        raise UserError(f"{flag}: cannot serve on {args.host}:{args.port} "
+                        f"({error.strerror or error}); choose another {flag}") from None
     return 0
 
 def add_study_source(parser: argparse.ArgumentParser) -> None:
@@ -194,8 +196,9 @@ def open_study_source(args: argparse.Namespace):
                         f"its study.name")
     if args.space:
         space = load_space(args.space)
-        study = load_study(space.storage_url, space.study.name, f"--space {args.space}",
-                           f"; run `threshsearch run --space {args.space}` first")
+        flag = f"--space {args.space}"
+        study = load_study(space.storage_url, space.study.name, flag,
+                           f"; run `threshsearch run --space {args.space}` first", flag)
         url = space.storage_url
     else:
         url = args.storage
@@ -254,6 +257,9 @@ def _cmd_confirm(args: argparse.Namespace) -> int:
     print(f"\ndone in {summary.wall_s:.0f} s: {summary.trained} pairs trained, "
           f"{summary.failed} failed, {summary.already_done} confirmed before")
     confirmation = load_confirmation(study)
+    if confirmation is not None and confirmation.protocol["key"] != protocol.key:
+        print(f"no pair of protocol {protocol.name} ({protocol.key}) has a result yet; the "
+              f"latest confirmation with results is {confirmation.protocol['description']}:")
     if confirmation is not None:
         print("\n".join(confirmation.lines()))
     if summary.failed:

@@ -133,13 +133,20 @@ def finish_record(record: optuna.Trial, result: dict[str, Any], wall_s: float) -
         if FAILED in result:
             record.set_user_attr(STATUS, "failed")
             record.set_user_attr(REASON, result[FAILED])
-            record.study.tell(record, state=TrialState.FAIL)
+            # Failed either way, should another driver have failed it first.
+            _tell(record, None, TrialState.FAIL)
             return False
         record.set_user_attr(STATUS, "complete")
-        record.study.tell(record, [float(result[METRIC])])
+        return True if _tell(record, [float(result[METRIC])], TrialState.COMPLETE) else None
     except optuna.exceptions.UpdateFinishedTrialError:
         return None
-    return True
+
+
+def _tell(record: optuna.Trial, values: list[float] | None, state: TrialState) -> bool:
+    """Tell ``record`` its end; False when another driver ended it otherwise first (after
+    the attribute writes: before them, they raise)."""
+    told = record.study.tell(record, values, state=state, skip_if_finished=True)
+    return told.state == state
 
 
 def interrupt_record(record: optuna.Trial) -> None:
@@ -147,7 +154,7 @@ def interrupt_record(record: optuna.Trial) -> None:
     the pair again at once; one another driver ended meanwhile is left as it is."""
     try:
         record.set_user_attr(REASON, "interrupted")
-        record.study.tell(record, state=TrialState.FAIL)
+        _tell(record, None, TrialState.FAIL)
     except optuna.exceptions.UpdateFinishedTrialError:
         pass
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -127,15 +127,21 @@ class DeviceModel:
         """Write the model to ``path`` whole or not at all: a reader never sees half a file.
         With ``replace`` False, a file already at ``path`` is kept (FileExistsError)."""
         path = Path(path)
-        with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.",
-                                         delete=False) as file:
-            file.write(self._text + "\n")
-        written = Path(file.name)
+        # Made as open() makes any file (the umask's mode), beside its final place.
+        written = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        written.write_text(self._text + "\n")
         try:
             if replace:
                 os.replace(written, path)
             else:
-                os.link(written, path)  # fails on an existing file, as no check-then-write
+                try:
+                    os.link(written, path)  # fails on an existing file: no check-then-write
+                except FileExistsError:
+                    raise
+                except OSError:  # a file system without hard links
+                    if path.exists():
+                        raise FileExistsError(path) from None
+                    os.replace(written, path)
         finally:
             written.unlink(missing_ok=True)
         return path

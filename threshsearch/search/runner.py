@@ -182,8 +182,14 @@ def run_search(space: SearchSpace, address: str | None = None, quiet: bool = Fal
                              device_model=model.model_id)
         finally:
             if searcher is not None:
-                searcher.end_cut_trials()
-                searcher.close()
+                try:
+                    searcher.end_cut_trials()
+                except Exception as error:  # the storage failing: the run's own error stands
+                    print(f"warning: the trials cut short could not be ended in the storage "
+                          f"({type(error).__name__}: {error}); a later run's stale check "
+                          f"fails them and queues them again", flush=True)
+                finally:
+                    searcher.close()
     searcher.index.refresh()
     counts = searcher.index.counts()
     return SearchSummary(study, counts.finished, time.perf_counter() - start, searcher.work,

@@ -83,7 +83,8 @@ def open_storage(url: str, heartbeat_s: int | None = None, grace_s: int | None =
     file = sqlite_file(url)
     on_sqlite = file is not None
     if on_sqlite:
-        url = f"sqlite:///{file}"
+        query = url.partition("?")[2]
+        url = f"sqlite:///{file}" + (f"?{query}" if query else "")
         file.parent.mkdir(parents=True, exist_ok=True)
         engine_kwargs = sqlite_engine_kwargs()
     for attempt in range(SCHEMA_ATTEMPTS):
@@ -115,7 +116,7 @@ def sqlite_file(url: str) -> Path | None:
     another kind of storage."""
     if not url.startswith("sqlite:///"):
         return None
-    return Path(url.removeprefix("sqlite:///")).expanduser()
+    return Path(url.removeprefix("sqlite:///").partition("?")[0]).expanduser()
 
 
 def rdb_backend(storage: optuna.storages.BaseStorage) -> RDBStorage | None:
@@ -216,15 +217,16 @@ def _write_ahead_log(connection: Any, _: Any) -> None:
 
 
 def load_study(storage: str | RDBStorage, name: str | None = None, flag: str = "--study",
-               hint: str = "") -> optuna.Study:
-    """An existing study; with no name, the storage's only study. ``flag`` names what chose
-    the study in an error, ``hint`` ends it (what to run first). A SQLite file that does not
-    exist is an error, not an empty database made."""
+               hint: str = "", storage_flag: str = "--storage") -> optuna.Study:
+    """An existing study; with no name, the storage's only study. ``flag`` and
+    ``storage_flag`` name what chose the study and the storage in an error, ``hint`` ends it
+    (what to run first). A SQLite file that does not exist is an error, not an empty
+    database made."""
     if isinstance(storage, str):
         file = sqlite_file(storage)
         if file is not None and not file.exists():
-            raise UserError(f"storage: {storage}: no such database file ({file}): nothing "
-                            f"has run with this storage yet{hint}")
+            raise UserError(f"{storage_flag}: {storage}: no such database file ({file}): "
+                            f"nothing has run with this storage yet{hint}")
         storage = open_storage(storage)
     names = optuna.get_all_study_names(storage)
     if name is None:
