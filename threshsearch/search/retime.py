@@ -44,6 +44,13 @@ def retimed_records(study: optuna.Study) -> dict[int, dict[str, Any]]:
             (study.user_attrs.get(RETIMED) or {}).items()}
 
 
+def record_retimed(study: optuna.Study, number: int, record: dict[str, Any]) -> None:
+    """Add trial ``number``'s record to the study's, read again just before: another process
+    re-timing the same study meanwhile keeps its records."""
+    records = retimed_records(study) | {number: record}
+    study.set_user_attr(RETIMED, {str(key): value for key, value in sorted(records.items())})
+
+
 def retime_front(study: optuna.Study, input_size: int, quiet: bool = False,
                  threads: int | None = None, device_model: str | None = None
                  ) -> list[Retimed]:
@@ -59,7 +66,6 @@ def retime_front(study: optuna.Study, input_size: int, quiet: bool = False,
     resources = study.user_attrs.get("resources") or {"cpus": 1, "gpus": 0}
     task = ray.remote(num_cpus=resources["cpus"], num_gpus=resources["gpus"])(retime_network)
     members = [t for t in pareto_trials(study) if "architecture" in t.user_attrs]
-    records = retimed_records(study)
     done = []
     if members and not quiet:
         print(f"re-timing the {len(members)} networks of the front, one at a time")
@@ -72,8 +78,7 @@ def retime_front(study: optuna.Study, input_size: int, quiet: bool = False,
                                      lock_env()))
         if device_model:
             record[DEVICE_MODEL] = device_model
-        records[trial.number] = record
-        study.set_user_attr(RETIMED, {str(number): value for number, value in records.items()})
+        record_retimed(study, trial.number, record)
         predicted = trial.user_attrs.get(PREDICTED_LATENCY) if device_model else None
         item = Retimed(trial.number, float(trial.user_attrs.get("latency_ms", math.nan)),
                        math.nan if predicted is None else float(predicted),
