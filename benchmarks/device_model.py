@@ -14,6 +14,7 @@ ceiling of "within ±10 %" on the machine at the time. Because a busy or virtual
 ever slows a timing, the table also compares with the fastest of the 3 measurements.
 
     python benchmarks/device_model.py                    # the issue's benchmark: 100 networks
+    python benchmarks/device_model.py --runtimes torch-cuda --batch-sizes 1 64  # on a GPU
     python benchmarks/device_model.py --networks 8 --draws 60 --calibration 16 \\
         --runtimes torch --preset-sizes 32               # a smoke run, a few minutes
 
@@ -41,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -81,7 +83,7 @@ TEST_SEED = 1000  # draws for the held-out networks: another stream than profili
 
 
 def reference_rounds(runtime, networks, input_size: int, seconds: float, repeats: int,
-                     seed: int) -> np.ndarray:
+                     seed: int, batch_size: int = 1) -> np.ndarray:
     """Each network's p10 over >= ``seconds`` of passes of a freshly prepared module, in
     ``repeats`` rounds over all the networks (each round in its own order): shape (repeats,
     networks), in ms."""
@@ -92,7 +94,7 @@ def reference_rounds(runtime, networks, input_size: int, seconds: float, repeats
     for round_index in range(repeats):
         for done, index in enumerate(rng.permutation(len(networks)), start=1):
             run = runtime.prepare(build_model(networks[index]),
-                                  [(1, 3, input_size, input_size)], 1)
+                                  [(batch_size, 3, input_size, input_size)], 1)
             times[round_index, index] = time_passes(run, settings).p10_s * 1000
             print(f"  round {round_index + 1}/{repeats}, {done}/{len(networks)} "
                   f"{networks[index].hash}: {times[round_index, index]:.3f} ms", flush=True)
@@ -108,7 +110,8 @@ def evaluate(models: dict[str, Profiled], runtime, networks, input_size: int, ar
     figures with the share within ±10 % of the fastest reference once the predictions are
     scaled by it (a diagnostic; the figures themselves are not corrected)."""
     rounds = reference_rounds(runtime, list(networks) + list(probes), input_size,
-                              args.reference_s, args.repeats, seed=len(networks))
+                              args.reference_s, args.repeats, seed=len(networks),
+                              batch_size=args.batch_size)
     retimed = rounds[:, len(networks):].min(axis=0)
     rounds = rounds[:, :len(networks)]
     median, fastest = np.median(rounds, axis=0), rounds.min(axis=0)
@@ -187,7 +190,8 @@ def profile(space_path: Path, runtime_name: str, input_size: int, args
     def timed(**timing) -> tuple[DeviceTimings, float]:
         started = time.perf_counter()
         timings = time_device(networks, runtime=runtime_name, input_size=input_size,
-                              threads=args.threads, calibration_networks=args.calibration,
+                              batch_size=args.batch_size, threads=args.threads,
+                              calibration_networks=args.calibration,
                               rounds=args.rounds, seed=0, **timing)
         return timings, drawn_s + time.perf_counter() - started
 
@@ -242,6 +246,8 @@ def main() -> None:
     parser.add_argument("--preset-sizes", type=int, nargs="*", default=[32, 224])
     parser.add_argument("--out", type=Path, help="write the rows as CSV")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1],
+                        help="images per inference: each is profiled and scored on its own")
     parser.add_argument("--probes", type=int, default=10,
                         help="calibration networks re-timed with each reference: the "
                              "machine's drift since profiling")
@@ -282,14 +288,24 @@ def main() -> None:
     def measure(runtime, runtime_name, models, networks_label, networks, input_size, probes):
         for suffix, row in evaluate(models, runtime, networks, input_size, args,
                                     probes).items():
-            rows.append({"runtime": runtime_name, "networks": networks_label + suffix,
+            rows.append({"runtime": runtime_name, "batch": args.batch_size,
+                         "networks": networks_label + suffix,
                          "profiling_s": models[suffix].seconds} | row)
+            print(f"{runtime_name} batch {args.batch_size} / {networks_label + suffix}: "
+                  f"{row['within_10pct']:.0%} within ±10 %, Spearman {row['spearman']:.3f}",
+                  flush=True)
+        if args.out:  # after every measurement: a run cut short keeps what it measured
+            with args.out.open("w", newline="") as file:
+                writer = csv.DictWriter(file, fieldnames=list(rows[0]))
+                writer.writeheader()
+                writer.writerows(rows)
 
-    for runtime_name in args.runtimes:
+    for runtime_name, batch_size in itertools.product(args.runtimes, args.batch_sizes):
+        args.batch_size = batch_size  # what profile() and evaluate() read
         runtime = make_runtime(runtime_name, args.threads)
         for name in args.spaces:
             space = load_space(SPACES[name])
-            print(f"{runtime_name} / {name}: profiling", flush=True)
+            print(f"{runtime_name} batch {args.batch_size} / {name}: profiling", flush=True)
             models, probes = profile(SPACES[name], runtime_name, 32, args)
             for profiled in models.values():
                 print(profiled.model.summary(), profiled.model.steadiness_warning(), flush=True)
@@ -301,20 +317,22 @@ def main() -> None:
                 measure(runtime, runtime_name, models, "presets@32",
                         preset_networks(space.num_classes, 32), 32, probes)
         if 224 in args.preset_sizes:
-            print(f"{runtime_name} / default at 224: profiling", flush=True)
+            print(f"{runtime_name} batch {args.batch_size} / default at 224: profiling",
+                  flush=True)
             models, probes = profile(SPACES["default"], runtime_name, 224, args)
             for profiled in models.values():
                 print(profiled.model.summary(), profiled.model.steadiness_warning(), flush=True)
             measure(runtime, runtime_name, models, "presets@224", preset_networks(10, 224),
                     224, probes)
 
-    print("\n| runtime | networks | n | within ±10 % | median | p90 | max | Spearman | "
+    print("\n| runtime | batch | networks | n | within ±10 % | median | p90 | max | Spearman | "
           "within ±10 % of the fastest | Spearman (fastest) | reference steady | "
           "reference spread p90 | drift since profiling (p10-p90) | within ±10 % of the "
           "fastest after the drift | profiling |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
-        print(f"| {row['runtime']} | {row['networks']} | {row['networks_count']} | "
+        print(f"| {row['runtime']} | {row['batch']} | {row['networks']} | "
+              f"{row['networks_count']} | "
               f"{row['within_10pct']:.0%} | {row['median_abs_pct']:.1f} % | "
               f"{row['p90_abs_pct']:.1f} % | {row['max_abs_pct']:.1f} % | "
               f"{row['spearman']:.3f} | {row['within_10pct_of_fastest']:.0%} | "
@@ -322,10 +340,6 @@ def main() -> None:
               f"{row['reference_spread_p90_pct']:.1f} % | {_drift(row)} | "
               f"{row['profiling_s']:.0f} s |")
     if args.out:
-        with args.out.open("w", newline="") as file:
-            writer = csv.DictWriter(file, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
         print(f"wrote {args.out}")
 
 

@@ -81,7 +81,7 @@ def test_each_model_s_drift_is_against_its_own_profile(monkeypatch):
             return 1.0
     models = {"": device_model.Profiled(Flat(), 10.0, np.array([2.0, 4.0])),
               " (first round)": device_model.Profiled(Flat(), 5.0, np.array([4.0, 8.0]))}
-    args = Namespace(reference_s=1.0, repeats=3)
+    args = Namespace(reference_s=1.0, repeats=3, batch_size=1)
     rows = device_model.evaluate(models, None, networks, 32, args, probes)
     assert rows[""]["drift_median"] == pytest.approx(1.0)
     assert rows[" (first round)"]["drift_median"] == pytest.approx(0.5)

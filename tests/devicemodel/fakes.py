@@ -28,6 +28,7 @@ def fake_cost_s(module) -> float:
 
 class FakeRuntime:
     name = "torch"
+    device = torch.device("cpu")
 
     def __init__(self, clock: FakeClock):
         self.clock = clock

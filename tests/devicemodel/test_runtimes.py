@@ -1,5 +1,6 @@
 """The runtimes: copies cycled in turn, ONNX Runtime computing what PyTorch computes, and a
-missing onnxruntime or an unknown runtime refused in one line."""
+missing onnxruntime, a GPU runtime without a GPU or an unknown runtime refused in one
+line."""
 
 import sys
 
@@ -44,5 +45,21 @@ def test_a_missing_onnxruntime_says_how_to_install_it(monkeypatch):
 
 def test_an_unknown_runtime_is_refused():
     with pytest.raises(UserError, match="runtime: 'tflite' is invalid; expected one of torch, "
-                       "onnxruntime"):
+                       "onnxruntime, torch-cuda"):
         make_runtime("tflite")
+
+
+def test_the_gpu_runtime_needs_a_gpu_and_names_what_this_machine_has(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(UserError, match="runtime: torch-cuda needs a CUDA GPU, and PyTorch "
+                                        "sees none here; on this machine: torch or onnxruntime"):
+        make_runtime("torch-cuda")
+    assert make_runtime("torch").device == torch.device("cpu")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_the_gpu_runtime_runs_on_the_gpu_and_waits_for_it():
+    runtime = make_runtime("torch-cuda")
+    assert runtime.name == "torch-cuda" and "cuda" in runtime.versions()
+    output = runtime.prepare(torch.nn.Conv2d(4, 4, 1), [(2, 4, 3, 3)], copies=2)()
+    assert output.device.type == "cuda" and output.shape == (2, 4, 3, 3)

@@ -100,6 +100,14 @@ def test_the_csv_round_trips_into_the_report(exported, tmp_path):
     assert sorted(timed.x) == sorted(measured.values())
 
 
+def test_the_gpu_runtime_on_the_cpu_is_refused_in_one_line(exported, capsys):
+    _, _, folder, _ = exported
+    assert main(["time", str(folder), "--runtime", "torch-cuda", "--device", "cpu"]) == 2
+    assert capsys.readouterr().err.strip().endswith(
+        "--device: 'cpu' is invalid with --runtime torch-cuda; use cuda (on a machine with a "
+        "CUDA GPU)")
+
+
 def test_a_timings_file_of_another_study_or_format_is_refused(exported, tmp_path, capsys):
     space, study, _, _ = exported
     with pytest.raises(UserError, match="lacks the columns"):

@@ -86,6 +86,11 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def device_name(device: torch.device) -> str:
+    """The CPU's model, or the GPU's name."""
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
+
+
 def copies_for(op: Op, batch_size: int) -> int:
     """How many copies of ``op`` to cycle through so that each call finds a cold cache."""
     _, moved, weights = op.features()
@@ -231,7 +236,7 @@ def time_device(configs: Iterable[ArchitectureConfig], *, runtime: str | Runtime
                 for config in calibration]
     bar = tqdm(total=rounds * len(timings), desc="device-profile", unit="timing",
                disable=not progress)
-    lock = device_lock(device_key(torch.device("cpu")), LockSettings.from_env(os.environ))
+    lock = device_lock(device_key(runtime.device), LockSettings.from_env(os.environ))
     try:
         torch.set_num_threads(threads)
         by_round = np.empty((rounds, len(timings)))
@@ -251,8 +256,8 @@ def time_device(configs: Iterable[ArchitectureConfig], *, runtime: str | Runtime
         bar.close()
     overhead_ms, timed, measured_ms = fastest_figures(op_list, by_round)
     return DeviceTimings(
-        device=DeviceInfo(kind="cpu", name=cpu_name(), hostname=socket.gethostname(),
-                          logical_cores=os.cpu_count() or 1),
+        device=DeviceInfo(kind=runtime.device.type, name=device_name(runtime.device),
+                          hostname=socket.gethostname(), logical_cores=os.cpu_count() or 1),
         runtime=RuntimeInfo(name=runtime.name, versions=runtime.versions()),
         settings=Settings(batch_size=batch_size, input_size=input_size, threads=threads,
                           dtype=dtype, channels_last=channels_last),

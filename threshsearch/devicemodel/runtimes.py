@@ -1,4 +1,5 @@
-"""The runtimes a device model can be made for: PyTorch eager and ONNX Runtime (CPU).
+"""The runtimes a device model can be made for: PyTorch eager on the CPU or a CUDA GPU, and
+ONNX Runtime (CPU).
 
 A runtime turns a module and its input shapes into a callable that runs it once. ``copies``
 distinct copies (own weights, own inputs) are run in turn, so that an operation timed alone
@@ -25,7 +26,8 @@ from threshsearch.deploy import (
 )
 from threshsearch.errors import UserError
 
-RUNTIMES = ("torch", "onnxruntime")
+CUDA_RUNTIME = "torch-cuda"
+RUNTIMES = ("torch", "onnxruntime", CUDA_RUNTIME)
 DTYPES = {"float32": torch.float32}
 ONNX_INSTALL = "pip install 'threshsearch[onnx]'"
 NCHWC_CONV = "com.microsoft.nchwc:Conv"  # ONNX Runtime's convolution in its blocked layout
@@ -34,6 +36,7 @@ BLOCK_PROBE_OUT = 6  # not a multiple of 4: the rule is read where outputs do no
 
 class Runtime(Protocol):
     name: str
+    device: torch.device  # where the networks run: what profiling describes and locks
 
     def versions(self) -> dict[str, str]:
         """The library versions the timings depend on."""
@@ -51,8 +54,9 @@ class Runtime(Protocol):
         ...
 
 
-def _inputs(shapes: Sequence[tuple[int, ...]], channels_last: bool) -> list[torch.Tensor]:
-    tensors = [torch.randn(*shape) for shape in shapes]
+def _inputs(shapes: Sequence[tuple[int, ...]], channels_last: bool,
+            device: torch.device) -> list[torch.Tensor]:
+    tensors = [torch.randn(*shape, device=device) for shape in shapes]
     if channels_last:
         tensors = [t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t
                    for t in tensors]
@@ -67,32 +71,41 @@ def _fresh(module: nn.Module) -> nn.Module:
 
 
 class TorchRuntime:
-    """PyTorch eager on the CPU, in inference mode, weights and inputs channels_last."""
+    """PyTorch eager in inference mode, weights and inputs channels_last, on the CPU or (the
+    ``torch-cuda`` runtime) a CUDA GPU, where each run waits for the GPU's work to finish:
+    a timing is the device's, not the time to queue its kernels."""
 
-    name = "torch"
-
-    def __init__(self, channels_last: bool = True):
+    def __init__(self, channels_last: bool = True, device: str = "cpu"):
         self.channels_last = channels_last
+        self.device = torch.device(device)
+        self.name = CUDA_RUNTIME if self.device.type == "cuda" else "torch"
 
     def versions(self) -> dict[str, str]:
-        return {"torch": torch.__version__, "python": platform.python_version()}
+        found = {"torch": torch.__version__, "python": platform.python_version()}
+        if self.device.type == "cuda":
+            found["cuda"] = torch.version.cuda or "unknown"
+        return found
 
     def prepare(self, module: nn.Module, shapes: Sequence[tuple[int, ...]], copies: int
                 ) -> Callable[[], object]:
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         runs = []
         for _ in range(copies):
-            clone = _fresh(module)
+            clone = _fresh(module).to(self.device)
             for parameter in clone.parameters():
                 if parameter.dim() == 4:
                     parameter.data = parameter.data.contiguous(memory_format=memory_format)
-            runs.append((clone, _inputs(shapes, self.channels_last)))
+            runs.append((clone, _inputs(shapes, self.channels_last, self.device)))
         turns = cycle(runs)
+        on_gpu = self.device.type == "cuda"
 
         def run() -> object:
             clone, inputs = next(turns)
             with torch.inference_mode():
-                return clone(*inputs)
+                output = clone(*inputs)
+            if on_gpu:
+                torch.cuda.synchronize(self.device)
+            return output
         return run
 
     def blocked_layout(self, in_channels: int, kernel: int) -> bool | None:
@@ -112,6 +125,7 @@ class OnnxRuntime:
     sequential execution. Each copy is its own session (its own weights)."""
 
     name = "onnxruntime"
+    device = torch.device("cpu")
 
     def __init__(self, threads: int = 1):
         self.threads = threads
@@ -155,6 +169,11 @@ def make_runtime(name: str, threads: int = 1, channels_last: bool = True) -> Run
     """The runtime called ``name``; a missing onnxruntime says how to install it."""
     if name == "torch":
         return TorchRuntime(channels_last)
+    if name == CUDA_RUNTIME:
+        if not torch.cuda.is_available():
+            raise UserError(f"runtime: {CUDA_RUNTIME} needs a CUDA GPU, and PyTorch sees none "
+                            f"here; on this machine: torch or onnxruntime")
+        return TorchRuntime(channels_last, "cuda")
     if name == "onnxruntime":
         return OnnxRuntime(threads)
     raise UserError(f"runtime: {name!r} is invalid; expected one of {', '.join(RUNTIMES)}")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import platform
 import statistics
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ import torch
 from threshsearch.config import ConfigError, read_structured_file
 from threshsearch.deploy import onnx_input_shape, onnx_session, require_onnx, to_onnx
 from threshsearch.devicemodel.profiling import cpu_name
-from threshsearch.devicemodel.runtimes import RUNTIMES
+from threshsearch.devicemodel.runtimes import CUDA_RUNTIME, RUNTIMES
 from threshsearch.errors import UserError
 from threshsearch.latency import LatencySettings, estimate_latency, time_passes
 from threshsearch.measure import resolve_device
@@ -184,8 +184,15 @@ def time_results(paths: list[Path], settings: TimingSettings,
         if device.type != "cpu":
             raise UserError(f"--device: {settings.device!r} is invalid with --runtime "
                             f"onnxruntime; its CPU provider is what is timed: use cpu")
+    in_torch = settings.runtime in ("torch", CUDA_RUNTIME)
+    if settings.runtime == CUDA_RUNTIME and device.type != "cuda":
+        raise UserError(f"--device: {settings.device!r} is invalid with --runtime "
+                        f"{CUDA_RUNTIME}; use cuda (on a machine with a CUDA GPU)")
+    if in_torch and device.type == "cuda":
+        # PyTorch on a GPU is the runtime a GPU's device model is made for, by its name.
+        settings = replace(settings, runtime=CUDA_RUNTIME)
     torch.set_num_threads(settings.threads)
-    runtime_version = _installed("torch" if settings.runtime == "torch" else "onnxruntime")
+    runtime_version = _installed("torch" if in_torch else "onnxruntime")
     machine = machine_name(device, settings.threads)
     rows = []
     for index, path in enumerate(paths, start=1):
@@ -195,7 +202,7 @@ def time_results(paths: list[Path], settings: TimingSettings,
         except ConfigError as error:
             raise UserError(f"--input-size: {path}: {error}") from None
         document = result.document
-        if settings.runtime == "torch":
+        if in_torch:
             estimates, source = _torch_estimates(result, settings, device)
         else:
             estimates, source = _onnx_estimates(path, result, settings)
