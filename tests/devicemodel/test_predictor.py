@@ -49,6 +49,15 @@ def test_a_save_that_must_not_replace_keeps_the_file_there_and_leaves_no_tempora
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask, "as open() makes a file"
 
 
+def test_a_gpu_models_summary_names_its_torch_version(model, tmp_path):
+    data = json.loads(model.save(tmp_path / "a.json").read_text())
+    data["device"] |= {"kind": "cuda", "name": "NVIDIA H200"}
+    data["runtime"] = {"name": "torch-cuda", "versions": {"torch": "2.11.0", "cuda": "13.0"}}
+    (tmp_path / "b.json").write_text(json.dumps(data))
+    assert "NVIDIA H200 (cuda, " in load_device_model(tmp_path / "b.json").summary()
+    assert "), torch-cuda 2.11.0, 1 thread(s)" in load_device_model(tmp_path / "b.json").summary()
+
+
 def test_another_content_has_another_id(model, tmp_path):
     data = json.loads(model.save(tmp_path / "a.json").read_text())
     data["settings"]["threads"] = 2

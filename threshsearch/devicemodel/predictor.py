@@ -77,8 +77,10 @@ class DeviceModel:
     def summary(self) -> str:
         data, error = self.data, self.data.held_out
         settings = data.settings
+        versions = data.runtime.versions  # torch-cuda's library is torch
+        version = versions.get(data.runtime.name) or versions.get("torch", "")
         return (f"{data.device.name} ({data.device.kind}, {data.device.hostname}), "
-                f"{data.runtime.name} {data.runtime.versions.get(data.runtime.name, '')}, "
+                f"{data.runtime.name} {version}, "
                 f"{settings.threads} thread(s), batch {settings.batch_size}, "
                 f"{settings.input_size}x{settings.input_size}, {settings.dtype}"
                 f"{self._layout_note()}; held-out error: "
