@@ -61,5 +61,6 @@ def test_the_gpu_runtime_needs_a_gpu_and_names_what_this_machine_has(monkeypatch
 def test_the_gpu_runtime_runs_on_the_gpu_and_waits_for_it():
     runtime = make_runtime("torch-cuda")
     assert runtime.name == "torch-cuda" and "cuda" in runtime.versions()
-    output = runtime.prepare(torch.nn.Conv2d(4, 4, 1), [(2, 4, 3, 3)], copies=2)()
-    assert output.device.type == "cuda" and output.shape == (2, 4, 3, 3)
+    output = runtime.prepare(torch.nn.Conv2d(256, 256, 3), [(64, 256, 64, 64)], copies=2)()
+    assert output.device.type == "cuda" and output.shape == (64, 256, 62, 62)
+    assert torch.cuda.current_stream().query(), "the run returns once the GPU is done"

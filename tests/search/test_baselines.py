@@ -123,23 +123,21 @@ def test_a_live_drivers_baseline_is_left_to_it_and_a_dead_ones_is_trained_again_
     def driver():
         return StudySearcher(space, study, 32, Progress(space, quiet=True), {}, companion)
 
-    first = driver()
+    # Two drivers started together: each baseline is handed out once.
+    first, second = driver(), driver()
     try:
         assert first.suggest("a")[BASELINE] == "threshnet79"
         first.pending["a"].set_user_attr("learning_curve", [{"epoch": 1}])
-        second = driver()
-        second.close()
-        assert second.baseline_queue == ["hardnet68"], "threshnet79 is the first's to train"
-    finally:
+        assert second.suggest("b")[BASELINE] == "hardnet68", "threshnet79 is the first's"
+        assert driver().baseline_queue == [], "a third finds both taken"
         first.close()  # the first driver dies
-    age_heartbeats(space.storage_url, space.study.grace_s + 1)
-    third = driver()
-    try:
-        assert third.baseline_queue == ["threshnet79", "hardnet68"]
-        assert third.suggest("c")[BASELINE] == "threshnet79"
-        retry = companion._storage.get_trial(third.pending["c"]._trial_id)
+        age_heartbeats(space.storage_url, space.study.grace_s + 1)
+        # The second's stale check fails the dead driver's baseline, and it trains it.
+        assert second.suggest("c")[BASELINE] == "threshnet79"
+        retry = companion._storage.get_trial(second.pending["c"]._trial_id)
     finally:
-        third.close()
+        first.close()
+        second.close()
     assert "failed_trial" in retry.system_attrs, "Optuna's retry of the dead attempt"
     assert retry.user_attrs["learning_curve"] == [], "not the dead attempt's curve"
 

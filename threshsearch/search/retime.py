@@ -46,7 +46,8 @@ def retimed_records(study: optuna.Study) -> dict[int, dict[str, Any]]:
 
 def record_retimed(study: optuna.Study, number: int, record: dict[str, Any]) -> None:
     """Add trial ``number``'s record to the study's, read again just before: another process
-    re-timing the same study meanwhile keeps its records."""
+    re-timing the same study meanwhile keeps its records (all but one written in the same
+    instant: a read and a write, not a transaction)."""
     records = retimed_records(study) | {number: record}
     study.set_user_attr(RETIMED, {str(key): value for key, value in sorted(records.items())})
 

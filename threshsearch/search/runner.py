@@ -148,7 +148,8 @@ def run_search(space: SearchSpace, address: str | None = None, quiet: bool = Fal
             queued = len(searcher.baseline_queue)
             if space.baselines and not quiet:
                 print(f"baselines {', '.join(space.baselines)}: {queued} to train first, under "
-                      f"the study's recipe, {len(space.baselines) - queued} already trained")
+                      f"the study's recipe, {len(space.baselines) - queued} already trained "
+                      f"or training under another driver")
             if space.data.ship:
                 # Once, from the driver: workers fetch it by reference and keep it on their
                 # device between trials; they need no copy of the data of their own.
@@ -171,6 +172,8 @@ def run_search(space: SearchSpace, address: str | None = None, quiet: bool = Fal
             )
             start = time.perf_counter()
             tuner.fit()
+            # Before the front is re-timed: a cut trial's slot ends when the run did.
+            searcher.end_cut_trials()
             model = space.device_model
             if space.measurement.retime_front and space.measures_latency:
                 retime_front(study, dataset.input_size, quiet)

@@ -106,6 +106,7 @@ class StudySearcher(Searcher):
             fail_stale_trials(baselines)  # a dead driver's baselines are this one's to train
         self.baseline_queue = (still_to_train(baselines, space.baselines)
                                if baselines is not None else [])
+        self.baselines_taken: set[str] = set()  # handed out by this driver
         self.baseline_s = 0.0  # compute seconds the baselines took
         self.lock = threading.RLock()
         self.deadline = (time.monotonic() + space.study.timeout_s
@@ -161,9 +162,13 @@ class StudySearcher(Searcher):
             if self.repeats_in_a_row >= EXHAUSTED_AFTER:
                 return Searcher.FINISHED
             if self.baseline_queue:
-                spec = self._suggest_baseline(trial_id, self.baseline_queue.pop(0))
-                if spec is not None:
-                    return spec
+                name = self.baseline_queue.pop(0)
+                # Looked at again: another driver may have taken it since this one started.
+                if still_to_train(self.baselines, [name]):
+                    self.baselines_taken.add(name)
+                    spec = self._suggest_baseline(trial_id, name)
+                    if spec is not None:
+                        return spec
                 continue
             now = time.monotonic()
             if now < self.next_look:
@@ -175,6 +180,12 @@ class StudySearcher(Searcher):
                 fail_stale_trials(self.study)
                 if self.baselines is not None:
                     fail_stale_trials(self.baselines)
+                    # A baseline left to a driver that has died since: this one trains it.
+                    self.baseline_queue += [
+                        name for name in still_to_train(self.baselines, self.space.baselines)
+                        if name not in self.baselines_taken and name not in self.baseline_queue]
+                    if self.baseline_queue:
+                        continue
             self.index.refresh()
             counts = self.index.counts()
             if counts.waiting == 0 and (
