@@ -52,14 +52,18 @@ def format_count(value: float) -> str:
             return f"{value / scale:.2f} {unit}"
     return f"{value:g}"
 
+def require_positive(*flags: tuple[str, int | None]) -> None:
+    """Refuse, naming it, the first (flag, value) whose value is given and below 1."""
+    for flag, value in flags:
+        if value is not None and value < 1:
+            raise UserError(f"{flag}: {value} is invalid; expected an integer >= 1")
+
 def _cmd_profile(args: argparse.Namespace) -> int:
     from threshsearch.api import load_config, profile
     from threshsearch.profiler import profile_model
 
     num_classes = args.num_classes
-    for flag, value in (("--num-classes", num_classes), ("--input-size", args.input_size)):
-        if value is not None and value < 1:
-            raise UserError(f"{flag}: {value} is invalid; expected an integer >= 1")
+    require_positive(("--num-classes", num_classes), ("--input-size", args.input_size))
     if args.model:
         if not args.model.startswith("torchvision:"):
             raise UserError(f"--model: {args.model!r} is not of the form torchvision:NAME")
@@ -220,9 +224,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                                 else [32])
     if any(size < 32 for size in sizes):
         raise UserError(f"--input-size: {sizes} is invalid; the presets need 32 or more")
-    for flag, value in (("--repeats", args.repeats), ("--train-batch", args.train_batch)):
-        if value is not None and value < 1:
-            raise UserError(f"{flag}: {value} is invalid; expected an integer >= 1")
+    require_positive(("--repeats", args.repeats), ("--train-batch", args.train_batch))
     if not args.json:
         print(f"benchmarking on {resolve_device(args.device)} with "
               f"{torch.get_num_threads()} threads at {sizes}...", file=sys.stderr)
