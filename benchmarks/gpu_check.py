@@ -25,6 +25,9 @@ share) to check the script's structure; it measures nothing about GPUs.
 
     python -m benchmarks.gpu_check --out benchmarks/out/gpu-check.json    # one GPU, < 8 min
     python -m benchmarks.gpu_check --smoke --out /tmp/gpu-check.json      # CPU, structure only
+
+``--parts`` runs some of them (``throughput`` is part 1, ``search`` parts 2 and 3, ``latency``
+part 4), e.g. to spend a short GPU lease on what has not been measured yet.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ from benchmarks.latency_repro import agreement, one_run
 
 PART_MODELS = {"threshnet79": "ThreshNet-79", "densenet121": "DenseNet-121 (the builder's)",
                "torchvision-densenet121": "DenseNet-121 (torchvision's)"}
+PARTS = ("throughput", "search", "latency")
 PAPER_RATIO = 2.56  # DenseNet-121's CIFAR-10 epoch time over ThreshNet-79's (RTX 3080 Ti)
 NO_GPU = ("gpu_check: no CUDA GPU here (torch.cuda.is_available() is False); run it on a "
           "machine with one, or pass --smoke to check its structure on the CPU")
@@ -304,7 +308,7 @@ def _attempt(check: Check, part: str, numbers: tuple[int, ...], work: Callable[[
     check.parts[part] = {"wall_s": time.perf_counter() - start, "raw": raw}
 
 
-def run_check(sizes: Sizes, out: Path, smoke: bool) -> Check:
+def run_check(sizes: Sizes, out: Path, smoke: bool, parts: tuple[str, ...] = PARTS) -> Check:
 
     from threshsearch.measure import device_name, resolve_device
     from threshsearch.search.cluster import ray_session
@@ -319,20 +323,25 @@ def run_check(sizes: Sizes, out: Path, smoke: bool) -> Check:
         out.write_text(json.dumps({**asdict(check), "table": format_table(check)}, indent=1,
                                   default=str))
 
-    _attempt(check, "model throughput", (1,),
-             lambda: model_throughput(sizes, budget.cap(sizes.bench_cap_s)))
-    save()
-    if sizes.device == "cuda":
-        torch.cuda.empty_cache()  # part 1's models: the trials need the memory
+    if "throughput" in parts:
+        _attempt(check, "model throughput", (1,),
+                 lambda: model_throughput(sizes, budget.cap(sizes.bench_cap_s)))
+        save()
+        if sizes.device == "cuda":
+            torch.cuda.empty_cache()  # part 1's models: the trials need the memory
+    if not {"search", "latency"} & set(parts):
+        return check
     # A Ray of its own, never a cluster already running on the machine; a caller's Ray in
     # this process (the tests') is used as it is.
     with ray_session(None, num_cpus=sizes.ray_cpus), tempfile.TemporaryDirectory() as scratch:
-        _attempt(check, "search against outside", (2, 3), lambda: search_against_outside(
-            sizes, budget.cap(sizes.trial_cap_s), Path(scratch)))
-        save()
-        _attempt(check, "latency reproducibility", (4,),
-                 lambda: latency_reproducibility(sizes, budget, Path(scratch)))
-        save()
+        if "search" in parts:
+            _attempt(check, "search against outside", (2, 3), lambda: search_against_outside(
+                sizes, budget.cap(sizes.trial_cap_s), Path(scratch)))
+            save()
+        if "latency" in parts:
+            _attempt(check, "latency reproducibility", (4,),
+                     lambda: latency_reproducibility(sizes, budget, Path(scratch)))
+            save()
     return check
 
 
@@ -364,11 +373,15 @@ def main(argv: list[str] | None = None) -> Check:
                         help="the JSON file the table and the raw figures go to")
     parser.add_argument("--smoke", action="store_true",
                         help="tiny sizes on the CPU: checks the structure, measures no GPU")
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS),
+                        help="the parts to run (default all): throughput (1), search (2, 3), "
+                             "latency (4)")
     args = parser.parse_args(argv)
     if not args.smoke and not torch.cuda.is_available():
         sys.exit(NO_GPU)
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    check = run_check(SMOKE if args.smoke else GPU, Path(args.out), args.smoke)
+    check = run_check(SMOKE if args.smoke else GPU, Path(args.out), args.smoke,
+                      tuple(args.parts))
     print(format_table(check))
     return check
 

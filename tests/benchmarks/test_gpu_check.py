@@ -87,3 +87,12 @@ def test_a_failing_part_leaves_a_row_saying_why_and_the_run_goes_on():
     assert check.parts["search against outside"]["raw"] == {
         "error": "RuntimeError: out of memory"}
     assert "| n/a |" in gpu_check.format_table(check)
+
+
+def test_parts_runs_only_the_parts_named(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    check = main(["--smoke", "--parts", "throughput", "--out", str(tmp_path / "check.json")])
+    assert list(check.parts) == ["model throughput"]
+    assert {row.part for row in check.rows} == {1}
+    saved = json.loads((tmp_path / "check.json").read_text())
+    assert list(saved["parts"]) == ["model throughput"]

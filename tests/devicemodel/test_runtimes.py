@@ -49,11 +49,12 @@ def test_an_unknown_runtime_is_refused():
         make_runtime("tflite")
 
 
-def test_the_gpu_runtime_needs_a_gpu_and_names_what_this_machine_has(monkeypatch):
+@pytest.mark.parametrize("name", ["torch-cuda", "torch-cuda-graph"])
+def test_a_gpu_runtime_needs_a_gpu_and_names_what_this_machine_has(monkeypatch, name):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(UserError, match="runtime: torch-cuda needs a CUDA GPU, and PyTorch "
+    with pytest.raises(UserError, match=f"runtime: {name} needs a CUDA GPU, and PyTorch "
                                         "sees none here; on this machine: torch or onnxruntime"):
-        make_runtime("torch-cuda")
+        make_runtime(name)
     assert make_runtime("torch").device == torch.device("cpu")
 
 
@@ -64,3 +65,18 @@ def test_the_gpu_runtime_runs_on_the_gpu_and_waits_for_it():
     output = runtime.prepare(torch.nn.Conv2d(256, 256, 3), [(64, 256, 64, 64)], copies=2)()
     assert output.device.type == "cuda" and output.shape == (64, 256, 62, 62)
     assert torch.cuda.current_stream().query(), "the run returns once the GPU is done"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_the_graph_runtime_replays_what_eager_computes_and_waits_for_it():
+    runtime = make_runtime("torch-cuda-graph")
+    assert runtime.name == "torch-cuda-graph" and runtime.device.type == "cuda"
+    module = torch.nn.Sequential(torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.ReLU())
+    run = runtime.prepare(module, [(4, 8, 16, 16)], copies=2)
+    first, second = run(), run()
+    assert torch.cuda.current_stream().query(), "the run returns once the GPU is done"
+    assert first.shape == second.shape == (4, 8, 16, 16)
+    assert first.data_ptr() != second.data_ptr(), "each copy replays its own graph"
+    assert run().data_ptr() == first.data_ptr()
+    identity = runtime.prepare(torch.nn.Identity(), [(4, 1, 1, 1)], copies=1)
+    assert identity().shape == (4, 1, 1, 1)

@@ -100,11 +100,12 @@ def test_the_csv_round_trips_into_the_report(exported, tmp_path):
     assert sorted(timed.x) == sorted(measured.values())
 
 
-def test_the_gpu_runtime_on_the_cpu_is_refused_in_one_line(exported, capsys):
+@pytest.mark.parametrize("runtime", ["torch-cuda", "torch-cuda-graph"])
+def test_a_gpu_runtime_on_the_cpu_is_refused_in_one_line(exported, capsys, runtime):
     _, _, folder, _ = exported
-    assert main(["time", str(folder), "--runtime", "torch-cuda", "--device", "cpu"]) == 2
+    assert main(["time", str(folder), "--runtime", runtime, "--device", "cpu"]) == 2
     assert capsys.readouterr().err.strip().endswith(
-        "--device: 'cpu' is invalid with --runtime torch-cuda; use cuda (on a machine with a "
+        f"--device: 'cpu' is invalid with --runtime {runtime}; use cuda (on a machine with a "
         "CUDA GPU)")
 
 

@@ -146,8 +146,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     timing.add_argument("results", nargs="+", metavar="RESULTS",
                         help="exported result files, or folders `threshsearch export` wrote")
     timing.add_argument("--runtime", choices=RUNTIMES, default="torch",
-                        help="torch (eager, default; torch-cuda with --device cuda) or "
-                             "onnxruntime (CPU; needs threshsearch[onnx])")
+                        help="torch (eager, default; torch-cuda with --device cuda), "
+                             "torch-cuda-graph (a captured CUDA graph replayed; --device "
+                             "cuda) or onnxruntime (CPU; needs threshsearch[onnx])")
     timing.add_argument("--device", default="cpu", choices=DEVICES,
                         help="torch's device (default cpu)")
     timing.add_argument("--threads", type=int, default=1, metavar="N")

@@ -1,5 +1,5 @@
-"""The runtimes a device model can be made for: PyTorch eager on the CPU or a CUDA GPU, and
-ONNX Runtime (CPU).
+"""The runtimes a device model can be made for: PyTorch eager on the CPU or a CUDA GPU,
+PyTorch replaying a captured CUDA graph, and ONNX Runtime (CPU).
 
 A runtime turns a module and its input shapes into a callable that runs it once. ``copies``
 distinct copies (own weights, own inputs) are run in turn, so that an operation timed alone
@@ -27,7 +27,9 @@ from threshsearch.deploy import (
 from threshsearch.errors import UserError
 
 CUDA_RUNTIME = "torch-cuda"
-RUNTIMES = ("torch", "onnxruntime", CUDA_RUNTIME)
+CUDA_GRAPH_RUNTIME = "torch-cuda-graph"
+GPU_RUNTIMES = (CUDA_RUNTIME, CUDA_GRAPH_RUNTIME)
+RUNTIMES = ("torch", "onnxruntime", *GPU_RUNTIMES)
 DTYPES = {"float32": torch.float32}
 ONNX_INSTALL = "pip install 'threshsearch[onnx]'"
 NCHWC_CONV = "com.microsoft.nchwc:Conv"  # ONNX Runtime's convolution in its blocked layout
@@ -86,8 +88,9 @@ class TorchRuntime:
             found["cuda"] = torch.version.cuda or "unknown"
         return found
 
-    def prepare(self, module: nn.Module, shapes: Sequence[tuple[int, ...]], copies: int
-                ) -> Callable[[], object]:
+    def copies(self, module: nn.Module, shapes: Sequence[tuple[int, ...]], copies: int
+               ) -> list[tuple[nn.Module, list[torch.Tensor]]]:
+        """``copies`` copies of ``module`` on the device, each with its own inputs."""
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         runs = []
         for _ in range(copies):
@@ -96,7 +99,11 @@ class TorchRuntime:
                 if parameter.dim() == 4:
                     parameter.data = parameter.data.contiguous(memory_format=memory_format)
             runs.append((clone, _inputs(shapes, self.channels_last, self.device)))
-        turns = cycle(runs)
+        return runs
+
+    def prepare(self, module: nn.Module, shapes: Sequence[tuple[int, ...]], copies: int
+                ) -> Callable[[], object]:
+        turns = cycle(self.copies(module, shapes, copies))
         on_gpu = self.device.type == "cuda"
 
         def run() -> object:
@@ -110,6 +117,46 @@ class TorchRuntime:
 
     def blocked_layout(self, in_channels: int, kernel: int) -> bool | None:
         return None
+
+
+class CudaGraphRuntime(TorchRuntime):
+    """PyTorch on a CUDA GPU, each copy captured once as a CUDA graph and replayed: the
+    launch cost of every kernel is paid once at capture, as in a deployment that serves
+    through CUDA graphs (``torch.compile(mode="reduce-overhead")``, TensorRT). A replay
+    copies a new input into the graph's input buffer first, as serving does, and waits for
+    the GPU to finish."""
+
+    def __init__(self, channels_last: bool = True, device: str = "cuda"):
+        super().__init__(channels_last, device)
+        self.name = CUDA_GRAPH_RUNTIME
+
+    def prepare(self, module: nn.Module, shapes: Sequence[tuple[int, ...]], copies: int
+                ) -> Callable[[], object]:
+        graphs = []
+        for clone, inputs in self.copies(module, shapes, copies):
+            fresh = [tensor.clone() for tensor in inputs]
+            side = torch.cuda.Stream(self.device)
+            side.wait_stream(torch.cuda.current_stream(self.device))
+            # Capture needs the kernels chosen and the memory pools warm: run it first
+            # on a side stream, as PyTorch's CUDA-graph recipe does.
+            with torch.cuda.stream(side), torch.no_grad():
+                for _ in range(3):
+                    clone(*inputs)
+            torch.cuda.current_stream(self.device).wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph), torch.no_grad():
+                for static, source in zip(inputs, fresh, strict=True):
+                    static.copy_(source)
+                output = clone(*inputs)
+            graphs.append((graph, output, (clone, inputs, fresh)))
+        turns = cycle(graphs)
+
+        def run() -> object:
+            graph, output, _kept_alive = next(turns)
+            graph.replay()
+            torch.cuda.synchronize(self.device)
+            return output
+        return run
 
 
 def _onnxruntime():
@@ -169,11 +216,13 @@ def make_runtime(name: str, threads: int = 1, channels_last: bool = True) -> Run
     """The runtime called ``name``; a missing onnxruntime says how to install it."""
     if name == "torch":
         return TorchRuntime(channels_last)
+    if name in GPU_RUNTIMES and not torch.cuda.is_available():
+        raise UserError(f"runtime: {name} needs a CUDA GPU, and PyTorch sees none here; on "
+                        f"this machine: torch or onnxruntime")
     if name == CUDA_RUNTIME:
-        if not torch.cuda.is_available():
-            raise UserError(f"runtime: {CUDA_RUNTIME} needs a CUDA GPU, and PyTorch sees none "
-                            f"here; on this machine: torch or onnxruntime")
         return TorchRuntime(channels_last, "cuda")
+    if name == CUDA_GRAPH_RUNTIME:
+        return CudaGraphRuntime(channels_last)
     if name == "onnxruntime":
         return OnnxRuntime(threads)
     raise UserError(f"runtime: {name!r} is invalid; expected one of {', '.join(RUNTIMES)}")

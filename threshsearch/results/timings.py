@@ -29,7 +29,13 @@ import torch
 from threshsearch.config import ConfigError, read_structured_file
 from threshsearch.deploy import onnx_input_shape, onnx_session, require_onnx, to_onnx
 from threshsearch.devicemodel.profiling import cpu_name
-from threshsearch.devicemodel.runtimes import CUDA_RUNTIME, RUNTIMES
+from threshsearch.devicemodel.runtimes import (
+    CUDA_GRAPH_RUNTIME,
+    CUDA_RUNTIME,
+    GPU_RUNTIMES,
+    RUNTIMES,
+    CudaGraphRuntime,
+)
 from threshsearch.errors import UserError
 from threshsearch.latency import LatencySettings, estimate_latency, time_passes
 from threshsearch.measure import resolve_device
@@ -145,6 +151,17 @@ def _torch_estimates(result: ResultFile, settings: TimingSettings, device: torch
                              ).latency_ms for _ in range(settings.repeats)], ""
 
 
+def _graph_estimates(result: ResultFile, settings: TimingSettings, device: torch.device
+                     ) -> tuple[list[float], str]:
+    """Timed as the device model's CUDA-graph runtime times a network: one captured graph
+    replayed, each replay waiting for the GPU."""
+    shape = (settings.batch_size, 3, settings.input_size, settings.input_size)
+    run = CudaGraphRuntime(device=str(device)).prepare(build_model(result.architecture),
+                                                       [shape], 1)
+    return [float(time_passes(run, settings.latency_settings()).p10_s) * 1000
+            for _ in range(settings.repeats)], ""
+
+
 def _onnx_estimates(path: Path, result: ResultFile, settings: TimingSettings
                     ) -> tuple[list[float], str]:
     shape = (settings.batch_size, 3, settings.input_size, settings.input_size)
@@ -184,11 +201,11 @@ def time_results(paths: list[Path], settings: TimingSettings,
         if device.type != "cpu":
             raise UserError(f"--device: {settings.device!r} is invalid with --runtime "
                             f"onnxruntime; its CPU provider is what is timed: use cpu")
-    in_torch = settings.runtime in ("torch", CUDA_RUNTIME)
-    if settings.runtime == CUDA_RUNTIME and device.type != "cuda":
+    in_torch = settings.runtime in ("torch", *GPU_RUNTIMES)
+    if settings.runtime in GPU_RUNTIMES and device.type != "cuda":
         raise UserError(f"--device: {settings.device!r} is invalid with --runtime "
-                        f"{CUDA_RUNTIME}; use cuda (on a machine with a CUDA GPU)")
-    if in_torch and device.type == "cuda":
+                        f"{settings.runtime}; use cuda (on a machine with a CUDA GPU)")
+    if settings.runtime == "torch" and device.type == "cuda":
         # PyTorch on a GPU is the runtime a GPU's device model is made for, by its name.
         settings = replace(settings, runtime=CUDA_RUNTIME)
     torch.set_num_threads(settings.threads)
@@ -202,7 +219,9 @@ def time_results(paths: list[Path], settings: TimingSettings,
         except ConfigError as error:
             raise UserError(f"--input-size: {path}: {error}") from None
         document = result.document
-        if in_torch:
+        if settings.runtime == CUDA_GRAPH_RUNTIME:
+            estimates, source = _graph_estimates(result, settings, device)
+        elif in_torch:
             estimates, source = _torch_estimates(result, settings, device)
         else:
             estimates, source = _onnx_estimates(path, result, settings)
