@@ -8,8 +8,10 @@ short keeps what it measured).
    DenseNet-121, the builder's and torchvision's; the paper reports 2.56x.
 2. A trial's training throughput inside the search (``run_search``, a one-point space:
    ThreshNet-79 as it is, one trial with the GPU to itself) against the same network and
-   recipe trained by the same Trainer outside the search, before and after it; issue 19's
-   target: within 3 %.
+   recipe trained by the same Trainer outside the search, the two alternating (outside,
+   inside, outside, ...: ``trial_rounds`` trials, each against the mean of the trainings
+   either side, so that a drift of the machine's speed falls on both); the median ratio
+   and its range. Issue 19's target: within 3 %.
 3. The GPU's busy share during that trial and during the training outside the search,
    sampled every 0.2 s (``torch.cuda.utilization`` where pynvml is installed, else
    nvidia-smi; the JSON says which).
@@ -71,6 +73,7 @@ class Sizes:
     bench_cap_s: float
     network: dict[str, Any]  # the one-point space's fixed parameters over ThreshNet-79
     trial_epochs: int
+    trial_rounds: int  # part 2's trials inside the search, each between two outside
     trial_cap_s: float  # part 2, the outside trainings included
     latency_settings: tuple[tuple[float, int], ...]  # (gpus per trial, trials at once)
     latency_trials: int
@@ -84,7 +87,7 @@ class Sizes:
 
 
 GPU = Sizes("cuda", total_s=450, bench_batch=64, bench_repeats=3, bench_calls=4,
-            bench_cap_s=60, network={}, trial_epochs=60, trial_cap_s=120,
+            bench_cap_s=60, network={}, trial_epochs=60, trial_rounds=3, trial_cap_s=180,
             latency_settings=((1, 1), (0.5, 2)), latency_trials=6, latency_epochs=2,
             latency_max_time_s=2.0, latency_cap_s=45, ray_cpus=4, trial_cpus=2, threads=None)
 # Caps far above the smoke's own time (about a minute on two idle cores): a loaded machine
@@ -93,7 +96,7 @@ GPU = Sizes("cuda", total_s=450, bench_batch=64, bench_repeats=3, bench_calls=4,
 # figures of both settings.
 SMOKE = Sizes("cpu", total_s=1200, bench_batch=4, bench_repeats=1, bench_calls=1,
               bench_cap_s=120, network={"num_stages": 3, "depth": 1, "growth": 8},
-              trial_epochs=2, trial_cap_s=240, latency_settings=((0, 1),),
+              trial_epochs=2, trial_rounds=2, trial_cap_s=240, latency_settings=((0, 1),),
               latency_trials=1, latency_epochs=1, latency_max_time_s=0.3, latency_cap_s=180,
               ray_cpus=2, trial_cpus=1, threads=1)
 
@@ -147,13 +150,13 @@ def model_throughput(sizes: Sizes, cap_s: float) -> tuple[list[Row], dict]:
     return rows, {"calls": calls}
 
 
-def one_point_space(sizes: Sizes, folder: Path, timeout_s: float):
+def one_point_space(sizes: Sizes, folder: Path, timeout_s: float, name: str = "gpu-check-trial"):
     """A space whose only point is ThreshNet-79 (with ``sizes.network`` fixed over it),
     trained once with its GPU to itself; no objective measures anything."""
     from threshsearch.search.space import SearchSpace
 
     return SearchSpace.from_dict({
-        "study": {"name": "gpu-check-trial", "storage": f"sqlite:///{folder / 'trial.db'}",
+        "study": {"name": name, "storage": f"sqlite:///{folder / (name + '.db')}",
                   "sampler": "random", "seed": 0, "n_trials": 1, "concurrency": 1,
                   "timeout_s": max(timeout_s, 1.0)},
         "objectives": [{"metric": "val_accuracy", "direction": "maximize"},
@@ -195,59 +198,80 @@ def train_outside(config, recipe, device: str, seed: int, threads: int) -> dict[
             "start": start, "end": end}
 
 
-def search_against_outside(sizes: Sizes, cap_s: float, folder: Path) -> tuple[list[Row], dict]:
-    """Parts 2 and 3: outside, the search's trial, outside again; the GPU sampled all along."""
-    import optuna
-
+def _trial_inside(sizes: Sizes, folder: Path, timeout_s: float, name: str, config_hash: str
+                  ) -> tuple[Any, Any]:
+    """One search of the one-point space: its summary and its one trial, which must have
+    trained the space's point to the end."""
     from threshsearch.search.runner import run_search
 
-    read, source = busy_reader(sizes.device == "cpu")
-    start = time.perf_counter()
-    # The network and recipe exactly as the search's sampler makes them from the space.
-    config, recipe = one_point_space(sizes, folder, cap_s).sample(optuna.trial.FixedTrial({}))
-    sampler = BusySampler(read or (lambda: math.nan), sizes.sample_period_s)
-    with sampler:
-        before = train_outside(config, recipe, sizes.device, 0, sizes.trial_cpus)
-        space = one_point_space(sizes, folder, cap_s - (time.perf_counter() - start))
-        summary = run_search(space, quiet=True)
-        after = train_outside(config, recipe, sizes.device, 0, sizes.trial_cpus)
+    summary = run_search(one_point_space(sizes, folder, timeout_s, name), quiet=True)
     trial = summary.study.trials[0]
     attrs = trial.user_attrs
     if attrs.get("status") != "complete":
-        raise RuntimeError(f"the search's trial did not complete within the part's cap of "
-                           f"{cap_s:.0f} s (status {attrs.get('status')}: "
-                           f"{attrs.get('reason')})")
-    if attrs.get("config_hash") != config.hash:
+        raise RuntimeError(f"the search's trial did not complete within the part's cap "
+                           f"(status {attrs.get('status')}: {attrs.get('reason')})")
+    if attrs.get("config_hash") != config_hash:
         raise RuntimeError(f"the search trained config {attrs.get('config_hash')}, not the "
-                           f"space's one point {config.hash}")
-    inside = attrs["train_images_per_s"]
-    outside = statistics.mean([before["train_images_per_s"], after["train_images_per_s"]])
+                           f"space's one point {config_hash}")
+    return summary, trial
+
+
+def search_against_outside(sizes: Sizes, cap_s: float, folder: Path) -> tuple[list[Row], dict]:
+    """Parts 2 and 3: outside, then (a trial of the search, outside) ``trial_rounds`` times;
+    the GPU sampled all along."""
+    import optuna
+
+    read, source = busy_reader(sizes.device == "cpu")
+    deadline = time.perf_counter() + cap_s
+    # The network and recipe exactly as the search's sampler makes them from the space.
+    config, recipe = one_point_space(sizes, folder, cap_s).sample(optuna.trial.FixedTrial({}))
+    sampler = BusySampler(read or (lambda: math.nan), sizes.sample_period_s)
+    outside, inside = [], []
+    with sampler:
+        outside.append(train_outside(config, recipe, sizes.device, 0, sizes.trial_cpus))
+        for index in range(sizes.trial_rounds):
+            inside.append(_trial_inside(sizes, folder, deadline - time.perf_counter(),
+                                        f"gpu-check-trial-{index}", config.hash))
+            outside.append(train_outside(config, recipe, sizes.device, 0, sizes.trial_cpus))
+    speeds = [trial.user_attrs["train_images_per_s"] for _, trial in inside]
+    around = [statistics.mean([outside[index]["train_images_per_s"],
+                               outside[index + 1]["train_images_per_s"]])
+              for index in range(len(inside))]
+    ratios = [speed / mean for speed, mean in zip(speeds, around, strict=True)]
     statistic = f"median epoch less the first, {sizes.trial_epochs} epochs of synthetic data"
-    outside_busy = [sampler.share(run["start"], run["end"]) for run in (before, after)]
-    busy = {"trial": sampler.share(trial.datetime_start.timestamp(),
-                                   trial.datetime_complete.timestamp()),
-            "outside": None if None in outside_busy else statistics.mean(outside_busy)}
+    trials = [trial for _, trial in inside]
+    shares = {"trial": [sampler.share(trial.datetime_start.timestamp(),
+                                      trial.datetime_complete.timestamp()) for trial in trials],
+              "outside": [sampler.share(run["start"], run["end"]) for run in outside]}
+    busy = {key: None if None in values else statistics.mean(values)
+            for key, values in shares.items()}
     if read is None:
         busy = dict.fromkeys(busy)
     if sampler.error:
         source += f"; sampling stopped early: {sampler.error}"
+    listed = ", ".join(f"{value:.3f}" for value in ratios)
     rows = [
-        Row(2, "trial's training throughput inside the search", inside, "img/s",
-            note=statistic),
-        Row(2, "same network, Trainer outside the search (mean of before and after)",
-            outside, "img/s", note=f"before {before['train_images_per_s']:.1f}, after "
-            f"{after['train_images_per_s']:.1f}"),
-        Row(2, "inside / outside the search", inside / outside, "x", "0.97-1.03 (issue 19)"),
-        Row(2, "training + evaluation share of the trial's worker time",
-            summary.work.training_share(), "share", note=summary.work.describe()),
-        Row(3, "GPU busy during the search's trial (its start to its end)", busy["trial"],
-            "share", note=source),
+        Row(2, "trial's training throughput inside the search (median of the trials)",
+            statistics.median(speeds), "img/s",
+            note=f"{statistic}; trials {', '.join(f'{v:.1f}' for v in speeds)}"),
+        Row(2, "same network, Trainer outside the search (median of the trainings)",
+            statistics.median(run["train_images_per_s"] for run in outside), "img/s",
+            note="in order: " + ", ".join(f"{run['train_images_per_s']:.1f}"
+                                          for run in outside)),
+        Row(2, "inside / outside the search (median over trials, each against the trainings "
+               "either side)", statistics.median(ratios), "x", "0.97-1.03 (issue 19)",
+            f"ratios {listed}"),
+        Row(2, "training + evaluation share of the trial's worker time (the last trial)",
+            inside[-1][0].work.training_share(), "share", note=inside[-1][0].work.describe()),
+        Row(3, "GPU busy during the search's trials (each from its start to its end)",
+            busy["trial"], "share", note=source),
         Row(3, "GPU busy during the same training outside the search", busy["outside"],
             "share", note=source),
     ]
-    return rows, {"trial": {key: attrs.get(key) for key in (
-        "train_images_per_s", "throughput", "worker_time", "wall_s", "epochs")},
-        "outside": [before, after], "busy_source": source, "busy_samples": sampler.samples}
+    return rows, {"trials": [{key: trial.user_attrs.get(key) for key in (
+        "train_images_per_s", "throughput", "worker_time", "wall_s", "epochs")}
+        for trial in trials], "ratios": ratios,
+        "outside": outside, "busy_source": source, "busy_samples": sampler.samples}
 
 
 def latency_reproducibility(sizes: Sizes, budget: Budget, folder: Path

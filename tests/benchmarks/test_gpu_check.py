@@ -63,7 +63,15 @@ def test_the_json_holds_the_table_one_line_per_row_in_six_columns(smoke):
         assert cells[3] == {"share": "%"}.get(row.unit, row.unit)
     raw = saved["parts"]["search against outside"]["raw"]
     assert raw["busy_source"].startswith("smoke stand-in") and raw["busy_samples"]
-    assert len(raw["outside"]) == 2
+    # The smoke's two trials alternate with three trainings outside; each trial's ratio is
+    # against the two either side of it.
+    assert len(raw["outside"]) == 3 and len(raw["trials"]) == len(raw["ratios"]) == 2
+    starts = [run["start"] for run in raw["outside"]]
+    assert starts == sorted(starts)
+    speeds = [run["train_images_per_s"] for run in raw["outside"]]
+    for index, (trial, ratio) in enumerate(zip(raw["trials"], raw["ratios"], strict=True)):
+        around = (speeds[index] + speeds[index + 1]) / 2
+        assert ratio == pytest.approx(trial["train_images_per_s"] / around)
 
 
 def test_without_cuda_and_without_smoke_it_refuses_in_one_line(monkeypatch, tmp_path):
