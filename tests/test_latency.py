@@ -103,3 +103,30 @@ def test_the_slow_first_passes_of_a_fresh_process_are_warm_up_not_timed():
     passes = time_passes(run, LatencySettings(warmup_s=0.005), clock)
     assert max(passes.times) < 1.2 * cost
     assert len(calls) > len(passes.times)  # the warm-up's passes are not among them
+
+
+def test_cuda_graph_on_the_cpu_times_eager_passes_and_the_record_says_so():
+    clock = FakeClock()
+    model = Stalling(clock, cost=0.001)
+    estimate = estimate_latency(model, 8, "cpu",
+                                LatencySettings(min_passes=5, max_time_s=0.2, min_time_s=0.05,
+                                                cuda_graph=True), clock=clock)
+    assert estimate.cuda_graph is False and estimate.to_dict()["cuda_graph"] is False
+    assert estimate.latency_ms == pytest.approx(1.0, rel=0.02)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_graph_on_a_gpu_replays_the_captured_network(tiny_config):
+    from threshsearch.latency import GraphReplay
+    from threshsearch.nn import build_model
+
+    model = build_model(tiny_config).cuda().eval()
+    estimate = estimate_latency(model, 16, "cuda",
+                                LatencySettings(min_passes=5, max_time_s=0.5, min_time_s=0.05,
+                                                cuda_graph=True))
+    assert estimate.cuda_graph is True and estimate.latency_ms > 0
+    x = torch.randn(2, 3, 16, 16, device="cuda")
+    replay = GraphReplay(model, [x])
+    with torch.no_grad():
+        expected = model(replay.fresh[0])
+    torch.testing.assert_close(replay(), expected)

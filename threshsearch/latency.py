@@ -7,6 +7,11 @@ process on the cores, a page fault, a frequency dip), never sped up, so the fast
 distribution is the network's own cost and the slow end is the neighbours'. The 10th
 percentile keeps that robustness without the minimum's sensitivity to one lucky pass.
 docs/benchmarks.md ("Latency estimator") has the measurements behind the choice.
+
+On a CUDA GPU a pass can instead replay a captured CUDA graph (``cuda_graph``): every kernel
+launch is paid once at capture, as in serving through CUDA graphs, and on the one H200
+measured the timings then repeated where eager passes' launch costs wandered (docs/
+benchmarks.md, "GPU check").
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ class LatencySettings:
     # of passes, so its estimate spans more than one moment of the machine
     tolerance: float = 0.02  # stable: the estimate moved less than this between rounds
     warmup_s: float = 0.05  # at least this long, and at least 3 passes, untimed
+    cuda_graph: bool = False  # on a CUDA device: time replays of a captured CUDA graph
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,7 @@ class LatencyEstimate(MeasuredOn):
     stable: bool  # False: the time cap ended the passes before the estimate settled
     seconds: float  # spent timing and warming up
     threads: int
+    cuda_graph: bool = False  # the passes replayed a captured CUDA graph
 
 
 Clock = Callable[[], float]
@@ -129,6 +136,37 @@ def time_passes(run: Callable[[], object], settings: LatencySettings = LatencySe
             return PassTimes(times, False)
 
 
+class GraphReplay:
+    """``module`` on ``inputs`` (on a CUDA device) captured as one CUDA graph; calling it
+    replays the graph, which first copies fresh values into the inputs, as a server fed new
+    images does, and returns the graph's output (a tensor the next replay overwrites).
+    Warmed up on a side stream before capture, as CUDA graphs require; it holds the module
+    and tensors whose memory the graph reads."""
+
+    def __init__(self, module: nn.Module, inputs: list[torch.Tensor]):
+        self.device = inputs[0].device
+        self.module, self.inputs = module, inputs
+        self.fresh = [tensor.clone() for tensor in inputs]
+        # Capture and replay on the inputs' GPU, whichever is current (cuda:1 included).
+        with torch.cuda.device(self.device):
+            side = torch.cuda.Stream(self.device)
+            side.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(side), torch.no_grad():
+                for _ in range(3):
+                    module(*inputs)
+            torch.cuda.current_stream(self.device).wait_stream(side)
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph, stream=side), torch.no_grad():
+                for static, source in zip(inputs, self.fresh, strict=True):
+                    static.copy_(source)
+                self.output = module(*inputs)
+
+    def __call__(self) -> torch.Tensor:
+        with torch.cuda.device(self.device):
+            self.graph.replay()
+        return self.output
+
+
 def estimate_latency(model: nn.Module, input_size: int, device: torch.device | str = "cpu",
                      settings: LatencySettings = LatencySettings(),
                      dtype: torch.dtype = torch.float32, channels_last: bool = True,
@@ -144,11 +182,20 @@ def estimate_latency(model: nn.Module, input_size: int, device: torch.device | s
     x = torch.randn(settings.batch_size, 3, input_size, input_size, device=device)
     x = x.contiguous(memory_format=memory_format)
     began = clock()
+    in_graph = settings.cuda_graph and device.type == "cuda"
     try:
-        with (conv_weights_in(model, memory_format), torch.inference_mode(),
-              mixed_precision(device, dtype)):
-            passes = time_passes(lambda: model(x), settings, clock,
-                                 lambda: synchronize(device))
+        if in_graph:
+            # Autocast's cache of cast weights must not outlive the capture.
+            with (conv_weights_in(model, memory_format),
+                  torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32,
+                                 cache_enabled=False)):
+                passes = time_passes(GraphReplay(model, [x]), settings, clock,
+                                     lambda: synchronize(device))
+        else:
+            with (conv_weights_in(model, memory_format), torch.inference_mode(),
+                  mixed_precision(device, dtype)):
+                passes = time_passes(lambda: model(x), settings, clock,
+                                     lambda: synchronize(device))
     finally:
         model.train(was_training)
     times, stable = passes.times, passes.stable
@@ -158,6 +205,7 @@ def estimate_latency(model: nn.Module, input_size: int, device: torch.device | s
         p10_ms=float(np.quantile(ms, 0.10)), median_ms=float(np.median(ms)),
         p90_ms=float(np.quantile(ms, 0.90)), min_ms=float(ms.min()), passes=len(times),
         stable=stable, seconds=clock() - began, threads=torch.get_num_threads(),
+        cuda_graph=in_graph,
         batch_size=settings.batch_size, input_size=input_size,
         dtype=str(dtype).removeprefix("torch."), channels_last=channels_last,
         device=device_name(device),

@@ -15,7 +15,7 @@ from tests.helpers import ensure_local_ray
 
 pytestmark = pytest.mark.slow
 
-PARTS = [1] * 5 + [2] * 4 + [3] * 2 + [4]  # the smoke times one latency setting
+PARTS = [1] * 5 + [2] * 5 + [3] * 2 + [4]  # the smoke times one latency setting
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +66,11 @@ def test_the_json_holds_the_table_one_line_per_row_in_six_columns(smoke):
     # The smoke's two trials alternate with three trainings outside; each trial's ratio is
     # against the two either side of it.
     assert len(raw["outside"]) == 3 and len(raw["trials"]) == len(raw["ratios"]) == 2
-    starts = [run["start"] for run in raw["outside"]]
-    assert starts == sorted(starts)
+    outside = raw["outside"]
+    for index, trial in enumerate(raw["trials"]):
+        assert outside[index]["end"] <= trial["start"] <= trial["end"] <= (
+            outside[index + 1]["start"]), "each trial runs between the two it is set against"
+    assert raw["ended"] == ""
     speeds = [run["train_images_per_s"] for run in raw["outside"]]
     for index, (trial, ratio) in enumerate(zip(raw["trials"], raw["ratios"], strict=True)):
         around = (speeds[index] + speeds[index + 1]) / 2
@@ -104,3 +107,67 @@ def test_parts_runs_only_the_parts_named(tmp_path, monkeypatch):
     assert {row.part for row in check.rows} == {1}
     saved = json.loads((tmp_path / "check.json").read_text())
     assert list(saved["parts"]) == ["model throughput"]
+
+
+class _Work:
+    def training_share(self) -> float:
+        return 0.5
+
+    def describe(self) -> str:
+        return "training 50%"
+
+
+def _fake_rounds(monkeypatch, fail_at: int):
+    """Part 2 without Ray: trainings outside at 100, 102, 104... img/s and trials at 99 img/s,
+    the trial of round ``fail_at`` (1-based) raising."""
+    import datetime
+    from types import SimpleNamespace
+
+    clock = iter(range(1000))
+    speeds = iter(range(100, 200, 2))
+
+    def outside(*_args):
+        start = next(clock)
+        return {"train_images_per_s": float(next(speeds)), "start": start,
+                "end": next(clock)}
+
+    def inside(_sizes, _folder, _left, name, _hash):
+        if name.endswith(str(fail_at - 1)):
+            raise RuntimeError("the trial's worker died")
+        start, end = (datetime.datetime.fromtimestamp(next(clock)) for _ in range(2))
+        trial = SimpleNamespace(user_attrs={"train_images_per_s": 99.0},
+                                datetime_start=start, datetime_complete=end)
+        return SimpleNamespace(work=_Work()), trial
+
+    monkeypatch.setattr(gpu_check, "train_outside", outside)
+    monkeypatch.setattr(gpu_check, "_trial_inside", inside)
+
+
+def test_a_failed_round_ends_part_2_with_the_rounds_before_it(monkeypatch, tmp_path):
+    _fake_rounds(monkeypatch, fail_at=3)
+    rows, raw = gpu_check.search_against_outside(gpu_check.SMOKE.__class__(
+        **{**gpu_check.SMOKE.__dict__, "trial_rounds": 3}), 600, tmp_path)
+    assert raw["ratios"] == pytest.approx([99 / 101, 99 / 103])
+    assert raw["ended"] == "round 3 failed: RuntimeError: the trial's worker died"
+    by_measure = {row.measure: row for row in rows}
+    ratio = next(row for row in rows if row.measure.startswith("inside / outside"))
+    assert ratio.value == pytest.approx((99 / 101 + 99 / 103) / 2)
+    assert ratio.note.endswith("; round 3 failed: RuntimeError: the trial's worker died")
+    spread = by_measure["spread of the trainings outside the search (fastest / slowest)"]
+    assert spread.value == pytest.approx(104 / 100) and spread.note == "3 trainings"
+
+
+def test_a_failure_in_the_first_round_fails_the_part(monkeypatch, tmp_path):
+    _fake_rounds(monkeypatch, fail_at=1)
+    with pytest.raises(RuntimeError, match="worker died"):
+        gpu_check.search_against_outside(gpu_check.SMOKE, 600, tmp_path)
+
+
+def test_a_round_that_no_longer_fits_the_cap_is_not_started(monkeypatch, tmp_path):
+    _fake_rounds(monkeypatch, fail_at=99)
+    ticks = iter([0.0, 0.0, 0.0, 50.0, 60.0, 60.0])  # deadline at 100 s; round 1 took 50 s
+    monkeypatch.setattr(gpu_check.time, "perf_counter", lambda: next(ticks, 60.0))
+    sizes = gpu_check.SMOKE.__class__(**{**gpu_check.SMOKE.__dict__, "trial_rounds": 3})
+    _, raw = gpu_check.search_against_outside(sizes, 100, tmp_path)
+    assert len(raw["ratios"]) == 1
+    assert raw["ended"] == "round 2 not started: 40 s of the cap left"

@@ -68,15 +68,23 @@ def test_the_gpu_runtime_runs_on_the_gpu_and_waits_for_it():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_the_graph_runtime_replays_what_eager_computes_and_waits_for_it():
+def test_the_graph_runtime_replays_what_eager_computes_and_waits_for_it(monkeypatch):
+    from threshsearch.devicemodel import runtimes
+
+    monkeypatch.setattr(runtimes, "_inputs", lambda shapes, _layout, device: [
+        torch.ones(*shape, device=device) for shape in shapes])
     runtime = make_runtime("torch-cuda-graph")
     assert runtime.name == "torch-cuda-graph" and runtime.device.type == "cuda"
     module = torch.nn.Sequential(torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.ReLU())
     run = runtime.prepare(module, [(4, 8, 16, 16)], copies=2)
     first, second = run(), run()
     assert torch.cuda.current_stream().query(), "the run returns once the GPU is done"
-    assert first.shape == second.shape == (4, 8, 16, 16)
     assert first.data_ptr() != second.data_ptr(), "each copy replays its own graph"
-    assert run().data_ptr() == first.data_ptr()
+    with torch.no_grad():
+        expected = module.cuda().eval()(torch.ones(4, 8, 16, 16, device="cuda"))
+    torch.testing.assert_close(first, expected)
+    first.zero_()
+    run(), run()  # the first copy's graph again overwrites its output
+    torch.testing.assert_close(first, expected)
     identity = runtime.prepare(torch.nn.Identity(), [(4, 1, 1, 1)], copies=1)
     assert identity().shape == (4, 1, 1, 1)

@@ -109,6 +109,37 @@ def test_a_gpu_runtime_on_the_cpu_is_refused_in_one_line(exported, capsys, runti
         "CUDA GPU)")
 
 
+def test_the_graph_runtime_on_a_gpu_times_graph_replays_and_records_its_own_name(
+        exported, monkeypatch):
+    """Without a GPU: the device resolved as cuda, the graph timing replaced by fixed
+    figures, so that what is checked is which timing runs and what the row says."""
+    import torch
+
+    from threshsearch.results import timings
+
+    _, _, _, paths = exported
+    monkeypatch.setattr(timings, "resolve_device", lambda _name: torch.device("cuda"))
+    monkeypatch.setattr(timings, "machine_name", lambda _device, _threads: "a GPU")
+    timed = []
+
+    def graph_estimates(result, settings, device):
+        timed.append((result.document["config_hash"], settings.runtime, device.type))
+        return [2.0, 1.0, 3.0], ""
+
+    monkeypatch.setattr(timings, "_graph_estimates", graph_estimates)
+    monkeypatch.setattr(timings, "_torch_estimates", lambda *_: pytest.fail("eager timed"))
+    frame = time_results(sorted(paths), TimingSettings("torch-cuda-graph", "cuda", 1, 1, 32,
+                                                       2, 0.01))
+    assert [runtime for _, runtime, _ in timed] == ["torch-cuda-graph"] * len(paths)
+    assert {kind for _, _, kind in timed} == {"cuda"}
+    assert set(frame["runtime"]) == {"torch-cuda-graph"} and set(frame[MEASURED]) == {2.0}
+    model = {"device_kind": "cuda", "runtime": "torch-cuda", "batch_size": 1,
+             "input_size": 32, "threads": 1, "dtype": "float32"}
+    assert prediction_mismatch({"device_model": model}, TimingSettings(
+        "torch-cuda-graph", "cuda", 1, 1, 32, 2, 0.01)) == (
+        "runtime torch-cuda predicted, torch-cuda-graph timed")
+
+
 def test_a_timings_file_of_another_study_or_format_is_refused(exported, tmp_path, capsys):
     space, study, _, _ = exported
     with pytest.raises(UserError, match="lacks the columns"):

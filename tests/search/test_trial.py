@@ -48,6 +48,18 @@ def test_a_trial_without_exclusive_measurement_says_so(spec):
     assert reports[-1][THROUGHPUT]["epochs"] == [1], "one epoch: it is all there is"
 
 
+def test_a_space_asking_for_cuda_graphs_times_eager_passes_on_the_cpu_and_says_so(spec):
+    from threshsearch.search.sections import Measurement
+
+    spec["measurement"] = Measurement(min_passes=5, max_time_s=0.5, min_time_s=0.05,
+                                      cuda_graph=True).for_trials()
+    spec["recipe"]["epochs"] = 1
+    reports = []
+    evaluate_candidate(spec, reports.append)
+    assert reports[-1][LATENCY]["cuda_graph"] is False
+    assert reports[-1][LATENCY]["latency_ms"] > 0
+
+
 def test_a_constraint_violation_is_reported_without_training(spec):
     spec["constraints"] = [{"metric": "params", "max": 1000, "min": None}]
     reports = []

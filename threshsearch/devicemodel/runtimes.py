@@ -25,6 +25,7 @@ from threshsearch.deploy import (
     onnx_session_options,
 )
 from threshsearch.errors import UserError
+from threshsearch.latency import GraphReplay
 
 CUDA_RUNTIME = "torch-cuda"
 CUDA_GRAPH_RUNTIME = "torch-cuda-graph"
@@ -88,8 +89,8 @@ class TorchRuntime:
             found["cuda"] = torch.version.cuda or "unknown"
         return found
 
-    def copies(self, module: nn.Module, shapes: Sequence[tuple[int, ...]], copies: int
-               ) -> list[tuple[nn.Module, list[torch.Tensor]]]:
+    def placed_copies(self, module: nn.Module, shapes: Sequence[tuple[int, ...]],
+                      copies: int) -> list[tuple[nn.Module, list[torch.Tensor]]]:
         """``copies`` copies of ``module`` on the device, each with its own inputs."""
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         runs = []
@@ -103,7 +104,7 @@ class TorchRuntime:
 
     def prepare(self, module: nn.Module, shapes: Sequence[tuple[int, ...]], copies: int
                 ) -> Callable[[], object]:
-        turns = cycle(self.copies(module, shapes, copies))
+        turns = cycle(self.placed_copies(module, shapes, copies))
         on_gpu = self.device.type == "cuda"
 
         def run() -> object:
@@ -120,11 +121,13 @@ class TorchRuntime:
 
 
 class CudaGraphRuntime(TorchRuntime):
-    """PyTorch on a CUDA GPU, each copy captured once as a CUDA graph and replayed: the
-    launch cost of every kernel is paid once at capture, as in a deployment that serves
-    through CUDA graphs (``torch.compile(mode="reduce-overhead")``, TensorRT). A replay
-    copies a new input into the graph's input buffer first, as serving does, and waits for
-    the GPU to finish."""
+    """PyTorch on a CUDA GPU, each copy captured once as a CUDA graph and replayed: the CPU's
+    cost of launching each kernel is paid once at capture, as in a deployment that serves
+    through CUDA graphs (``torch.compile(mode="reduce-overhead")``, a CUDA graph of its
+    own). A replay copies a new input into the graph's input buffer first, as serving a
+    network does, and waits for the GPU to finish. An operation timed alone pays that copy
+    of its own input too, which inside a network it does not; the calibration's traffic
+    term takes it up (docs/benchmarks.md, "GPU check", was measured so)."""
 
     def __init__(self, channels_last: bool = True, device: str = "cuda"):
         super().__init__(channels_last, device)
@@ -132,28 +135,12 @@ class CudaGraphRuntime(TorchRuntime):
 
     def prepare(self, module: nn.Module, shapes: Sequence[tuple[int, ...]], copies: int
                 ) -> Callable[[], object]:
-        graphs = []
-        for clone, inputs in self.copies(module, shapes, copies):
-            fresh = [tensor.clone() for tensor in inputs]
-            side = torch.cuda.Stream(self.device)
-            side.wait_stream(torch.cuda.current_stream(self.device))
-            # Capture needs the kernels chosen and the memory pools warm: run it first
-            # on a side stream, as PyTorch's CUDA-graph recipe does.
-            with torch.cuda.stream(side), torch.no_grad():
-                for _ in range(3):
-                    clone(*inputs)
-            torch.cuda.current_stream(self.device).wait_stream(side)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph), torch.no_grad():
-                for static, source in zip(inputs, fresh, strict=True):
-                    static.copy_(source)
-                output = clone(*inputs)
-            graphs.append((graph, output, (clone, inputs, fresh)))
-        turns = cycle(graphs)
+        replays = [GraphReplay(clone, inputs)
+                   for clone, inputs in self.placed_copies(module, shapes, copies)]
+        turns = cycle(replays)
 
         def run() -> object:
-            graph, output, _kept_alive = next(turns)
-            graph.replay()
+            output = next(turns)()
             torch.cuda.synchronize(self.device)
             return output
         return run

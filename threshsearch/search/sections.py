@@ -163,6 +163,10 @@ class Measurement(Section):
         0.02, description="settled: the estimate moved less than this between rounds")
     exclusive: Bool = Field(True, description="measure with the device to itself (other "
                             "trials pause)")
+    cuda_graph: Bool = Field(False, description="on a CUDA device: time replays of the network "
+                             "captured as a CUDA graph (as served through CUDA graphs: kernel "
+                             "launches paid once) rather than eager passes; no effect on the "
+                             "CPU")
     retime_front: Bool = Field(True, description="time the front again, one network at a "
                                "time, at the end")
     device_model: Annotated[str, Strict(), expect(
