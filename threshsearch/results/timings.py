@@ -7,9 +7,9 @@ the p10 settles, at least ``seconds`` long), and the median of those is its figu
 estimate of a quarter second repeats within 10 % only for most networks (docs/benchmarks.md),
 so a reference takes longer. PyTorch eager runs the network as the search built it
 (channels_last, float32), on the CPU or a GPU; ``torch-cuda-graph`` replays it captured as
-a CUDA graph, as that device-model runtime times it; ONNX Runtime runs the ``.onnx`` file that `threshsearch export
---onnx` wrote beside the result (or one exported now, where none of that shape is there)
-with ``threads`` threads inside operators and one between them.
+a CUDA graph, as that device-model runtime times it; ONNX Runtime runs the ``.onnx`` file
+that `threshsearch export --onnx` wrote beside the result (or one exported now, where none
+of that shape is there) with ``threads`` threads inside operators and one between them.
 """
 
 from __future__ import annotations
