@@ -26,6 +26,21 @@ def test_validate_summarises_samples_and_profiles(capsys):
     assert "predicted   by a device model of this machine's CPU" in out
 
 
+def test_validate_says_cuda_graphs_do_nothing_on_the_cpu(capsys, tmp_path):
+    path = tmp_path / "space.yaml"
+    objectives = [{"metric": "val_accuracy", "direction": "maximize"},
+                  {"metric": "latency_ms", "direction": "minimize"}]
+    for device, noted in (("cpu", True), ("cuda", False)):
+        path.write_text(yaml.safe_dump({**TINY_SPACE, "objectives": objectives,
+                                        "data": {**TINY_SPACE.get("data", {}),
+                                                 "device": device},
+                                        "measurement": {"cuda_graph": True}}))
+        assert main(["validate", "--space", str(path), "--samples", "0"]) == 0
+        out = capsys.readouterr().out
+        assert "device to itself, CUDA graph replays" in out
+        assert ("measurement.cuda_graph has no effect: data.device is cpu" in out) is noted
+
+
 @pytest.mark.parametrize("command", ["validate", "run"])
 def test_malformed_space_is_one_line_exit_2(capsys, tmp_path, command):
     path = tmp_path / "space.yaml"

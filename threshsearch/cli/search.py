@@ -57,7 +57,11 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         print(f"  latency     p10 of single passes, {measurement.min_passes}+ passes, "
               f"{measurement.min_time_s:g}-{measurement.max_time_s:g} s per network, "
               f"{'device to itself' if measurement.exclusive else 'device shared'}"
+              f"{', CUDA graph replays' if measurement.cuda_graph else ''}"
               f"{', front re-timed at the end' if measurement.retime_front else ''}")
+        if measurement.cuda_graph and space.data.device == "cpu":
+            print("  note        measurement.cuda_graph has no effect: data.device is cpu, "
+                  "where eager passes are timed")
     else:
         print("  latency     not measured by the trials (no objective or constraint is "
               "latency_ms)")
