@@ -50,8 +50,7 @@ def strip_ray(wheel: Path, out: Path) -> tuple[int, int]:
     """Ray's wheel rewritten to ``out`` without ``RAY_UNUSED``, file modes kept (its servers
     are executables); (entries kept, entries dropped)."""
     kept = dropped = 0
-    with zipfile.ZipFile(wheel) as source, zipfile.ZipFile(
-            out, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as target:
+    with zipfile.ZipFile(wheel) as source, zipfile.ZipFile(out, "w") as target:
         for info in source.infolist():
             if info.filename.startswith(RAY_UNUSED):
                 dropped += 1

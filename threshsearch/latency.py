@@ -8,10 +8,11 @@ distribution is the network's own cost and the slow end is the neighbours'. The 
 percentile keeps that robustness without the minimum's sensitivity to one lucky pass.
 docs/benchmarks.md ("Latency estimator") has the measurements behind the choice.
 
-On a CUDA GPU a pass can instead replay a captured CUDA graph (``cuda_graph``): every kernel
-launch is paid once at capture, as in serving through CUDA graphs, and on the one H200
-measured the timings then repeated where eager passes' launch costs wandered (docs/
-benchmarks.md, "GPU check").
+On a CUDA GPU a pass can instead replay a captured CUDA graph (``cuda_graph``): the CPU's
+cost of launching each kernel is paid once at capture, as in serving through CUDA graphs.
+On the one H200 measured, graph timings at batch 64 repeated within a run where eager ones'
+launch costs wandered (docs/benchmarks.md, "GPU check"); batch 1 and two runs' agreement
+are not measured yet.
 """
 
 from __future__ import annotations
@@ -162,8 +163,7 @@ class GraphReplay:
                 self.output = module(*inputs)
 
     def __call__(self) -> torch.Tensor:
-        with torch.cuda.device(self.device):
-            self.graph.replay()
+        self.graph.replay()  # on the capture's device, whichever is current
         return self.output
 
 
@@ -185,10 +185,9 @@ def estimate_latency(model: nn.Module, input_size: int, device: torch.device | s
     in_graph = settings.cuda_graph and device.type == "cuda"
     try:
         if in_graph:
-            # Autocast's cache of cast weights must not outlive the capture.
-            with (conv_weights_in(model, memory_format),
-                  torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32,
-                                 cache_enabled=False)):
+            # Replays happen inside these contexts only: the graph reads the weights
+            # conv_weights_in laid out, and is dropped before they are restored.
+            with conv_weights_in(model, memory_format), mixed_precision(device, dtype):
                 passes = time_passes(GraphReplay(model, [x]), settings, clock,
                                      lambda: synchronize(device))
         else:

@@ -157,6 +157,24 @@ def test_a_failed_round_ends_part_2_with_the_rounds_before_it(monkeypatch, tmp_p
     assert spread.value == pytest.approx(104 / 100) and spread.note == "3 trainings"
 
 
+def test_a_training_outside_that_fails_ends_the_part_like_a_failed_trial(monkeypatch,
+                                                                         tmp_path):
+    _fake_rounds(monkeypatch, fail_at=99)
+    trained = gpu_check.train_outside
+    calls = iter(range(10))
+
+    def outside(*args):
+        if next(calls) == 2:
+            raise RuntimeError("CUDA error:\nout of memory")
+        return trained(*args)
+
+    monkeypatch.setattr(gpu_check, "train_outside", outside)
+    sizes = gpu_check.SMOKE.__class__(**{**gpu_check.SMOKE.__dict__, "trial_rounds": 3})
+    _, raw = gpu_check.search_against_outside(sizes, 600, tmp_path)
+    assert len(raw["ratios"]) == 1 and len(raw["outside"]) == 2
+    assert raw["ended"] == "round 2 failed: RuntimeError: CUDA error: out of memory"
+
+
 def test_a_failure_in_the_first_round_fails_the_part(monkeypatch, tmp_path):
     _fake_rounds(monkeypatch, fail_at=1)
     with pytest.raises(RuntimeError, match="worker died"):
@@ -165,8 +183,8 @@ def test_a_failure_in_the_first_round_fails_the_part(monkeypatch, tmp_path):
 
 def test_a_round_that_no_longer_fits_the_cap_is_not_started(monkeypatch, tmp_path):
     _fake_rounds(monkeypatch, fail_at=99)
-    ticks = iter([0.0, 0.0, 0.0, 50.0, 60.0, 60.0])  # deadline at 100 s; round 1 took 50 s
-    monkeypatch.setattr(gpu_check.time, "perf_counter", lambda: next(ticks, 60.0))
+    ticks = iter([0.0, 0.0, 50.0, 60.0])  # deadline at 100 s; round 1 took 50 s
+    monkeypatch.setattr(gpu_check, "now", lambda: next(ticks))
     sizes = gpu_check.SMOKE.__class__(**{**gpu_check.SMOKE.__dict__, "trial_rounds": 3})
     _, raw = gpu_check.search_against_outside(sizes, 100, tmp_path)
     assert len(raw["ratios"]) == 1

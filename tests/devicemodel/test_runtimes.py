@@ -82,9 +82,10 @@ def test_the_graph_runtime_replays_what_eager_computes_and_waits_for_it(monkeypa
     assert first.data_ptr() != second.data_ptr(), "each copy replays its own graph"
     with torch.no_grad():
         expected = module.cuda().eval()(torch.ones(4, 8, 16, 16, device="cuda"))
-    torch.testing.assert_close(first, expected)
+    # The copy runs channels_last, the original NCHW: other cuDNN plans (TF32 too).
+    torch.testing.assert_close(first, expected, atol=1e-3, rtol=1e-3)
     first.zero_()
     run(), run()  # the first copy's graph again overwrites its output
-    torch.testing.assert_close(first, expected)
+    torch.testing.assert_close(first, expected, atol=1e-3, rtol=1e-3)
     identity = runtime.prepare(torch.nn.Identity(), [(4, 1, 1, 1)], copies=1)
     assert identity().shape == (4, 1, 1, 1)

@@ -329,3 +329,29 @@ def test_a_run_says_what_the_folder_skipped_and_that_test_is_validation(tmp_path
     held = load_dataset("folder", tmp_path / "images", test_fraction=0.2)
     announce_dataset(space, held, quiet=False)
     assert "test split" not in capsys.readouterr().out
+
+
+def test_a_study_keeps_how_it_measured_latency_and_refuses_the_other_way(tmp_path):
+    from threshsearch.search.runner import open_study
+    from threshsearch.search.sections import SpaceError
+
+    path = write_space(tmp_path)
+    data = yaml.safe_load(path.read_text())
+    data["objectives"] = [{"metric": "val_accuracy"}, {"metric": "latency_ms"}]
+    path.write_text(yaml.safe_dump(data))
+    open_study(load_space(path))  # a study made before the setting existed, or with false
+    data["measurement"] = {"cuda_graph": True}
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(SpaceError, match=r"measurement\.cuda_graph: study 'tiny' measured "
+                                         r"latency_ms eagerly; this space asks for true, which "
+                                         r"would put both on one axis; use false or another "
+                                         r"study\.name"):
+        open_study(load_space(path))
+    # A study whose trials measure no latency takes either setting.
+    data = {**data, "study": {**data["study"], "name": "unmeasured"}, "measurement": {},
+            "objectives": [{"metric": "val_accuracy"}, {"metric": "memrw_mib"}]}
+    path.write_text(yaml.safe_dump(data))
+    open_study(load_space(path))
+    data["measurement"] = {"cuda_graph": True}
+    path.write_text(yaml.safe_dump(data))
+    assert open_study(load_space(path)).study_name == "unmeasured"

@@ -55,6 +55,14 @@ def open_study(space: SearchSpace) -> optuna.Study:
         raise SpaceError(f"objectives: study {space.study.name!r} optimises "
                          f"{', '.join(names)}; this space asks for "
                          f"{', '.join(space.metric_names)}; use another study.name")
+    before = (study.user_attrs.get("measurement") or {}).get("cuda_graph", False)
+    if study.user_attrs.get("measurement") is not None and space.measures_latency and (
+            before != space.measurement.cuda_graph):
+        raise SpaceError(f"measurement.cuda_graph: study {space.study.name!r} measured "
+                         f"latency_ms {'as CUDA graph replays' if before else 'eagerly'}; "
+                         f"this space asks for {str(space.measurement.cuda_graph).lower()}, "
+                         f"which would put both on one axis; use {str(before).lower()} or "
+                         f"another study.name")
     # What an exported result needs besides the trial: how its data was set up.
     study.set_user_attr("data", {"dataset": space.data.dataset, "root": space.data.root,
                                  "test_fraction": space.data.test_fraction,
