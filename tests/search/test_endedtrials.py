@@ -1,30 +1,48 @@
-"""An ended trial's metric statistics are dropped; its last result and a running trial's
-statistics stay."""
+"""An ended trial is cut to its identity: its statistics dropped, its last report and config
+cut to Tune's bookkeeping, Tune's cached JSON of both rewritten short; a running trial keeps
+all it has."""
 
 import json
 
 import pytest
 
-from threshsearch.search.endedtrials import DropEndedTrialStatistics
+from threshsearch.search.endedtrials import ShedEndedTrials
+
+SPEC = {"number": 7, "architecture": {"stages": [{"depth": 3, "growth": 12}] * 4},
+        "recipe": {"epochs": 6, "lr": 0.001}, "measurement": {"min_passes": 20}}
 
 
-def _trial_with_reports(trial_id: str, reports: int = 3):
+def _trial_with_reports(trial_id: str, config: dict, reports: int = 3):
     from ray.tune.experiment import Trial
 
-    trial = Trial("trainable", config={"number": 1}, stub=True, trial_id=trial_id)
+    trial = Trial("trainable", config=dict(config), stub=True, trial_id=trial_id)
     for epoch in range(1, reports + 1):
         trial.update_last_result({"training_iteration": epoch, "val_accuracy": 0.5 + epoch / 10,
-                                  "worker_time": {"training": 0.1 * epoch}})
+                                  "worker_time": {"training": 0.1 * epoch},
+                                  "latency": {"p10_ms": 1.5}, "trial_id": trial_id,
+                                  "done": epoch == reports, "config": dict(config)})
     return trial
 
 
 @pytest.mark.parametrize("hook", ["on_trial_complete", "on_trial_error"])
-def test_an_ended_trial_keeps_its_last_result_but_not_its_statistics(hook):
-    ended, running = _trial_with_reports("ended"), _trial_with_reports("running")
+def test_an_ended_trial_keeps_its_identity_and_tunes_bookkeeping_only(hook):
+    ended, running = _trial_with_reports("ended", SPEC), _trial_with_reports("running", SPEC)
     assert set(ended.metric_analysis) >= {"val_accuracy", "worker_time/training"}
-    assert json.loads(ended.get_json_state()[1])["metric_analysis"]  # cached by Tune now
-    getattr(DropEndedTrialStatistics(), hook)(iteration=3, trials=[ended, running], trial=ended)
+    state, metadata = ended.get_json_state()  # cached by Tune now, as a state write does
+    assert "architecture" in state and json.loads(metadata)["metric_analysis"]
+    getattr(ShedEndedTrials(), hook)(iteration=3, trials=[ended, running], trial=ended)
     assert ended.metric_analysis == {} and ended.metric_n_steps == {}
-    assert ended.last_result["val_accuracy"] == pytest.approx(0.8)
-    assert json.loads(ended.get_json_state()[1])["metric_analysis"] == {}  # Tune's cache too
+    assert ended.last_result == {"training_iteration": 3, "trial_id": "ended", "done": True}
+    assert ended.config == ended.evaluated_params == {"number": 7}
+    state, metadata = ended.get_json_state()
+    assert "architecture" not in state and json.loads(state)["config"] == {"number": 7}
+    assert json.loads(metadata)["metric_analysis"] == {}
+    assert json.loads(metadata)["last_result"] == ended.last_result
     assert running.metric_analysis["val_accuracy"]["max"] == pytest.approx(0.8)
+    assert running.config == SPEC and running.last_result["latency"] == {"p10_ms": 1.5}
+
+
+def test_a_baseline_keeps_the_preset_it_trains():
+    baseline = _trial_with_reports("baseline", {**SPEC, "baseline": "threshnet79"})
+    ShedEndedTrials().on_trial_complete(iteration=3, trials=[baseline], trial=baseline)
+    assert baseline.config == {"number": 7, "baseline": "threshnet79"}
