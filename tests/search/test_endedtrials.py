@@ -15,7 +15,8 @@ SPEC = {"number": 7, "architecture": {"stages": [{"depth": 3, "growth": 12}] * 4
 def _trial_with_reports(trial_id: str, config: dict, reports: int = 3):
     from ray.tune.experiment import Trial
 
-    trial = Trial("trainable", config=dict(config), stub=True, trial_id=trial_id)
+    trial = Trial("trainable", config=dict(config), stub=True, trial_id=trial_id,
+                  experiment_tag=f"7_architecture={config['architecture']}")
     for epoch in range(1, reports + 1):
         trial.update_last_result({"training_iteration": epoch, "val_accuracy": 0.5 + epoch / 10,
                                   "worker_time": {"training": 0.1 * epoch},
@@ -34,6 +35,7 @@ def test_an_ended_trial_keeps_its_identity_and_tunes_bookkeeping_only(hook):
     assert ended.metric_analysis == {} and ended.metric_n_steps == {}
     assert ended.last_result == {"training_iteration": 3, "trial_id": "ended", "done": True}
     assert ended.config == ended.evaluated_params == {"number": 7}
+    assert ended.experiment_tag == "7"
     state, metadata = ended.get_json_state()
     assert "architecture" not in state and json.loads(state)["config"] == {"number": 7}
     assert json.loads(metadata)["metric_analysis"] == {}

@@ -146,6 +146,7 @@ def test_tune_keeps_only_the_identity_of_an_ended_trial(finished_study):
     for state, run_metadata in map(lambda pair: map(json.loads, pair), trials):
         assert set(state["config"]) <= set(KEPT_CONFIG) and "number" in state["config"]
         assert state["evaluated_params"] == state["config"]
+        assert state["experiment_tag"] == str(state["config"]["number"])
         assert set(run_metadata["last_result"]) <= set(KEPT_RESULT)
         assert run_metadata["metric_analysis"] == {} and run_metadata["metric_n_steps"] == {}
 

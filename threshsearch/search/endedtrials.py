@@ -12,7 +12,9 @@ ExperimentAnalysis and its experiment state read them; this project reads a tria
 from its report as it ends and keeps it in the study, the run's whole state. So when a trial
 ends, after the scheduler and the searcher have had its last result, its statistics are
 dropped and its report and config cut to the bookkeeping Tune reads of an ended trial, and
-its cached JSON invalidated: the next experiment-state write caches the short form.
+its cached JSON invalidated: the next experiment-state write caches the short form. (A
+trial Tune stops at the run's time budget ends through neither hook and keeps all it has:
+at most as many as run at once, and the run is over.)
 """
 
 from __future__ import annotations
@@ -43,8 +45,8 @@ class ShedEndedTrials(Callback):
 
 
 def shed(trial: Trial) -> None:
-    """Drop ``trial``'s statistics, and keep of its last report and config only
-    ``KEPT_RESULT`` and ``KEPT_CONFIG``."""
+    """Drop ``trial``'s statistics, keep of its last report and config only ``KEPT_RESULT``
+    and ``KEPT_CONFIG``, and tag it with its study trial's number alone."""
     metadata = trial.run_metadata
     metadata.metric_analysis = {}
     metadata.metric_n_steps = {}
@@ -55,5 +57,7 @@ def shed(trial: Trial) -> None:
     trial.evaluated_params = dict(identity)
     if hasattr(trial, UNRESOLVED_CONFIG):  # Tune's private copy of the config as suggested
         setattr(trial, UNRESOLVED_CONFIG, dict(identity))
-    trial.invalidate_json_state()  # Tune's cached JSON of the trial; the metadata's is
-    # invalidated by its own attribute writes above
+    # The tag is the whole spec as text; the trial's folder was named from it at its start.
+    # Setting it invalidates Tune's cached JSON of the trial (the metadata's is invalidated
+    # by its own attribute writes above).
+    trial.set_experiment_tag(str(identity.get("number", "")))
