@@ -24,6 +24,7 @@ import time
 import tracemalloc
 from pathlib import Path
 
+from benchmarks.driver_samples import rss_mib
 from benchmarks.scale import SPACE
 
 
@@ -36,11 +37,6 @@ def ended_trials(db: Path) -> int | None:
                 "SELECT count(*) FROM trials WHERE state != 'RUNNING'").fetchone()[0]
     except sqlite3.Error:
         return None
-
-
-def rss_mib() -> float:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def growth_lines(diffs: list[tracemalloc.StatisticDiff], trials: int, rows: int = 15
