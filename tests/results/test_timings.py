@@ -111,8 +111,11 @@ def test_a_gpu_runtime_on_the_cpu_is_refused_in_one_line(exported, capsys, runti
 
 def test_the_graph_runtime_on_a_gpu_times_graph_replays_and_records_its_own_name(
         exported, monkeypatch):
-    """Without a GPU: the device resolved as cuda, the graph timing replaced by fixed
-    figures, so that what is checked is which timing runs and what the row says."""
+    """Without a GPU: the device resolved as cuda, the network and its estimate replaced by
+    stand-ins (fixed figures), so that what is checked is which timing runs and what the
+    row says."""
+    from types import SimpleNamespace
+
     import torch
 
     from threshsearch.results import timings
@@ -120,18 +123,20 @@ def test_the_graph_runtime_on_a_gpu_times_graph_replays_and_records_its_own_name
     _, _, _, paths = exported
     monkeypatch.setattr(timings, "resolve_device", lambda _name: torch.device("cuda"))
     monkeypatch.setattr(timings, "machine_name", lambda _device, _threads: "a GPU")
+    network = SimpleNamespace(to=lambda _device: network)
+    monkeypatch.setattr(timings, "build_model", lambda _architecture: network)
+    figures = iter([2.0, 1.0, 3.0] * len(paths))
     timed = []
 
-    def graph_estimates(result, settings, device):
-        timed.append((result.document["config_hash"], settings.runtime, device.type))
-        return [2.0, 1.0, 3.0], ""
+    def estimate(model, input_size, device, settings):
+        timed.append((settings.cuda_graph, device.type))
+        return SimpleNamespace(latency_ms=next(figures))
 
-    monkeypatch.setattr(timings, "_graph_estimates", graph_estimates)
-    monkeypatch.setattr(timings, "_torch_estimates", lambda *_: pytest.fail("eager timed"))
+    monkeypatch.setattr(timings, "estimate_latency", estimate)
     frame = time_results(sorted(paths), TimingSettings("torch-cuda-graph", "cuda", 1, 1, 32,
-                                                       2, 0.01))
-    assert [runtime for _, runtime, _ in timed] == ["torch-cuda-graph"] * len(paths)
-    assert {kind for _, _, kind in timed} == {"cuda"}
+                                                       3, 0.01))
+    assert [graph for graph, _ in timed] == [True] * 3 * len(paths), "graph replays timed"
+    assert {kind for _, kind in timed} == {"cuda"}
     assert set(frame["runtime"]) == {"torch-cuda-graph"} and set(frame[MEASURED]) == {2.0}
     model = {"device_kind": "cuda", "runtime": "torch-cuda", "batch_size": 1,
              "input_size": 32, "threads": 1, "dtype": "float32"}

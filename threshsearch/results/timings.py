@@ -7,7 +7,8 @@ the p10 settles, at least ``seconds`` long), and the median of those is its figu
 estimate of a quarter second repeats within 10 % only for most networks (docs/benchmarks.md),
 so a reference takes longer. PyTorch eager runs the network as the search built it
 (channels_last, float32), on the CPU or a GPU; ``torch-cuda-graph`` replays it captured as
-a CUDA graph, as that device-model runtime times it; ONNX Runtime runs the ``.onnx`` file
+a CUDA graph (``latency.GraphReplay``, as trials with ``measurement.cuda_graph`` and that
+device-model runtime do); ONNX Runtime runs the ``.onnx`` file
 that `threshsearch export --onnx` wrote beside the result (or one exported now, where none
 of that shape is there) with ``threads`` threads inside operators and one between them.
 """
@@ -35,7 +36,6 @@ from threshsearch.devicemodel.runtimes import (
     CUDA_RUNTIME,
     GPU_RUNTIMES,
     RUNTIMES,
-    CudaGraphRuntime,
 )
 from threshsearch.errors import UserError
 from threshsearch.latency import LatencySettings, estimate_latency, time_passes
@@ -67,7 +67,8 @@ class TimingSettings:
 
     def latency_settings(self) -> LatencySettings:
         return LatencySettings(batch_size=self.batch_size, min_time_s=self.seconds,
-                               max_time_s=4 * self.seconds)
+                               max_time_s=4 * self.seconds,
+                               cuda_graph=self.runtime == CUDA_GRAPH_RUNTIME)
 
 
 def result_files(sources: list[str | Path]) -> list[Path]:
@@ -152,17 +153,6 @@ def _torch_estimates(result: ResultFile, settings: TimingSettings, device: torch
                              ).latency_ms for _ in range(settings.repeats)], ""
 
 
-def _graph_estimates(result: ResultFile, settings: TimingSettings, device: torch.device
-                     ) -> tuple[list[float], str]:
-    """Timed as the device model's CUDA-graph runtime times a network: one captured graph
-    replayed, each replay waiting for the GPU."""
-    shape = (settings.batch_size, 3, settings.input_size, settings.input_size)
-    run = CudaGraphRuntime(device=str(device)).prepare(build_model(result.architecture),
-                                                       [shape], 1)
-    return [float(time_passes(run, settings.latency_settings()).p10_s) * 1000
-            for _ in range(settings.repeats)], ""
-
-
 def _onnx_estimates(path: Path, result: ResultFile, settings: TimingSettings
                     ) -> tuple[list[float], str]:
     shape = (settings.batch_size, 3, settings.input_size, settings.input_size)
@@ -220,9 +210,7 @@ def time_results(paths: list[Path], settings: TimingSettings,
         except ConfigError as error:
             raise UserError(f"--input-size: {path}: {error}") from None
         document = result.document
-        if settings.runtime == CUDA_GRAPH_RUNTIME:
-            estimates, source = _graph_estimates(result, settings, device)
-        elif in_torch:
+        if in_torch:
             estimates, source = _torch_estimates(result, settings, device)
         else:
             estimates, source = _onnx_estimates(path, result, settings)
