@@ -17,6 +17,7 @@ are not measured yet.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -183,18 +184,14 @@ def estimate_latency(model: nn.Module, input_size: int, device: torch.device | s
     x = x.contiguous(memory_format=memory_format)
     began = clock()
     in_graph = settings.cuda_graph and device.type == "cuda"
+    # A graph is captured under no_grad (its own); replays happen inside these contexts only:
+    # the graph reads the weights conv_weights_in laid out, and is dropped before they are
+    # restored.
+    grad_mode = contextlib.nullcontext() if in_graph else torch.inference_mode()
     try:
-        if in_graph:
-            # Replays happen inside these contexts only: the graph reads the weights
-            # conv_weights_in laid out, and is dropped before they are restored.
-            with conv_weights_in(model, memory_format), mixed_precision(device, dtype):
-                passes = time_passes(GraphReplay(model, [x]), settings, clock,
-                                     lambda: synchronize(device))
-        else:
-            with (conv_weights_in(model, memory_format), torch.inference_mode(),
-                  mixed_precision(device, dtype)):
-                passes = time_passes(lambda: model(x), settings, clock,
-                                     lambda: synchronize(device))
+        with conv_weights_in(model, memory_format), grad_mode, mixed_precision(device, dtype):
+            run = GraphReplay(model, [x]) if in_graph else lambda: model(x)
+            passes = time_passes(run, settings, clock, lambda: synchronize(device))
     finally:
         model.train(was_training)
     times, stable = passes.times, passes.stable

@@ -55,9 +55,9 @@ def open_study(space: SearchSpace) -> optuna.Study:
         raise SpaceError(f"objectives: study {space.study.name!r} optimises "
                          f"{', '.join(names)}; this space asks for "
                          f"{', '.join(space.metric_names)}; use another study.name")
-    before = (study.user_attrs.get("measurement") or {}).get("cuda_graph", False)
-    if study.user_attrs.get("measurement") is not None and space.measures_latency and (
-            before != space.measurement.cuda_graph):
+    stored = study.user_attrs.get("measurement")
+    before = (stored or {}).get("cuda_graph", False)
+    if stored is not None and space.measures_latency and before != space.measurement.cuda_graph:
         raise SpaceError(f"measurement.cuda_graph: study {space.study.name!r} measured "
                          f"latency_ms {'as CUDA graph replays' if before else 'eagerly'}; "
                          f"this space asks for {str(space.measurement.cuda_graph).lower()}, "
