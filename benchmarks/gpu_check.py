@@ -13,9 +13,9 @@ short keeps what it measured).
    either side, so that a drift of the machine's speed falls on both); the median ratio
    and its range. Issue 19's target: within 3 %, read as met only where the outside
    trainings also agree with each other within 3 % (their spread has its own row: fastest
-   over slowest at most 1.03): else
-   the machine's own variation is wider than the target. A round that no longer fits the
-   part's cap is not started, and a failed one ends the part with the rounds before it.
+   over slowest at most 1.03): else the machine's own variation is wider than the target.
+   A round that no longer fits the part's cap is not started, and a failed one ends the
+   part with the rounds before it.
 3. The GPU's busy share during that trial and during the training outside the search,
    sampled every 0.2 s (``torch.cuda.utilization`` where pynvml is installed, else
    nvidia-smi; the JSON says which).
@@ -55,7 +55,7 @@ from typing import Any
 import torch
 
 from benchmarks.gpu_inside import search_against_outside
-from benchmarks.gpu_sizes import GPU, SMOKE, Budget, Row, Sizes
+from benchmarks.gpu_sizes import GPU, SMOKE, Budget, Row, Sizes, failure_note
 from benchmarks.latency_repro import DEFAULT_SPACE as LATENCY_SPACE
 from benchmarks.latency_repro import agreement, one_run
 
@@ -150,7 +150,7 @@ def _attempt(check: Check, part: str, numbers: tuple[int, ...], work: Callable[[
         rows, raw = work()
     except Exception as error:
         traceback.print_exc()
-        reason = " ".join(f"{type(error).__name__}: {error}".split())[:300]
+        reason = failure_note(error)
         rows, raw = [Row(number, part, None, "", note=f"failed: {reason}")
                      for number in numbers], {"error": reason}
     check.rows += rows

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from benchmarks.gpu_busy import BusySampler, busy_reader
-from benchmarks.gpu_sizes import Row, Sizes, now
+from benchmarks.gpu_sizes import Row, Sizes, failure_note, now
 
 
 def one_point_space(sizes: Sizes, folder: Path, timeout_s: float, name: str = "gpu-check-trial"):
@@ -110,16 +110,14 @@ def search_against_outside(sizes: Sizes, cap_s: float, folder: Path) -> tuple[li
             except Exception as error:  # the rounds before it still count
                 if not inside:
                     raise
-                reason = " ".join(f"{type(error).__name__}: {error}".split())[:300]
-                ended = f"round {index + 1} failed: {reason}"
+                ended = f"round {index + 1} failed: {failure_note(error)}"
                 break
             inside.append(trial)
             outside.append(training)
             longest = max(longest, now() - began)
     speeds = [trial.user_attrs["train_images_per_s"] for _, trial in inside]
-    around = [statistics.mean([outside[index]["train_images_per_s"],
-                               outside[index + 1]["train_images_per_s"]])
-              for index in range(len(inside))]
+    outside_speeds = [run["train_images_per_s"] for run in outside]
+    around = [statistics.mean(outside_speeds[index:index + 2]) for index in range(len(inside))]
     ratios = [speed / mean for speed, mean in zip(speeds, around, strict=True)]
     statistic = f"median epoch less the first, {sizes.trial_epochs} epochs of synthetic data"
     trials = [trial for _, trial in inside]
@@ -133,15 +131,13 @@ def search_against_outside(sizes: Sizes, cap_s: float, folder: Path) -> tuple[li
     if sampler.error:
         source += f"; sampling stopped early: {sampler.error}"
     listed = ", ".join(f"{value:.3f}" for value in ratios) + (f"; {ended}" if ended else "")
-    outside_speeds = [run["train_images_per_s"] for run in outside]
     rows = [
         Row(2, "trial's training throughput inside the search (median of the trials)",
             statistics.median(speeds), "img/s",
             note=f"{statistic}; trials {', '.join(f'{v:.1f}' for v in speeds)}"),
         Row(2, "same network, Trainer outside the search (median of the trainings)",
-            statistics.median(run["train_images_per_s"] for run in outside), "img/s",
-            note="in order: " + ", ".join(f"{run['train_images_per_s']:.1f}"
-                                          for run in outside)),
+            statistics.median(outside_speeds), "img/s",
+            note="in order: " + ", ".join(f"{speed:.1f}" for speed in outside_speeds)),
         Row(2, "inside / outside the search (median over trials, each against the trainings "
                "either side)", statistics.median(ratios), "x", "0.97-1.03 (issue 19)",
             f"ratios {listed}"),

@@ -60,6 +60,11 @@ class Row:
     note: str = ""
 
 
+def failure_note(error: BaseException) -> str:
+    """An error as one line of a table cell: its type and message, at most 300 characters."""
+    return " ".join(f"{type(error).__name__}: {error}".split())[:300]
+
+
 def now() -> float:
     """The clock every cap is read on (a seam for the tests)."""
     return time.perf_counter()
