@@ -33,6 +33,9 @@ drops).
 ``--half-timings`` adds rows "(half timings)": a second profile, after the first, whose
 operations' and networks' timings each stop at half the time floor and cap (the one timing of
 the call overhead as before). Both are scored against the same reference as the profile.
+``--all-rounds`` adds rows "(all rounds)": a second profile, after the first, whose later
+rounds take every timing again (``later_rounds="all"``, as before the suspects rule), scored
+against the same reference.
 ``--probes N`` (10) calibration networks are re-timed with each reference: the fastest of
 their reference rounds over the fastest of their profiling rounds is the machine's drift
 since profiling, printed beside the figures (a diagnostic, not a correction).
@@ -180,7 +183,8 @@ def profile(space_path: Path, runtime_name: str, input_size: int, args
     round's timings alone; with ``--smaller N K`` the model fitted to N of the calibration
     networks and K operations a table group of the same timings (each with the profile's
     seconds less those of the timings it drops); with ``--half-timings`` a second
-    profile whose operations' and networks' timings stop at half the floor and cap. And the
+    profile whose operations' and networks' timings stop at half the floor and cap; with
+    ``--all-rounds`` a second profile whose later rounds take every timing again. And the
     probes: the first ``--probes`` calibration networks (the same in every profile: one
     seed)."""
     started = time.perf_counter()
@@ -219,6 +223,9 @@ def profile(space_path: Path, runtime_name: str, input_size: int, args
         half, half_seconds = timed(operation_timing=half_length(OPERATION_TIMING),
                                    network_timing=half_length(NETWORK_TIMING))
         models[" (half timings)"] = scored(half, half.layout, half_seconds)
+    if args.all_rounds:
+        every, every_seconds = timed(later_rounds="all")
+        models[" (all rounds)"] = scored(every, every.layout, every_seconds)
     return models, timings.calibration[:args.probes]
 
 
@@ -263,6 +270,9 @@ def main() -> None:
     parser.add_argument("--half-timings", action="store_true",
                         help="also profile with each timing's time floor and cap halved and "
                              "score that model against the same reference")
+    parser.add_argument("--all-rounds", action="store_true",
+                        help="also profile with every later round taking all the timings "
+                             "again and score that model against the same reference")
     args = parser.parse_args()
     if args.first_round and args.rounds < 2:
         parser.error("--first-round compares with a profile of --rounds 2 or more")

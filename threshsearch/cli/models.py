@@ -204,7 +204,7 @@ def _cmd_device_profile(args: argparse.Namespace) -> int:
                           batch_size=args.batch_size, input_size=args.input_size or INPUT_SIZE,
                           dtype=args.dtype, draws=args.draws,
                           calibration_networks=args.networks, rounds=args.rounds,
-                          seed=args.seed)
+                          later_rounds=args.later_rounds, seed=args.seed)
     model.save(out)
     profiling = model.data.profiling
     print(f"wrote {args.out}: {profiling.operations_timed} operations and "
@@ -242,6 +242,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 def register(commands: argparse._SubParsersAction) -> None:
     """Add these commands to the ``threshsearch`` parser."""
     from threshsearch.data import DATASETS
+    from threshsearch.devicemodel.calibration import SUSPECT_ABOVE
+    from threshsearch.devicemodel.profiling import LATER_ROUNDS
     from threshsearch.devicemodel.runtimes import DTYPES, RUNTIMES
     from threshsearch.measure import DEVICES
     from threshsearch.search.deviceprofile import CALIBRATION_NETWORKS, ROUNDS, SPACE_DRAWS
@@ -309,9 +311,14 @@ def register(commands: argparse._SubParsersAction) -> None:
     device_profile.add_argument("--draws", type=int, default=SPACE_DRAWS, metavar="N",
                                 help="networks drawn from the space whose operations are timed")
     device_profile.add_argument("--rounds", type=int, default=ROUNDS, metavar="N",
-                                help="times each timing is taken, in rounds over all of them; "
-                                "the fastest counts (a shared or virtual machine's speed "
+                                help="rounds of timings, the first over all of them; each "
+                                "timing's fastest counts (a shared or virtual machine's speed "
                                 "drifts)")
+    device_profile.add_argument("--later-rounds", default="suspects", choices=LATER_ROUNDS,
+                                help="what a round after the first takes again: the timings "
+                                f"the fit of the rounds before finds over "
+                                f"{SUSPECT_ABOVE * 100:.0f} %% slower than it predicts "
+                                "(default), or all of them")
     device_profile.add_argument("--seed", type=int, default=0)
     device_profile.set_defaults(handler=_cmd_device_profile)
 

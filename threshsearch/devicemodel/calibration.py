@@ -1,6 +1,7 @@
 """The arithmetic of a device model: cost lines fitted to timed operations, the network
 features built from them, the calibration fitted to timed whole networks, and its error on
-networks held out of the fit.
+networks held out of the fit; and which timings a later profiling round takes again (those
+the fit of the earlier rounds finds suspiciously slow).
 
 Both fits are least squares on relative residuals (each row divided by its measured time):
 a 0.1 ms network counts as much as a 10 ms one, since the target is a relative error. A cost
@@ -17,7 +18,10 @@ import numpy as np
 from scipy.optimize import least_squares, nnls
 from scipy.stats import spearmanr
 
-from threshsearch.devicemodel.ops import Op
+from threshsearch.config import ArchitectureConfig
+from threshsearch.devicemodel.fileformat import LayoutRule
+from threshsearch.devicemodel.layout import table_group
+from threshsearch.devicemodel.ops import Op, network_ops
 
 MIB = 2**20
 BYTES = 4  # float32
@@ -25,6 +29,7 @@ FEATURES = ("network", "table_sum_ms", "operations", "weights_mib", "moved_mib")
 FORM = "ms = sum(coefficient * feature) over features ('network' is 1: a per-call cost)"
 WITHIN = 0.10
 FLOOR_MS = 1e-3  # relative residuals of operations timed at the call overhead or below
+SUSPECT_ABOVE = 0.05  # a timing this far above its fit is taken again in a later round
 
 
 def _relative_fit(rows: np.ndarray, measured: np.ndarray, non_negative: bool) -> np.ndarray:
@@ -55,6 +60,28 @@ def fit_cost_line(ops: Sequence[Op], ms: Sequence[float]) -> list[float]:
     """A cost line through one group's timed operations."""
     rows = np.stack([op_row(op) for op in ops])
     return [float(value) for value in _relative_fit(rows, np.asarray(ms, dtype=float), True)]
+
+
+def table_lines(operations: Sequence[tuple[Op, float]], layout: LayoutRule | None
+                ) -> tuple[dict[str, list[tuple[Op, float]]], dict[str, np.ndarray]]:
+    """The timed ``operations`` by table group under ``layout``, and each group's cost line."""
+    timed: dict[str, list[tuple[Op, float]]] = {}
+    for op, ms in operations:
+        timed.setdefault(table_group(op, layout), []).append((op, ms))
+    return timed, {group: np.asarray(fit_cost_line([op for op, _ in pairs],
+                                                   [ms for _, ms in pairs]))
+                   for group, pairs in timed.items()}
+
+
+def calibration_features(configs: Sequence[ArchitectureConfig], input_size: int,
+                         lines: dict[str, np.ndarray], layout: LayoutRule | None
+                         ) -> np.ndarray:
+    """FEATURES of each of ``configs`` (one row each), priced by ``lines``."""
+    rows = []
+    for config in configs:
+        ops = network_ops(config, input_size)
+        rows.append(network_features(ops, [table_group(op, layout) for op in ops], lines))
+    return np.stack(rows)
 
 
 def network_features(ops: Sequence[Op], groups: Sequence[str],
@@ -103,3 +130,24 @@ def error_summary(predicted: Sequence[float], measured: Sequence[float]) -> dict
         "max_abs_pct": float(errors.max() * 100),
         "spearman": float(rho) if np.isfinite(rho) else 0.0,
     }
+
+
+def suspect_timings(operations: Sequence[tuple[Op, float]], call_overhead_ms: float,
+                    calibration: Sequence[ArchitectureConfig], measured_ms: np.ndarray,
+                    layout: LayoutRule | None, input_size: int,
+                    above: float = SUSPECT_ABOVE) -> np.ndarray:
+    """Which timings, in profiling's order (the call overhead, ``operations``, the
+    ``calibration`` networks), to take again: each operation whose time (the call overhead
+    included) lies more than ``above`` over its group's cost line fitted to these figures,
+    each network more than ``above`` over the calibration fitted to them, and the call
+    overhead, which every operation's figure depends on. A slow spell of the machine only
+    ever slows a timing, and the spell's timings stand out from the fit of the others
+    (both fits are of relative residuals, the calibration's robust); a timing that only
+    sits above its line by the line's own misfit is taken again at no harm."""
+    _, lines = table_lines(operations, layout)
+    op_suspect = [ms + call_overhead_ms > (1 + above) * (
+        max(float(lines[table_group(op, layout)] @ op_row(op)), 0.0) + call_overhead_ms)
+        for op, ms in operations]
+    features = calibration_features(calibration, input_size, lines, layout)
+    predicted = features @ np.asarray(fit_calibration(features, measured_ms))
+    return np.array([True, *op_suspect, *(np.asarray(measured_ms) > (1 + above) * predicted)])

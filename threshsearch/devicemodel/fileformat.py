@@ -124,11 +124,15 @@ class ProfilingInfo(_Section):
     operations_timed: int
     networks_timed: int
     seed: int
-    rounds: Int(1, 1 << 10) = Field(1, description="times each timing was taken, in rounds "
-                                    "over all of them; the fastest round counts")
+    rounds: Int(1, 1 << 10) = Field(1, description="rounds of timings (the first over all of "
+                                    "them); each timing's fastest round counts")
     round_spread_p90_pct: Annotated[float, Ge(0)] | None = Field(
         None, description="how far apart the rounds of the same timing were (p90 over the "
-        "timings of slowest / fastest - 1, in %): how steady the machine was while profiled")
+        "timings taken more than once of slowest / fastest - 1, in %): how steady the "
+        "machine was while profiled")
+    timings_by_round: list[Annotated[int, Ge(0)]] | None = Field(
+        None, description="how many timings each round took: the first all of them, a later "
+        "one those the fit of the rounds before found suspiciously slow (or all again)")
 
 
 class DeviceModelFile(_Section):

@@ -19,8 +19,15 @@ seconds at a time (this project's 2-core VM: one network's p10 went from 11 to 2
 within a minute, and to 180 ms in a worse spell, with nothing else running, while an L2-resident
 matmul stayed within 5 %). Disturbance only ever slows a timing, so every timing is taken in
 ``rounds`` passes over all of them, each in its own shuffled order, and the fastest round
-counts: a timing is wrong only if every round of it met a slow spell. How far the rounds
-differed is written into the file, so a noisy profile says so.
+counts: a timing is wrong only if every round of it met a slow spell. A later round takes
+again only the timings the fit of the earlier ones finds suspiciously slow
+(``calibration.suspect_timings``) and a random tenth of them, the sentinels, unless told to
+take all: on a steady machine that is a few percent of the timings besides the sentinels, so
+the second round costs seconds rather than the first round's time again, and on an unsteady
+one it is what the spells slowed. A spell over a whole round slows every timing alike, which
+no fit can see; if it slowed the sentinels by more than the suspects' margin, the round takes
+all the others too. How far the rounds differed, and how many
+timings each took, is written into the file, so a noisy profile says so.
 """
 
 from __future__ import annotations
@@ -73,6 +80,8 @@ SAMPLES_PER_GROUP = 8
 FOLDS = 5
 MIN_CALIBRATION_NETWORKS = 10  # two per calibration feature: fewer leave the fit undetermined
 ROUNDS = 2
+LATER_ROUNDS = ("suspects", "all")  # what a round after the first takes again
+SENTINEL_SHARE, MIN_SENTINELS = 0.1, 5  # timings a "suspects" round takes at random
 
 
 def cpu_name() -> str:
@@ -139,8 +148,8 @@ class DeviceTimings:
     def kept(self, rounds: int, operations: Sequence[int], networks: int) -> DeviceTimings:
         """These timings as if profiling had taken only its first ``rounds`` rounds, the
         operations at the indices ``operations`` and its first ``networks`` calibration
-        networks: each figure the fastest of the rounds kept, as profiling takes it, and the
-        seconds the profile's less those of the timings dropped."""
+        networks: each figure the fastest of the rounds kept that took it, as profiling takes
+        it, and the seconds the profile's less those of the timings dropped."""
         if networks > len(self.calibration):
             raise ValueError(f"{networks} networks asked, the profile timed "
                              f"{len(self.calibration)} whole")
@@ -161,9 +170,10 @@ class DeviceTimings:
 def fastest_figures(ops: Sequence[Op], by_round: np.ndarray
                     ) -> tuple[float, list[tuple[Op, float]], np.ndarray]:
     """From every round of every timing (the call overhead's first, then ``ops``', then the
-    networks'): the call overhead, each operation less it, and the networks' times, each
-    the fastest of its rounds (disturbance only ever slows a timing)."""
-    fastest = by_round.min(axis=0)
+    networks', NaN where a round did not take it): the call overhead, each operation less
+    it, and the networks' times, each the fastest of its rounds (disturbance only ever slows a
+    timing)."""
+    fastest = np.nanmin(by_round, axis=0)
     overhead_ms = float(fastest[0])
     return (overhead_ms,
             [(op, max(0.0, float(ms) - overhead_ms))
@@ -175,7 +185,8 @@ def profile_device(configs: Iterable[ArchitectureConfig], *, runtime: str | Runt
                    batch_size: int = 1, input_size: int = 32, threads: int = 1,
                    dtype: str = "float32", channels_last: bool = True,
                    calibration_networks: int = 30, samples_per_group: int = SAMPLES_PER_GROUP,
-                   rounds: int = ROUNDS, progress: bool = True, clock: Clock = time.perf_counter,
+                   rounds: int = ROUNDS, later_rounds: str = "suspects",
+                   progress: bool = True, clock: Clock = time.perf_counter,
                    seed: int = 0) -> DeviceModel:
     """Profile this machine's CPU for the networks ``configs``: ``time_device``, then
     ``fit_device_model`` under the layout rule the runtime showed. The calibration's error is
@@ -185,7 +196,8 @@ def profile_device(configs: Iterable[ArchitectureConfig], *, runtime: str | Runt
                           channels_last=channels_last,
                           calibration_networks=calibration_networks,
                           samples_per_group=samples_per_group, rounds=rounds,
-                          progress=progress, clock=clock, seed=seed)
+                          later_rounds=later_rounds, progress=progress, clock=clock,
+                          seed=seed)
     return fit_device_model(timings, timings.layout)
 
 
@@ -193,20 +205,26 @@ def time_device(configs: Iterable[ArchitectureConfig], *, runtime: str | Runtime
                 batch_size: int = 1, input_size: int = 32, threads: int = 1,
                 dtype: str = "float32", channels_last: bool = True,
                 calibration_networks: int = 30, samples_per_group: int = SAMPLES_PER_GROUP,
-                rounds: int = ROUNDS, progress: bool = True, clock: Clock = time.perf_counter,
-                seed: int = 0, operation_timing: LatencySettings = OPERATION_TIMING,
+                rounds: int = ROUNDS, later_rounds: str = "suspects", progress: bool = True,
+                clock: Clock = time.perf_counter, seed: int = 0,
+                operation_timing: LatencySettings = OPERATION_TIMING,
                 network_timing: LatencySettings = NETWORK_TIMING) -> DeviceTimings:
     """Time what a device model of the networks ``configs`` needs (e.g. draws from a search
     space and the presets: the model covers the operations they contain): up to
     ``samples_per_group`` operations of each table group under the runtime's layout rule,
     and ``calibration_networks`` of the networks, chosen with ``seed``, whole. Each timing is
-    taken ``rounds`` times, in rounds over all of them, and its fastest round kept; an
-    operation's timing and a network's stop as ``operation_timing`` and ``network_timing`` say.
+    taken in up to ``rounds`` rounds, the first over all of them, a later one over those the
+    fit of the rounds before finds suspect (``later_rounds="suspects"``) or over all of them
+    again (``"all"``), and its fastest round kept; an operation's timing and a network's stop
+    as ``operation_timing`` and ``network_timing`` say.
     ``runtime`` is a name or, for tests, a Runtime; ``clock`` is for tests. Holds the device
     lock exclusive for each timing."""
     _check_settings(batch_size, input_size, threads, dtype)
     if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
         raise UserError(f"rounds: {rounds!r} is invalid; expected an integer >= 1")
+    if later_rounds not in LATER_ROUNDS:
+        raise UserError(f"later_rounds: {later_rounds!r} is invalid; expected one of "
+                        f"{', '.join(LATER_ROUNDS)}")
     networks = list({config.hash: config for config in configs}.values())
     least = MIN_CALIBRATION_NETWORKS
     if min(calibration_networks, len(networks)) < least:
@@ -239,10 +257,11 @@ def time_device(configs: Iterable[ArchitectureConfig], *, runtime: str | Runtime
     lock = device_lock(device_key(runtime.device), LockSettings.from_env(os.environ))
     try:
         torch.set_num_threads(threads)
-        by_round = np.empty((rounds, len(timings)))
-        seconds_by_round = np.empty((rounds, len(timings)))
-        for round_index in range(rounds):
-            for index in rng.permutation(len(timings)):
+        by_round = np.full((rounds, len(timings)), np.nan)
+        seconds_by_round = np.zeros((rounds, len(timings)))
+
+        def take(round_index: int, indices: Iterable[int]) -> None:
+            for index in indices:
                 before = clock()  # its seconds: the lock's wait included
                 # Exclusive for each timing, not for the whole profile: trials on the node
                 # pause for one timing at a time, never long enough for their lock wait to
@@ -251,6 +270,28 @@ def time_device(configs: Iterable[ArchitectureConfig], *, runtime: str | Runtime
                     by_round[round_index, index] = timings[index]()
                 seconds_by_round[round_index, index] = clock() - before
                 bar.update()
+
+        take(0, rng.permutation(len(timings)))
+        for round_index in range(1, rounds):
+            if later_rounds == "all":
+                take(round_index, rng.permutation(len(timings)))
+                continue
+            earlier = by_round[:round_index]
+            overhead_ms, timed, measured_ms = fastest_figures(op_list, earlier)
+            sentinels = np.zeros(len(timings), dtype=bool)
+            sentinels[rng.choice(len(timings), min(len(timings), max(
+                MIN_SENTINELS, math.ceil(SENTINEL_SHARE * len(timings)))), replace=False)] = True
+            first = sentinels | fit.suspect_timings(timed, overhead_ms, calibration,
+                                                    measured_ms, layout, input_size)
+            bar.total -= int(np.count_nonzero(~first))
+            bar.refresh()
+            take(round_index, rng.permutation(np.flatnonzero(first)))
+            # A spell over all the rounds before slowed every timing alike, which no fit of
+            # them can see: the sentinels, a random few taken again, can.
+            if np.median(np.nanmin(earlier[:, sentinels], axis=0)
+                         / by_round[round_index, sentinels]) > 1 + fit.SUSPECT_ABOVE:
+                bar.total += int(np.count_nonzero(~first))
+                take(round_index, rng.permutation(np.flatnonzero(~first)))
     finally:
         torch.set_num_threads(previous_threads)
         bar.close()
@@ -275,15 +316,9 @@ def fit_device_model(timings: DeviceTimings, layout: LayoutRule | None) -> Devic
         raise ValueError("fit_device_model: the layout must be the one the timings were "
                          "taken under, or None")
     input_size, seed = timings.settings.input_size, timings.seed
-    timed: dict[str, list[tuple[Op, float]]] = {}
-    for op, ms in timings.operations:
-        timed.setdefault(table_group(op, layout), []).append((op, ms))
-    lines = {group: np.asarray(fit.fit_cost_line([op for op, _ in pairs],
-                                                 [ms for _, ms in pairs]))
-             for group, pairs in timed.items()}
+    timed, lines = fit.table_lines(timings.operations, layout)
     measured = timings.measured_ms
-    features = np.stack([_features(network_ops(config, input_size), lines, layout)
-                         for config in timings.calibration])
+    features = fit.calibration_features(timings.calibration, input_size, lines, layout)
     folds = min(FOLDS, len(timings.calibration))
     held_out = fit.error_summary(
         fit.held_out_predictions(features, measured, folds, seed), measured)
@@ -316,15 +351,12 @@ def fit_device_model(timings: DeviceTimings, layout: LayoutRule | None) -> Devic
                                 operations_timed=len(timings.operations),
                                 networks_timed=len(timings.calibration), seed=seed,
                                 rounds=len(timings.by_round),
+                                timings_by_round=[int(count) for count in np.count_nonzero(
+                                    ~np.isnan(timings.by_round), axis=1)],
                                 round_spread_p90_pct=round(
                                     _round_spread_p90_pct(timings.by_round), 2)),
     )
     return DeviceModel(data)
-
-
-def _features(ops: list[Op], lines: dict[str, np.ndarray], layout: LayoutRule | None
-              ) -> np.ndarray:
-    return fit.network_features(ops, [table_group(op, layout) for op in ops], lines)
 
 
 def call_overhead_ms(runtime: Runtime, batch_size: int, clock: Clock) -> float:
@@ -337,9 +369,13 @@ def call_overhead_ms(runtime: Runtime, batch_size: int, clock: Clock) -> float:
 
 
 def _round_spread_p90_pct(by_round: np.ndarray) -> float:
-    """How far apart the rounds of the same timings were: the p90 over timings of their
-    slowest round against their fastest, in % (0 with one round)."""
-    spreads = by_round.max(axis=0) / np.maximum(by_round.min(axis=0), 1e-12) - 1
+    """How far apart the rounds of the same timings were: the p90, over the timings taken
+    more than once, of their slowest round against their fastest, in % (0 if none was)."""
+    again = np.count_nonzero(~np.isnan(by_round), axis=0) > 1
+    if not again.any():
+        return 0.0
+    taken = by_round[:, again]
+    spreads = np.nanmax(taken, axis=0) / np.maximum(np.nanmin(taken, axis=0), 1e-12) - 1
     return float(np.quantile(spreads, 0.9) * 100)
 
 

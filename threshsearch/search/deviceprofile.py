@@ -69,8 +69,8 @@ def profile_space(space: SearchSpace | str | Path, *, runtime: str | Runtime = "
                   input_size: int, batch_size: int = 1, threads: int = 1,
                   dtype: str = "float32", draws: int = SPACE_DRAWS,
                   calibration_networks: int = CALIBRATION_NETWORKS, rounds: int = ROUNDS,
-                  seed: int = 0, progress: bool = True, clock: Clock = time.perf_counter
-                  ) -> DeviceModel:
+                  later_rounds: str = "suspects", seed: int = 0, progress: bool = True,
+                  clock: Clock = time.perf_counter) -> DeviceModel:
     """A device model of this machine for the networks of ``space`` (or the space file at
     that path)."""
     space = space if isinstance(space, SearchSpace) else load_space(space)
@@ -78,4 +78,4 @@ def profile_space(space: SearchSpace | str | Path, *, runtime: str | Runtime = "
                           runtime=runtime, batch_size=batch_size, input_size=input_size,
                           threads=threads, dtype=dtype,
                           calibration_networks=calibration_networks, rounds=rounds,
-                          progress=progress, clock=clock, seed=seed)
+                          later_rounds=later_rounds, progress=progress, clock=clock, seed=seed)
