@@ -24,10 +24,11 @@ again only the timings the fit of the earlier ones finds suspiciously slow
 (``calibration.suspect_timings``) and a random tenth of them, the sentinels, unless told to
 take all: on a steady machine that is a few percent of the timings besides the sentinels, so
 the second round costs seconds rather than the first round's time again, and on an unsteady
-one it is what the spells slowed. A spell over a whole round slows every timing alike, which
-no fit can see; if it slowed the sentinels by more than the suspects' margin, the round takes
-all the others too. How far the rounds differed, and how many
-timings each took, is written into the file, so a noisy profile says so.
+one it is what the spells slowed. A spell over much of a round slows many timings alike,
+which no fit can see; if more than a fifth of the sentinels ran more than the suspects'
+margin slower in the rounds before, the round takes all the others too. How far the rounds
+differed, and how many timings each took, is written into the file, so a noisy profile says
+so.
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ MIN_CALIBRATION_NETWORKS = 10  # two per calibration feature: fewer leave the fi
 ROUNDS = 2
 LATER_ROUNDS = ("suspects", "all")  # what a round after the first takes again
 SENTINEL_SHARE, MIN_SENTINELS = 0.1, 5  # timings a "suspects" round takes at random
+SPELL_SHARE = 0.2  # sentinels slower before than now: over this share, the round takes all
 
 
 def cpu_name() -> str:
@@ -286,10 +288,10 @@ def time_device(configs: Iterable[ArchitectureConfig], *, runtime: str | Runtime
             bar.total -= int(np.count_nonzero(~first))
             bar.refresh()
             take(round_index, rng.permutation(np.flatnonzero(first)))
-            # A spell over all the rounds before slowed every timing alike, which no fit of
-            # them can see: the sentinels, a random few taken again, can.
-            if np.median(np.nanmin(earlier[:, sentinels], axis=0)
-                         / by_round[round_index, sentinels]) > 1 + fit.SUSPECT_ABOVE:
+            # A spell over much of the rounds before slowed many timings alike, which no fit
+            # of them can see: the sentinels, a random few taken again, can.
+            if np.mean(np.nanmin(earlier[:, sentinels], axis=0) > (1 + fit.SUSPECT_ABOVE)
+                       * by_round[round_index, sentinels]) > SPELL_SHARE:
                 bar.total += int(np.count_nonzero(~first))
                 take(round_index, rng.permutation(np.flatnonzero(~first)))
     finally:
