@@ -64,12 +64,12 @@ from threshsearch.devicemodel.profiling import (
     NETWORK_TIMING,
     OPERATION_TIMING,
     ROUNDS,
-    DeviceTimings,
     evenly_spread,
     fit_device_model,
     time_device,
 )
 from threshsearch.devicemodel.runtimes import make_runtime
+from threshsearch.devicemodel.timings import DeviceTimings
 from threshsearch.latency import LatencySettings, time_passes
 from threshsearch.nn import build_model
 from threshsearch.search.deviceprofile import (

@@ -61,3 +61,23 @@ def test_the_error_summary():
     assert summary["median_abs_pct"] == pytest.approx(5.0)
     assert summary["spearman"] == pytest.approx(1.0)
     assert error_summary([1.0], [2.0])["spearman"] == 0.0
+
+
+def test_the_suspects_are_the_timings_above_their_fit_and_the_call_overhead():
+    from tests.devicemodel.fakes import fake_timings
+    from threshsearch.devicemodel.calibration import SUSPECT_ABOVE, suspect_timings
+
+    timings = fake_timings()
+    operations, measured = list(timings.operations), timings.measured_ms.copy()
+    op_index, network_index = 3, 7
+    slow_op, ms = operations[op_index]
+    operations[op_index] = (slow_op, 1.5 * ms + 0.5 * timings.call_overhead_ms)
+    measured[network_index] *= 1 + 10 * SUSPECT_ABOVE  # a spell's: one network of ten
+
+    def suspects(ops, networks_ms):
+        flags = suspect_timings(ops, timings.call_overhead_ms, timings.calibration,
+                                networks_ms, timings.layout, timings.settings.input_size)
+        return list(np.flatnonzero(flags))
+    assert suspects(timings.operations, timings.measured_ms) == [0]
+    assert suspects(operations, measured) == [
+        0, 1 + op_index, 1 + len(operations) + network_index]

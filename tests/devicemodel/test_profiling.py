@@ -47,6 +47,7 @@ def test_a_slow_spell_over_one_round_leaves_the_model_as_a_steady_machine_makes_
     assert model.data.calibration.coefficients == pytest.approx(
         steady.data.calibration.coefficients, rel=1e-4, abs=1e-9)
     assert model.data.profiling.rounds == 2
+    assert model.data.profiling.timings_by_round == [spell, spell]  # the sentinels saw it
     assert model.data.profiling.round_spread_p90_pct == pytest.approx(200.0)
     assert "differed by up to 200 % between profiling rounds" in model.steadiness_warning()
     assert "\n" not in model.summary()
@@ -156,3 +157,53 @@ def test_timings_kept_whole_are_the_timings_and_fewer_are_taken_from_the_kept_ro
         abs=1e-3)
     with pytest.raises(ValueError, match="11 networks asked, the profile timed 10"):
         timings.kept(2, [], 11)
+
+
+def _taken(timings):
+    import numpy as np
+
+    return list(np.count_nonzero(~np.isnan(timings.by_round), axis=1))
+
+
+def test_on_a_steady_machine_a_second_round_takes_only_the_call_overhead_and_the_sentinels():
+    import math
+
+    from threshsearch.devicemodel.profiling import MIN_SENTINELS, SENTINEL_SHARE
+
+    suspects, everything = fake_timings(rounds=2), fake_timings(rounds=2, later_rounds="all")
+    per_round = everything.by_round.shape[1]
+    sentinels = max(MIN_SENTINELS, math.ceil(SENTINEL_SHARE * per_round))
+    assert _taken(everything) == [per_round, per_round]
+    assert _taken(suspects)[0] == per_round
+    assert sentinels <= _taken(suspects)[1] <= sentinels + 1  # the fake device fits its lines
+    assert suspects.seconds < 0.7 * everything.seconds
+    assert [op for op, _ in suspects.operations] == [op for op, _ in everything.operations]
+    assert [ms for _, ms in suspects.operations] == pytest.approx(
+        [ms for _, ms in everything.operations])
+    assert suspects.measured_ms == pytest.approx(everything.measured_ms)
+
+
+def test_a_short_spell_is_taken_again_as_suspects_without_a_whole_round():
+    networks = small_networks()
+    steady = _profile(networks, rounds=1)
+    model = _profile(networks, runtime=lambda clock: SlowSpellRuntime(clock, 4), rounds=2)
+    assert _table_ms(model) == pytest.approx(_table_ms(steady), rel=1e-6)
+    assert model.data.calibration.coefficients == pytest.approx(  # the robust fit's own stop
+        steady.data.calibration.coefficients, rel=1e-3, abs=1e-9)
+    first, second = model.data.profiling.timings_by_round
+    assert first == _timings_per_round(networks) and second < first / 2
+
+
+def test_a_spell_over_much_of_a_round_sends_the_next_round_to_every_timing():
+    networks = small_networks()
+    per_round = _timings_per_round(networks)
+    model = _profile(networks, runtime=lambda clock: SlowSpellRuntime(clock, per_round // 3),
+                     rounds=2)
+    assert model.data.profiling.timings_by_round == [per_round, per_round]
+    assert _table_ms(model) == pytest.approx(_table_ms(_profile(networks, rounds=1)), rel=1e-6)
+
+
+def test_later_rounds_must_be_named():
+    with pytest.raises(UserError, match="later_rounds: 'some' is invalid; expected one of "
+                                        "suspects, all"):
+        _profile(small_networks(), later_rounds="some")

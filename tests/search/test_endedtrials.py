@@ -1,6 +1,6 @@
-"""An ended trial is cut to its identity: its statistics dropped, its last report and config
-cut to Tune's bookkeeping, Tune's cached JSON of both rewritten short; a running trial keeps
-all it has."""
+"""An ended trial is cut to its identity (its statistics dropped, its last report and config
+cut to Tune's bookkeeping, Tune's cached JSON of both rewritten short) and taken out of Tune's
+list of the run's trials; a running trial keeps all it has; Tune's printer is silenced."""
 
 import json
 
@@ -31,7 +31,9 @@ def test_an_ended_trial_keeps_its_identity_and_tunes_bookkeeping_only(hook):
     assert set(ended.metric_analysis) >= {"val_accuracy", "worker_time/training"}
     state, metadata = ended.get_json_state()  # cached by Tune now, as a state write does
     assert "architecture" in state and json.loads(metadata)["metric_analysis"]
-    getattr(ShedEndedTrials(), hook)(iteration=3, trials=[ended, running], trial=ended)
+    trials = [ended, running]  # Tune's own list of the run's trials
+    getattr(ShedEndedTrials(), hook)(iteration=3, trials=trials, trial=ended)
+    assert trials == [running]
     assert ended.metric_analysis == {} and ended.metric_n_steps == {}
     assert ended.last_result == {"training_iteration": 3, "trial_id": "ended", "done": True}
     assert ended.config == ended.evaluated_params == {"number": 7}
@@ -48,3 +50,20 @@ def test_a_baseline_keeps_the_preset_it_trains():
     baseline = _trial_with_reports("baseline", {**SPEC, "baseline": "threshnet79"})
     ShedEndedTrials().on_trial_complete(iteration=3, trials=[baseline], trial=baseline)
     assert baseline.config == {"number": 7, "baseline": "threshnet79"}
+
+
+def test_tunes_printer_would_print_a_cut_trials_end_and_the_runs_own_prints_nothing(capsys):
+    from ray.tune.progress_reporter import TrialProgressCallback
+    from ray.tune.utils.callback import _create_default_callbacks
+
+    from threshsearch.search.endedtrials import SilentTrialProgress
+
+    for printer, printed in ((TrialProgressCallback(), True), (SilentTrialProgress(), False)):
+        trial = _trial_with_reports("ended", SPEC)
+        ShedEndedTrials().on_trial_complete(iteration=3, trials=[trial], trial=trial)
+        printer.on_trial_complete(iteration=3, trials=[trial], trial=trial)
+        assert ("completed. Last result" in capsys.readouterr().out) is printed
+        assert bool(printer._completed_trials) is printed  # Tune's keeps every trial
+    callbacks = _create_default_callbacks([ShedEndedTrials(), SilentTrialProgress()])
+    printers = [c for c in callbacks if isinstance(c, TrialProgressCallback)]
+    assert len(printers) == 1 and isinstance(printers[0], SilentTrialProgress)

@@ -127,9 +127,9 @@ class ProfilingInfo(_Section):
     rounds: Int(1, 1 << 10) = Field(1, description="rounds of timings (the first over all of "
                                     "them); each timing's fastest round counts")
     round_spread_p90_pct: Annotated[float, Ge(0)] | None = Field(
-        None, description="how far apart the rounds of the same timing were (p90 over the "
-        "timings taken more than once of slowest / fastest - 1, in %): how steady the "
-        "machine was while profiled")
+        None, description="how far apart the rounds of the same timing were (p90 of slowest / "
+        "fastest - 1, in %, over the timings a later round took whatever their figures: all, "
+        "or the sentinels): how steady the machine was while profiled")
     timings_by_round: list[Annotated[int, Ge(0)]] | None = Field(
         None, description="how many timings each round took: the first all of them, a later "
         "one those the fit of the rounds before found suspiciously slow (or all again)")

@@ -38,8 +38,7 @@ import os
 import platform
 import socket
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 import numpy as np
@@ -68,6 +67,7 @@ from threshsearch.devicemodel.layout import probe_layout, table_group
 from threshsearch.devicemodel.ops import Op, network_ops, op_module
 from threshsearch.devicemodel.predictor import DeviceModel
 from threshsearch.devicemodel.runtimes import DTYPES, Runtime, make_runtime
+from threshsearch.devicemodel.timings import DeviceTimings, fastest_figures
 from threshsearch.errors import UserError
 from threshsearch.latency import Clock, LatencySettings, time_passes
 from threshsearch.nn import build_model
@@ -124,63 +124,6 @@ def _check_settings(batch_size: int, input_size: int, threads: int, dtype: str) 
     if dtype not in DTYPES:
         raise UserError(f"dtype: {dtype!r} is not supported; expected one of "
                         f"{', '.join(DTYPES)}")
-
-
-@dataclass(frozen=True)
-class DeviceTimings:
-    """What profiling measured, before any fit: each timed operation with its fastest round
-    less the call overhead, the calibration networks with theirs, and every round of every
-    timing (the call overhead's first, then the operations', then the networks'), with the
-    seconds each took in each round (``seconds`` is the whole profile's)."""
-
-    device: DeviceInfo
-    runtime: RuntimeInfo
-    settings: Settings
-    layout: LayoutRule | None  # as probed from the runtime
-    operations: list[tuple[Op, float]]
-    calibration: list[ArchitectureConfig]
-    measured_ms: np.ndarray
-    call_overhead_ms: float
-    by_round: np.ndarray
-    seconds_by_round: np.ndarray
-    started: str
-    seconds: float
-    seed: int
-
-    def kept(self, rounds: int, operations: Sequence[int], networks: int) -> DeviceTimings:
-        """These timings as if profiling had taken only its first ``rounds`` rounds, the
-        operations at the indices ``operations`` and its first ``networks`` calibration
-        networks: each figure the fastest of the rounds kept that took it, as profiling takes
-        it, and the seconds the profile's less those of the timings dropped."""
-        if networks > len(self.calibration):
-            raise ValueError(f"{networks} networks asked, the profile timed "
-                             f"{len(self.calibration)} whole")
-        first_network = 1 + len(self.operations)
-        columns = [0, *(1 + index for index in operations),
-                   *range(first_network, first_network + networks)]
-        by_round = self.by_round[:rounds, columns]
-        spent = self.seconds_by_round[:rounds, columns]
-        overhead_ms, timed, measured_ms = fastest_figures(
-            [self.operations[index][0] for index in operations], by_round)
-        return replace(self, operations=timed, calibration=self.calibration[:networks],
-                       measured_ms=measured_ms, call_overhead_ms=overhead_ms,
-                       by_round=by_round, seconds_by_round=spent,
-                       seconds=round(self.seconds - float(
-                           self.seconds_by_round.sum() - spent.sum()), 3))
-
-
-def fastest_figures(ops: Sequence[Op], by_round: np.ndarray
-                    ) -> tuple[float, list[tuple[Op, float]], np.ndarray]:
-    """From every round of every timing (the call overhead's first, then ``ops``', then the
-    networks', NaN where a round did not take it): the call overhead, each operation less
-    it, and the networks' times, each the fastest of its rounds (disturbance only ever slows a
-    timing)."""
-    fastest = np.nanmin(by_round, axis=0)
-    overhead_ms = float(fastest[0])
-    return (overhead_ms,
-            [(op, max(0.0, float(ms) - overhead_ms))
-             for op, ms in zip(ops, fastest[1:1 + len(ops)], strict=True)],
-            fastest[1 + len(ops):])
 
 
 def profile_device(configs: Iterable[ArchitectureConfig], *, runtime: str | Runtime = "torch",
@@ -261,6 +204,7 @@ def time_device(configs: Iterable[ArchitectureConfig], *, runtime: str | Runtime
         torch.set_num_threads(threads)
         by_round = np.full((rounds, len(timings)), np.nan)
         seconds_by_round = np.zeros((rounds, len(timings)))
+        retaken_at_random = np.zeros(len(timings), dtype=bool)
 
         def take(round_index: int, indices: Iterable[int]) -> None:
             for index in indices:
@@ -277,6 +221,7 @@ def time_device(configs: Iterable[ArchitectureConfig], *, runtime: str | Runtime
         for round_index in range(1, rounds):
             if later_rounds == "all":
                 take(round_index, rng.permutation(len(timings)))
+                retaken_at_random[:] = True
                 continue
             earlier = by_round[:round_index]
             overhead_ms, timed, measured_ms = fastest_figures(op_list, earlier)
@@ -288,12 +233,14 @@ def time_device(configs: Iterable[ArchitectureConfig], *, runtime: str | Runtime
             bar.total -= int(np.count_nonzero(~first))
             bar.refresh()
             take(round_index, rng.permutation(np.flatnonzero(first)))
+            retaken_at_random |= sentinels
             # A spell over much of the rounds before slowed many timings alike, which no fit
             # of them can see: the sentinels, a random few taken again, can.
             if np.mean(np.nanmin(earlier[:, sentinels], axis=0) > (1 + fit.SUSPECT_ABOVE)
                        * by_round[round_index, sentinels]) > SPELL_SHARE:
                 bar.total += int(np.count_nonzero(~first))
                 take(round_index, rng.permutation(np.flatnonzero(~first)))
+                retaken_at_random[:] = True
     finally:
         torch.set_num_threads(previous_threads)
         bar.close()
@@ -307,6 +254,7 @@ def time_device(configs: Iterable[ArchitectureConfig], *, runtime: str | Runtime
         layout=layout,
         operations=timed, calibration=calibration, measured_ms=measured_ms,
         call_overhead_ms=overhead_ms, by_round=by_round, seconds_by_round=seconds_by_round,
+        retaken_at_random=retaken_at_random,
         started=started.isoformat(timespec="seconds"), seconds=round(clock() - began, 3),
         seed=seed)
 
@@ -356,7 +304,8 @@ def fit_device_model(timings: DeviceTimings, layout: LayoutRule | None) -> Devic
                                 timings_by_round=[int(count) for count in np.count_nonzero(
                                     ~np.isnan(timings.by_round), axis=1)],
                                 round_spread_p90_pct=round(
-                                    _round_spread_p90_pct(timings.by_round), 2)),
+                                    _round_spread_p90_pct(timings.by_round[
+                                        :, timings.retaken_at_random]), 2)),
     )
     return DeviceModel(data)
 
@@ -371,13 +320,11 @@ def call_overhead_ms(runtime: Runtime, batch_size: int, clock: Clock) -> float:
 
 
 def _round_spread_p90_pct(by_round: np.ndarray) -> float:
-    """How far apart the rounds of the same timings were: the p90, over the timings taken
-    more than once, of their slowest round against their fastest, in % (0 if none was)."""
-    again = np.count_nonzero(~np.isnan(by_round), axis=0) > 1
-    if not again.any():
+    """How far apart the rounds of the same timings were: the p90 of their slowest round
+    against their fastest, in % (0 for no timings)."""
+    if not by_round.size:
         return 0.0
-    taken = by_round[:, again]
-    spreads = np.nanmax(taken, axis=0) / np.maximum(np.nanmin(taken, axis=0), 1e-12) - 1
+    spreads = np.nanmax(by_round, axis=0) / np.maximum(np.nanmin(by_round, axis=0), 1e-12) - 1
     return float(np.quantile(spreads, 0.9) * 100)
 
 

@@ -125,7 +125,7 @@ def run_search(space: SearchSpace, address: str | None = None, quiet: bool = Fal
     import ray
     from ray import tune
 
-    from threshsearch.search.endedtrials import ShedEndedTrials
+    from threshsearch.search.endedtrials import ShedEndedTrials, SilentTrialProgress
     from threshsearch.search.schedulers import make_early_stopper
     from threshsearch.search.searcher import StudySearcher
 
@@ -176,7 +176,8 @@ def run_search(space: SearchSpace, address: str | None = None, quiet: bool = Fal
                 run_config=tune.RunConfig(name=f"run-{time.strftime('%Y%m%d-%H%M%S')}",
                                           storage_path=str(experiment), verbose=0,
                                           failure_config=tune.FailureConfig(max_failures=1),
-                                          callbacks=[ShedEndedTrials()]),
+                                          callbacks=[ShedEndedTrials(),
+                                                     SilentTrialProgress()]),
             )
             start = time.perf_counter()
             tuner.fit()
