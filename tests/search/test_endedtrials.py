@@ -1,6 +1,6 @@
 """An ended trial is cut to its identity (its statistics dropped, its last report and config
-cut to Tune's bookkeeping, Tune's cached JSON of both rewritten short) and taken out of Tune's
-list of the run's trials; a running trial keeps all it has; Tune's printer is silenced."""
+cut to Tune's bookkeeping, Tune's cached JSON of both rewritten short);
+a running trial keeps all it has; Tune's printer is silenced."""
 
 import json
 
@@ -31,9 +31,7 @@ def test_an_ended_trial_keeps_its_identity_and_tunes_bookkeeping_only(hook):
     assert set(ended.metric_analysis) >= {"val_accuracy", "worker_time/training"}
     state, metadata = ended.get_json_state()  # cached by Tune now, as a state write does
     assert "architecture" in state and json.loads(metadata)["metric_analysis"]
-    trials = [ended, running]  # Tune's own list of the run's trials
-    getattr(ShedEndedTrials(), hook)(iteration=3, trials=trials, trial=ended)
-    assert trials == [running]
+    getattr(ShedEndedTrials(), hook)(iteration=3, trials=[ended, running], trial=ended)
     assert ended.metric_analysis == {} and ended.metric_n_steps == {}
     assert ended.last_result == {"training_iteration": 3, "trial_id": "ended", "done": True}
     assert ended.config == ended.evaluated_params == {"number": 7}

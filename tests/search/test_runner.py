@@ -131,14 +131,24 @@ def test_the_workers_time_is_accounted_per_trial_and_per_run(finished_study):
     assert sum(summary.work.shares().values()) == pytest.approx(1.0)
 
 
-def test_tune_forgets_an_ended_trial(finished_study):
+def test_tune_keeps_only_the_identity_of_an_ended_trial(finished_study):
     import json
 
-    space, _ = finished_study
+    from threshsearch.search.endedtrials import KEPT_CONFIG, KEPT_RESULT
+
+    space, summary = finished_study
     first = min((space.study_dir / "ray").glob("run-*"))  # the fixture's: the study's first
     states = list(first.glob("experiment_state-*.json"))
-    assert len(states) == 1  # written at the run's end, with the trials Tune still held
-    assert json.loads(states[0].read_text())["trial_data"] == []
+    assert len(states) == 1  # written at the run's end, with every trial in it
+    trials = json.loads(states[0].read_text())["trial_data"]
+    assert len(trials) >= len([t for t in summary.study.trials
+                               if t.user_attrs.get("status") == "complete"])
+    for state, run_metadata in map(lambda pair: map(json.loads, pair), trials):
+        assert set(state["config"]) <= set(KEPT_CONFIG) and "number" in state["config"]
+        assert state["evaluated_params"] == state["config"]
+        assert state["experiment_tag"] == str(state["config"]["number"])
+        assert set(run_metadata["last_result"]) <= set(KEPT_RESULT)
+        assert run_metadata["metric_analysis"] == {} and run_metadata["metric_n_steps"] == {}
 
 
 def test_rerunning_resumes_and_never_trains_a_config_twice(finished_study):

@@ -17,13 +17,6 @@ its cached JSON invalidated: the next experiment-state write caches the short fo
 trial Tune stops at the run's time budget ends through neither hook and keeps all it has:
 at most as many as run at once, and the run is over.)
 
-Then the trial is taken out of the list Tune's controller hands its callbacks, which is the
-controller's own list of the run's trials: once Tune has stopped the trial nothing holds it,
-and it goes, where Tune would keep every trial object of the run to its end. Tune reads that
-list to stop the trials still running at the time budget (an ended trial needs no stop), to
-tell whether the run is over (an ended trial is), and at the end for its experiment state and
-ExperimentAnalysis, which hold the trials that had not ended.
-
 Tune's trial printer (added unless a run passes one) prints nothing at ``verbose=0`` but for
 one line: "Trial X completed. Last result: ..." whenever a trial ends with the report it last
 printed, which for a trial cut as it ended is every trial, and it keeps every trial it saw.
@@ -47,25 +40,15 @@ UNRESOLVED_CONFIG = "_Trial__unresolved_config"  # Tune 2.x keeps the config twi
 
 
 class ShedEndedTrials(Callback):
-    """Cuts an ended trial to its identity and takes it out of Tune's list of the run's
-    trials (a running trial keeps all it has)."""
+    """Cuts an ended trial to its identity (a running trial keeps all it has)."""
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial,
                           **info: Any) -> None:
         shed(trial)
-        forget(trials, trial)
 
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial,
                        **info: Any) -> None:
         shed(trial)
-        forget(trials, trial)
-
-
-def forget(trials: list[Trial], trial: Trial) -> None:
-    """Take ``trial`` out of ``trials`` (Tune's list, which then holds the trials not ended:
-    its length is bounded by the run's concurrency and queue, not by the study)."""
-    if trial in trials:
-        trials.remove(trial)
 
 
 class SilentTrialProgress(TrialProgressCallback):
