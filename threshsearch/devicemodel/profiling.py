@@ -17,18 +17,18 @@ each convolution kind's table groups split by it, so that one cost line never ha
 Why rounds: on a shared or virtual machine the speed of memory-bound work drifts for tens of
 seconds at a time (this project's 2-core VM: one network's p10 went from 11 to 21 ms and back
 within a minute, and to 180 ms in a worse spell, with nothing else running, while an L2-resident
-matmul stayed within 5 %). Disturbance only ever slows a timing, so every timing is taken in
-``rounds`` passes over all of them, each in its own shuffled order, and the fastest round
-counts: a timing is wrong only if every round of it met a slow spell. A later round takes
-again only the timings the fit of the earlier ones finds suspiciously slow
-(``calibration.suspect_timings``) and a random tenth of them, the sentinels, unless told to
-take all: on a steady machine that is a few percent of the timings besides the sentinels, so
-the second round costs seconds rather than the first round's time again, and on an unsteady
-one it is what the spells slowed. A spell over much of a round slows many timings alike,
-which no fit can see; if more than a fifth of the sentinels ran more than the suspects'
-margin slower in the rounds before, the round takes all the others too. How far the rounds
-differed, and how many timings each took, is written into the file, so a noisy profile says
-so.
+matmul stayed within 5 %). Disturbance only ever slows a timing, so timings are taken in
+``rounds`` passes, each in its own shuffled order, and each timing's fastest round counts. The
+first pass takes every timing; a later one takes again the timings the fit of the earlier
+ones finds suspiciously slow (``calibration.suspect_timings``) and a random tenth of all
+timings, the sentinels, unless told to take all: on a steady machine that is a few percent of
+the timings besides the sentinels, so the second round costs seconds rather than the first
+round's time again, and on an unsteady one it is what the spells slowed. A timing taken once
+is wrong if its spell slowed it no more than the suspects' margin, or slowed most of its
+group alike. A spell over much of a round slows many timings alike, which no fit can see; if
+more than a fifth of the sentinels ran more than the suspects' margin slower in the rounds
+before, the round takes all the others too. How far the rounds differed, and how many
+timings each took, is written into the file, so a noisy profile says so.
 """
 
 from __future__ import annotations
