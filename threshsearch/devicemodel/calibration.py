@@ -30,6 +30,10 @@ FORM = "ms = sum(coefficient * feature) over features ('network' is 1: a per-cal
 WITHIN = 0.10
 FLOOR_MS = 1e-3  # relative residuals of operations timed at the call overhead or below
 SUSPECT_ABOVE = 0.05  # a timing this far above its fit is taken again in a later round
+# A group of this many operations or fewer is always taken again: a cost line (op_row's 4
+# coefficients) fitted to the others of the group passes through them, and says nothing of
+# the one left out.
+SMALL_GROUP = 5
 
 
 def _relative_fit(rows: np.ndarray, measured: np.ndarray, non_negative: bool) -> np.ndarray:
@@ -138,16 +142,27 @@ def suspect_timings(operations: Sequence[tuple[Op, float]], call_overhead_ms: fl
                     above: float = SUSPECT_ABOVE) -> np.ndarray:
     """Which timings, in profiling's order (the call overhead, ``operations``, the
     ``calibration`` networks), to take again: each operation whose time (the call overhead
-    included) lies more than ``above`` over its group's cost line fitted to these figures,
-    each network more than ``above`` over the calibration fitted to them, and the call
-    overhead, which every operation's figure depends on. A slow spell of the machine only
-    ever slows a timing, and the spell's timings stand out from the fit of the others
-    (both fits are of relative residuals, the calibration's robust); a timing that only
-    sits above its line by the line's own misfit is taken again at no harm."""
-    _, lines = table_lines(operations, layout)
-    op_suspect = [ms + call_overhead_ms > (1 + above) * (
-        max(float(lines[table_group(op, layout)] @ op_row(op)), 0.0) + call_overhead_ms)
-        for op, ms in operations]
+    included) lies more than ``above`` over its group's cost line fitted to the group's other
+    operations, every operation of a group too small for such a line to say anything
+    (``SMALL_GROUP`` samples or fewer), each network more than ``above`` over the
+    calibration fitted to them all, and the call overhead, which every operation's figure
+    depends on. A slow spell of the machine only ever slows a timing, and the spell's
+    timings stand out from the fit of the others (the calibration's fit is robust; a cost
+    line is not, so an operation is judged by the line of the others: its own slow figure
+    would pull up the line it is judged by); a timing that only sits above its line by the
+    line's own misfit is taken again at no harm."""
+    timed, lines = table_lines(operations, layout)
+    op_suspect = []
+    for op, ms in operations:
+        others = [(other, other_ms) for other, other_ms in timed[table_group(op, layout)]
+                  if other != op]
+        if len(others) < SMALL_GROUP:
+            op_suspect.append(True)
+            continue
+        line = np.asarray(fit_cost_line([other for other, _ in others],
+                                        [other_ms for _, other_ms in others]))
+        predicted = max(float(line @ op_row(op)), 0.0)
+        op_suspect.append(ms + call_overhead_ms > (1 + above) * (predicted + call_overhead_ms))
     features = calibration_features(calibration, input_size, lines, layout)
     predicted = features @ np.asarray(fit_calibration(features, measured_ms))
     return np.array([True, *op_suspect, *(np.asarray(measured_ms) > (1 + above) * predicted)])

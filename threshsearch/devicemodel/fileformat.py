@@ -132,7 +132,8 @@ class ProfilingInfo(_Section):
         "or the sentinels): how steady the machine was while profiled")
     timings_by_round: list[Annotated[int, Ge(0)]] | None = Field(
         None, description="how many timings each round took: the first all of them, a later "
-        "one those the fit of the rounds before found suspiciously slow (or all again)")
+        "one those the fit of the rounds before found suspiciously slow, the call overhead "
+        "and the sentinels, a random tenth of all timings (or all again)")
 
 
 class DeviceModelFile(_Section):

@@ -20,15 +20,20 @@ within a minute, and to 180 ms in a worse spell, with nothing else running, whil
 matmul stayed within 5 %). Disturbance only ever slows a timing, so timings are taken in
 ``rounds`` passes, each in its own shuffled order, and each timing's fastest round counts. The
 first pass takes every timing; a later one takes again the timings the fit of the earlier
-ones finds suspiciously slow (``calibration.suspect_timings``) and a random tenth of all
-timings, the sentinels, unless told to take all: on a steady machine that is a few percent of
-the timings besides the sentinels, so the second round costs seconds rather than the first
-round's time again, and on an unsteady one it is what the spells slowed. A timing taken once
-is wrong if its spell slowed it no more than the suspects' margin, or slowed most of its
-group alike. A spell over much of a round slows many timings alike, which no fit can see; if
-more than a fifth of the sentinels ran more than the suspects' margin slower in the rounds
-before, the round takes all the others too. How far the rounds differed, and how many
-timings each took, is written into the file, so a noisy profile says so.
+ones finds suspiciously slow (``calibration.suspect_timings``: an operation above the line of
+the others of its group, every operation of a group too small for such a line, a network
+above the calibration), the call overhead, and a random tenth of all timings (five at least),
+the sentinels, unless told to take all: on a steady machine that is a fraction of the timings
+besides the sentinels, so the second round costs seconds rather than the first round's time
+again, and on an unsteady one it is what the spells slowed. A timing taken once is wrong if
+its spell slowed it no more than the suspects' margin, or slowed most of its group alike. A
+spell over much of a round slows many timings alike, which no fit can see; if more than a
+fifth of the sentinels the fit did not suspect ran more than the suspects' margin slower in
+the rounds before, the round takes all the others too. The sentinels are a sample: on a
+profile of 91 timings (the tests' fake one, 10 sentinels) a spell over a third or two thirds
+of the first round left a timing slowed for 2 of 12 seeds; a real profile has a few hundred.
+How far the rounds differed, and how many timings each took, is written into the file, so a
+noisy profile says so.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ import socket
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -81,9 +87,12 @@ SAMPLES_PER_GROUP = 8
 FOLDS = 5
 MIN_CALIBRATION_NETWORKS = 10  # two per calibration feature: fewer leave the fit undetermined
 ROUNDS = 2
-LATER_ROUNDS = ("suspects", "all")  # what a round after the first takes again
+# What a round after the first takes again: the suspects (the default), or every timing.
+LaterRounds = Literal["suspects", "all"]
+LATER_ROUNDS: tuple[LaterRounds, ...] = get_args(LaterRounds)
 SENTINEL_SHARE, MIN_SENTINELS = 0.1, 5  # timings a "suspects" round takes at random
-SPELL_SHARE = 0.2  # sentinels slower before than now: over this share, the round takes all
+SPELL_SHARE = 0.2  # sentinels the fit found no suspects, slower before than now: over this
+# share, the round takes all
 
 
 def cpu_name() -> str:
@@ -130,7 +139,7 @@ def profile_device(configs: Iterable[ArchitectureConfig], *, runtime: str | Runt
                    batch_size: int = 1, input_size: int = 32, threads: int = 1,
                    dtype: str = "float32", channels_last: bool = True,
                    calibration_networks: int = 30, samples_per_group: int = SAMPLES_PER_GROUP,
-                   rounds: int = ROUNDS, later_rounds: str = "suspects",
+                   rounds: int = ROUNDS, later_rounds: LaterRounds = LATER_ROUNDS[0],
                    progress: bool = True, clock: Clock = time.perf_counter,
                    seed: int = 0) -> DeviceModel:
     """Profile this machine's CPU for the networks ``configs``: ``time_device``, then
@@ -150,8 +159,8 @@ def time_device(configs: Iterable[ArchitectureConfig], *, runtime: str | Runtime
                 batch_size: int = 1, input_size: int = 32, threads: int = 1,
                 dtype: str = "float32", channels_last: bool = True,
                 calibration_networks: int = 30, samples_per_group: int = SAMPLES_PER_GROUP,
-                rounds: int = ROUNDS, later_rounds: str = "suspects", progress: bool = True,
-                clock: Clock = time.perf_counter, seed: int = 0,
+                rounds: int = ROUNDS, later_rounds: LaterRounds = LATER_ROUNDS[0],
+                progress: bool = True, clock: Clock = time.perf_counter, seed: int = 0,
                 operation_timing: LatencySettings = OPERATION_TIMING,
                 network_timing: LatencySettings = NETWORK_TIMING) -> DeviceTimings:
     """Time what a device model of the networks ``configs`` needs (e.g. draws from a search
@@ -228,16 +237,21 @@ def time_device(configs: Iterable[ArchitectureConfig], *, runtime: str | Runtime
             sentinels = np.zeros(len(timings), dtype=bool)
             sentinels[rng.choice(len(timings), min(len(timings), max(
                 MIN_SENTINELS, math.ceil(SENTINEL_SHARE * len(timings)))), replace=False)] = True
-            first = sentinels | fit.suspect_timings(timed, overhead_ms, calibration,
-                                                    measured_ms, layout, input_size)
+            suspects = fit.suspect_timings(timed, overhead_ms, calibration, measured_ms,
+                                           layout, input_size)
+            first = sentinels | suspects
             bar.total -= int(np.count_nonzero(~first))
             bar.refresh()
             take(round_index, rng.permutation(np.flatnonzero(first)))
             retaken_at_random |= sentinels
             # A spell over much of the rounds before slowed many timings alike, which no fit
-            # of them can see: the sentinels, a random few taken again, can.
-            if np.mean(np.nanmin(earlier[:, sentinels], axis=0) > (1 + fit.SUSPECT_ABOVE)
-                       * by_round[round_index, sentinels]) > SPELL_SHARE:
+            # of them can see: the sentinels, a random few taken again, can; those the fit
+            # found suspect are left out, as slow before by their choice.
+            unsuspected = sentinels & ~suspects
+            if unsuspected.any() and np.mean(
+                    np.nanmin(earlier[:, unsuspected], axis=0)
+                    > (1 + fit.SUSPECT_ABOVE) * by_round[round_index, unsuspected]
+                    ) > SPELL_SHARE:
                 bar.total += int(np.count_nonzero(~first))
                 take(round_index, rng.permutation(np.flatnonzero(~first)))
                 retaken_at_random[:] = True

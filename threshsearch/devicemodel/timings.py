@@ -39,13 +39,17 @@ class DeviceTimings:
     seed: int
 
     def kept(self, rounds: int, operations: Sequence[int], networks: int) -> DeviceTimings:
-        """These timings as if profiling had taken only its first ``rounds`` rounds, the
-        operations at the indices ``operations`` and its first ``networks`` calibration
-        networks: each figure the fastest of the rounds kept that took it, as profiling takes
-        it, and the seconds the profile's less those of the timings dropped."""
+        """These timings as if profiling had taken only the operations at the indices
+        ``operations``, its first ``networks`` calibration networks, and either its first
+        round alone (``rounds`` 1) or all its rounds: each figure the fastest of the rounds
+        kept that took it, and the seconds the profile's less those of the timings dropped (an
+        estimate of a smaller profile's: its later rounds would have chosen suspects and
+        sentinels of their own)."""
         if networks > len(self.calibration):
             raise ValueError(f"{networks} networks asked, the profile timed "
                              f"{len(self.calibration)} whole")
+        if rounds not in (1, len(self.by_round)):
+            raise ValueError(f"{rounds} rounds asked: 1 or all {len(self.by_round)}")
         first_network = 1 + len(self.operations)
         columns = [0, *(1 + index for index in operations),
                    *range(first_network, first_network + networks)]
@@ -56,8 +60,7 @@ class DeviceTimings:
         return replace(self, operations=timed, calibration=self.calibration[:networks],
                        measured_ms=measured_ms, call_overhead_ms=overhead_ms,
                        by_round=by_round, seconds_by_round=spent,
-                       retaken_at_random=(self.retaken_at_random[columns] if rounds > 1
-                                          else np.zeros(len(columns), dtype=bool)),
+                       retaken_at_random=self.retaken_at_random[columns],
                        seconds=round(self.seconds - float(
                            self.seconds_by_round.sum() - spent.sum()), 3))
 

@@ -14,7 +14,7 @@ import optuna
 
 from threshsearch.config import ArchitectureConfig, ConfigError
 from threshsearch.devicemodel import DeviceModel, profile_device
-from threshsearch.devicemodel.profiling import ROUNDS
+from threshsearch.devicemodel.profiling import LATER_ROUNDS, ROUNDS, LaterRounds
 from threshsearch.devicemodel.runtimes import Runtime
 from threshsearch.latency import Clock
 from threshsearch.presets import PRESETS, get_preset
@@ -69,7 +69,7 @@ def profile_space(space: SearchSpace | str | Path, *, runtime: str | Runtime = "
                   input_size: int, batch_size: int = 1, threads: int = 1,
                   dtype: str = "float32", draws: int = SPACE_DRAWS,
                   calibration_networks: int = CALIBRATION_NETWORKS, rounds: int = ROUNDS,
-                  later_rounds: str = "suspects", seed: int = 0, progress: bool = True,
+                  later_rounds: LaterRounds = LATER_ROUNDS[0], seed: int = 0, progress: bool = True,
                   clock: Clock = time.perf_counter) -> DeviceModel:
     """A device model of this machine for the networks of ``space`` (or the space file at
     that path)."""
