@@ -67,9 +67,17 @@ def test_unchanged_running_trials_are_not_read_whole_again(storage_url, monkeypa
     reads = _whole_reads(storage, monkeypatch)
     study._get_trials(deepcopy=False)
     assert reads == []  # Optuna's cache reads the three again
-    optuna.Trial(study, ids[1]).set_user_attr("curve", list(range(51)))
+    optuna.Trial(study, ids[2]).set_user_attr("curve", list(range(52)))  # this driver's
+    study._get_trials(deepcopy=False)
+    assert reads == []  # kept as written
+    optuna.Trial(_elsewhere(storage_url), ids[1]).set_user_attr("curve", list(range(51)))
     study._get_trials(deepcopy=False)
     assert reads == [[ids[1]]]
+
+
+def _elsewhere(url):
+    """The study "s" as another driver opens it."""
+    return optuna.load_study(study_name="s", storage=open_storage(url))
 
 
 def _view(trials):
@@ -162,19 +170,20 @@ class _Unreadable:
 def test_an_attribute_rewritten_at_the_same_length_is_read_when_the_trial_finishes(
         storage_url):
     _, study = _running_study(storage_url, running=1)
-    trial = optuna.Trial(study, study._get_trials(deepcopy=False)[0]._trial_id)
+    mine = study._get_trials(deepcopy=False)[0]._trial_id
+    trial = optuna.Trial(_elsewhere(storage_url), mine)  # another driver's writes to it
     trial.set_user_attr("status", "ab")
     study._get_trials(deepcopy=False)
     trial.set_user_attr("status", "cd")  # the documented blind spot
     assert study._get_trials(deepcopy=False)[0].user_attrs["status"] == "ab"
-    study.tell(trial, 1.0)
+    study.tell(optuna.Trial(study, mine), 1.0)
     assert study._get_trials(deepcopy=False)[0].user_attrs["status"] == "cd"
 
 
 def test_a_change_between_the_light_and_the_whole_read_is_read_next_time(storage_url,
                                                                           monkeypatch):
     storage, study = _running_study(storage_url, running=1)
-    trial = optuna.Trial(study, study._get_trials(deepcopy=False)[0]._trial_id)
+    trial = optuna.Trial(_elsewhere(storage_url), study._get_trials(deepcopy=False)[0]._trial_id)
     trial.set_user_attr("status", "aa")
     study._get_trials(deepcopy=False)
     trial.set_user_attr("status", "bbb")
@@ -324,3 +333,85 @@ def test_a_trial_another_driver_made_and_not_read_here_is_skipped(storage_url):
     assert [t.number for t in storage.trials_in_order(study_id)] == [0, 2]
     assert [t.number for t in storage.trials_in_order(study_id, (TrialState.RUNNING,))] == [2]
     assert [t.number for t in storage.get_all_trials(study_id)] == [0, 1, 2]  # read now
+
+
+def _whole(trial):
+    return (*_view([trial])[0], trial.distributions, trial.datetime_start)
+
+
+def test_this_drivers_running_trials_are_answered_as_written_without_a_read(storage_url):
+    from threshsearch.search.storage import set_user_attrs
+
+    storage = CachedStudyStorage(open_storage(storage_url))
+    study = optuna.create_study(storage=storage, study_name="s",
+                                directions=["minimize", "maximize"],
+                                sampler=optuna.samplers.RandomSampler(0))
+    statements = []
+    sqlalchemy.event.listen(storage._backend.engine, "before_cursor_execute",
+                            lambda *args: statements.append(args[2]))
+    rng = random.Random(0)
+    mine: list[optuna.Trial] = []
+    for step in range(150):
+        action = rng.choice(["ask", "draw", "attr", "batch", "system", "report", "tell",
+                             "prune"])
+        if action == "ask" or not mine:
+            mine.append(study.ask())
+            continue
+        trial = rng.choice(mine)
+        if action == "draw":
+            with params_held(trial):
+                _draw(trial)
+            trial.suggest_int(f"p{rng.randint(0, 2)}", 0, 9)
+        elif action == "attr":
+            trial.set_user_attr(f"key{step % 7}", ("v" * rng.randint(0, 9), step))
+        elif action == "batch":
+            set_user_attrs(trial, {"curve": list(range(step)), "status": "running"},
+                           constraints={"c0": float(step)})
+        elif action == "system":
+            storage.set_trial_system_attr(trial._trial_id, "notes", [step])
+        elif action == "report":
+            storage.set_trial_intermediate_value(trial._trial_id, step, float(step))
+        else:
+            mine.remove(trial)
+            if action == "tell":
+                study.tell(trial, [step, -step])
+            else:
+                study.tell(trial, state=TrialState.PRUNED)
+        fresh = _CachedStorage(open_storage(storage_url))
+        for trial in study._get_trials(deepcopy=False):
+            statements.clear()
+            answered = storage.get_trial(trial._trial_id)
+            if trial.state == TrialState.RUNNING:
+                assert statements == [], "a running trial of this driver's was read"
+            assert _whole(answered) == _whole(fresh.get_trial(trial._trial_id))
+
+
+def test_a_trial_another_driver_failed_is_answered_by_the_storage_after_a_refused_write(
+        storage_url):
+    from threshsearch.search.storage import set_user_attrs
+
+    storage = CachedStudyStorage(open_storage(storage_url))
+    study = optuna.create_study(storage=storage, study_name="s")
+    first, second = study.ask(), study.ask()
+    other = open_storage(storage_url)  # another driver, finding both stale
+    for trial in (first, second):
+        other.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+    assert storage.get_trial(first._trial_id).state == TrialState.RUNNING  # as last known
+    with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
+        first.set_user_attr("curve", [1, 2])
+    with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
+        set_user_attrs(second, {"curve": [1, 2]})
+    for trial in (first, second):
+        assert storage.get_trial(trial._trial_id).state == TrialState.FAIL
+        assert "curve" not in storage.get_trial(trial._trial_id).user_attrs
+
+
+def test_another_drivers_change_to_a_trial_of_this_driver_shows_at_the_next_read(storage_url):
+    storage = CachedStudyStorage(open_storage(storage_url))
+    study = optuna.create_study(storage=storage, study_name="s")
+    trial = study.ask()
+    open_storage(storage_url).set_trial_user_attr(trial._trial_id, "note", "theirs")
+    study._get_trials(deepcopy=False)
+    assert storage.get_trial(trial._trial_id).user_attrs == {"note": "theirs"}
+    trial.set_user_attr("mine", 1)
+    assert storage.get_trial(trial._trial_id).user_attrs == {"note": "theirs", "mine": 1}

@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import optuna
 import sqlalchemy
@@ -126,6 +126,17 @@ def rdb_backend(storage: optuna.storages.BaseStorage) -> RDBStorage | None:
     return backend if isinstance(backend, RDBStorage) else None
 
 
+@runtime_checkable
+class NotesWrites(Protocol):
+    """A storage that keeps copies of trials (the driver's cache of its own running trials),
+    told what ``set_user_attrs`` wrote past it, or that the write failed."""
+
+    def noted_attrs(self, trial_id: int, user_attrs: dict[str, Any],
+                    system_attrs: dict[str, Any]) -> None: ...
+
+    def write_failed(self, trial_id: int) -> None: ...
+
+
 def set_user_attrs(trial: optuna.Trial, attrs: dict[str, Any],
                    constraints: dict[str, float] | None = None) -> None:
     """``trial.set_user_attr`` for each of ``attrs`` and ``trial.set_constraint`` for each of
@@ -155,6 +166,21 @@ def set_user_attrs(trial: optuna.Trial, attrs: dict[str, Any],
     constraints = {f"{_CONSTRAINTS_KEY}:{key}": value for key, value in values.items()}
     if not attrs and not constraints:
         return
+    noting = trial.storage if isinstance(trial.storage, NotesWrites) else None
+    try:
+        _write_attrs(backend, trial._trial_id, attrs, constraints)
+    except BaseException:
+        if noting is not None:
+            noting.write_failed(trial._trial_id)
+        raise
+    if noting is not None:
+        noting.noted_attrs(trial._trial_id, attrs, constraints)
+    trial._cached_frozen_trial.user_attrs.update(attrs)
+    trial._cached_frozen_trial.system_attrs.update(constraints)
+
+
+def _write_attrs(backend: RDBStorage, trial_id: int, attrs: dict[str, Any],
+                 constraints: dict[str, float]) -> None:
     insert = _upsert_dialect(backend.engine.name)
     tables = ((rdb_models.TrialUserAttributeModel, attrs),
               (rdb_models.TrialSystemAttributeModel, constraints))
@@ -162,25 +188,23 @@ def set_user_attrs(trial: optuna.Trial, attrs: dict[str, Any],
         if insert is None:
             for model, rows in tables:
                 for key, value in rows.items():
-                    backend._set_trial_attr_without_commit(session, model, trial._trial_id,
+                    backend._set_trial_attr_without_commit(session, model, trial_id,
                                                            key, value)
         else:
             # Locked until the commit: another driver failing the trial as stale meanwhile
             # waits, rather than leave these attributes on a failed trial.
-            row = rdb_models.TrialModel.find_or_raise_by_id(trial._trial_id, session,
+            row = rdb_models.TrialModel.find_or_raise_by_id(trial_id, session,
                                                             for_update=True)
-            backend.check_trial_is_updatable(trial._trial_id, row.state)
+            backend.check_trial_is_updatable(trial_id, row.state)
             for model, rows in tables:
                 if not rows:
                     continue
                 statement = insert(model).values([
-                    {"trial_id": trial._trial_id, "key": key, "value_json": json.dumps(value)}
+                    {"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
                     for key, value in rows.items()])
                 session.execute(statement.on_conflict_do_update(
                     index_elements=[model.trial_id, model.key],
                     set_={"value_json": statement.excluded.value_json}))
-    trial._cached_frozen_trial.user_attrs.update(attrs)
-    trial._cached_frozen_trial.system_attrs.update(constraints)
 
 
 def _upsert_dialect(engine: str) -> Callable[..., Any] | None:

@@ -8,8 +8,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-from collections.abc import Collection, Container, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import optuna
 import sqlalchemy
@@ -90,6 +91,17 @@ class CachedStudyStorage(_CachedStorage):
 
     And one write cut: within ``holding_params``, the parameters a draw sets are written
     together when it ends (see there).
+
+    And this driver's own running trials, those it created, are answered from the cache:
+    Optuna reads a running trial whole from the storage at every ``get_trial`` (each ask
+    reads the trial it just made, each tell the trial it ends, the searcher a trial's
+    attributes), and this cache read one whole again at every change it wrote itself: a
+    fifth of the driver's time at 64 workers (py-spy, benchmarks/scale.py). Each of this
+    driver's writes to such a trial is applied to its cached copy (a new copy: a reader may
+    hold the old one) and to its signature, so the light query finds nothing to read. What
+    another driver writes to it shows at the next read of the study's trials, as the
+    signature differs; a write of this driver's that fails (another driver failed the trial
+    as stale) hands the trial back to the storage's reads, as does its end.
     """
 
     def __init__(self, backend: RDBStorage) -> None:
@@ -98,6 +110,106 @@ class CachedStudyStorage(_CachedStorage):
         self._in_order: dict[int, _InOrder] = {}  # study id -> its settled trials
         # trial id -> the parameters set on it since its hold began, not yet written
         self._held: dict[int, dict[str, tuple[float, BaseDistribution]]] = {}
+        self._owned: set[int] = set()  # running trials this driver created: kept as written
+
+    # ----------------------------------------------------- this driver's trials
+    def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None
+                         ) -> int:
+        trial_id = super().create_new_trial(study_id, template_trial)
+        with self._lock:
+            trial = self._cached(trial_id)
+            if trial.state == TrialState.RUNNING:
+                self._owned.add(trial_id)
+                self._signatures[trial_id] = signature(trial)
+                # Watched by the light query until it finishes, whatever finishes after it.
+                self._studies[study_id].unfinished_trial_ids.add(trial_id)
+        return trial_id
+
+    def get_trial(self, trial_id: int) -> FrozenTrial:
+        with self._lock:
+            if trial_id in self._owned:
+                return _copied(self._cached(trial_id))
+        return super().get_trial(trial_id)
+
+    def _cached(self, trial_id: int) -> FrozenTrial:
+        study_id, number = self._trial_id_to_study_id_and_number[trial_id]
+        return self._studies[study_id].trials[number]
+
+    def _keep(self, trial_id: int, change: Callable[[FrozenTrial], None]) -> None:
+        """``change`` (what was just written to ``trial_id``) made to the cached copy of one
+        of this driver's running trials, as a new copy, and to its signature."""
+        with self._lock:
+            if trial_id not in self._owned:
+                return
+            study_id, number = self._trial_id_to_study_id_and_number[trial_id]
+            trial = _copied(self._studies[study_id].trials[number])
+            change(trial)
+            self._studies[study_id].trials[number] = trial
+            self._signatures[trial_id] = signature(trial)
+
+    def _disown(self, trial_id: int) -> None:
+        """``trial_id`` answered from the storage again: its next read is a whole one."""
+        with self._lock:
+            self._owned.discard(trial_id)
+            self._signatures.pop(trial_id, None)
+
+    @contextlib.contextmanager
+    def _writing(self, trial_id: int) -> Iterator[None]:
+        """A write to ``trial_id``: if it fails (another driver finished the trial), the
+        trial's copy may be behind the storage, which answers for it from then on."""
+        try:
+            yield
+        except BaseException:
+            self._disown(trial_id)
+            raise
+
+    def noted_attrs(self, trial_id: int, user_attrs: dict[str, Any],
+                    system_attrs: dict[str, Any]) -> None:
+        """Attributes written to ``trial_id`` past this cache (``storage.set_user_attrs``'s
+        batch), now kept in its copy."""
+        def change(trial: FrozenTrial) -> None:
+            trial._user_attrs.update(_stored(user_attrs))
+            trial._system_attrs.update(_stored(system_attrs))
+        self._keep(trial_id, change)
+
+    def write_failed(self, trial_id: int) -> None:
+        """A write past this cache to ``trial_id`` failed: the storage answers for it."""
+        self._disown(trial_id)
+
+    def set_trial_intermediate_value(self, trial_id: int, step: int,
+                                     intermediate_value: float) -> None:
+        with self._writing(trial_id):
+            super().set_trial_intermediate_value(trial_id, step, intermediate_value)
+        self._keep(trial_id, lambda trial: trial.intermediate_values.__setitem__(
+            step, float(intermediate_value)))
+
+    def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
+        with self._writing(trial_id):
+            super().set_trial_user_attr(trial_id, key, value)
+        self._keep(trial_id, lambda trial: trial._user_attrs.update(_stored({key: value})))
+
+    def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
+        with self._writing(trial_id):
+            super().set_trial_system_attr(trial_id, key, value)
+        self._keep(trial_id, lambda trial: trial._system_attrs.update(_stored({key: value})))
+
+    def set_trial_state_values(self, trial_id: int, state: TrialState,
+                               values: Sequence[float] | None = None) -> bool:
+        with self._writing(trial_id):
+            changed = super().set_trial_state_values(trial_id, state, values)
+        if state.is_finished():  # read whole once, finished, as every trial is
+            self._disown(trial_id)
+        return changed
+
+    def _keep_params(self, trial_id: int,
+                     params: dict[str, tuple[float, BaseDistribution]]) -> None:
+        def change(trial: FrozenTrial) -> None:
+            for name, (value, distribution) in params.items():
+                trial._params[name] = distribution.to_external_repr(value)
+                trial._distributions[name] = distribution
+        self._keep(trial_id, change)
+
+    # ------------------------------------------------------------ parameters
 
     @contextlib.contextmanager
     def holding_params(self, trial_id: int) -> Iterator[None]:
@@ -129,7 +241,10 @@ class CachedStudyStorage(_CachedStorage):
                         distribution: BaseDistribution) -> None:
         held = self._held.get(trial_id)
         if held is None:
-            super().set_trial_param(trial_id, param_name, param_value_internal, distribution)
+            with self._writing(trial_id):
+                super().set_trial_param(trial_id, param_name, param_value_internal,
+                                        distribution)
+            self._keep_params(trial_id, {param_name: (param_value_internal, distribution)})
             return
         _, distributions = self._known_distributions(trial_id)
         known = distributions.get(param_name)
@@ -148,7 +263,8 @@ class CachedStudyStorage(_CachedStorage):
         if not held:
             return
         study_id, known = self._known_distributions(trial_id)
-        with _create_scoped_session(self._backend.scoped_session) as session:
+        with self._writing(trial_id), _create_scoped_session(
+                self._backend.scoped_session) as session:
             row = rdb_models.TrialModel.find_or_raise_by_id(trial_id, session, for_update=True)
             self._backend.check_trial_is_updatable(trial_id, row.state)
             for name, (_, distribution) in held.items():
@@ -168,6 +284,7 @@ class CachedStudyStorage(_CachedStorage):
         with self._lock:
             for name, (_, distribution) in held.items():
                 self._studies[study_id].param_distribution.setdefault(name, distribution)
+        self._keep_params(trial_id, held)
 
     def get_all_trials(self, study_id: int, deepcopy: bool = True,
                        states: Container[TrialState] | None = None) -> list[FrozenTrial]:
@@ -265,6 +382,7 @@ class CachedStudyStorage(_CachedStorage):
                                                        trial_id)
                     study.unfinished_trial_ids.discard(trial_id)
                     self._signatures.pop(trial_id, None)
+                    self._owned.discard(trial_id)  # finished by another driver
                 else:
                     study.unfinished_trial_ids.add(trial_id)
                     self._signatures[trial_id] = seen
@@ -294,6 +412,23 @@ class CachedStudyStorage(_CachedStorage):
         with _create_scoped_session(self._backend.scoped_session) as session:
             return {row[0]: (row[1], *(int(value) for value in row[2:]))
                     for row in session.execute(query)}
+
+
+def _copied(trial: FrozenTrial) -> FrozenTrial:
+    """A copy of ``trial`` with dicts of its own (their values shared: an attribute is
+    replaced when written again, never changed in place)."""
+    copied = copy.copy(trial)
+    copied._params, copied._distributions = dict(trial._params), dict(trial._distributions)
+    copied._user_attrs, copied._system_attrs = dict(trial._user_attrs), dict(trial._system_attrs)
+    copied.intermediate_values = dict(trial.intermediate_values)
+    copied._values = None if trial._values is None else list(trial._values)
+    return copied
+
+
+def _stored(attrs: dict[str, Any]) -> dict[str, Any]:
+    """``attrs`` as a read of the storage gives them back (Optuna stores an attribute as its
+    JSON: a tuple comes back a list)."""
+    return {key: json.loads(json.dumps(value)) for key, value in attrs.items()}
 
 
 def params_held(trial: optuna.Trial) -> contextlib.AbstractContextManager[None]:
