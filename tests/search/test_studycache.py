@@ -117,10 +117,15 @@ def _whole(t):
             t.values, t.distributions, t.datetime_start)
 
 
-def test_this_drivers_running_trials_are_answered_as_written_without_a_read(storage_url):
+def test_this_drivers_running_trials_are_answered_as_written_without_a_read(storage_url,
+                                                                            monkeypatch):
     from threshsearch.search.storage import set_user_attrs
 
     storage = CachedStudyStorage(open_storage(storage_url))
+    whole_reads = []
+    read_whole = storage._backend._get_trials
+    monkeypatch.setattr(storage._backend, "_get_trials", lambda *args, **kwargs: (
+        whole_reads.append(read_whole(*args, **kwargs)) or whole_reads[-1]))
     study = optuna.create_study(storage=storage, study_name="s",
                                 directions=["minimize", "maximize"],
                                 sampler=optuna.samplers.RandomSampler(0))
@@ -156,11 +161,16 @@ def test_this_drivers_running_trials_are_answered_as_written_without_a_read(stor
             else:
                 study.tell(trial, state=TrialState.PRUNED)
         fresh = _CachedStorage(open_storage(storage_url))
-        for trial in study._get_trials(deepcopy=False):
+        whole_reads.clear()
+        trials = study._get_trials(deepcopy=False)
+        read = {trial._trial_id for trials_read in whole_reads for trial in trials_read}
+        assert not read & {trial._trial_id for trial in mine}, "its own writes were read back"
+        for trial in trials:
             statements.clear()
             answered = storage.get_trial(trial._trial_id)
-            if trial.state == TrialState.RUNNING:
-                assert statements == [], "a running trial of this driver's was read"
+            if trial.state == TrialState.RUNNING:  # its state alone is read
+                assert len(statements) == 1 and "trial_params" not in statements[0]
+                assert "trial_user_attributes" not in statements[0]
             assert _whole(answered) == _whole(fresh.get_trial(trial._trial_id))
 
 
@@ -174,7 +184,7 @@ def test_a_trial_another_driver_failed_is_answered_by_the_storage_after_a_refuse
     other = open_storage(storage_url)  # another driver, finding both stale
     for trial in (first, second):
         other.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-    assert storage.get_trial(first._trial_id).state == TrialState.RUNNING  # as last known
+    assert storage.get_trial(first._trial_id).state == TrialState.FAIL  # at once
     with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
         first.set_user_attr("curve", [1, 2])
     with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
@@ -193,3 +203,28 @@ def test_another_drivers_change_to_a_trial_of_this_driver_shows_at_the_next_read
     assert storage.get_trial(trial._trial_id).user_attrs == {"note": "theirs"}
     trial.set_user_attr("mine", 1)
     assert storage.get_trial(trial._trial_id).user_attrs == {"note": "theirs", "mine": 1}
+
+
+def test_a_trial_another_driver_failed_is_told_as_finished(storage_url):
+    storage = CachedStudyStorage(open_storage(storage_url))
+    study = optuna.create_study(storage=storage, study_name="s")
+    trial = study.ask()
+    open_storage(storage_url).set_trial_state_values(trial._trial_id, TrialState.FAIL)
+    told = []
+    after_trial = study.sampler.after_trial
+    study.sampler.after_trial = lambda *args: told.append(args) or after_trial(*args)
+    assert study.tell(trial, 1.0, skip_if_finished=True).state == TrialState.FAIL
+    assert told == []  # the sampler is not told of a trial already ended
+
+
+def test_a_deleted_studys_trials_are_not_kept_for_a_trial_that_takes_their_id(storage_url):
+    storage = CachedStudyStorage(open_storage(storage_url))
+    deleted = optuna.create_study(storage=storage, study_name="deleted")
+    trial_id = deleted.ask()._trial_id
+    optuna.delete_study(study_name="deleted", storage=storage)
+    assert trial_id not in storage._owned and trial_id not in storage._signatures
+    other = optuna.create_study(storage=open_storage(storage_url), study_name="other")
+    theirs = other.ask()
+    assert len(optuna.load_study(study_name="other", storage=storage).trials) == 1  # read here
+    theirs.set_user_attr("k", "x")
+    assert storage.get_trial(theirs._trial_id).user_attrs == {"k": "x"}

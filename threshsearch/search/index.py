@@ -167,5 +167,6 @@ class TrialIndex:
         return None
 
     def trial(self, number: int) -> FrozenTrial:
-        """Trial ``number`` as the storage holds it now."""
+        """Trial ``number`` as the storage holds it now (one of this driver's running
+        trials as it wrote it: ``studycache``)."""
         return self.storage.get_trial(self.trial_ids[number])

@@ -87,8 +87,9 @@ class StudyReadCache(_CachedStorage):
         self._in_order: dict[int, _InOrder] = {}  # study id -> its settled trials
 
     def _stop_watching(self, trial_id: int) -> None:
-        """``trial_id`` (finished, or to be read whole next time) no longer compared with
-        its signature; called with the lock held."""
+        """``trial_id`` (finished, or its study deleted) no longer watched: no signature to
+        compare with, and in a subclass nothing more of it kept. Called with the lock held.
+        A trial only to be read whole next time has its signature dropped alone."""
         self._signatures.pop(trial_id, None)
 
     def get_all_trials(self, study_id: int, deepcopy: bool = True,
@@ -145,10 +146,10 @@ class StudyReadCache(_CachedStorage):
     def delete_study(self, study_id: int) -> None:
         with self._lock:
             self._in_order.pop(study_id, None)
-            ids = [trial_id for trial_id, (study, _) in
-                   self._trial_id_to_study_id_and_number.items() if study == study_id]
-        for trial_id in ids:
-            self._signatures.pop(trial_id, None)
+            # SQLite gives a deleted trial's id again: nothing of it may stay watched.
+            for trial_id, (study, _) in self._trial_id_to_study_id_and_number.items():
+                if study == study_id:
+                    self._stop_watching(trial_id)
         super().delete_study(study_id)
 
     def _read_trials_from_remote_storage(self, study_id: int) -> None:
