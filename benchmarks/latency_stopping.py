@@ -95,13 +95,18 @@ def at_min_time(run: Callable[[], object], settings: LatencySettings,
             return times
 
 
+RULES: dict[str, Callable[[Callable[[], object], LatencySettings, Callable[[], float]],
+                          list[float]]] = {
+    "shipped": lambda run, settings, clock: time_passes(run, settings, clock).times,
+    "at-min-time": at_min_time,
+}
+
+
 def replayed(rule: str, passes: list[float], settings: LatencySettings) -> tuple[float, float]:
-    """(the estimate in ms, the seconds timed and warmed up) of ``rule`` on ``passes``."""
+    """(the estimate in ms, the seconds timed and warmed up) of ``RULES[rule]`` on
+    ``passes``."""
     replay = Replay(passes)
-    if rule == "shipped":
-        times = time_passes(replay, settings, replay.clock).times
-    else:
-        times = at_min_time(replay, settings, replay.clock)
+    times = RULES[rule](replay, settings, replay.clock)
     return float(np.quantile(times, QUANTILE)) * 1000, replay.now
 
 
@@ -122,7 +127,7 @@ def main() -> None:
             traces.append([record(model, args.seconds, settings) for _ in range(2)])
             print(f"{space_name} {index + 1}/{len(networks)}: p10 "
                   f"{np.quantile(traces[-1][0], QUANTILE) * 1000:.3f} ms", flush=True)
-        for rule in ("shipped", "at-min-time"):
+        for rule in RULES:
             seconds, errors, within5, within10 = [], [], 0, 0
             for pair in traces:
                 estimates = []

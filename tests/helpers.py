@@ -1,4 +1,5 @@
-"""Shared test data, and the tests' shared local Ray."""
+"""Shared test data, the tests' shared local Ray, and a recorder of a study cache's
+whole reads."""
 
 TINY = {
     "stem": {"widths": [8], "kernel": 3, "stride": 1, "pool": False},
@@ -25,3 +26,17 @@ def ensure_local_ray() -> None:
 
     if not ray.is_initialized():
         connect_ray(None, num_cpus=4)
+
+
+def whole_reads(storage, monkeypatch) -> list[list[int]]:
+    """The trial ids (sorted) of each whole read that ``storage``'s backend makes from now
+    on (Optuna's ``RDBStorage._get_trials``, which the driver's study cache reads through)."""
+    reads: list[list[int]] = []
+    read = storage._backend._get_trials
+
+    def recording(study_id, states, included_trial_ids, trial_id_greater_than):
+        trials = read(study_id, states, included_trial_ids, trial_id_greater_than)
+        reads.append(sorted(t._trial_id for t in trials))
+        return trials
+    monkeypatch.setattr(storage._backend, "_get_trials", recording)
+    return reads

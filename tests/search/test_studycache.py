@@ -1,6 +1,6 @@
 """The driver's own writes: a draw's parameters are written together, as Optuna would have
 written them one by one, and this driver's running trials are answered as it wrote them,
-equal to a fresh read, with no read of the storage."""
+equal to a fresh read, with no read of the storage but their state's."""
 
 import random
 
@@ -10,6 +10,7 @@ import sqlalchemy
 from optuna.storages._cached_storage import _CachedStorage
 from optuna.trial import TrialState
 
+from tests.helpers import whole_reads
 from threshsearch.search.storage import open_storage
 from threshsearch.search.studycache import CachedStudyStorage, params_held
 
@@ -122,10 +123,7 @@ def test_this_drivers_running_trials_are_answered_as_written_without_a_read(stor
     from threshsearch.search.storage import set_user_attrs
 
     storage = CachedStudyStorage(open_storage(storage_url))
-    whole_reads = []
-    read_whole = storage._backend._get_trials
-    monkeypatch.setattr(storage._backend, "_get_trials", lambda *args, **kwargs: (
-        whole_reads.append(read_whole(*args, **kwargs)) or whole_reads[-1]))
+    reads = whole_reads(storage, monkeypatch)
     study = optuna.create_study(storage=storage, study_name="s",
                                 directions=["minimize", "maximize"],
                                 sampler=optuna.samplers.RandomSampler(0))
@@ -161,9 +159,9 @@ def test_this_drivers_running_trials_are_answered_as_written_without_a_read(stor
             else:
                 study.tell(trial, state=TrialState.PRUNED)
         fresh = _CachedStorage(open_storage(storage_url))
-        whole_reads.clear()
+        reads.clear()
         trials = study._get_trials(deepcopy=False)
-        read = {trial._trial_id for trials_read in whole_reads for trial in trials_read}
+        read = {trial_id for ids in reads for trial_id in ids}
         assert not read & {trial._trial_id for trial in mine}, "its own writes were read back"
         for trial in trials:
             statements.clear()

@@ -9,6 +9,7 @@ import pytest
 from optuna.storages._cached_storage import _CachedStorage
 from optuna.trial import TrialState
 
+from tests.helpers import whole_reads
 from threshsearch.search.storage import open_storage
 from threshsearch.search.studycache import CachedStudyStorage
 from threshsearch.search.studyreads import StudyReadCache
@@ -47,23 +48,10 @@ def test_a_trial_queued_by_another_driver_is_asked_first(storage_url):
     assert [t.number for t in study.trials] == [0, 1, 2, 3]  # no new trial besides it
 
 
-def _whole_reads(storage, monkeypatch):
-    """The trial ids each whole read of the backend was asked for."""
-    reads = []
-    read = storage._backend._get_trials
-
-    def recording(study_id, states, included_trial_ids, trial_id_greater_than):
-        trials = read(study_id, states, included_trial_ids, trial_id_greater_than)
-        reads.append(sorted(t._trial_id for t in trials))
-        return trials
-    monkeypatch.setattr(storage._backend, "_get_trials", recording)
-    return reads
-
-
 def test_unchanged_running_trials_are_not_read_whole_again(storage_url, monkeypatch):
     storage, study = _running_study(storage_url)
     ids = [t._trial_id for t in study._get_trials(deepcopy=False)]
-    reads = _whole_reads(storage, monkeypatch)
+    reads = whole_reads(storage, monkeypatch)
     study._get_trials(deepcopy=False)
     assert reads == []  # Optuna's cache reads the three again
     optuna.Trial(_elsewhere(storage_url), ids[1]).set_user_attr("curve", list(range(51)))
