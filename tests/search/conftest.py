@@ -1,7 +1,6 @@
 """Fixtures of the search tests: a throwaway PostgreSQL server, a storage URL of each
 kind, and what the tests of a search share."""
 
-import contextlib
 import glob
 import os
 import shutil
@@ -86,14 +85,26 @@ def searcher(tmp_path):
     made.close()
 
 
+def delete_all_studies(url: str) -> None:
+    """Empties the session's PostgreSQL database of studies: the tests that share it (one
+    pytest worker's, in any order) must each find it as a fresh storage would be."""
+    for summary in optuna.get_all_study_summaries(storage=url, include_best_trial=False):
+        optuna.delete_study(study_name=summary.study_name, storage=url)
+
+
+@pytest.fixture
+def empty_postgres_url(postgres_url):
+    """The session's PostgreSQL database holding no study, emptied again after the test."""
+    delete_all_studies(postgres_url)
+    yield postgres_url
+    delete_all_studies(postgres_url)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def storage_url(request, tmp_path):
-    """A storage for studies named "s": a file, or the session's PostgreSQL database, which
-    other tests share (so the study is deleted after the test)."""
+    """A fresh storage: a file, or the session's PostgreSQL database, which other tests
+    share (so every study written in it is deleted after the test)."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'study.db'}"
         return
-    url = request.getfixturevalue("postgres_url")
-    yield url
-    with contextlib.suppress(KeyError):  # a test that failed before creating it
-        optuna.delete_study(study_name="s", storage=url)
+    yield request.getfixturevalue("empty_postgres_url")

@@ -65,18 +65,18 @@ def test_a_killed_ray_worker_is_retried_and_the_study_goes_on(tmp_path):
             assert trial.user_attrs.get("reason"), "a failed trial says why"
 
 
-def test_two_drivers_share_one_postgres_study(tmp_path, postgres_url):
+def test_two_drivers_share_one_postgres_study(tmp_path, empty_postgres_url):
     space = slow_space(tmp_path, n_trials=4)
     data = yaml.safe_load(space.read_text())
     data["train"]["epochs"] = 2
     space.write_text(yaml.safe_dump(data))
-    command = cli("run", "--space", str(space), "--storage", postgres_url, "--quiet")
+    command = cli("run", "--space", str(space), "--storage", empty_postgres_url, "--quiet")
     drivers = [subprocess.Popen(command, env=cli_env(), stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True) for _ in range(2)]
     outputs = [driver.communicate(timeout=400)[0] for driver in drivers]
     for driver, output in zip(drivers, outputs, strict=True):
         assert driver.returncode == 0, output[-2000:]
-    study = load_study(postgres_url, "tiny")
+    study = load_study(empty_postgres_url, "tiny")
     numbers = sorted(t.number for t in study.trials)
     assert numbers == list(range(len(numbers))), "every trial recorded once"
     assert not [t for t in study.trials if t.state == TrialState.RUNNING]
@@ -84,5 +84,5 @@ def test_two_drivers_share_one_postgres_study(tmp_path, postgres_url):
     assert 4 <= finished <= 5, "the budget is shared (two drivers may each start one last)"
     hashes = trained_hashes(study)
     assert len(hashes) == len(set(hashes)), "a config was trained twice"
-    assert run_cli(cli("trials", "--storage", postgres_url, "--out",
+    assert run_cli(cli("trials", "--storage", empty_postgres_url, "--out",
                        str(tmp_path / "t.csv")), cli_env()).returncode == 0
