@@ -65,3 +65,38 @@ def test_tunes_printer_would_print_a_cut_trials_end_and_the_runs_own_prints_noth
     callbacks = _create_default_callbacks([ShedEndedTrials(), SilentTrialProgress()])
     printers = [c for c in callbacks if isinstance(c, TrialProgressCallback)]
     assert len(printers) == 1 and isinstance(printers[0], SilentTrialProgress)
+
+
+def _controller_holding(trials):
+    from types import SimpleNamespace
+
+    from ray.tune.experiment import Trial
+
+    return SimpleNamespace(
+        _trials=list(trials), _stopped_trials={t for t in trials if t.status == Trial.TERMINATED},
+        _trials_to_cache=set(trials), _trial_metadata={t.trial_id: "{}" for t in trials},
+        _trial_to_actor={})
+
+
+def test_the_controller_forgets_a_terminated_trial_off_its_actor_only():
+    from types import SimpleNamespace
+
+    from ray.tune.experiment import Trial
+
+    from threshsearch.search.endedtrials import forget
+
+    ended, failed, cached, running = (_trial_with_reports(name, SPEC)
+                                      for name in ("ended", "failed", "cached", "running"))
+    for trial, status in ((ended, Trial.TERMINATED), (failed, Trial.ERROR),
+                          (cached, Trial.TERMINATED), (running, Trial.RUNNING)):
+        trial.set_status(status)
+    controller = _controller_holding([ended, failed, cached, running])
+    controller._trial_to_actor[cached] = "its actor, not yet let go"
+    view = SimpleNamespace(_tune_controller=controller)  # what a scheduler is given
+    assert [forget(view, trial) for trial in (ended, failed, cached, running)] == [
+        True, False, False, False]
+    assert controller._trials == [failed, cached, running]
+    assert controller._stopped_trials == {cached}
+    assert controller._trials_to_cache == {failed, cached, running}
+    assert set(controller._trial_metadata) == {"failed", "cached", "running"}
+    assert not forget(SimpleNamespace(get_trials=list), running)  # laid out otherwise

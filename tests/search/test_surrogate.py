@@ -92,9 +92,18 @@ def test_a_constraint_the_worker_checks_makes_the_trial_infeasible(tmp_path):
     assert len(reports) == 1 and INFEASIBLE in reports[0] and reports[0][DONE]
 
 
-def test_the_real_driver_runs_the_surrogate_under_ray(local_ray, tmp_path):
+def test_the_real_driver_runs_the_surrogate_under_ray(local_ray, tmp_path, monkeypatch):
+    from threshsearch.search.endedtrials import ShedEndedTrials
     from threshsearch.search.runner import run_search
     from threshsearch.search.surrogate import surrogate_trainable
+
+    held, seen = [], set()  # Tune's trial list at each step's end; every trial it listed
+
+    def record(callback, iteration, trials, **info):
+        held.append(len(trials))
+        seen.update(trial.trial_id for trial in trials)
+
+    monkeypatch.setattr(ShedEndedTrials, "on_step_end", record, raising=False)
 
     surrogate = surrogate_trainable(32, 0.01)
 
@@ -119,3 +128,6 @@ def test_the_real_driver_runs_the_surrogate_under_ray(local_ray, tmp_path):
     assert all(trial.user_attrs.get("device") == "surrogate" for trial in ended)
     # A worker that imported PyTorch raised: its trial would be "failed".
     assert {trial.user_attrs["status"] for trial in ended} <= {"complete", "pruned"}
+    # Tune's controller forgets its ended trials: it holds the four it runs (and any that ended
+    # since its last choice), not every trial of the run.
+    assert max(held) <= 6 < len(seen)

@@ -1,5 +1,5 @@
 """Ray Tune callbacks that let an ended trial go: of all Tune holds for it but its identity,
-and of Tune's trial printer, silenced.
+then of the trial itself, and of Tune's trial printer, silenced.
 
 Tune keeps every trial of a run in the driver to the run's end, and with each: its running
 statistics of every numeric value its reports carried (max, min, mean, last, the means of the
@@ -16,6 +16,16 @@ dropped and its report and config cut to the bookkeeping Tune reads of an ended 
 its cached JSON invalidated: the next experiment-state write caches the short form. (A
 trial Tune stops at the run's time budget ends through neither hook and keeps all it has:
 at most as many as run at once, and the run is over.)
+
+Even cut, an ended trial's object stays in Tune's controller to the run's end: in its list of
+the run's trials, its set of terminated ones and its cache of their state for the experiment
+state (about 20 KiB a trial in all, ``benchmarks/driver_memory.py``). So once a trial has
+TERMINATED and left its actor, the controller forgets it (``forget``): a long run's driver
+holds the trials it runs, not all it ran. The cost: Tune's experiment state and the
+``ResultGrid`` that ``Tuner.fit`` returns list the trials not forgotten only (the failed ones
+among them); nothing here reads either, the study holds every trial. The controller's fields
+are Tune's own (the same in Ray 2.40 to 2.60); one laid out otherwise forgets nothing, and
+a test on a real run shows whether the installed Ray's does.
 
 Tune's trial printer (added unless a run passes one) prints nothing at ``verbose=0`` but for
 one line: "Trial X completed. Last result: ..." whenever a trial ends with the report it last
@@ -84,3 +94,23 @@ def shed(trial: Trial) -> None:
     # Setting it invalidates Tune's cached JSON of the trial (the metadata's is invalidated
     # by its own attribute writes above).
     trial.set_experiment_tag(str(identity.get("number", "")))
+
+
+def forget(tune_controller: Any, trial: Trial) -> bool:
+    """Tune's controller (or the view of it a scheduler is given) lets go of ``trial`` if it
+    has TERMINATED and left its actor (a failed trial is kept: Tune may retry it, and copies
+    its error files at a state write). Returns whether it did."""
+    controller = getattr(tune_controller, "_tune_controller", tune_controller)
+    try:
+        trials, terminated = controller._trials, controller._stopped_trials
+        to_cache, cached = controller._trials_to_cache, controller._trial_metadata
+        on_actor = controller._trial_to_actor
+    except AttributeError:
+        return False
+    if trial.status != Trial.TERMINATED or trial not in terminated or trial in on_actor:
+        return False
+    trials.remove(trial)  # the list holds the run's live trials and few more: short
+    terminated.discard(trial)
+    to_cache.discard(trial)
+    cached.pop(trial.trial_id, None)
+    return True

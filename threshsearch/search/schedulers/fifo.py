@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler
 
+from threshsearch.search.endedtrials import forget
+
 if TYPE_CHECKING:
     from ray.tune.execution.tune_controller import TuneController
 
@@ -23,7 +25,9 @@ class LiveFIFOScheduler(FIFOScheduler):
     docs/benchmarks.md, "Driver at scale"), a share that grows with the run. A trial that has
     ended stays ended within a run, so it leaves at the first look after it ends; a trial
     Tune retries is not one: Tune moves it to the end of its list and adds it again (ERROR
-    and back to PENDING in one step), and so does this list."""
+    and back to PENDING in one step), and so does this list. As a trial leaves it, Tune's
+    controller forgets it too where it can (``endedtrials.forget``): what the driver holds of
+    Tune's trials does not grow with the run either."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -37,6 +41,7 @@ class LiveFIFOScheduler(FIFOScheduler):
     def choose_trial_to_run(self, tune_controller: TuneController) -> Trial | None:
         for trial in [trial for trial in self._live if trial.status in ENDED]:
             del self._live[trial]
+            forget(tune_controller, trial)
         for status in (Trial.PENDING, Trial.PAUSED):
             for trial in self._live:
                 if trial.status == status:
