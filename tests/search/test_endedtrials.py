@@ -78,7 +78,7 @@ def _controller_holding(trials):
         _trial_to_actor={})
 
 
-def test_the_controller_forgets_a_terminated_trial_off_its_actor_only():
+def test_the_controller_forgets_a_terminated_trial_off_its_actor_but_not_its_last():
     from types import SimpleNamespace
 
     from ray.tune.experiment import Trial
@@ -100,3 +100,6 @@ def test_the_controller_forgets_a_terminated_trial_off_its_actor_only():
     assert controller._trials_to_cache == {failed, cached, running}
     assert set(controller._trial_metadata) == {"failed", "cached", "running"}
     assert not forget(SimpleNamespace(get_trials=list), running)  # laid out otherwise
+    last = _controller_holding([ended])  # the list's last trial stays, for Tune to read
+    ended.set_status(Trial.TERMINATED)
+    assert not forget(last, ended) and last._trials == [ended]

@@ -143,7 +143,9 @@ def test_tunes_state_lists_no_forgotten_trial_and_the_rest_by_their_identity(fin
     trials = json.loads(states[0].read_text())["trial_data"]
     ran = [t for t in summary.study.trials if t.user_attrs.get("status") in ("complete",
                                                                             "pruned")]
-    assert len(trials) < len(ran)  # the controller had forgotten the trials ended before
+    # The controller forgot the trials as they ended; what the state may list (the last to
+    # end) is cut to its identity (shed's JSON on a real trial: tests/search/test_endedtrials).
+    assert len(trials) <= space.study.concurrency < len(ran)
     for state, run_metadata in map(lambda pair: map(json.loads, pair), trials):
         assert set(state["config"]) <= set(KEPT_CONFIG) and "number" in state["config"]
         assert state["evaluated_params"] == state["config"]

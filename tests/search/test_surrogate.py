@@ -97,11 +97,10 @@ def test_the_real_driver_runs_the_surrogate_under_ray(local_ray, tmp_path, monke
     from threshsearch.search.runner import run_search
     from threshsearch.search.surrogate import surrogate_trainable
 
-    held, seen = [], set()  # Tune's trial list at each step's end; every trial it listed
+    held = []  # the length of Tune's trial list at each step's end
 
     def record(callback, iteration, trials, **info):
         held.append(len(trials))
-        seen.update(trial.trial_id for trial in trials)
 
     monkeypatch.setattr(ShedEndedTrials, "on_step_end", record, raising=False)
 
@@ -130,4 +129,4 @@ def test_the_real_driver_runs_the_surrogate_under_ray(local_ray, tmp_path, monke
     assert {trial.user_attrs["status"] for trial in ended} <= {"complete", "pruned"}
     # Tune's controller forgets its ended trials: it holds the four it runs (and any that ended
     # since its last choice), not every trial of the run.
-    assert max(held) <= 6 < len(seen)
+    assert max(held) <= 6 and max(held) < len(ended)

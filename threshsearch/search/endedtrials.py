@@ -1,5 +1,5 @@
-"""Ray Tune callbacks that let an ended trial go: of all Tune holds for it but its identity,
-then of the trial itself, and of Tune's trial printer, silenced.
+"""How the driver lets Ray Tune's ended trials go: callbacks that cut an ended trial to its
+identity, ``forget`` that has Tune's controller drop it, and Tune's trial printer silenced.
 
 Tune keeps every trial of a run in the driver to the run's end, and with each: its running
 statistics of every numeric value its reports carried (max, min, mean, last, the means of the
@@ -19,13 +19,15 @@ at most as many as run at once, and the run is over.)
 
 Even cut, an ended trial's object stays in Tune's controller to the run's end: in its list of
 the run's trials, its set of terminated ones and its cache of their state for the experiment
-state (about 20 KiB a trial in all, ``benchmarks/driver_memory.py``). So once a trial has
-TERMINATED and left its actor, the controller forgets it (``forget``): a long run's driver
-holds the trials it runs, not all it ran. The cost: Tune's experiment state and the
-``ResultGrid`` that ``Tuner.fit`` returns list the trials not forgotten only (the failed ones
-among them); nothing here reads either, the study holds every trial. The controller's fields
-are Tune's own (the same in Ray 2.40 to 2.60); one laid out otherwise forgets nothing, and
-a test on a real run shows whether the installed Ray's does.
+state (12 KiB a trial in all: ``benchmarks/driver_memory.py``, docs/benchmarks.md). So once
+a trial has TERMINATED and left its actor, the controller forgets it (``forget``): a long
+run's driver holds the trials it runs and the failed ones, not all it ran. The cost: Tune's
+experiment state and the ``ResultGrid`` that ``Tuner.fit`` returns list only the trials not
+forgotten (at a run's end usually none but the failed ones, those cut at the time budget
+and one kept as the list's last); nothing here reads either, the study holds every trial.
+The controller's fields are Tune's own (the same names in the sources of Ray 2.40 and
+2.60); a controller laid out otherwise forgets nothing, and a test on a real run shows
+whether the installed Ray's does.
 
 Tune's trial printer (added unless a run passes one) prints nothing at ``verbose=0`` but for
 one line: "Trial X completed. Last result: ..." whenever a trial ends with the report it last
@@ -98,8 +100,10 @@ def shed(trial: Trial) -> None:
 
 def forget(tune_controller: Any, trial: Trial) -> bool:
     """Tune's controller (or the view of it a scheduler is given) lets go of ``trial`` if it
-    has TERMINATED and left its actor (a failed trial is kept: Tune may retry it, and copies
-    its error files at a state write). Returns whether it did."""
+    has TERMINATED and left its actor, unless it is the last trial in the controller's list:
+    Tune's check for a run that cannot place its trials reads the list's first trial once no
+    trial has run for a minute (as when other drivers hold the study's last trials). A failed
+    trial is kept: Tune copies its error files at a state write. Returns whether it let go."""
     controller = getattr(tune_controller, "_tune_controller", tune_controller)
     try:
         trials, terminated = controller._trials, controller._stopped_trials
@@ -107,7 +111,8 @@ def forget(tune_controller: Any, trial: Trial) -> bool:
         on_actor = controller._trial_to_actor
     except AttributeError:
         return False
-    if trial.status != Trial.TERMINATED or trial not in terminated or trial in on_actor:
+    if (trial.status != Trial.TERMINATED or trial not in terminated or trial in on_actor
+            or len(trials) < 2):
         return False
     trials.remove(trial)  # the list holds the run's live trials and few more: short
     terminated.discard(trial)
