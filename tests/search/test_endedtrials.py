@@ -101,5 +101,4 @@ def test_the_controller_forgets_a_terminated_trial_off_its_actor_but_not_its_las
     assert set(controller._trial_metadata) == {"failed", "cached", "running"}
     assert not forget(SimpleNamespace(get_trials=list), running)  # laid out otherwise
     last = _controller_holding([ended])  # the list's last trial stays, for Tune to read
-    ended.set_status(Trial.TERMINATED)
     assert not forget(last, ended) and last._trials == [ended]
