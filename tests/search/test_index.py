@@ -49,6 +49,8 @@ def assert_matches_a_scan(index, study):
         for number in [*index.status, 10**6]:
             assert index.twin(number, config_hash) == scanned_twin(trials, number,
                                                                    config_hash)
+    assert index.undrawn == {t.number for t in trials if trial_status(t) == "running"
+                             and "config_hash" not in t.user_attrs}
     assert sorted(index.complete) == [t.number for t in trials
                                       if t.state == TrialState.COMPLETE
                                       and trial_status(t) != "duplicate"]
@@ -61,8 +63,8 @@ def end(study, trial, status):
     return values
 
 
-OPS = st.lists(st.tuples(st.sampled_from(["start", "end", "foreign start", "foreign end",
-                                          "foreign dies", "refresh"]),
+OPS = st.lists(st.tuples(st.sampled_from(["start", "end", "foreign start", "foreign draws",
+                                          "foreign end", "foreign dies", "refresh"]),
                          st.integers(0, 100), st.sampled_from(list(ENDS))), max_size=40)
 
 
@@ -72,7 +74,7 @@ def test_the_index_equals_a_full_scan_after_any_sequence_of_trial_ends(ops):
     study = optuna.create_study(directions=["maximize", "minimize"])
     other = optuna.load_study(study_name=study.study_name, storage=study._storage)
     index = TrialIndex(study, study.get_trials())
-    mine, theirs = [], []
+    mine, theirs, undrawn = [], [], []
     for op, pick, status in ops:
         if op == "start":
             trial = study.ask()
@@ -87,7 +89,9 @@ def test_the_index_equals_a_full_scan_after_any_sequence_of_trial_ends(ops):
             if status == "timed_out":
                 queue_retry(study, study._storage.get_trial(trial._trial_id))
         elif op == "foreign start":
-            trial = other.ask()
+            undrawn.append(other.ask())  # its network is written by a later op, or never
+        elif op == "foreign draws" and undrawn:
+            trial = undrawn.pop(0)
             trial.set_user_attr("config_hash", HASHES[pick % len(HASHES)])
             theirs.append(trial)
         elif op == "foreign end" and theirs:
@@ -135,3 +139,52 @@ def test_a_duplicate_of_a_running_trial_that_then_failed_does_not_block_its_netw
         index.ended(trial, status, TrialState.FAIL, None)
     assert index.twin(2, "a") is None, "the network failed: a new draw of it runs"
     assert_matches_a_scan(index, study)
+
+
+class DrawingElsewhere:
+    """A fake clock and sleep: another driver's earlier trial writes its network once this
+    driver has waited ``writes_after`` polls (never, when None)."""
+
+    def __init__(self, trial, config_hash, writes_after):
+        self.trial, self.config_hash, self.writes_after = trial, config_hash, writes_after
+        self.now, self.polls = 0.0, 0
+
+    def clock(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+        self.polls += 1
+        if self.polls == self.writes_after:
+            self.trial.set_user_attr("config_hash", self.config_hash)
+
+
+def drawn_at_once(writes_after):
+    """Two drivers' indexes: the earlier trial is asked first, but the later one writes the
+    same network first and reads before the earlier one's write."""
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    earlier, later = study.ask(), study.ask()
+    index = TrialIndex(study, [])  # the later trial's driver
+    index.claim(later)
+    later.set_user_attr("config_hash", "a")
+    index.drew(later, "a")
+    index.refresh()
+    elsewhere = DrawingElsewhere(earlier, "a", writes_after)
+    index.await_draws_before(later.number, 1.0, elsewhere.clock, elsewhere.sleep)
+    return index, elsewhere
+
+
+def test_a_draw_waits_for_an_earlier_trials_network_and_stands_down_as_its_twin():
+    index, elsewhere = drawn_at_once(writes_after=3)
+    assert elsewhere.polls == 3
+    assert index.twin(1, "a") == 0, "the later of two draws of one network stands down"
+    assert not index.awaited_since, "nothing is kept of a wait that ended"
+
+
+def test_a_draw_stops_waiting_for_a_stalled_driver_and_not_again():
+    index, elsewhere = drawn_at_once(writes_after=None)
+    assert 1.0 <= elsewhere.now < 1.1
+    assert index.twin(1, "a") is None
+    polls = elsewhere.polls
+    index.await_draws_before(2, 1.0, elsewhere.clock, elsewhere.sleep)
+    assert elsewhere.polls == polls, "a trial given up on is not waited for again"

@@ -12,8 +12,9 @@ by the study's size. Imports no Ray.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import optuna
@@ -28,6 +29,8 @@ UNFINISHED = ("running", "waiting")
 SETTLED = ("complete", "pruned", "infeasible")
 RETRIED = "retried"  # the tally's key for a failed trial that a later trial re-runs
 HEARTBEAT_RETRY = "failed_trial"  # Optuna's system attr on a heartbeat retry
+# How often a draw waiting on another driver's draw reads that trial again.
+DRAW_POLL_S = 0.005
 
 
 @dataclass
@@ -57,6 +60,8 @@ class TrialIndex:
         self.trial_ids: dict[int, int] = {}  # number -> storage trial id
         self.hash_of: dict[int, str] = {}
         self.drawn: dict[str, set[int]] = {}  # config hash -> numbers of trials that drew it
+        self.undrawn: set[int] = set()  # numbers of running trials whose network is unknown
+        self.awaited_since: dict[int, float] = {}  # undrawn number -> first waited on
         self.retried: set[int] = set()
         self.heartbeat_retries: set[int] = set()  # numbers of trials Optuna's retry made
         # (number, values) of the complete trials but repeats, as seen
@@ -83,6 +88,11 @@ class TrialIndex:
                 self.drawn[self.hash_of[number]].discard(number)
             self.hash_of[number] = config_hash
             self.drawn.setdefault(config_hash, set()).add(number)
+        if status == "running" and number not in self.hash_of:
+            self.undrawn.add(number)
+        else:
+            self.undrawn.discard(number)
+            self.awaited_since.pop(number, None)
         if values is not None and status != DUPLICATE and number not in self.complete:
             self.complete.add(number)
             self.completed.append((number, tuple(values)))
@@ -138,6 +148,29 @@ class TrialIndex:
 
     def drew(self, trial: optuna.Trial, config_hash: str) -> None:
         self._put(trial.number, trial._trial_id, "running", config_hash)
+
+    def await_draws_before(self, number: int, patience_s: float,
+                           clock: Callable[[], float] = time.monotonic,
+                           sleep: Callable[[float], None] = time.sleep) -> None:
+        """Read again, until each has written its network or ended, the running trials
+        numbered before ``number`` whose network was unknown when last read.
+
+        Of two drivers drawing one network at once, the later-numbered trial is the one to
+        stand down, so it must see the earlier one's draw; reading once after its own write
+        is not enough: the earlier trial may write its network later still (a slower draw).
+        A trial still undrawn ``patience_s`` after this driver first waited on it (its
+        driver died or stalled mid-draw) is waited on no more: at worst a network is
+        trained twice, never a search held up."""
+        start = clock()
+        while True:
+            now = clock()
+            awaited = [other for other in self.undrawn if other < number
+                       and now - self.awaited_since.setdefault(other, now) < patience_s]
+            if not awaited or now - start >= patience_s:
+                return
+            sleep(DRAW_POLL_S)
+            for other in awaited:
+                self.note(self.storage.get_trial(self.trial_ids[other]))
 
     def ended(self, trial: optuna.Trial, status: str, state: TrialState,
               values: Sequence[float] | None) -> None:

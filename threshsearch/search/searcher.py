@@ -64,6 +64,9 @@ DEVICES = "devices"  # study user attr: the devices its trials ran on, when more
 # Draws in a row that repeated networks already tried (each after the sampler's own checks
 # failed to find an untried one): the space is all but exhausted, and the search ends.
 EXHAUSTED_AFTER = 50
+# The longest a draw waits for another driver's earlier-numbered trial to write its network
+# (a draw takes milliseconds to a second or two; past this its driver is taken as stalled).
+DRAW_PATIENCE_S = 10.0
 
 
 def _start_clean(trial: optuna.Trial) -> None:
@@ -261,10 +264,12 @@ class StudySearcher(Searcher):
         set_user_attrs(trial, {CONFIG_HASH: config.hash,
                                "seed": (self.space.study.seed or 0) + trial.number,
                                "architecture": config.to_dict(), "recipe": recipe.to_dict()})
-        # Read after writing this trial's hash: of two drivers drawing one config at
-        # once, the later-numbered trial sees the earlier one and stands down.
+        # Read after writing this trial's hash, and after every earlier-numbered trial
+        # wrote its own: of two drivers drawing one config at once, the later-numbered
+        # trial sees the earlier one and stands down.
         self.index.drew(trial, config.hash)
         self.index.refresh()
+        self.index.await_draws_before(trial.number, DRAW_PATIENCE_S)
         twin = self.index.twin(trial.number, config.hash)
         if twin is not None:
             self._end(trial, duplicate_outcome(self.index.trial(twin)))
