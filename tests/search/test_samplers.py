@@ -27,10 +27,10 @@ def test_auto_takes_tpe_for_small_budgets_and_nsga2_with_a_fitted_population_for
     small = choose_sampler(AutoSampler(), n_objectives=3, n_trials=16, concurrency=2)
     assert small.kind == "tpe" and small.settings["n_startup_trials"] == 3
     assert small.settings["constant_liar"] is True and "auto" in small.reason
-    assert isinstance(small.build(0).model.model, optuna.samplers.TPESampler)
+    assert isinstance(small.build(0).model.model.model, optuna.samplers.TPESampler)
     large = choose_sampler(AutoSampler(), 2, NSGA2_FROM_TRIALS, 1)
     assert large.kind == "nsga2" and large.settings["population_size"] == 25
-    assert isinstance(large.build(0), optuna.samplers.NSGAIISampler)
+    assert isinstance(large.build(0).model, optuna.samplers.NSGAIISampler)
     assert choose_sampler(AutoSampler(), 2, 5000, 1).settings["population_size"] == 50
     single = choose_sampler(AutoSampler(), 1, 5000, 1)
     assert single.kind == "tpe" and single.settings["constant_liar"] is False
@@ -44,9 +44,9 @@ def test_named_samplers_keep_their_settings():
     assert choice.settings["crossover_prob"] == 0.8 and choice.reason == "named in the space"
     spec, problems = parse("gp")
     assert not problems
-    assert isinstance(choose_sampler(spec, 2, 40, 1).build(0).model.model,
+    assert isinstance(choose_sampler(spec, 2, 40, 1).build(0).model.model.model,
                       optuna.samplers.GPSampler)
-    assert isinstance(choose_sampler(parse("random")[0], 2, 40, 1).build(0),
+    assert isinstance(choose_sampler(parse("random")[0], 2, 40, 1).build(0).model,
                       optuna.samplers.RandomSampler)
 
 
@@ -120,15 +120,20 @@ def test_random_sampling_is_left_as_it_is_and_the_models_are_wrapped():
     from threshsearch.search.samplers.fresh import FreshDraws
     from threshsearch.search.samplers.history import BoundedHistory
     from threshsearch.search.samplers.ranked import RankedStops
+    from threshsearch.search.samplers.trialseeded import TrialSeeded
 
     def identity(params, fill):
         return str(params), {}
 
     def build(kind):
-        return choose_sampler(parse(kind)[0], 2, 40, 1).build(0, ("lr",), identity)
+        seeded = choose_sampler(parse(kind)[0], 2, 40, 1).build(0, ("lr",), identity)
+        assert isinstance(seeded, TrialSeeded)
+        return seeded.model
 
     assert isinstance(build("random"), optuna.samplers.RandomSampler)
     assert isinstance(build("nsga2"), optuna.samplers.NSGAIISampler), "its generations whole"
+    unseeded = choose_sampler(parse("tpe")[0], 2, 40, 1).build(None, ("lr",), identity)
+    assert isinstance(unseeded, FreshDraws), "no seed: nothing to seed a trial's draw by"
     tpe = build("tpe")
     assert isinstance(tpe, FreshDraws) and tpe.keep == {"lr"}
     assert isinstance(tpe.model, BoundedHistory) and isinstance(tpe.model.model, RankedStops)

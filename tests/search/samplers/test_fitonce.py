@@ -119,7 +119,7 @@ def test_the_searchs_sampler_fits_once_a_draw():
     choice = SamplerChoice("tpe", {"multivariate": True, "constant_liar": True,
                                    "n_startup_trials": 5})
     sampler = choice.build(seed=0, identity=lambda params, fill: ("one network", {}))
-    model = sampler.model.model.model
+    model = sampler.model.model.model.model
     assert isinstance(model, FittedOnceTPE)
     _counting(model)
     study = _filled(sampler, ["minimize", "maximize"])

@@ -18,6 +18,8 @@ TPE and GP are wrapped (``build``) so that they:
 - are asked again while they propose a network the study holds, then give way to a
   neighbour of their favourite or draws at random (``fresh.FreshDraws``); TPE fits its
   estimators once for all the asks of a draw (``fitonce.FittedOnceTPE``).
+Every seeded sampler seeds each trial's draw by the study's seed and the trial's number
+(``trialseeded.TrialSeeded``), so that two drivers of one study do not draw alike.
 GP reads only complete trials: for it the ranking of stopped ones changes nothing.
 GPSampler is a choice, never ``auto``'s: its cost per suggestion grows with the cube of the
 trials and runs on the driver, beside the trials' training.
@@ -41,6 +43,7 @@ from threshsearch.search.samplers.fitonce import FittedOnceTPE
 from threshsearch.search.samplers.fresh import DRAWS, FreshDraws, Identity
 from threshsearch.search.samplers.history import RECENT, BoundedHistory
 from threshsearch.search.samplers.ranked import RankedStops
+from threshsearch.search.samplers.trialseeded import TrialSeeded
 from threshsearch.validation import Bool, Choice, Int, Number, Schema, expected, problems
 
 NSGA2_FROM_TRIALS = 250
@@ -160,12 +163,12 @@ class SamplerChoice:
         """The sampler the study runs with: TPE and GP read a bounded history as early
         stopping ranked it and, given the space's ``identity`` of a draw's network, have
         their draws checked against the study's networks (a neighbour never changing the
-        parameters in ``keep``)."""
+        parameters in ``keep``); a seeded sampler seeds each trial's draw by its number."""
         model = BUILT.get(self.kind, OPTUNA_SAMPLERS[self.kind])(seed=seed, **self.settings)
-        if self.kind not in MODELS:
-            return model
-        read = BoundedHistory(RankedStops(model))
-        return read if identity is None else FreshDraws(read, identity, keep, seed)
+        if self.kind in MODELS:
+            read = BoundedHistory(RankedStops(model))
+            model = read if identity is None else FreshDraws(read, identity, keep, seed)
+        return model if seed is None else TrialSeeded(model, seed)
 
     def describe(self) -> str:
         settings = ", ".join(f"{key}={value}" for key, value in self.settings.items())

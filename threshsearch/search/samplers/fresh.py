@@ -46,7 +46,7 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
 from threshsearch.search.samplers.view import read_once
-from threshsearch.search.samplers.wrapping import WrappingSampler
+from threshsearch.search.samplers.wrapping import WrappingSampler, seed_sampler
 from threshsearch.search.storage import CONFIG_HASH
 
 DRAWS = 8  # the model's draws, and its favourite's neighbours, a trial, at most
@@ -163,3 +163,8 @@ class FreshDraws(WrappingSampler):
         super().reseed_rng()
         self._random.reseed_rng()
         self._rng = np.random.default_rng()
+
+    def seed_rng(self, seed: int) -> None:
+        super().seed_rng(seed)
+        seed_sampler(self._random, seed + 3)
+        self._rng = np.random.default_rng(seed + 4)
