@@ -43,6 +43,30 @@ def test_held_params_are_one_transaction_and_read_back_as_written_one_by_one(sto
     assert held.params == fresh[1].params
 
 
+@pytest.mark.parametrize("draws", [True, False])
+def test_system_attrs_set_in_a_hold_are_written_with_its_params_each_keys_last(storage_url,
+                                                                             draws):
+    storage = CachedStudyStorage(open_storage(storage_url))
+    study = optuna.create_study(storage=storage, study_name="s",
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+    trial = study.ask()
+    commits = []
+    sqlalchemy.event.listen(storage._backend.engine, "commit",
+                            lambda connection: commits.append(1))
+    with params_held(trial):  # as the constant liar's proposal, written at every ask
+        storage.set_trial_system_attr(trial._trial_id, "proposal", [1])
+        if draws:
+            _draw(trial)
+        storage.set_trial_system_attr(trial._trial_id, "proposal", [2])
+        storage.set_trial_system_attr(trial._trial_id, "other", "x")
+        assert commits == []
+    assert len(commits) == 1
+    fresh = optuna.load_study(study_name="s", storage=open_storage(storage_url)).trials[0]
+    assert fresh.system_attrs == {"proposal": [2], "other": "x"}
+    assert fresh.params == trial.params and len(fresh.params) == 3 * draws
+    assert storage.get_trial(trial._trial_id).system_attrs == fresh.system_attrs
+
+
 def test_a_held_param_incompatible_with_the_studys_is_refused_when_set(storage_url):
     storage = CachedStudyStorage(open_storage(storage_url))
     study = optuna.create_study(storage=storage, study_name="s")
@@ -85,9 +109,10 @@ def test_params_drawn_before_an_error_are_written_as_optuna_would_have(storage_u
     trial = study.ask()
     with pytest.raises(RuntimeError), params_held(trial):
         depth = trial.suggest_int("depth", 1, 4)
+        storage.set_trial_system_attr(trial._trial_id, "proposal", [depth])
         raise RuntimeError("an unbuildable draw")
-    assert optuna.load_study(study_name="s", storage=storage_url).trials[0].params == {
-        "depth": depth}
+    stored = optuna.load_study(study_name="s", storage=storage_url).trials[0]
+    assert stored.params == {"depth": depth} and stored.system_attrs == {"proposal": [depth]}
 
 
 def test_a_hold_within_a_hold_of_the_same_trial_is_the_outer_one(storage_url):
@@ -108,9 +133,12 @@ def test_params_held_through_an_interrupt_are_not_written(storage_url):
     trial = study.ask()
     with pytest.raises(KeyboardInterrupt), params_held(trial):
         trial.suggest_int("depth", 1, 4)
+        storage.set_trial_system_attr(trial._trial_id, "proposal", [1])
         raise KeyboardInterrupt
-    assert optuna.load_study(study_name="s", storage=storage_url).trials[0].params == {}
+    stored = optuna.load_study(study_name="s", storage=storage_url).trials[0]
+    assert stored.params == {} and stored.system_attrs == {}
     assert trial._trial_id not in storage._held
+    assert trial._trial_id not in storage._held_attrs
 
 
 def _whole(t):
