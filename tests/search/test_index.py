@@ -188,3 +188,15 @@ def test_a_draw_stops_waiting_for_a_stalled_driver_and_not_again():
     polls = elsewhere.polls
     index.await_draws_before(2, 1.0, elsewhere.clock, elsewhere.sleep)
     assert elsewhere.polls == polls, "a trial given up on is not waited for again"
+
+
+def test_a_draw_waits_for_no_later_trial():
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    mine, later = study.ask(), study.ask()
+    index = TrialIndex(study, [])
+    index.claim(mine)  # reads the later trial, another driver's, drawing still
+    mine.set_user_attr("config_hash", "a")
+    index.drew(mine, "a")
+    elsewhere = DrawingElsewhere(later, "a", writes_after=None)
+    index.await_draws_before(mine.number, 1.0, elsewhere.clock, elsewhere.sleep)
+    assert index.undrawn == {later.number} and elsewhere.polls == 0

@@ -321,3 +321,24 @@ def test_a_draws_parameters_are_written_in_one_transaction(searcher, monkeypatch
     assert isinstance(searcher.suggest("ray-1"), dict)
     drawn = stored(searcher, 0).params
     assert len(writes) == 1 and set(writes[0]) == set(drawn) and len(drawn) > 1
+
+
+def test_a_draw_stands_down_for_an_earlier_trial_that_wrote_its_network_later(searcher,
+                                                                            monkeypatch):
+    import optuna
+
+    study = searcher.study
+    other = optuna.load_study(study_name=study.study_name, storage=study._storage._backend)
+    earlier = other.ask()  # another driver's trial, asked first, its network not yet written
+    wait, written = searcher.index.await_draws_before, []
+
+    def written_meanwhile(number, patience_s):
+        if not written:  # the other driver drew the same network, but wrote it later
+            earlier.set_user_attr("config_hash", searcher.index.hash_of[number])
+            written.append(number)
+        wait(number, patience_s)
+    monkeypatch.setattr(searcher.index, "await_draws_before", written_meanwhile)
+    assert isinstance(searcher.suggest("ray-1"), dict)
+    assert written == [1]
+    assert stored(searcher, 1).user_attrs["status"] == "duplicate"
+    assert stored(searcher, 1).user_attrs["duplicate_of"] == 0

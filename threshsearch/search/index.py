@@ -29,8 +29,9 @@ UNFINISHED = ("running", "waiting")
 SETTLED = ("complete", "pruned", "infeasible")
 RETRIED = "retried"  # the tally's key for a failed trial that a later trial re-runs
 HEARTBEAT_RETRY = "failed_trial"  # Optuna's system attr on a heartbeat retry
-# How often a draw waiting on another driver's draw reads that trial again.
-DRAW_POLL_S = 0.005
+# How soon a draw waiting on another driver's draw reads that trial again: at first, then
+# twice as long each time up to the most (a draw takes milliseconds to seconds).
+DRAW_POLL_S, DRAW_POLL_MAX_S = 0.005, 0.1
 
 
 @dataclass
@@ -161,14 +162,15 @@ class TrialIndex:
         A trial still undrawn ``patience_s`` after this driver first waited on it (its
         driver died or stalled mid-draw) is waited on no more: at worst a network is
         trained twice, never a search held up."""
-        start = clock()
+        start, interval = clock(), DRAW_POLL_S
         while True:
             now = clock()
             awaited = [other for other in self.undrawn if other < number
                        and now - self.awaited_since.setdefault(other, now) < patience_s]
             if not awaited or now - start >= patience_s:
                 return
-            sleep(DRAW_POLL_S)
+            sleep(interval)
+            interval = min(2 * interval, DRAW_POLL_MAX_S)
             for other in awaited:
                 self.note(self.storage.get_trial(self.trial_ids[other]))
 

@@ -17,12 +17,24 @@ KINDS = [("tpe", {"n_startup_trials": 5}), ("tpe", {"n_startup_trials": 0}),
 
 
 def sampler(kind, settings):
-    return SamplerChoice(kind, settings).build(seed=7)
+    """The sampler as the search builds it: TPE and GP with their draws checked against
+    the study's networks (each draw its own network here)."""
+    return SamplerChoice(kind, settings).build(
+        seed=7, identity=lambda params, fill: (str(sorted(params.items())), {}))
 
 
 def draw(study):
     trial = study.ask(SPACE)
     return trial.number, dict(trial.params)
+
+
+def told(study, trials):
+    """``trials`` trials drawn and told, as a study past its start-up (and NSGA-II's first
+    generation) holds them."""
+    for _ in range(trials):
+        trial = study.ask(SPACE)
+        study.tell(trial, [trial.params["a"] / 10**6 + trial.params["b"],
+                           trial.params["b"] - trial.params["a"] / 10**6])
 
 
 @pytest.mark.parametrize(("kind", "settings"), KINDS)
@@ -36,15 +48,21 @@ def test_two_drivers_of_one_study_with_one_seed_draw_apart(kind, settings):
     assert mine != theirs
 
 
+@pytest.mark.parametrize("history", [1, 12])
 @pytest.mark.parametrize(("kind", "settings"), KINDS)
-def test_a_trial_draws_the_same_whatever_its_driver_drew_before(kind, settings):
+def test_a_trial_draws_the_same_whatever_its_driver_drew_before(kind, settings, history):
+    if kind == "gp" and history > 5:
+        pytest.skip("GP past its start-up carries its kernel fit from draw to draw")
     drawn = []
     for extra_draws in (0, 3):
         seeded = sampler(kind, settings)
         study = optuna.create_study(directions=["minimize", "maximize"], sampler=seeded)
-        draw(study)
-        for _ in range(extra_draws):  # draws that made no trial, as a repeat's redraws do
-            seeded.model.sample_independent(study, study.trials[0], "a", SPACE["a"])
+        told(study, history)
+        last = study.trials[-1]
+        for _ in range(extra_draws):  # draws that made no trial, as a repeat's re-asks do
+            seeded.model.sample_relative(
+                study, last, seeded.model.infer_relative_search_space(study, last))
+            seeded.model.sample_independent(study, last, "a", SPACE["a"])
         drawn.append(draw(study))
     assert drawn[0] == drawn[1]
 

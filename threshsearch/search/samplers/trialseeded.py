@@ -7,7 +7,9 @@ every start-up draw of the second repeats one of the first's, and a repeat train
 (measured on two drivers of a PostgreSQL study: 4 to 5 of 7 to 9 trials were repeats).
 Trials' numbers are the study's, one each, so seeded by their number two drivers' trials
 draw apart, while one driver's study still draws the same from one seed to the next run.
-Imports no Ray.
+A trial's draw no longer depends on how many random numbers its driver's earlier draws
+used (a repeat's re-asks), but on the study it reads; GP's, past its start-up trials, also
+on the kernel fit it carries from its driver's previous draw. Imports no Ray.
 """
 
 from __future__ import annotations
