@@ -188,9 +188,12 @@ class CachedStudyStorage(StudyReadCache):
         value: TPE and GP under the constant liar write their proposal at every ask (for
         other drivers to see while the trial draws), and a draw that repeats a network asks
         several times (5.3 asks a trial, 13 % of the driver's time under cProfile, in a
-        600-trial run of ``benchmarks.scale --without-ray``). No one reads them during the
-        draw (Optuna's models leave out the trial they draw for), and the parameters they
-        preview are written with them."""
+        600-trial run of ``benchmarks.scale --without-ray``). No one here reads them during
+        the draw: the sampler reads the study's trials once as the draw begins
+        (``samplers.view.read_once``; GP, unlike TPE, would count the trial it draws for).
+        Other drivers' constant liar sees the proposal at the draw's end, with the
+        parameters, instead of after its first ask: later, but never a favourite that
+        ``FreshDraws`` then set aside."""
         if trial_id in self._held:
             yield
             return
