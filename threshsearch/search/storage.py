@@ -181,30 +181,39 @@ def set_user_attrs(trial: optuna.Trial, attrs: dict[str, Any],
 
 def _write_attrs(backend: RDBStorage, trial_id: int, attrs: dict[str, Any],
                  constraints: dict[str, float]) -> None:
-    insert = _upsert_dialect(backend.engine.name)
     tables = ((rdb_models.TrialUserAttributeModel, attrs),
               (rdb_models.TrialSystemAttributeModel, constraints))
     with _create_scoped_session(backend.scoped_session) as session:
-        if insert is None:
-            for model, rows in tables:
-                for key, value in rows.items():
-                    backend._set_trial_attr_without_commit(session, model, trial_id,
-                                                           key, value)
-        else:
+        if _upsert_dialect(backend.engine.name) is not None:
             # Locked until the commit: another driver failing the trial as stale meanwhile
             # waits, rather than leave these attributes on a failed trial.
             row = rdb_models.TrialModel.find_or_raise_by_id(trial_id, session,
                                                             for_update=True)
             backend.check_trial_is_updatable(trial_id, row.state)
-            for model, rows in tables:
-                if not rows:
-                    continue
-                statement = insert(model).values([
-                    {"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
-                    for key, value in rows.items()])
-                session.execute(statement.on_conflict_do_update(
-                    index_elements=[model.trial_id, model.key],
-                    set_={"value_json": statement.excluded.value_json}))
+        for model, rows in tables:
+            upsert_attrs(backend, session, model, trial_id, rows)
+
+
+def upsert_attrs(backend: RDBStorage, session: sqlalchemy.orm.Session,
+                 model: type[rdb_models.TrialUserAttributeModel
+                             | rdb_models.TrialSystemAttributeModel],
+                 trial_id: int, rows: dict[str, Any]) -> None:
+    """``rows`` (key: value) written over ``model``'s attributes of ``trial_id`` within
+    ``session``: one upsert on SQLite and PostgreSQL, whose caller has read and checked the
+    trial's row; elsewhere Optuna's own write of each, which reads and checks it each time."""
+    if not rows:
+        return
+    insert = _upsert_dialect(backend.engine.name)
+    if insert is None:
+        for key, value in rows.items():
+            backend._set_trial_attr_without_commit(session, model, trial_id, key, value)
+        return
+    statement = insert(model).values([
+        {"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
+        for key, value in rows.items()])
+    session.execute(statement.on_conflict_do_update(
+        index_elements=[model.trial_id, model.key],
+        set_={"value_json": statement.excluded.value_json}))
 
 
 def _upsert_dialect(engine: str) -> Callable[..., Any] | None:

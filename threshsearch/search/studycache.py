@@ -22,6 +22,7 @@ from optuna.storages._rdb import models as rdb_models
 from optuna.storages._rdb.storage import _create_scoped_session
 from optuna.trial import FrozenTrial, TrialState
 
+from threshsearch.search.storage import upsert_attrs
 from threshsearch.search.studyreads import StudyReadCache, signature
 
 
@@ -163,11 +164,7 @@ class CachedStudyStorage(StudyReadCache):
 
     def _keep_params(self, trial_id: int,
                      params: dict[str, tuple[float, BaseDistribution]]) -> None:
-        def change(trial: FrozenTrial) -> None:
-            for name, (value, distribution) in params.items():
-                trial._params[name] = distribution.to_external_repr(value)
-                trial._distributions[name] = distribution
-        self._keep(trial_id, change)
+        self._keep(trial_id, lambda trial: _set_params(trial, params))
 
     # ------------------------------------------------------------ parameters
 
@@ -254,14 +251,24 @@ class CachedStudyStorage(StudyReadCache):
                     {"trial_id": trial_id, "param_name": name, "param_value": value,
                      "distribution_json": distribution_to_json(distribution)}
                     for name, (value, distribution) in held.items()])
-            for key, value in attrs.items():  # Optuna's own upsert, for each database
-                self._backend._set_trial_attr_without_commit(
-                    session, rdb_models.TrialSystemAttributeModel, trial_id, key, value)
+            upsert_attrs(self._backend, session, rdb_models.TrialSystemAttributeModel,
+                         trial_id, attrs)
         with self._lock:
             for name, (_, distribution) in held.items():
                 self._studies[study_id].param_distribution.setdefault(name, distribution)
-        self._keep_params(trial_id, held)
-        self._keep(trial_id, lambda trial: trial._system_attrs.update(_stored(attrs)))
+
+        def change(trial: FrozenTrial) -> None:
+            _set_params(trial, held)
+            trial._system_attrs.update(_stored(attrs))
+        self._keep(trial_id, change)
+
+
+def _set_params(trial: FrozenTrial, params: dict[str, tuple[float, BaseDistribution]]
+                ) -> None:
+    """``params`` (name: internal value and distribution) set on the cached copy ``trial``."""
+    for name, (value, distribution) in params.items():
+        trial._params[name] = distribution.to_external_repr(value)
+        trial._distributions[name] = distribution
 
 
 def _copied(trial: FrozenTrial) -> FrozenTrial:
